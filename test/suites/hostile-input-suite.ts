@@ -40,6 +40,24 @@ function refusedByTheHttpServer(response: Response): boolean {
   return response.status === 431 && !response.headers.has(AUDIT_EVENT_HEADER);
 }
 
+/** fast-check's settings for a property: the run's seed, and its inputs `times` over (for inputs that are one cheap request). */
+function propertyRuns(fuzz: FuzzRuns, times = 1): { readonly numRuns: number; readonly seed: number } {
+  return { numRuns: fuzz.runs * times, seed: fuzz.seed };
+}
+
+/** A property's time limit: each input a request or a few over loopback, far quicker than `msPerInput` on a loaded machine. */
+function propertyTimeout(fuzz: FuzzRuns, msPerInput: number): number {
+  return Math.max(20_000, fuzz.runs * msPerInput);
+}
+
+/** What a client can put in a header's value at all: fetch refuses control characters before sending. */
+function isHeaderValue(text: string): boolean {
+  return /^[\x20-\x7e]*$/.test(text);
+}
+
+/** What the fuzz's operator of the broker may do: read its APIs, and introspect. */
+const OPERATOR_SCOPES = ['audit:read', 'policy:explain', 'health:read', 'tokens:introspect'] as const;
+
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
 const HARNESS_ISSUER = 'https://keyway.test';
 
@@ -130,8 +148,6 @@ const CLAIM_NAMES = [
   'nested',
 ] as const;
 
-// Not crit or b64: jose signs neither with a value it does not understand, so no issuer could send them (the hand-written
-// header tests send them unsigned).
 /** A claim's value: arrays and objects first, since a claim of a type its reader does not expect is where a matcher would throw. */
 const claimValue = (() => {
   const scalar = fc.oneof(hostileText, fc.constantFrom(1e300, -1, 0, 2 ** 53, 1.5, true, null, 'platform', 'one'));
@@ -184,6 +200,8 @@ const OPERATOR_GET_PATHS = [
 /** The claims the policies below match on, beside the gate. */
 const MATCHED_CLAIMS = ['sub', 'team', 'groups', 'nested', 'environment', 'repository', 'repository_id', 'repository_owner_id'] as const;
 
+// Not crit or b64: jose signs neither with a value it does not understand, so no issuer could send them (the hand-written
+// header tests send them unsigned).
 const HEADER_NAMES = ['typ', 'kid', 'cty', 'jku', 'x5u', 'x5c', 'jwk', 'zip', 'x5t#S256'] as const;
 
 /**
@@ -234,10 +252,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
     let closedToken: string;
     /** A keyway token of this broker's operator: its APIs, and introspection. */
     let operator: string;
-    /** `times`: for a property whose inputs are cheap (one request that signs nothing) and spread over many routes. */
-    const options = (times = 1) => ({ numRuns: fuzz().runs * times, seed: fuzz().seed });
-    // Each input is a request or two over loopback: a few ms each, far fewer than this on a loaded machine.
-    const timeout = Math.max(20_000, fuzz().runs * 200);
+    const timeout = propertyTimeout(fuzz(), 200);
     const claimsOf = (issuer: TestIssuer) =>
       ciClaims(
         issuer.url,
@@ -254,7 +269,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
           'fuzz/github.yaml': `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\n  repository: acme/api\n  ${GATE}: { glob: open }\n${grant}`,
           'guardrails/untrusted-triggers.yaml': atIssuer(untrustedTriggers, `{ kind: github, url: "${github.url}" }`),
           // An operator of this broker, for its own APIs.
-          'ops/operator.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: fuzz-operator }\ngrant:\n  audience: ${HARNESS_ISSUER}\n  scopes: [audit:read, policy:explain, health:read, tokens:introspect]\n`,
+          'ops/operator.yaml': `version: 1\nissuer: "${generic.url}"\nmatch: { sub: fuzz-operator }\ngrant:\n  audience: ${HARNESS_ISSUER}\n  scopes: [${OPERATOR_SCOPES.join(', ')}]\n`,
           // A plain OIDC issuer has no claim rules of its own: whatever type a claim has reaches these matchers.
           'fuzz/generic.yaml':
             `version: 1\nissuer: "${generic.url}"\nmatch:\n  sub: svc-fuzz\n  team: { glob: "plat*" }\n  groups: platform\n` +
@@ -264,13 +279,18 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
       );
       closedToken = await github.sign(claimsOf(github));
       const subject = await generic.sign({ ...ciClaims(generic.url, broker.issuer, { sub: 'fuzz-operator' }) });
-      const scope = 'audit:read policy:explain health:read tokens:introspect';
-      const granted = await post(exchangeForm(subject, { audience: broker.issuer, scope }).toString(), FORM);
+      const granted = await post(exchangeForm(subject, { audience: broker.issuer, scope: OPERATOR_SCOPES.join(' ') }).toString(), FORM);
       expect(granted.status, await granted.clone().text()).toBe(200);
       operator = ((await granted.json()) as Record<string, string>)['access_token']!;
     });
     afterAll(() => broker.close());
 
+    /** A form of these entries, the placeholder TOKEN standing for closedToken. */
+    const formOf = (entries: readonly (readonly [string, string])[], raw: boolean) =>
+      formBody(
+        entries.map(([name, text]) => [name, text === 'TOKEN' ? closedToken : text] as const),
+        raw,
+      );
     const post = (body: string, contentType: string | undefined, method = 'POST') =>
       broker.request('/token', {
         method,
@@ -307,16 +327,11 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         const contentType = fc.option(
           fc.oneof(
             {
-              arbitrary: fc.constantFrom(
-                'application/x-www-form-urlencoded',
-                'application/x-www-form-urlencoded; charset=utf-8',
-                'Application/X-WWW-Form-Urlencoded',
-              ),
+              arbitrary: fc.constantFrom(FORM, 'application/x-www-form-urlencoded; charset=utf-8', 'Application/X-WWW-Form-Urlencoded'),
               weight: 6,
             },
             fc.constantFrom('application/x-www-form-urlencoded; charset=utf-16le', 'application/json', 'multipart/form-data; boundary=x', 'text/plain'),
-            // What a client can put in a header at all: fetch refuses control characters before sending.
-            hostileText.filter((text) => /^[\x20-\x7e]*$/.test(text)),
+            hostileText.filter(isHeaderValue),
           ),
           { nil: undefined, freq: 12 },
         );
@@ -324,13 +339,9 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         await fc.assert(
           fc.asyncProperty(form, fc.boolean(), contentType, method, async ({ more, ...base }, raw, type, verb) => {
             const entries = [...Object.entries(base).filter((entry): entry is [string, string] => entry[1] !== undefined), ...more];
-            const body = formBody(
-              entries.map(([name, text]) => [name, text === 'TOKEN' ? closedToken : text] as const),
-              raw,
-            );
-            await expectRecordedRefusal(broker, await post(body, type, verb));
+            await expectRecordedRefusal(broker, await post(formOf(entries, raw), type, verb));
           }),
-          options(),
+          propertyRuns(fuzz()),
         );
       },
       timeout,
@@ -376,7 +387,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
             }
             await expectRecordedRefusal(broker, await post(exchangeForm(token, extra).toString(), FORM));
           }),
-          options(),
+          propertyRuns(fuzz()),
         );
       },
       timeout,
@@ -403,7 +414,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
           fc.asyncProperty(text, async (token) => {
             await expectRecordedRefusal(broker, await post(exchangeForm(token).toString(), FORM));
           }),
-          options(),
+          propertyRuns(fuzz()),
         );
       },
       timeout,
@@ -514,7 +525,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
               if (answer['error_description'] !== undefined) expect(answer['error_description']).toMatch(RFC_6749_ERROR_DESCRIPTION);
             }
           }),
-          options(3),
+          propertyRuns(fuzz(), 3),
         );
       },
       timeout,
@@ -532,24 +543,18 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
             fc
               .tuple(fc.constantFrom('Bearer ', 'bearer ', 'DPoP ', 'Basic ', '', 'Bearer  '), token)
               .map(([scheme, credential]) => scheme + (credential === 'TOKEN' ? closedToken : credential))
-              .filter((text) => /^[\x20-\x7e]*$/.test(text)),
+              .filter(isHeaderValue),
           ),
           { nil: undefined },
         );
         const entries = fc.array(fc.tuple(fc.oneof({ arbitrary: fc.constantFrom('token', 'token_type_hint'), weight: 3 }, hostileText), token), {
           maxLength: 4,
         });
-        const dpop = fc.option(
-          fc.oneof(token, fc.constant('eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.')).filter((text) => /^[\x20-\x7e]*$/.test(text)),
-          { nil: undefined },
-        );
+        const dpop = fc.option(fc.oneof(token, fc.constant('eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.')).filter(isHeaderValue), { nil: undefined });
         await fc.assert(
           fc.asyncProperty(fc.constantFrom('/revoke', '/introspect'), entries, fc.boolean(), authorization, dpop, async (path, form, raw, auth, proof) => {
-            const body = formBody(
-              form.map(([name, text]) => [name, text === 'TOKEN' ? closedToken : text] as const),
-              raw,
-            );
-            const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+            const body = formOf(form, raw);
+            const headers: Record<string, string> = { 'content-type': FORM };
             if (auth !== undefined) headers['authorization'] = auth === 'OPERATOR' ? `Bearer ${operator}` : auth;
             if (proof !== undefined) headers['dpop'] = proof;
             const response = await broker.request(path, { method: 'POST', body, headers });
@@ -571,7 +576,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
               expect(answer, text).toEqual({ active: false });
             }
           }),
-          options(3),
+          propertyRuns(fuzz(), 3),
         );
       },
       timeout,
@@ -622,7 +627,7 @@ export function hostileProxyInputSuite(
     let job: string;
     const tenant = `fuzz${crypto.randomUUID().slice(0, 8)}`;
     const secret = `upstream-secret-${crypto.randomUUID()}`;
-    const timeout = Math.max(20_000, fuzz().runs * 200);
+    const timeout = propertyTimeout(fuzz(), 200);
     const calls = () => fakeUpstreamCalls(bases().upstream, tenant);
 
     beforeAll(async () => {
@@ -705,14 +710,13 @@ grant:
         const queryName = fc.oneof(fc.constantFrom('sudo', 'SUDO', '_method', 's%75do', 'sudo[]', 'x[sudo]', 'page', '_METHOD'), hostileText.filter(visible));
         const query = fc.array(fc.tuple(queryName, fc.oneof(fc.constantFrom('root', 'DELETE', '1'), hostileText.filter(visible))), { maxLength: 3 });
         const someQuery = fc.oneof({ arbitrary: fc.constant<[string, string][]>([]), weight: 2 }, query);
-        const printable = (text: string) => /^[\x20-\x7e]*$/.test(text);
         const headers = fc.dictionary(
           fc.oneof(
             { arbitrary: fc.constantFrom(...STRIPPED_HEADERS), weight: 3 },
             fc.constantFrom(...REFUSED_HEADERS),
             fc.constantFrom('accept', 'x-custom', 'content-type'),
           ),
-          fc.oneof(fc.constantFrom('root', 'application/x-www-form-urlencoded', 'application/json', 'bytes=0-3'), hostileText.filter(printable)),
+          fc.oneof(fc.constantFrom('root', 'application/x-www-form-urlencoded', 'application/json', 'bytes=0-3'), hostileText.filter(isHeaderValue)),
           { maxKeys: 3 },
         );
         const someHeaders = fc.oneof({ arbitrary: fc.constant<Record<string, string>>({}), weight: 2 }, headers);
@@ -769,7 +773,7 @@ grant:
               if (CALLER_HEADERS.includes(name)) expect(call.headers[name.toLowerCase()], `${name} reached the upstream`).toBeUndefined();
             }
           }),
-          { numRuns: fuzz().runs, seed: fuzz().seed },
+          propertyRuns(fuzz()),
         );
       },
       timeout,
@@ -791,7 +795,7 @@ export function hostileWebhookInputSuite(runtime: string, start: StartBroker, gi
     let broker: BrokerHarness;
     let github: FakeGitHub;
     const logLines: string[] = [];
-    const timeout = Math.max(20_000, fuzz().runs * 300);
+    const timeout = propertyTimeout(fuzz(), 300);
 
     beforeAll(async () => {
       github = await FakeGitHub.create(githubBase());
@@ -935,7 +939,7 @@ export function hostileWebhookInputSuite(runtime: string, start: StartBroker, gi
               expect(String(entry['error'] ?? ''), line).not.toMatch(PROGRAMMING_ERROR);
             }
           }),
-          { numRuns: fuzz().runs, seed: fuzz().seed },
+          propertyRuns(fuzz()),
         );
       },
       timeout,
