@@ -40,7 +40,7 @@ export interface AppDeps {
   /** The signing keys' operator API (`/v1/keys`), where the runtime offers its key store. */
   readonly keyApi?: KeyApiDeps;
   /** Export and restore of the whole state (`/v1/backup`), where the runtime offers them (Workers). */
-  readonly backupApi?: BackupApiDeps;
+  readonly backupApi?: Omit<BackupApiDeps, 'clientIp'>;
   /** `POST /webhooks/github`, when a webhook secret is configured. */
   readonly webhooks?: Hono;
   /** Revoked keyway tokens, for `POST /revoke` and `POST /introspect`. */
@@ -107,7 +107,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/v1/audit', auditRoutes(deps.audit, own));
   app.route('/v1/inventory', inventoryRoutes(deps.audit, own));
   if (deps.keyApi !== undefined) app.route('/v1/keys', keyRoutes(deps.keyApi, own));
-  if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes(deps.backupApi, own));
+  if (deps.backupApi !== undefined) app.route('/v1/backup', backupRoutes({ ...deps.backupApi, clientIp: deps.clientIp }, own));
   app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp, refusals }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 

@@ -10,7 +10,7 @@ import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import { keptRootCheckpoints } from '../../src/core/audit/kept-roots.ts';
 import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
-import { silentLogger } from '../../src/core/log.ts';
+import { jsonLogger, silentLogger, type Logger } from '../../src/core/log.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
@@ -52,7 +52,7 @@ interface Deployment {
 }
 
 /** A deployment with a state Durable Object of its own; `request` goes through a new isolate's broker, started now. */
-async function deployment(settings: Partial<WorkerEnv> = {}): Promise<Deployment> {
+async function deployment(settings: Partial<WorkerEnv> = {}, log: Logger = silentLogger): Promise<Deployment> {
   const env: WorkerEnv = {
     ...workerEnv,
     STATE: ownStateNamespace(),
@@ -60,14 +60,14 @@ async function deployment(settings: Partial<WorkerEnv> = {}): Promise<Deployment
     KEYWAY_RESTORE_TOKEN: RESTORE_TOKEN,
     ...settings,
   };
-  return isolate(env);
+  return isolate(env, log);
 }
 
 /** The deployment once restored: KEYWAY_RESTORE_TOKEN deleted (the runbook's step 4), so it serves again. */
 const afterRestore = (d: Deployment): WorkerEnv => ({ ...d.env, KEYWAY_RESTORE_TOKEN: undefined });
 
-async function isolate(env: WorkerEnv): Promise<Deployment> {
-  const broker = await createWorkerBroker(env, policies, { log: silentLogger });
+async function isolate(env: WorkerEnv, log: Logger = silentLogger): Promise<Deployment> {
+  const broker = await createWorkerBroker(env, policies, { log });
   return { env, request: async (path, init) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext()) };
 }
 
@@ -458,9 +458,26 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     };
 
     it('without the restore token, with a wrong one, or when KEYWAY_RESTORE_TOKEN is unset', async () => {
-      const target = await deployment();
-      await refusedLeavesFresh(target, await target.request('/v1/backup/restore', { method: 'POST', body: exported }), 401, undefined, 'invalid_token');
-      await refusedLeavesFresh(target, await restore(target, exported, `${RESTORE_TOKEN}x`), 401, undefined, 'invalid_token');
+      const lines: string[] = [];
+      const target = await deployment({}, jsonLogger({}, { write: (line) => lines.push(line) }));
+      const guess = `${RESTORE_TOKEN}x`;
+      await refusedLeavesFresh(
+        target,
+        await target.request('/v1/backup/restore', { method: 'POST', body: exported, headers: { 'cf-connecting-ip': '203.0.113.7' } }),
+        401,
+        undefined,
+        'invalid_token',
+      );
+      await refusedLeavesFresh(target, await restore(target, exported, guess), 401, undefined, 'invalid_token');
+      // No record (the deployment stays fresh), but the operator sees each attempt, and never what was presented.
+      const refusals = lines
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line['message'] === 'state restore refused: not the restore token');
+      expect(refusals.map(({ level, credential, client_ip }) => ({ level, credential, client_ip }))).toEqual([
+        { level: 'warn', credential: 'none', client_ip: '203.0.113.7' },
+        { level: 'warn', credential: 'wrong', client_ip: null },
+      ]);
+      expect(lines.join('\n')).not.toContain(guess);
       const unset = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
       await refusedLeavesFresh(unset, await restore(unset, exported), 403, undefined, 'access_denied');
     });

@@ -1,4 +1,4 @@
-import { Hono, type HonoRequest } from 'hono';
+import { Hono, type Context, type HonoRequest } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../../core/log.ts';
@@ -32,6 +32,7 @@ export interface BackupApiDeps {
   readonly restoreToken: string | undefined;
   readonly maxBytes: number;
   readonly log: Logger;
+  readonly clientIp: (c: Context) => string | undefined;
 }
 
 /** The scope a keyway token needs to export the whole state: it is everything but the master key. */
@@ -80,7 +81,14 @@ export function backupRoutes(deps: BackupApiDeps, own: OwnTokens): Hono<{ Variab
       if ((deps.restoreToken?.length ?? 0) < MIN_RESTORE_TOKEN_LENGTH) {
         return c.json({ error: 'access_denied', error_description: RESTORE_TOKEN_TOO_SHORT }, 403, NO_STORE);
       }
-      if (!(await restoreAuthorized(c.req.header('authorization')))) {
+      const authorization = c.req.header('authorization');
+      if (!(await restoreAuthorized(authorization))) {
+        // No record (one would make the deployment no longer fresh), but a line: a guess at the secret that
+        // guards a waiting deployment is what its operator watches for.
+        deps.log.warn('state restore refused: not the restore token', {
+          credential: authorization === undefined ? 'none' : 'wrong',
+          client_ip: deps.clientIp(c) ?? null,
+        });
         c.header('WWW-Authenticate', 'Bearer realm="keyway restore"');
         return c.json(
           { error: 'invalid_token', error_description: 'POST /v1/backup/restore needs Authorization: Bearer with KEYWAY_RESTORE_TOKEN' },
