@@ -74,7 +74,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     metrics: deps.metrics,
     recorded: deps.operatorRefused,
   });
-  const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay), refusals };
+  const own = { issuer, keys, dpopReplay: guardedDpopReplay(deps.exchange.replay), refusals, now: deps.audit.now };
   // First among the routes: it refuses, before any other route sees it, a target with a dot segment as sent, which each
   // runtime would otherwise route its own way (Node resolves `/x/../token` to /token; workerd routes it nowhere).
   app.route('/', proxyRoutes({ ...deps.proxy, metrics: deps.metrics }, own));

@@ -25,8 +25,10 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
     /** The broker's clock runs this many ms ahead of the test's, to see a token expire without waiting. */
     let skew = 0;
     const now = () => Math.floor(Date.now() / 1000);
+    /** A keyway token for `sub`, from a subject token of the broker's time (its clock skewed or not). */
     const tokenFor = async (sub: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}) => {
-      const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, jti: crypto.randomUUID() }, { alg: 'ES256' });
+      const at = Math.floor((Date.now() + skew) / 1000);
+      const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub, iat: at, exp: at + 300, jti: crypto.randomUUID() }, { alg: 'ES256' });
       const response = await broker.request('/token', {
         method: 'POST',
         body: exchangeForm(subject, extra),
@@ -469,14 +471,27 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
 
     it('introspects an expired token as inactive, and records why', async () => {
       const token = await tokenFor('svc-a');
-      const rs = await tokenFor('svc-rs');
       skew = 3600_000;
       try {
-        expect((await introspect(token, `Bearer ${rs}`)).body).toEqual({ active: false });
+        // The introspecting service's own token is of the broker's time, which checks it.
+        expect((await introspect(token, `Bearer ${await tokenFor('svc-rs')}`)).body).toEqual({ active: false });
       } finally {
         skew = 0;
       }
       expect(await recordAbout(token, 'token_introspected')).toMatchObject({ detail: expect.stringMatching(/^inactive: token_expired/) });
+    });
+
+    it("checks an operator's token on the broker's clock: one it says expired is refused, whatever the machine's says", async () => {
+      const token = await tokenFor('svc-a');
+      const rs = await tokenFor('svc-rs');
+      skew = 3600_000;
+      try {
+        const refused = await introspect(token, `Bearer ${rs}`);
+        expect(refused.status).toBe(401);
+        expect(refused.body['error']).toBe('invalid_token');
+      } finally {
+        skew = 0;
+      }
     });
 
     it('answers introspection only to callers with tokens:introspect', async () => {

@@ -14,6 +14,8 @@ export interface VerifyAccessTokenOptions {
   readonly keys?: JWTVerifyGetKey;
   /** Seconds of clock skew tolerated; default 30. */
   readonly clockToleranceSeconds?: number;
+  /** The time (ms since the epoch) the token's times and a DPoP proof's are checked at; default `Date.now`. The broker passes its own clock. */
+  readonly now?: () => number;
   /** Where accepted DPoP proofs are remembered so each is good once. Default: this process's memory (one store for every call). */
   readonly dpopReplay?: DpopReplayStore;
   /** Ask the broker (RFC 7662 `POST /introspect`) whether the token was revoked; without it, revocation is not seen here. */
@@ -86,9 +88,11 @@ function brokerKeys(issuer: string): JWTVerifyGetKey {
  * without it (sent as a Bearer token) is refused, and so is an unbound one presented as DPoP.
  */
 export async function verifyAccessToken(token: string, options: VerifyAccessTokenOptions, dpop?: DpopPresentation): Promise<KeywayAccessToken> {
+  const now = (options.now ?? Date.now)();
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, options.keys ?? brokerKeys(options.issuer), {
+      currentDate: new Date(now),
       issuer: options.issuer,
       audience: options.audience,
       typ: 'at+jwt',
@@ -100,7 +104,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     if (error instanceof errors.JOSEError) throw new AccessTokenError('invalid_token', error.message, { cause: error });
     throw error;
   }
-  const bound = await checkBinding(token, payload['cnf'], dpop);
+  const bound = await checkBinding(token, payload['cnf'], dpop, now);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
   if (missing.length > 0) throw new AccessTokenError('insufficient_scope', `the token lacks scope ${missing.join(' ')}`);
@@ -109,7 +113,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
   if (bound !== undefined && !(await (options.dpopReplay ?? defaultDpopReplay).claim(dpopProofKey(bound.proof), bound.proof.acceptedUntil, bound.now))) {
     throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
   }
-  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation);
+  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation, now);
   return payload as KeywayAccessToken;
 }
 
@@ -118,13 +122,13 @@ async function checkBinding(
   token: string,
   cnf: unknown,
   dpop: DpopPresentation | undefined,
+  now: number,
 ): Promise<{ readonly proof: VerifiedDpopProof; readonly now: number } | undefined> {
   if (cnf === undefined && dpop === undefined) return undefined;
   const jkt = boundKeyThumbprint(cnf);
   if (dpop === undefined) throw new AccessTokenError('invalid_token', 'the token is bound to a DPoP key: send it as Authorization: DPoP with a proof');
   if (jkt === undefined) throw new AccessTokenError('invalid_token', 'the token is not bound to a DPoP key: send it as a Bearer token');
   if (dpop.proof === undefined) throw new AccessTokenError('invalid_dpop_proof', 'a DPoP-bound token needs a DPoP proof header');
-  const now = Date.now();
   let proof;
   try {
     proof = await verifyDpopProof(dpop.proof, { method: dpop.method, url: dpop.url, now, accessToken: token });
@@ -137,9 +141,8 @@ async function checkBinding(
 }
 
 /** Fails closed: an introspection that does not answer `active: true` refuses the token. */
-async function checkNotRevoked(token: string, jti: string, issuer: string, check: RevocationCheck): Promise<void> {
+async function checkNotRevoked(token: string, jti: string, issuer: string, check: RevocationCheck, now: number): Promise<void> {
   const key = `${issuer} ${jti}`;
-  const now = Date.now();
   const maxAgeMs = (check.cacheSeconds ?? 30) * 1000;
   if (now - (activeAt.get(key) ?? Number.NEGATIVE_INFINITY) < maxAgeMs) return;
   let active: unknown;

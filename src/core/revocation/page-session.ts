@@ -68,8 +68,12 @@ export async function startPageSession(
  * Verifies a page session: signed by the broker's keys, for the page's audience, carrying `scopes` and the token it was
  * signed in with. Whether it or that token was revoked is for `pageSessionRevoked`. Throws AccessTokenError otherwise.
  */
-export async function verifyPageSession(token: string, issuer: string, keys: JWTVerifyGetKey, scopes: readonly string[]): Promise<PageSession> {
-  const claims = await verifyAccessToken(token, { issuer, audience: pageSessionAudience(issuer), scopes, keys });
+export async function verifyPageSession(
+  token: string,
+  broker: { readonly issuer: string; readonly keys: JWTVerifyGetKey; readonly now: () => number },
+  scopes: readonly string[],
+): Promise<PageSession> {
+  const claims = await verifyAccessToken(token, { ...broker, audience: pageSessionAudience(broker.issuer), scopes });
   const signedInWith = claims[SIGNED_IN_WITH_CLAIM];
   if (typeof signedInWith !== 'string') throw new AccessTokenError('invalid_token', 'the token is not an /audit page session');
   return { ...claims, [SIGNED_IN_WITH_CLAIM]: signedInWith };

@@ -116,7 +116,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   const admitToken = async (c: Context, token: string): Promise<KeywayAccessToken | Response> => {
     let claims: KeywayAccessToken;
     try {
-      claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys });
+      claims = await verifyAccessToken(token, { issuer: deps.issuer, audience: deps.issuer, scopes: [AUDIT_READ_SCOPE], keys, now: deps.now });
     } catch (error) {
       if (error instanceof AccessTokenError) return refuse(c, 'token', token, error);
       throw error;
@@ -140,7 +140,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     if (limited !== undefined) return { answer: tooMany(c, limited) };
     let session: PageSession;
     try {
-      session = await verifyPageSession(token, deps.issuer, keys, [AUDIT_READ_SCOPE]);
+      session = await verifyPageSession(token, { issuer: deps.issuer, keys, now: deps.now }, [AUDIT_READ_SCOPE]);
     } catch (error) {
       if (error instanceof AccessTokenError) return { refused: error };
       throw error;

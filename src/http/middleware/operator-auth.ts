@@ -23,13 +23,15 @@ export interface OwnTokens {
   readonly dpopReplay: DpopReplayStore;
   /** Where every refusal of one is recorded. */
   readonly refusals: OperatorRefusals;
+  /** The broker's clock, which the tokens' times are checked at. */
+  readonly now: () => number;
 }
 
 /** The broker's own access token, issued by and for it (verified with its own keys), carrying `scopes`; every refusal recorded. */
 export function operatorAuth(own: OwnTokens, scopes: readonly string[]): MiddlewareHandler<{ Variables: KeywayAuthVariables }> {
   // A DPoP proof names the URL the client addressed: the issuer's origin, never one the request's Host header claims.
   return recordedKeywayAuth(
-    { issuer: own.issuer, audience: own.issuer, scopes, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay, externalOrigin: own.issuer },
+    { issuer: own.issuer, audience: own.issuer, scopes, keys: ownKeys(own.keys), dpopReplay: own.dpopReplay, externalOrigin: own.issuer, now: own.now },
     (c, token, error) => own.refusals(c, refusedCredential(c, token, error)),
   );
 }

@@ -59,7 +59,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
     const presented = (dpop: boolean) =>
       dpop ? { proof: c.req.header('dpop'), method: c.req.method, url: `${deps.proxy.issuer}${new URL(c.req.url).pathname}` } : undefined;
     const verifyKeywayToken: ProxyDeps['verifyKeywayToken'] = (token, audience, dpop) =>
-      verifyAccessToken(token, { issuer: deps.proxy.issuer, audience, keys, dpopReplay: own.dpopReplay }, presented(dpop));
+      verifyAccessToken(token, { issuer: deps.proxy.issuer, audience, keys, dpopReplay: own.dpopReplay, now: own.now }, presented(dpop));
     const answer = await proxyRequest(
       { ...deps.proxy, verifyKeywayToken },
       {
