@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpopKey } from '../support/dpop-key.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
@@ -83,7 +83,7 @@ export function cloudExchangeSuite(runtime: string, start: StartBroker, issuerBa
         'auditors.yaml': `version: 1
 issuer: { kind: github, url: "${github.url}" }
 match: { repository_owner_id: "1200934", repository_id: "555", environment: keyway-auditors }
-grant: { audience: https://keyway.test, scopes: [audit:read, tokens:introspect] }
+grant: { audience: https://keyway.test, scopes: [audit:read, tokens:introspect, tokens:revoke] }
 `,
       });
     });
@@ -145,6 +145,23 @@ grant: { audience: https://keyway.test, scopes: [audit:read, tokens:introspect] 
       expect(await introspected.json()).toEqual({ active: false });
       const asOperator = await broker.request('/v1/audit/events', { headers: { authorization: `Bearer ${token}` } });
       expect(asOperator.status).toBe(401);
+    });
+
+    it("refuses to revoke a cloud token by its jti (POST /v1/tokens/revoke): the cloud checks that token, never keyway's list", async () => {
+      const cloud = await postToken(broker, await cloudForm('cloud-aws'));
+      expect(cloud.status, JSON.stringify(cloud.body)).toBe(200);
+      const operator = await postToken(broker, exchangeForm(await ciToken('keyway-auditors', { repository_id: '555' }), { scope: 'tokens:revoke' }));
+      expect(operator.status, JSON.stringify(operator.body)).toBe(200);
+      const response = await broker.request('/v1/tokens/revoke', {
+        method: 'POST',
+        body: JSON.stringify({ jti: decodeJwt(String(cloud.body['access_token'])).jti }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${String(operator.body['access_token'])}` },
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: 'invalid_request',
+        error_description: `the jti is a cloud token's (granted in ${String(cloud.body['audit_event_id'])}): the cloud checks it, not keyway; end its session in the cloud`,
+      });
     });
 
     it('records the role the caller names when the policy grants it', async () => {

@@ -434,6 +434,97 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect(await recordAbout(token, reason)).toMatchObject({ decision: REASONS[reason].decision, detail: expect.stringMatching(/^not revoked/) });
     });
 
+    describe('an operator revoking a token by its jti (POST /v1/tokens/revoke), known only from the audit log', () => {
+      const revokeJti = async (body: unknown, authorization?: string) => {
+        const response = await broker.request('/v1/tokens/revoke', {
+          method: 'POST',
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+          headers: { 'content-type': 'application/json', authorization: authorization ?? `Bearer ${await tokenFor('svc-ops')}` },
+        });
+        return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+      };
+      const grantOf = async (token: string) => {
+        const reader = await tokenFor('svc-reader');
+        const response = await broker.request(`/v1/audit/events?jti=${decodeJwt(token).jti}&reason=granted`, {
+          headers: { authorization: `Bearer ${reader}` },
+        });
+        return ((await response.json()) as { events: AuditEvent[] }).events.find((event) => event.issued?.jti === decodeJwt(token).jti);
+      };
+
+      it('ends it as /revoke does: introspection says inactive, verifyAccessToken refuses it, and the record names the token and the operator', async () => {
+        const token = await tokenFor('svc-a');
+        const { jti, exp } = decodeJwt(token) as { jti: string; exp: number };
+        const answer = await revokeJti({ jti });
+        expect(answer.status).toBe(200);
+        expect(answer.headers.get('cache-control')).toBe('no-store');
+        expect(answer.body).toEqual({ jti, status: 'revoked', exp, granted_in: (await grantOf(token))?.id, audit_event_id: expect.any(String) });
+        expect((await introspect(token)).body).toEqual({ active: false });
+        const reader = await tokenFor('svc-reader');
+        const record = (await (
+          await broker.request(`/v1/audit/events/${answer.body['audit_event_id']}`, { headers: { authorization: `Bearer ${reader}` } })
+        ).json()) as AuditEvent;
+        expect(record).toMatchObject({
+          reason: 'token_revoked',
+          decision: 'granted',
+          subject: expect.stringContaining('svc-ops'),
+          detail: `revoked keyway token ${jti} (granted in ${answer.body['granted_in']}) by operator ${decodeJwt(await tokenFor('svc-ops')).sub}, by its jti`,
+        });
+        expect(await revokeJti({ jti })).toMatchObject({ status: 200, body: { jti, status: 'already_revoked', exp } });
+      });
+
+      it('ends an /audit page session by its jti: its cookie is refused from then on', async () => {
+        const cookie = await pageCookie(broker, await tokenFor('svc-reader'));
+        const page = () => broker.request('/audit', { headers: { cookie } });
+        expect((await page()).status).toBe(200);
+        const session = cookie.slice(cookie.indexOf('=') + 1);
+        expect((await revokeJti({ jti: decodeJwt(session).jti })).body).toMatchObject({ status: 'revoked' });
+        expect((await page()).status).toBe(401);
+      });
+
+      it("revokes nothing for a jti no grant issued, however records name it: a caller's own subject token jti, or one made up", async () => {
+        const chosen = `chosen-${crypto.randomUUID()}`;
+        const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub: 'svc-a', iat: now(), exp: now() + 300, jti: chosen }, { alg: 'ES256' });
+        const response = await broker.request('/token', {
+          method: 'POST',
+          body: exchangeForm(subject),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        const token = ((await response.json()) as Record<string, string>)['access_token'] as string;
+        for (const jti of [chosen, crypto.randomUUID()]) {
+          const answer = await revokeJti({ jti });
+          expect(answer.status).toBe(404);
+          expect(answer.body['error']).toBe('not_found');
+        }
+        expect((await introspect(token)).body['active']).toBe(true);
+        // The token that grant did issue is found by its own jti.
+        expect((await revokeJti({ jti: decodeJwt(token).jti })).body).toMatchObject({ status: 'revoked' });
+      });
+
+      it('says a token already expired is, and revokes nothing', async () => {
+        const token = await tokenFor('svc-a');
+        const { jti, exp } = decodeJwt(token) as { jti: string; exp: number };
+        // The broker's clock past exp and its tolerance (revokeJti's operator token is of that time).
+        skew = (exp + 31 - now()) * 1000;
+        try {
+          expect(await revokeJti({ jti })).toMatchObject({ status: 200, body: { jti, status: 'expired', exp } });
+        } finally {
+          skew = 0;
+        }
+        expect((await introspect(token)).body['active']).toBe(true);
+      });
+
+      it('refuses a caller without tokens:revoke, and a body that is not {"jti": "…"}, and revokes nothing', async () => {
+        const token = await tokenFor('svc-a');
+        const jti = decodeJwt(token).jti;
+        expect(await revokeJti({ jti }, `Bearer ${await tokenFor('svc-reader')}`)).toMatchObject({ status: 403, body: { error: 'insufficient_scope' } });
+        expect(await revokeJti({ jti }, `Bearer ${await tokenFor('svc-a')}`)).toMatchObject({ status: 401 });
+        for (const body of ['{', [jti], { jti: 5 }, { jti: '' }, { jti: 'x'.repeat(257) }, { jti, also: 'x' }, {}]) {
+          expect(await revokeJti(body), JSON.stringify(body)).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        }
+        expect((await introspect(token)).body['active']).toBe(true);
+      });
+    });
+
     it('refuses a revocation request without exactly one token parameter', async () => {
       const none = await broker.request('/revoke', { method: 'POST', body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       expect(none.status).toBe(400);

@@ -10,6 +10,9 @@ import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
+import { revokeByJti, type RevocationByJti } from '../../core/revocation/revoke-by-jti.ts';
+import * as v from 'valibot';
+import { readJsonBody } from './json-request-body.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
@@ -39,6 +42,10 @@ type Env = { Variables: KeywayAuthVariables & RequestIdVariables };
 const BODY_BYTES = 16 * 1024;
 const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 const invalidRequest = (description: string) => ({ error: 'invalid_request', error_description: description });
+/** `POST /v1/tokens/revoke`'s body: the `jti` of a keyway token, as its grant record's `issued.jti` gives it. */
+const JTI_BODY = v.strictObject({
+  jti: v.pipe(v.string('jti must be a string'), v.minLength(1, 'jti is empty'), v.maxLength(256, 'jti is longer than 256 characters')),
+});
 
 /**
  * `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662) for keyway's own access tokens.
@@ -108,10 +115,45 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       });
     },
   );
+  // An operator who knows a token only from the audit log (an incident) ends it by the jti its grant record names.
+  routes.post('/v1/tokens/revoke', revoker as unknown as MiddlewareHandler<Env>, limit, async (c) => {
+    const body = await readJsonBody(c, JTI_BODY);
+    if (!body.ok) return body.answer;
+    const { jti } = body.value;
+    const operatorSub = c.get('keywayToken').sub;
+    return answer(c, async () => {
+      const outcome = await revokeByJti(examine, jti, operatorSub, context(c));
+      deps.log.info('token revocation by jti', { by: operatorSub, jti, status: outcome.status });
+      const [answered, status] = jtiRevocationAnswer(jti, outcome);
+      return c.json(answered, status, NO_STORE);
+    });
+  });
   routes.post('/introspect', shedAsOperator, refuseRevoked, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
     const token = await tokenOf(c);
     if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
     return answer(c, async () => c.json(await introspectToken(examine, token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
   });
   return routes;
+}
+
+function jtiRevocationAnswer(jti: string, outcome: RevocationByJti): [Record<string, unknown>, 200 | 400 | 404] {
+  switch (outcome.status) {
+    case 'not_found':
+      return [
+        {
+          error: 'not_found',
+          error_description: 'the audit log holds no grant of a keyway token with this jti: another broker issued it, its record was pruned, or none was',
+        },
+        404,
+      ];
+    case 'cloud_token':
+      return [
+        invalidRequest(`the jti is a cloud token's (granted in ${outcome.grantedIn}): the cloud checks it, not keyway; end its session in the cloud`),
+        400,
+      ];
+    case 'revoked':
+      return [{ jti, status: outcome.status, exp: outcome.exp, granted_in: outcome.grantedIn, audit_event_id: outcome.auditEventId }, 200];
+    default:
+      return [{ jti, status: outcome.status, exp: outcome.exp, granted_in: outcome.grantedIn }, 200];
+  }
 }
