@@ -56,7 +56,7 @@ function isHeaderValue(text: string): boolean {
 }
 
 /** What the fuzz's operator of the broker may do: read its APIs, and introspect. */
-const OPERATOR_SCOPES = ['audit:read', 'policy:explain', 'health:read', 'tokens:introspect'] as const;
+const OPERATOR_SCOPES = ['audit:read', 'policy:explain', 'health:read', 'tokens:introspect', 'tokens:revoke'] as const;
 
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
 const HARNESS_ISSUER = 'https://keyway.test';
@@ -498,9 +498,16 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
               )
               .map((json) => JSON.stringify(json)),
           }),
+          // A revocation by jti: a jti no grant issued, or any JSON.
           fc.record({
             method: fc.constant('POST'),
-            path: fc.constantFrom('/v1/policy/explain', '/v1/policy/who-can'),
+            path: fc.constant('/v1/tokens/revoke'),
+            query: fc.constant(''),
+            body: fc.record({ jti: hostileText }).map((json) => JSON.stringify(json)),
+          }),
+          fc.record({
+            method: fc.constant('POST'),
+            path: fc.constantFrom('/v1/policy/explain', '/v1/policy/who-can', '/v1/tokens/revoke'),
             query: fc.constant(''),
             body: fc.oneof(
               fc.jsonValue({ maxDepth: 4 }).map((json) => JSON.stringify(json) ?? 'null'),
