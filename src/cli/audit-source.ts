@@ -9,7 +9,6 @@ import type { AuditEvent } from '../core/audit/audit-event.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, type AuditStats } from '../core/audit/audit-query.ts';
 import { buildInventory, parseInventoryQuery, type ClaimUsageRow, type Inventory, type UsageRow, type UsageWindow } from '../core/audit/inventory.ts';
 import type { AuditLogSource } from '../core/audit/verify-chain.ts';
-import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
@@ -25,7 +24,7 @@ import { brokerMasterKeys } from './key-source.ts';
 import { withRecordMacs, type MasterKeyUse } from './master-key-option.ts';
 import { SecretBox } from '../core/secrets/secret-box.ts';
 import { ANSWER_BYTES, answerJson } from './bounded-answer.ts';
-import { fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
+import { brokerOrigin, fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
 
 /** Where `keyway audit …` reads: the broker's SQLite file, or a broker's /v1/audit API. Same filters, same answers. */
 export interface AuditSource {
@@ -169,10 +168,7 @@ async function localSource(given: NodeBrokerConfig): Promise<AuditSource> {
 const EXPORT_PATH = '/v1/audit/export';
 
 function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): AuditSource {
-  if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
-  const origin = new URL(base);
-  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
-    throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  const origin = brokerOrigin(base);
   const fetchAnswer: BrokerGet = (path, params, authorized = true) => {
     const url = new URL(path, origin);
     if (params !== undefined) url.search = params.toString();

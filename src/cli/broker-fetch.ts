@@ -1,3 +1,4 @@
+import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { CliError } from './command.ts';
 
 /**
@@ -20,9 +21,18 @@ export type AnswerDeadline = { readonly whole: number } | { readonly idle: numbe
  * its answer, must not hold the command for ever. Past the deadline, the request or the body fails with exit 1, the
  * request and the deadline in the message; a broker that cannot be reached is exit 1 too.
  */
+/** A command's `--url` as the broker's origin: https, or http on loopback only. */
+export function brokerOrigin(base: string): URL {
+  if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
+  const origin = new URL(base);
+  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
+    throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  return origin;
+}
+
 export async function fetchBroker(
   url: URL,
-  init: { readonly method: 'GET' | 'POST'; readonly headers: Record<string, string> },
+  init: { readonly method: 'GET' | 'POST'; readonly headers: Record<string, string>; readonly body?: string },
   deadline: AnswerDeadline,
 ): Promise<Response> {
   const request = `${init.method} ${url.pathname}`;

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../core/mint/key-json.ts';
 import { silentLogger } from '../core/log.ts';
-import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
 import { DATABASE_FILE, openSqliteFile, type SqliteFile } from '../storage/sqlite-file.ts';
@@ -13,7 +12,7 @@ import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
 import { ANSWER_BYTES, answerJson, brokerError } from './bounded-answer.ts';
-import { fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
+import { brokerOrigin, fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
 import { CliError } from './command.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
 
@@ -130,10 +129,7 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
 }
 
 function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): KeySource {
-  if (!URL.canParse(base)) throw new CliError(`--url ${base} is not a URL`);
-  const origin = new URL(base);
-  if (origin.protocol !== 'https:' && !isLoopbackHttpUrl(origin))
-    throw new CliError('--url must be https (http only on loopback): the token must not travel in the clear');
+  const origin = brokerOrigin(base);
   const call = async <T>(path: string, method: 'GET' | 'POST'): Promise<T> => {
     const url = new URL(path, origin);
     const response = await fetchBroker(url, { method, headers: { authorization: `Bearer ${token}` } }, { whole: deadlines.whole });

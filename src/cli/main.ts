@@ -28,6 +28,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   'policy suggest': () => import('./policy-suggest.ts').then(({ policySuggest }) => policySuggest),
   'dpop proof': () => import('./dpop-proof.ts').then(({ dpopProof }) => dpopProof),
   'keys secret': () => import('./keys-secret.ts').then(({ keysSecret }) => keysSecret),
+  'tokens revoke': () => import('./tokens-revoke.ts').then(({ tokensRevoke }) => tokensRevoke),
   proxy: () => import('./proxy.ts').then(({ proxy }) => proxy),
 };
 
