@@ -468,7 +468,11 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
           decision: 'granted',
           subject: expect.stringContaining('svc-ops'),
           detail: `revoked keyway token ${jti} (granted in ${answer.body['granted_in']}) by operator ${decodeJwt(await tokenFor('svc-ops')).sub}, by its jti`,
+          subject_token: { jti },
         });
+        // An auditor's search by the token's jti finds its revocation beside its grant.
+        const found = await broker.request(`/v1/audit/events?jti=${jti}&reason=token_revoked`, { headers: { authorization: `Bearer ${reader}` } });
+        expect(((await found.json()) as { events: AuditEvent[] }).events.map((event) => event.id)).toEqual([answer.body['audit_event_id']]);
         expect(await revokeJti({ jti })).toMatchObject({ status: 200, body: { jti, status: 'already_revoked', exp } });
       });
 

@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/audit-event.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../mint/verify-access-token.ts';
-import { recordExamination, type RevocationDeps } from './examine-token.ts';
+import { appendExamination, examinationRecord, type RevocationDeps } from './examine-token.ts';
 
 /**
  * What an operator's revocation by `jti` did: revoked it now, found it ended already, found a cloud token's (which the cloud
@@ -32,13 +32,16 @@ export async function revokeByJti(deps: RevocationDeps, jti: string, operator: s
   const now = deps.now();
   if (exp + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS <= now / 1000) return { status: 'expired', exp, grantedIn: grant.id };
   if (await deps.revocations.isRevoked(jti, now)) return { status: 'already_revoked', exp, grantedIn: grant.id };
-  const auditEventId = await recordExamination(deps, {
+  const event = examinationRecord(deps, {
     caller: { operator },
     reason: 'token_revoked',
     detail: `revoked keyway token ${jti} (granted in ${grant.id}) by operator ${operator}, by its jti`,
     context,
     now,
   });
+  // Not presented, so known by its jti alone: what an auditor's search by jti finds it by.
+  event.subject_token = { jti };
+  const auditEventId = await appendExamination(deps, event);
   await deps.revocations.revoke({ jti, exp }, auditEventId, now);
   return { status: 'revoked', exp, auditEventId, grantedIn: grant.id };
 }
