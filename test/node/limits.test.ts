@@ -1,4 +1,6 @@
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
@@ -32,7 +34,7 @@ describe('the client address behind a reverse proxy (Node)', () => {
       const record = await broker.auditEvent(body['audit_event_id'] as string);
       return { status: response.status, reason: record?.reason, clientIp: record?.request.client_ip };
     };
-    return { send };
+    return { send, broker };
   }
 
   it('ignores X-Forwarded-For and Forwarded from a peer that is not a trusted proxy: one bucket, the socket address in the audit record', async () => {
@@ -71,5 +73,27 @@ describe('the client address behind a reverse proxy (Node)', () => {
     // The client sent `Forwarded: for="198.51.100.66` (a quote left open); the proxy appended the address it saw.
     expect(await send({ forwarded: 'for="198.51.100.66, for=198.51.100.5' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '198.51.100.5' });
     expect(await send({ forwarded: 'garbage, for=198.51.100.6' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '198.51.100.6' });
+  });
+
+  it('keys the limit and the audit record on the peer of a client that resets its connection right after its request', async () => {
+    const { send, broker } = await setup({});
+    const { port } = new URL((await broker.request('/livez')).url);
+    // Each request sent whole, then the connection reset (RST) before the broker answers: the answer is never read.
+    for (let index = 0; index < 3; index += 1) {
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.on('error', () => undefined);
+      socket.write('GET /token HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      socket.resetAndDestroy();
+      await once(socket, 'close');
+    }
+    await vi.waitFor(async () => expect((await broker.recentAuditEvents()).length).toBeGreaterThanOrEqual(2), { timeout: 5000 });
+    // The first spent the client's one request, the rest its limit's: the first of that run recorded, the others not.
+    const recorded = (await broker.recentAuditEvents()).map((event) => [event.reason, event.request.client_ip]);
+    expect(recorded).toEqual([
+      ['rate_limited', '127.0.0.1'],
+      ['method_not_allowed', '127.0.0.1'],
+    ]);
+    expect(await send({})).toEqual({ status: 429, reason: undefined, clientIp: undefined });
   });
 });

@@ -1,5 +1,5 @@
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage } from 'node:http';
 import { getRequestListener, RequestError, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
@@ -37,6 +37,12 @@ function answerUnservable(error: unknown): Response {
  */
 export class BrokerListener {
   readonly #server: ServerType;
+  /**
+   * Each connection's peer address, read as it was accepted. A socket asks the kernel when first asked, and a client that
+   * resets its connection right after sending a request has its socket destroyed before the request is answered: asked
+   * then, it names no peer, and the request would skip the per-client rate limit and leave its record without client_ip.
+   */
+  readonly #peers = new WeakMap<Socket, string>();
   readonly #app = Promise.withResolvers<Hono<AppEnv>>();
   #ready: () => boolean = () => false;
   #keepAlive = true;
@@ -45,6 +51,12 @@ export class BrokerListener {
 
   private constructor(server: ServerType) {
     this.#server = server;
+    server.on('connection', (socket: Socket) => {
+      const address = socket.remoteAddress;
+      // Reset before it was accepted: nothing it sent can be answered, nor attributed.
+      if (address === undefined) socket.destroy();
+      else this.#peers.set(socket, address);
+    });
     // A response that was under way when the listener closed leaves its connection idle: close it then, not after keep-alive's 5 s.
     server.on('request', (_request, response) => response.on('finish', () => this.#closed && setImmediate(() => this.#closeIdle())));
   }
@@ -72,6 +84,11 @@ export class BrokerListener {
 
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The address of the peer that sent `request`, as its connection was accepted. */
+  peerAddress(request: IncomingMessage): string | undefined {
+    return this.#peers.get(request.socket);
   }
 
   /** Requests (probes aside) being answered now. */

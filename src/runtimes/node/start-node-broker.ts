@@ -2,7 +2,6 @@ import { policyLoadOptionsOf } from '../../config/broker-settings.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from 'hono';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import type { HttpBindings } from '@hono/node-server';
 import { openUpstreams } from '../../features/proxy/upstream-credential.ts';
 import { createBroker } from '../create-broker.ts';
@@ -191,7 +190,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   });
   const keys = () => live.ring;
   const registry = new MetricsRegistry();
-  const peerAddress = (c: Context): string | undefined => getConnInfo(c).remote.address;
+  const peerAddress = (c: Context): string | undefined => listener.peerAddress((c.env as HttpBindings).incoming);
   // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
   const trustedProxies = config.trustedProxies ?? NO_TRUSTED_PROXIES;
   const clientIp = (c: Context): string | undefined => clientAddress(peerAddress(c), c.req.header(trustedProxies.header), trustedProxies);
