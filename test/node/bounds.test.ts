@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { INBOUND_LIMITS } from '../../src/runtimes/node/broker-listener.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
-import { silentLogger } from '../../src/core/log.ts';
+import { silentLogger, type LogFields } from '../../src/core/log.ts';
 import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { startNodeHarness, testConfig, writeTree } from './node-harness.ts';
 
@@ -146,9 +146,13 @@ describe('inbound bounds on Node', () => {
   let broker: BrokerHarness;
   let github: TestIssuer;
   let url: string;
+  /** What the broker logged as an error: a fault of its own, never a client's doing. */
+  const errors: { message: string; fields?: LogFields }[] = [];
   beforeAll(async () => {
     github = freshIssuer(inject('testIssuerBase'), 'bounds-gh');
-    broker = await startNodeHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'bounds-oidc')));
+    broker = await startNodeHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'bounds-oidc')), {
+      log: { ...silentLogger, error: (message, fields) => void errors.push({ message, ...(fields === undefined ? {} : { fields }) }) },
+    });
     url = (await broker.request('/healthz')).url.replace('/healthz', '');
   });
   afterAll(() => broker.close());
@@ -217,6 +221,46 @@ describe('inbound bounds on Node', () => {
     } finally {
       client.close();
     }
+  });
+
+  describe('a client that leaves before its body ends is refused as it would be for a malformed body, not as a fault', () => {
+    /** `head` and the first bytes of a body it promises more of, then the connection closed: resolves once the broker saw it close. */
+    const leaveMidBody = (head: string) =>
+      raw(url, (socket) => {
+        socket.write(`${head}\r\n`);
+        setTimeout(() => socket.end(), 100);
+      });
+    const declared = (path: string, extra = '') =>
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n${extra}Content-Length: 1000\r\n\r\ntoken=a`;
+    const chunked = (path: string, extra = '') =>
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n${extra}Transfer-Encoding: chunked\r\n\r\n7\r\ntoken=a`;
+
+    it.each([
+      ['declared', declared],
+      ['chunked', chunked],
+    ])('POST /token, its length %s: a malformed_request record, nothing logged as an error', async (_how, request) => {
+      errors.length = 0;
+      const last = (await broker.recentAuditEvents())[0]?.id;
+      await leaveMidBody(request('/token'));
+      await vi.waitFor(async () => expect((await broker.recentAuditEvents())[0]?.id).not.toBe(last), { timeout: 5000 });
+      const [newest] = await broker.recentAuditEvents();
+      expect(newest).toMatchObject({ reason: 'malformed_request', decision: 'malformed', request: { client_ip: '127.0.0.1' } });
+      expect(newest?.detail).toMatch(/^the request body ended before it was received whole/);
+      expect(errors).toEqual([]);
+    });
+
+    it.each([
+      ['a holder at /revoke', '/revoke', ''],
+      ['the /audit sign-in form', '/audit/sign-in', 'Sec-Fetch-Site: same-origin\r\n'],
+    ])('%s, its length declared or chunked: nothing logged as an error', async (_who, path, extra) => {
+      errors.length = 0;
+      await leaveMidBody(declared(path, extra));
+      await leaveMidBody(chunked(path, extra));
+      // Each answer (to nobody) was given by the time a later request on another connection is.
+      await broker.request('/livez');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(errors).toEqual([]);
+    });
   });
 
   it('answers 431 to request headers over 16 KiB', async () => {

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
@@ -118,4 +120,29 @@ describe('the live policy set on Node', () => {
       }
     },
   );
+});
+
+describe('the webhook on Node', () => {
+  it('answers a signed-looking delivery whose chunked body the sender left unfinished as unsigned, logging no error', async () => {
+    const { config } = await policyRepositoryBroker('left-mid-body');
+    const errors: { message: string; fields: LogFields | undefined }[] = [];
+    const broker = await startNodeBroker(config, { log: { ...silentLogger, error: (message, fields) => errors.push({ message, fields }) } });
+    try {
+      const socket = connect(Number(new URL(broker.url).port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.on('error', () => undefined);
+      socket.write(
+        'POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n' +
+          `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{"ref"`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      socket.destroy();
+      // Its answer (to nobody) was given by the time a later request on another connection is.
+      await fetch(`${broker.url}/livez`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(errors).toEqual([]);
+    } finally {
+      await broker.close();
+    }
+  });
 });

@@ -108,6 +108,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
   /** A sign-in form that holds no token to check: recorded as a refused credential without one, as an operator API's request without a token is. */
   const refuseForm = (c: Context, why: string, problem: string, status: 400 | 413): Promise<Response> =>
     refused(c, refusedCredential(c, undefined, new AccessTokenError('invalid_token', why)), problem, status);
+  const unreadableForm = (c: Context): Promise<Response> => refuseForm(c, 'the form could not be read', 'Paste an access token.', 400);
   /**
    * A pasted operator token, admitted as the API admits it (verified, scope audit:read, not revoked), or the answer that
    * says why not. A revocation list that cannot be read leaves the token unproven, and says so: a 503 to retry, neither a
@@ -222,11 +223,12 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
           `The form is larger than ${SIGN_IN_BODY_BYTES} bytes: paste one access token.`,
           413,
         ),
+      onIncomplete: unreadableForm,
     }),
     async (c) => {
-      // A body the form parser cannot read (a malformed multipart one) holds no token: the form again, not a 500.
+      // A body the form parser cannot read (a malformed multipart one, one that ended early) holds no token: the form again, not a 500.
       const form = await c.req.parseBody().catch(() => undefined);
-      if (form === undefined) return refuseForm(c, 'the form could not be read', 'Paste an access token.', 400);
+      if (form === undefined) return unreadableForm(c);
       const token = typeof form['token'] === 'string' ? form['token'].trim() : '';
       if (token === '') return refuseForm(c, 'the form holds no token', 'Paste an access token.', 400);
       if (token.length > MAX_TOKEN_CHARS) return refuseForm(c, `the token is longer than ${MAX_TOKEN_CHARS} characters`, 'Paste an access token.', 400);

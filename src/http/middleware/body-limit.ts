@@ -4,6 +4,11 @@ import { bodyLimit as streamedBodyLimit } from 'hono/body-limit';
 export interface BodyLimitOptions {
   readonly maxSize: number;
   readonly onError: (c: Context) => Response | Promise<Response>;
+  /**
+   * A body without a declared length that ended before it was received whole: the client closed its connection, or ran
+   * out of time (Node's 408). The client's doing, not a fault, so answered as the route answers a body it cannot read.
+   */
+  readonly onIncomplete: (c: Context) => Response | Promise<Response>;
 }
 
 /**
@@ -18,7 +23,19 @@ export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler {
   const streamed = streamedBodyLimit(options);
   return async (c, next) => {
     const length = c.req.header('content-length');
-    if (length === undefined || c.req.header('transfer-encoding') !== undefined) return streamed(c, next);
+    if (length === undefined || c.req.header('transfer-encoding') !== undefined) {
+      // Only the stream's own failure is the client's: what the route does after it is the route's.
+      let read = false;
+      try {
+        return await streamed(c, () => {
+          read = true;
+          return next();
+        });
+      } catch (error) {
+        if (read) throw error;
+        return options.onIncomplete(c);
+      }
+    }
     return Number.parseInt(length, 10) > options.maxSize ? options.onError(c) : next();
   };
 }

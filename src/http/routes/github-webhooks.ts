@@ -1,6 +1,6 @@
 import { Webhooks } from '@octokit/webhooks';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyLimit } from '../middleware/body-limit.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
@@ -227,6 +227,8 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
           { error: 'request_too_large', error_description: `webhook bodies larger than ${WEBHOOK_BODY_BYTES} bytes are refused` },
           { status: 413, headers: NO_STORE },
         ),
+      // A body that ended early is not the body signed, as one that is not UTF-8 is not (below).
+      onIncomplete: unauthorized,
     }),
     async (c) => {
       // Verified over the exact bytes: decoded keeping a byte order mark and refusing what is not UTF-8, the text is them.

@@ -66,10 +66,18 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const shedRevocationAsHolder = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp, countRevocation);
   const shedRevocation: MiddlewareHandler = (c, next) =>
     (c.req.header('authorization') === undefined ? shedRevocationAsHolder : shedRevocationAsOperator)(c, next);
-  const limit = bodyLimit({ maxSize: BODY_BYTES, onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE) });
+  const noToken = (c: Context) => c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
+  // A body that ended before it was received whole (the client left, or ran out of time) holds no token.
+  const limit = bodyLimit({
+    maxSize: BODY_BYTES,
+    onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE),
+    onIncomplete: noToken,
+  });
   const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
     if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
-    const values = new URLSearchParams(new TextDecoder().decode(await c.req.arrayBuffer())).getAll('token');
+    const body = await c.req.arrayBuffer().catch(() => undefined);
+    if (body === undefined) return undefined;
+    const values = new URLSearchParams(new TextDecoder().decode(body)).getAll('token');
     return values.length === 1 && values[0] !== '' ? values[0] : undefined;
   };
   // The audit log or the revocation list cannot be written or read: nothing was done, and the caller may retry.
@@ -95,7 +103,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     async (c, next) => (c.req.header('authorization') === undefined ? next() : revoker(c as unknown as Context<{ Variables: KeywayAuthVariables }>, next)),
     async (c) => {
       const token = await tokenOf(c);
-      if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
+      if (token === undefined) return noToken(c);
       const dpopProof = c.req.header('dpop');
       const caller: Revoker =
         c.req.header('authorization') === undefined
@@ -130,7 +138,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   });
   routes.post('/introspect', shedAsOperator, refuseRevoked, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
     const token = await tokenOf(c);
-    if (token === undefined) return c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
+    if (token === undefined) return noToken(c);
     return answer(c, async () => c.json(await introspectToken(examine, token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
   });
   return routes;

@@ -56,18 +56,27 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
     '/token',
     rateLimitBeforeBody(deps.exchange.limits.beforeVerification, deps.clientIp, (c, limited) => respond(c as Context<TokenEnv>, { refused: limited })),
   );
+  // The client closed its connection mid-body, or ran out of time: a request refused like any malformed one, and recorded.
+  const incomplete = (c: Context) =>
+    respond(
+      c as Context<TokenEnv>,
+      refuse('malformed_request', 'the request body ended before it was received whole: the client closed the connection or ran out of time'),
+    );
   routes.post(
     '/token',
     bodyLimit({
       maxSize: REQUEST_LIMITS.bodyBytes,
       onError: (c) => respond(c as Context<TokenEnv>, refuse('request_too_large', `the request body is larger than ${REQUEST_LIMITS.bodyBytes} bytes`)),
+      onIncomplete: incomplete,
     }),
     async (c) => {
       if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) {
         return respond(c, refuse('unsupported_media_type', 'the request body must be application/x-www-form-urlencoded'));
       }
       // UTF-8 as TextDecoder reads it; on Node, straight from the body's buffer, without copying it into an ArrayBuffer first.
-      const form = new URLSearchParams(await c.req.text());
+      const text = await c.req.text().catch(() => undefined);
+      if (text === undefined) return incomplete(c);
+      const form = new URLSearchParams(text);
       // Several DPoP headers arrive joined by commas, which no compact JWS holds: refused as malformed proofs.
       const dpopProof = c.req.header('dpop');
       return respond(c, { form, ...(dpopProof === undefined ? {} : { dpopProof }) });
