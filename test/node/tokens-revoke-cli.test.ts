@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -78,6 +80,23 @@ describe('keyway tokens revoke --url (a Node broker, the CLI as a process)', () 
     },
     CLI_RUNS_TIMEOUT_MS,
   );
+
+  it('takes an operator whose JSON body ends before it is whole as a body it cannot read, not as a fault: no error logged', async () => {
+    const olga = await tokenFor('olga@acme.dev', 'tokens:revoke');
+    const { hostname, port } = new URL(broker.url);
+    const socket = connect(Number(port), hostname);
+    await once(socket, 'connect');
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    const closed = once(socket, 'close');
+    socket.write(
+      `POST /v1/tokens/revoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${olga}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"jti`,
+    );
+    setTimeout(() => socket.end(), 100);
+    await closed;
+    expect(received.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(lines.filter((line) => (JSON.parse(line) as { level: string }).level === 'error')).toEqual([]);
+  });
 
   it(
     "refuses a jti no grant issued (exit 1, the broker's error), a caller without tokens:revoke, and bad usage (exit 2)",

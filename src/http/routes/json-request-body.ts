@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { bodyLimit } from '../middleware/body-limit.ts';
 import * as v from 'valibot';
 
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
@@ -8,9 +8,13 @@ const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 export const invalidRequest = (description: string): Response =>
   Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: NO_STORE });
 
-/** A body limit of `maxSize` bytes, answered as an invalid request past it. */
+/** A body limit of `maxSize` bytes, answered as an invalid request past it, or when the body ended before it was whole. */
 export const jsonBodyLimit = (maxSize: number): MiddlewareHandler =>
-  bodyLimit({ maxSize, onError: () => invalidRequest(`the request body is larger than ${maxSize} bytes`) });
+  bodyLimit({
+    maxSize,
+    onError: () => invalidRequest(`the request body is larger than ${maxSize} bytes`),
+    onIncomplete: () => invalidRequest('the request body ended before it was received whole'),
+  });
 
 /** The request's JSON body as `schema` reads it, or the 400 answer that says why not. */
 export async function readJsonBody<S extends v.GenericSchema>(

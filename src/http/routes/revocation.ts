@@ -12,7 +12,7 @@ import { revokeToken, type Revoker, type RevokeDeps } from '../../core/revocatio
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
 import { revokeByJti, type RevocationByJti } from '../../core/revocation/revoke-by-jti.ts';
 import * as v from 'valibot';
-import { readJsonBody } from './json-request-body.ts';
+import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
@@ -124,7 +124,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     },
   );
   // An operator who knows a token only from the audit log (an incident) ends it by the jti its grant record names.
-  routes.post('/v1/tokens/revoke', revoker as unknown as MiddlewareHandler<Env>, limit, async (c) => {
+  routes.post('/v1/tokens/revoke', revoker as unknown as MiddlewareHandler<Env>, jsonBodyLimit(BODY_BYTES), async (c) => {
     const body = await readJsonBody(c, JTI_BODY);
     if (!body.ok) return body.answer;
     const { jti } = body.value;
