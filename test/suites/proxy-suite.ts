@@ -1420,6 +1420,7 @@ grant:
       - { method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }
       - { method: GET, path: "/repos/{repository}/issues", permissions: { issues: read } }
       - { method: GET, path: "/user" }
+      - { method: GET, path: "/repos/globex/config/contents/public/**", permissions: { contents: read }, owner_id: "9999" }
       - { method: GET, path: "/repos/globex/config/contents/**", permissions: { contents: read }, owner_id: "4242" }
       - { method: GET, path: "/repos/umbrella/config/contents/**", permissions: { contents: read }, owner_id: "4343" }
       - { method: GET, path: "/repos/initech/config/contents/**", permissions: { contents: read } }
@@ -1537,6 +1538,41 @@ grant:
       expect(other.status).toBe(403);
       expect(other.headers.get('keyway-error')).toBe('proxy_not_allowed');
       expect(await mints()).toHaveLength(before + 1);
+    });
+
+    it("hands a repository's token to no job of another repository of the same installation: each job reads its own", async () => {
+      await github.putFile({ owner: 'acme', repo: 'api', path: 'notes.md', text: 'notes of api' });
+      await github.putFile({ owner: 'acme', repo: 'docs', path: 'notes.md', text: 'notes of docs' });
+      const read = async (repository: string): Promise<string> => {
+        const response = await broker.request(`/proxy/github/repos/${repository}/contents/notes.md`, {
+          headers: { ...GH_HEADERS, authorization: `Bearer ${await job(repository)}` },
+        });
+        expect(response.status, await response.clone().text()).toBe(200);
+        const { content } = (await response.json()) as { content: string };
+        return atob(content.replace(/\n/g, ''));
+      };
+      expect(await read('acme/api')).toBe('notes of api');
+      const calls = (await github.calls()).length;
+      // The same owner, account and permissions: still a token of its own, at its own repository's id.
+      expect(await read('acme/docs')).toBe('notes of docs');
+      const made = (await github.calls()).slice(calls);
+      expect(made.map(({ method, path, body }) => [method, path, body])).toEqual([
+        ['POST', '/app/installations/5150/access_tokens', { repositories: ['docs'], permissions: { contents: 'read' } }],
+        ['GET', '/repositories/734202/contents/notes.md', undefined],
+      ]);
+    });
+
+    it('hands a token minted for the account one rule pins to no rule that pins another account by the same login', async () => {
+      // globex's login is now on account 9999: a rule pinning that account for public/** gets a token of 9999's repository.
+      const read = async (path: string) =>
+        broker.request(`/proxy/github/repos/globex/config/contents/${path}`, { headers: { ...GH_HEADERS, authorization: `Bearer ${await job()}` } });
+      const current = await read('public/settings.yaml');
+      expect(current.headers.get('keyway-error'), await current.clone().text()).toBeNull();
+      await current.arrayBuffer();
+      // The rule for the rest pins 4242, the account the login was on: that token is not for it.
+      const pinnedElsewhere = await read('settings.yaml');
+      expect(pinnedElsewhere.status).toBe(400);
+      expect(pinnedElsewhere.headers.get('keyway-error')).toBe('github_owner_mismatch');
     });
 
     it("holds another owner's repository to the account id its rule pins: a name on another account, or a rule that pins none, gets no token", async () => {
