@@ -350,9 +350,9 @@ grant:
       });
     });
 
-    it('sends a static secret in the header its upstream names, and never the caller’s Authorization beside it', async () => {
+    it('sends a static secret in the header its upstream names, and never the caller’s Authorization, nor its own value of that header, beside it', async () => {
       const token = await job({ repository: 'acme/headed' });
-      const response = await send('/proxy/headed/x/headed', {}, token);
+      const response = await send('/proxy/headed/x/headed', { headers: { 'x-api-key': 'callers-own-key' } }, token);
       expect(response.status).toBe(200);
       await response.arrayBuffer();
       const [call, ...more] = await callsTo('/x/headed');
