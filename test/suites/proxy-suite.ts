@@ -362,6 +362,13 @@ grant:
       expect(JSON.stringify(call!.headers)).not.toContain(token);
     });
 
+    it('forwards the path it decided on, written as keyway writes it, not as the caller spelt it', async () => {
+      const response = await send('/proxy/headed/x/refs/heads%3Amain', {}, await job({ repository: 'acme/headed' }));
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      expect((await callsTo('/x/refs/')).map((call) => call.url)).toEqual([`/t/${tenant}/x/refs/heads:main`]);
+    });
+
     it('mints a keyway JWT per request for a keyway-jwt upstream: its audience, the caller as subject, the broker’s signature, redacted from what the upstream echoes', async () => {
       const token = await job({ repository: 'acme/jwt' });
       const response = await send('/proxy/jwt/x/echo-credential', {}, token);
