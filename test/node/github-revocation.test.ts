@@ -187,6 +187,37 @@ describe('GitHub token revocation on Node', () => {
     }
   });
 
+  it('revokes a minted token at once when its revocation cannot be scheduled, and answers without it', async () => {
+    const { issuer, github, start, root } = await setup();
+    const broker = await start();
+    const saboteur = openSqliteFile(join(root, 'data', DATABASE_FILE));
+    databases.push(saboteur);
+    saboteur.exec("CREATE TRIGGER schedule_down BEFORE INSERT ON github_token_revocations BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+    try {
+      const before = (await github.tokens()).length;
+      const result = await exchange(broker, issuer, 'refs/heads/main');
+      expect(result.status).toBeGreaterThanOrEqual(500);
+      expect(result.body).not.toHaveProperty('access_token');
+      // GitHub minted it; nothing would revoke it at its time, so it is taken back now.
+      expect((await github.tokens()).slice(before)).toMatchObject([{ revoked: true, repositories: ['api', 'docs'] }]);
+    } finally {
+      saboteur.exec('DROP TRIGGER schedule_down');
+    }
+  });
+
+  it('revokes every token due in one round, more than one batch of them', async () => {
+    const { issuer, github, start, clock, pending, outcomes } = await setup();
+    const broker = await start();
+    const tokens: string[] = [];
+    for (let index = 0; index < 51; index += 1) tokens.push((await exchange(broker, issuer, 'refs/heads/short')).body['access_token'] as string);
+    expect(pending()).toHaveLength(51);
+    clock.now += 60_000;
+    await broker.revokeDueGitHubTokens();
+    expect(pending()).toEqual([]);
+    expect(outcomes()).toEqual(Array.from({ length: 51 }, () => 'revoked@1'));
+    expect((await github.repositoriesVisibleTo(tokens.at(-1)!)).status).toBe(401);
+  });
+
   it('retries a failed revocation with backoff while GitHub is down, and revokes once it is back', async () => {
     const { issuer, github, start, clock, pending, outcomes } = await setup();
     const broker = await start();
