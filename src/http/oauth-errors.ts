@@ -60,6 +60,7 @@ export const OAUTH_ERRORS = {
   issuer_unavailable: { status: 503, error: 'temporarily_unavailable' },
   github_unavailable: { status: 503, error: 'temporarily_unavailable' },
   github_refused: { status: 503, error: 'temporarily_unavailable' },
+  github_revocation_unavailable: { status: 503, error: 'temporarily_unavailable' },
   internal_error: { status: 500, error: 'server_error' },
   github_permission_not_allowed: { status: 400, error: 'invalid_scope' },
   github_owner_mismatch: { status: 400, error: 'invalid_target' },

@@ -1034,6 +1034,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           | 'actor_token_bound'
           | 'org_guardrails_unusable'
           | 'ci_work_ended'
+          | 'github_revocation_unavailable'
           | `proxy_${string}`
         >,
         () => Promise<Response>
@@ -1047,6 +1048,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       // rate_limited needs a broker with small limits: test/suites/limits-suite.ts finds its records on both runtimes.
       // org_guardrails_unusable needs an organisation's pinned .github repository: test/suites/org-guardrails-suite.ts reads its records.
       // ci_work_ended needs GitHub's workflow webhooks: test/suites/github-webhook-suite.ts reads its records on both runtimes.
+      // github_revocation_unavailable needs a revocation store that fails a write: test/node/github-revocation.test.ts.
 
       it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('%s', async (reason) => {
         const response = await scenarios[reason]();

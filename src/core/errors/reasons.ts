@@ -71,6 +71,10 @@ export const REASONS = {
     description:
       'GitHub refused to mint the token: the App is not installed for the owner, or its installation lacks a granted repository or permission; the broker operator must fix the installation',
   },
+  github_revocation_unavailable: {
+    decision: 'error',
+    description: "the GitHub token's revocation could not be scheduled, so GitHub's token was taken back and none was issued; retry later",
+  },
   internal_error: { decision: 'error', description: 'internal error' },
   github_permission_not_allowed: {
     decision: 'denied',

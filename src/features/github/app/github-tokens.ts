@@ -10,7 +10,7 @@ import type { InstallationCache } from './installation-cache.ts';
 import { createInstallationToken, revokeInstallationToken } from './installation-token.ts';
 import type { RevocationStore } from './revocation-store.ts';
 import { GITHUB_TOKEN_PURPOSE, githubTokenContext } from './revoke-due-tokens.ts';
-import type { Logger } from '../../../core/log.ts';
+import { errorText, type Logger } from '../../../core/log.ts';
 
 /** What a GitHub failure is for the exchange: unavailable for a while, or refused as configured. */
 function refusalOf(error: GitHubError): ExchangeError {
@@ -223,8 +223,9 @@ export class GitHubTokens implements GitHubTokenMinter {
         nextAttemptAt: revokeAt,
       });
     } catch (error) {
+      // The store that keeps it could not: GitHub's token is taken back, and the exchange may be tried again.
       await revokeInstallationToken(client, minted.token).catch(() => undefined);
-      throw error;
+      throw new ExchangeError('github_revocation_unavailable', `the token's revocation could not be scheduled: ${errorText(error)}`, { cause: error });
     }
     this.#deps.scheduled();
     this.#backedOff.delete(index);
