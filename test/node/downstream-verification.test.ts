@@ -151,6 +151,20 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
           .setIssuedAt()
           .sign(ring.signing.key),
     ],
+    ...['sub', 'jti', 'client_id'].map((claim): [string, () => Promise<string>] => [
+      `without ${claim} (an at+jwt signed by the broker key, every other claim in place)`,
+      () => {
+        const every: Record<string, string> = { sub: 'repo:acme/api', client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() };
+        const { [claim]: _left, ...claims } = every;
+        return new SignJWT(claims)
+          .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: ring.signing.kid })
+          .setIssuer(broker.config.issuer)
+          .setAudience(SERVICE)
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .sign(ring.signing.key);
+      },
+    ]),
     [
       'typed JWT, not at+jwt (an ID token signed by the broker key)',
       () =>

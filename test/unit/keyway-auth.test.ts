@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { createLocalJWKSet, SignJWT } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { keywayAuth, type KeywayAuthVariables } from '../../src/http/middleware/keyway-auth.ts';
+import { verifyAccessToken } from '../../src/core/mint/verify-access-token.ts';
 import type { IssuedGrant } from '../../src/core/policy/decide.ts';
 import type { Policy } from '../../src/core/policy/policy.ts';
 import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
@@ -68,6 +69,50 @@ describe('keywayAuth', () => {
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     expect(await response.json()).toMatchObject({ error: 'invalid_token' });
+  });
+
+  it('takes a token up to 29 s past its exp, and refuses it from 30 s past: the documented 30 s clock tolerance', async () => {
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    vi.useFakeTimers({ toFake: ['Date'], now });
+    try {
+      const expiredFor = (seconds: number) => mint({ ttlSeconds: 60 }, { now: now - (60 + seconds) * 1000 });
+      expect((await call(await expiredFor(29))).status).toBe(200);
+      expect((await call(await expiredFor(30))).status).toBe(401);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("verifyAccessToken reuses the broker's active answer for 30 s by default, not at 30 s; with cacheSeconds 0 it asks every time", async () => {
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    vi.useFakeTimers({ toFake: ['Date'], now });
+    try {
+      let asked = 0;
+      const revocation = {
+        credential: () => 'introspector',
+        fetch: async () => {
+          asked += 1;
+          return Response.json({ active: true });
+        },
+      };
+      const verify = (token: string, cache: { cacheSeconds?: number } = {}) =>
+        verifyAccessToken(token, { issuer: ISSUER, audience: ISSUER, keys: createLocalJWKSet(ring.jwks), revocation: { ...revocation, ...cache } });
+      const token = await mint();
+      await verify(token);
+      vi.setSystemTime(now + 29_999);
+      await verify(token);
+      expect(asked).toBe(1);
+      vi.setSystemTime(now + 30_000);
+      await verify(token);
+      expect(asked).toBe(2);
+      // Twice within one millisecond.
+      const uncached = await mint();
+      await verify(uncached, { cacheSeconds: 0 });
+      await verify(uncached, { cacheSeconds: 0 });
+      expect(asked).toBe(4);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a JWT that is not typed at+jwt (an ID token signed by the same key)', async () => {
