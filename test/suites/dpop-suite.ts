@@ -119,6 +119,9 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
     describe('refuses every malformed or mismatched proof, with no token', () => {
       const cases: Record<string, () => Promise<string>> = {
         'another method (htm GET)': () => key.proof('GET', endpoint()),
+        // Methods are case-sensitive (RFC 9110 §9.1); only the scheme and host of htu are not.
+        'the method in lower case (htm post)': () => key.proof('post', endpoint()),
+        'the path of htu in another case': () => key.proof('POST', `${broker.issuer}/TOKEN`),
         'another URL (htu)': () => key.proof('POST', `${broker.issuer}/v1/audit`),
         'another origin (htu)': () => key.proof('POST', 'https://evil.example/token'),
         'htu that is not a URL': () => key.proof('POST', 'token'),

@@ -68,6 +68,12 @@ describe('verifyDpopProof at its limits', () => {
 
   it("says what is wrong with a proof's jwk before any signature is checked: private members, members not strings, a kty not a string", async () => {
     await expect(verify(await key.proof('POST', TOKEN_ENDPOINT, { jwk: key.privateJwk }))).rejects.toEqual(refused(/private key material \(d\)/));
+    // Any member only a private or secret key has, alone: an RSA key's primes and CRT values, a symmetric key's k.
+    for (const member of ['p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']) {
+      await expect(verify(await key.proof('POST', TOKEN_ENDPOINT, { jwk: { ...key.publicJwk, [member]: 'AQAB' } }))).rejects.toEqual(
+        refused(new RegExp(`private key material \\(${member}\\)`)),
+      );
+    }
     const arrays = { kty: 'EC', crv: 'P-256', x: [key.publicJwk.x], y: [key.publicJwk.y] } as never;
     await expect(verify(await key.proof('POST', TOKEN_ENDPOINT, { jwk: arrays }))).rejects.toEqual(refused(/EC jwk must carry x, y as non-empty strings/));
     await expect(verify(await key.proof('POST', TOKEN_ENDPOINT, { jwk: { ...key.publicJwk, kty: ['EC'] } as never }))).rejects.toEqual(
@@ -119,11 +125,12 @@ describe('DPoP server nonces', () => {
 });
 
 describe('the in-memory DPoP replay store', () => {
-  it('refuses a key until it expires, then takes it again', async () => {
+  it('refuses a key until it expires, then takes it again, once, until its new expiry', async () => {
     const store = new MemoryDpopReplayStore();
     expect(await store.claim('a', 100, 50_000)).toBe(true);
     expect(await store.claim('a', 100, 99_999)).toBe(false);
     expect(await store.claim('a', 200, 100_001)).toBe(true);
+    expect(await store.claim('a', 200, 100_002)).toBe(false);
   });
 
   it('keeps every live key through the sweep of expired ones', async () => {
