@@ -63,6 +63,17 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
       return { ...result, event: await expectRefusal(broker, result, { error, reason }) };
     };
     const sign = (issuer: TestIssuer, claims: Record<string, unknown>, alg?: SigningAlg) => issuer.sign(claims, alg === undefined ? {} : { alg });
+    /** The documented token with one claim changed at a time (undefined: left out): each is refused, the record naming that claim. */
+    const refusedEach = async (issuer: TestIssuer, token: Record<string, unknown>, changes: readonly (readonly [claim: string, value: unknown])[]) => {
+      for (const [claim, value] of changes) {
+        const { [claim]: _dropped, ...rest } = token;
+        const { event } = await refused(await sign(issuer, value === undefined ? rest : { ...rest, [claim]: value }), 'claims_invalid');
+        expect(event.detail, `${claim}: ${JSON.stringify(value)}`).toMatch(new RegExp(`claim ${claim}\\b`));
+      }
+    };
+    const without = (...claims: string[]) => claims.map((claim) => [claim, undefined] as const);
+    /** A number in a string with something before it: an id of another form. */
+    const notNumbers = (...claims: string[]) => claims.map((claim) => [claim, 'x20'] as const);
 
     beforeAll(async () => {
       const base = issuerBase();
@@ -180,6 +191,22 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
         expect(event.detail).toMatch(/project_id/);
       });
 
+      it('refuses a token without any one of the claims only CI job tokens carry', async () => {
+        await refusedEach(ci.gitlab, fixtures.gitlabToken(ci.gitlab.url, aud), without('project_id', 'pipeline_id', 'job_id', 'ref', 'ref_type'));
+      });
+
+      it('refuses ref_protected as a JSON boolean, or as a list: GitLab sends it as the string "true"', async () => {
+        await refusedEach(ci.gitlab, fixtures.gitlabToken(ci.gitlab.url, aud), [
+          ['ref_protected', true],
+          ['ref_protected', ['true']],
+        ]);
+      });
+
+      it('refuses an id that is not a number in a string', async () => {
+        const ids = notNumbers('project_id', 'namespace_id', 'job_project_id', 'job_namespace_id', 'pipeline_id', 'job_id', 'user_id');
+        await refusedEach(ci.gitlab, fixtures.gitlabToken(ci.gitlab.url, aud), ids);
+      });
+
       it('trap: a fork merge request pipeline running in the parent project is refused', async () => {
         const fork = {
           project_id: '31',
@@ -247,9 +274,22 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
         );
       });
 
-      it('refuses a token requested without --claim organization_id', async () => {
-        const { organization_id: _dropped, ...claims } = fixtures.buildkiteToken(ci.buildkite.url, aud);
-        await refused(await sign(ci.buildkite, claims), 'claims_invalid');
+      it('refuses an id that is not a lower-case UUID: in upper case, or with a digit more', async () => {
+        const uuid = fixtures.buildkiteToken(ci.buildkite.url, aud)['job_id'] as string;
+        const ids = ['organization_id', 'pipeline_id', 'cluster_id', 'queue_id', 'build_id', 'job_id'].flatMap((claim) => [
+          [claim, uuid.toUpperCase()] as const,
+          [claim, `${uuid}0`] as const,
+        ]);
+        await refusedEach(ci.buildkite, fixtures.buildkiteToken(ci.buildkite.url, aud), ids);
+      });
+
+      it('trap: a branch whose name differs from the pinned one only by case is another branch, which anyone who can start a build may name', async () => {
+        await refused(await sign(ci.buildkite, fixtures.buildkiteToken(ci.buildkite.url, aud, { build_branch: 'Main' })), 'no_policy_matched');
+      });
+
+      it('refuses a token requested without --claim organization_id, and one without any other claim every job token carries', async () => {
+        const token = fixtures.buildkiteToken(ci.buildkite.url, aud);
+        await refusedEach(ci.buildkite, token, without('organization_id', 'organization_slug', 'pipeline_slug', 'build_number', 'job_id'));
       });
     });
 
@@ -391,9 +431,34 @@ export function issuerCatalogSuite(runtime: string, start: StartBroker, issuerBa
         expect(event.claims).toMatchObject({ repository: 'acme/api', ref_protected: 'true' });
       });
 
+      it('refuses a token without any one of the claims every Actions token carries', async () => {
+        await refusedEach(ci.forgejo, fixtures.forgejoToken(ci.forgejo.url, aud), without('repository', 'repository_owner', 'ref', 'event_name', 'run_id'));
+      });
+
+      it('refuses ref_protected as a JSON boolean, or as a list: Forgejo sends it as the string "true"', async () => {
+        await refusedEach(ci.forgejo, fixtures.forgejoToken(ci.forgejo.url, aud), [
+          ['ref_protected', true],
+          ['ref_protected', ['true']],
+        ]);
+      });
+
+      it('refuses an id that is not a number in a string, from an instance that sends ids', async () => {
+        await refusedEach(ci.forgejo, fixtures.forgejoToken(ci.forgejo.url, aud), notNumbers('repository_id', 'repository_owner_id', 'actor_id'));
+      });
+
       it('refuses the same repository name on another instance, which is another issuer', async () => {
         await refused(await sign(ci.otherForgejo, fixtures.forgejoToken(ci.otherForgejo.url, aud)), 'issuer_untrusted');
       });
+    });
+
+    it('refuses a token signed with ES256 from GitLab, Buildkite or Forgejo, which sign with RS256 only', async () => {
+      for (const [issuer, token] of [
+        [ci.gitlab, fixtures.gitlabToken(ci.gitlab.url, aud)],
+        [ci.buildkite, fixtures.buildkiteToken(ci.buildkite.url, aud)],
+        [ci.forgejo, fixtures.forgejoToken(ci.forgejo.url, aud)],
+      ] as const) {
+        await refused(await sign(issuer, token, 'ES256'), 'algorithm_not_allowed');
+      }
     });
   });
 }

@@ -86,9 +86,12 @@ describe('issuer presets', () => {
     ['azure-devops', 'https://vstoken.dev.azure.com/acme', /organization-guid/],
     ['bitbucket', 'https://api.bitbucket.org/2.0/workspaces/acme', /pipelines-config\/identity\/oidc/],
     ['buildkite', 'https://agent.buildkite.example', /expected https:\/\/agent\.buildkite\.com/],
+    ['buildkite', 'https://agent.buildkite.com.evil.example', /expected https:\/\/agent\.buildkite\.com/],
+    ['gitlab', 'https://gitlab.acme.dev/gitlab/', /not a gitlab issuer URL/],
     ['google', 'https://accounts.google.com/o/oauth2', /expected https:\/\/accounts\.google\.com/],
     ['github', 'https://github.acme.dev/token', /_services\/token/],
     ['forgejo', 'https://codeberg.org', /\/api\/actions/],
+    ['forgejo', 'https://git.acme.dev/api/actions/runs', /not a forgejo issuer URL/],
     ['terraform', 'https://tfe.acme.dev/app', /not a terraform issuer URL/],
   ])('refuses a %s instance URL of the wrong shape: %s', (kind, url, message) => {
     expect(() => resolve({ kind, url })).toThrow(message);

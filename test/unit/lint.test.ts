@@ -64,6 +64,15 @@ describe('lint rules', () => {
       );
     });
 
+    it('flags a Forgejo instance and Buildkite alike, and takes no Buildkite slug for a pin: a slug can be renamed and registered again', () => {
+      const forgejo =
+        'version: 1\nissuer: { kind: forgejo, url: "https://codeberg.org/api/actions" }\nmatch: { ref: refs/heads/main }\ngrant: { audience: x }\n';
+      const buildkite = (match: string) => `version: 1\nissuer: buildkite\nmatch: { ${match} }\ngrant: { audience: x, scopes: [a:read] }\n`;
+      expect(rules({ 'p.yaml': forgejo })).toContain('unpinned-tenant');
+      expect(rules({ 'p.yaml': buildkite('organization_slug: acme-inc') })).toContain('unpinned-tenant');
+      expect(rules({ 'p.yaml': buildkite('organization_id: 0184990a-4776-4e4f-b0a0-2f9bd7a4d6ec') })).not.toContain('unpinned-tenant');
+    });
+
     it.each([
       ['repository_owner_id', '  repository_owner_id: "1"'],
       ['repository_id', '  repository_id: "1"'],
@@ -431,6 +440,20 @@ describe('lint rules', () => {
     it('knows GitLab merge request pipelines, self-hosted runners and unprotected refs', () => {
       const findings = lint({ 'p.yaml': 'version: 1\nissuer: gitlab\nmatch: { project_id: "1" }\ngrant: { audience: x, scopes: [deploy:write] }\n' });
       expect(findings.filter((finding) => finding.rule === 'write-from-untrusted')).toHaveLength(3);
+    });
+
+    it('knows Buildkite builds started by hand or through the API, which pick any branch and commit, and self-hosted agents', () => {
+      const findings = lint({
+        'p.yaml':
+          'version: 1\nissuer: buildkite\nmatch: { organization_id: 0184990a-4776-4e4f-b0a0-2f9bd7a4d6ec }\ngrant: { audience: x, scopes: [deploy:write] }\n',
+      });
+      expect(
+        findings.filter((finding) => finding.rule === 'write-from-untrusted').map((finding) => /reachable from (.*): add/.exec(finding.message)?.[1]),
+      ).toEqual([
+        'builds started by hand in the Buildkite UI (any branch, any commit)',
+        'builds started through the Buildkite API (any branch, any commit)',
+        'self-hosted agents (the token is only as safe as the agent host)',
+      ]);
     });
   });
 

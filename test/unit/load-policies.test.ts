@@ -340,6 +340,15 @@ describe('loading policies', () => {
       );
     });
 
+    it("takes a claim named by a documented prefix from its start only: Buildkite's agent_tag:<NAME>", () => {
+      const buildkite = (subject: string) =>
+        withSubject(subject, 'buildkite').replace('repository_id: "734201"', 'organization_id: 0184990a-4776-4e4f-b0a0-2f9bd7a4d6ec');
+      expect(loadPolicies(toFiles({ 'p.yaml': buildkite('{agent_tag:queue}') }), OPTIONS).policies).toHaveLength(1);
+      expect(problems({ 'p.yaml': buildkite('{my_agent_tag:queue}') })[0]?.message).toMatch(
+        /reads \{my_agent_tag:queue\}, a claim buildkite tokens never carry/,
+      );
+    });
+
     it('refuses at load a claim that is always a list or an object', () => {
       const gitlab = withSubject('{groups_direct}', 'gitlab').replace('repository_id', 'project_id');
       expect(problems({ 'p.yaml': gitlab })[0]?.message).toMatch(/groups_direct}, which gitlab sends as a list or object/);

@@ -5,7 +5,8 @@ import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { JwksCache } from '../../src/core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../src/core/verify/verify-subject-token.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
-import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
+import * as fixtures from '../support/ci-token-fixtures.ts';
+import { ciClaims, newTestSite, TestIssuer } from '../support/test-issuer.ts';
 
 const BROKER = 'https://keyway.test';
 const http = { fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init), timeoutMs: 2000, maxBytes: 64 * 1024, allowHttpLoopback: true };
@@ -14,34 +15,43 @@ const TOLERANCE = 60;
 
 /** Subject-token verification at the edges of its clock rules, on a fixed clock, with the test issuer's real keys. */
 describe('verifySubjectToken on a fixed clock', () => {
-  let issuer: TestIssuer;
+  /** A stand-in for each CI system, and its documented token: GitHub's, and those whose preset's age limit is not GitHub's. */
+  const ci = {} as Record<
+    'github' | 'gitlab' | 'forgejo' | 'buildkite',
+    { issuer: TestIssuer; token: (overrides: Record<string, unknown>) => Record<string, unknown> }
+  >;
   let policies: PolicySet;
   let jwks: JwksCache;
   const now = Math.floor(Date.now() / 1000);
 
-  beforeAll(() => {
-    issuer = freshIssuer(inject('testIssuerBase'), 'verify');
+  beforeAll(async () => {
+    const [gitlab, forgejo, buildkite] = await Promise.all(Array.from({ length: 3 }, () => newTestSite(inject('testIssuerBase'))));
+    const at = (url: string, token: (iss: string, aud: string, overrides: Record<string, unknown>) => Record<string, unknown>) => ({
+      issuer: new TestIssuer(url),
+      token: (overrides: Record<string, unknown>) => token(url, BROKER, overrides),
+    });
+    Object.assign(ci, {
+      github: at(freshIssuer(inject('testIssuerBase'), 'verify').url, ciClaims),
+      gitlab: at(gitlab ?? '', fixtures.gitlabToken),
+      forgejo: at(`${forgejo}/api/actions`, fixtures.forgejoToken),
+      buildkite: at(buildkite ?? '', fixtures.buildkiteToken),
+    });
+    const policy = (kind: string, url: string, match: string) =>
+      `version: 1\nissuer: { kind: ${kind}, url: "${url}" }\nmatch:\n  ${match}\ngrant:\n  audience: https://a.example\n`;
     policies = loadPolicies(
       [
-        {
-          path: 'p.yaml',
-          text: `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch:\n  repository_id: "734201"\ngrant:\n  audience: https://a.example\n`,
-        },
+        { path: 'p.yaml', text: policy('github', ci.github.issuer.url, 'repository_id: "734201"') },
+        { path: 'gitlab.yaml', text: policy('gitlab', ci.gitlab.issuer.url, 'project_id: "20"') },
+        { path: 'forgejo.yaml', text: policy('forgejo', ci.forgejo.issuer.url, 'repository: acme/api') },
+        { path: 'buildkite.yaml', text: policy('buildkite', ci.buildkite.issuer.url, 'organization_id: 0184990a-4776-4e4f-b0a0-2f9bd7a4d6ec') },
       ],
       { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: true },
     );
     jwks = new JwksCache(http, undefined, () => now * 1000);
   });
 
-  const verify = async (overrides: Record<string, unknown>) =>
-    verifySubjectToken(await issuer.sign(ciClaims(issuer.url, BROKER, overrides)), {
-      issuers: policies,
-      jwks,
-      now: now * 1000,
-      clockToleranceSeconds: TOLERANCE,
-    });
-  const reasonOf = async (overrides: Record<string, unknown>) =>
-    verify(overrides).then(
+  const reasonOf = async (overrides: Record<string, unknown>, { issuer, token } = ci.github) =>
+    verifySubjectToken(await issuer.sign(token(overrides)), { issuers: policies, jwks, now: now * 1000, clockToleranceSeconds: TOLERANCE }).then(
       () => 'verified',
       (error: unknown) => (error instanceof ExchangeError ? error.reason : error),
     );
@@ -57,10 +67,15 @@ describe('verifySubjectToken on a fixed clock', () => {
     expect(await reasonOf({ environment: null })).toBe('claims_invalid');
   });
 
-  it('takes a GitHub token issued up to its 10 minutes and the tolerated skew ago, whatever its exp, not one second more', async () => {
-    const exp = now + 300;
-    expect(await reasonOf({ iat: now - 600 - TOLERANCE, nbf: now - 600 - TOLERANCE, exp })).toBe('verified');
-    expect(await reasonOf({ iat: now - 600 - TOLERANCE - 1, nbf: now - 600 - TOLERANCE - 1, exp })).toBe('token_too_old');
+  it.each([
+    ['github', 600],
+    ['gitlab', 3600],
+    ['forgejo', 600],
+    ['buildkite', 600],
+  ] as const)('takes a %s token issued up to %i s and the tolerated skew ago, whatever its exp, not one second more', async (name, maxAge) => {
+    const issuedAgo = (seconds: number) => reasonOf({ iat: now - seconds, nbf: now - seconds, exp: now + 300 }, ci[name]);
+    expect(await issuedAgo(maxAge + TOLERANCE)).toBe('verified');
+    expect(await issuedAgo(maxAge + TOLERANCE + 1)).toBe('token_too_old');
   });
 
   it('takes an nbf up to the tolerated skew in the future, not one second more', async () => {
