@@ -86,15 +86,17 @@ describe('keyway tokens revoke --url (a Node broker, the CLI as a process)', () 
     const { hostname, port } = new URL(broker.url);
     const socket = connect(Number(port), hostname);
     await once(socket, 'connect');
-    let received = '';
-    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    // What it reads back is Node's own 400 to a chunked body cut short, whatever keyway answers: only the log tells.
+    socket.resume();
     const closed = once(socket, 'close');
     socket.write(
       `POST /v1/tokens/revoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${olga}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"jti`,
     );
     setTimeout(() => socket.end(), 100);
     await closed;
-    expect(received.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    // Its answer (to nobody) was given by the time a later request on another connection is.
+    await fetch(`${broker.url}/livez`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(lines.filter((line) => (JSON.parse(line) as { level: string }).level === 'error')).toEqual([]);
   });
 
