@@ -459,6 +459,16 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         expect(answer.headers.get('cache-control')).toBe('no-store');
         expect(answer.body).toEqual({ jti, status: 'revoked', exp, granted_in: (await grantOf(token))?.id, audit_event_id: expect.any(String) });
         expect((await introspect(token)).body).toEqual({ active: false });
+        // A resource server that checks revocation refuses it.
+        const rs = await tokenFor('svc-rs');
+        const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+        const verified = verifyAccessToken(token, {
+          issuer: broker.issuer,
+          audience: 'https://a.example',
+          keys: createLocalJWKSet(jwks),
+          revocation: { credential: () => rs, cacheSeconds: 0, fetch: (input, init) => broker.request(new URL(String(input)).pathname, init) },
+        });
+        await expect(verified).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
         const reader = await tokenFor('svc-reader');
         const record = (await (
           await broker.request(`/v1/audit/events/${answer.body['audit_event_id']}`, { headers: { authorization: `Bearer ${reader}` } })
