@@ -20,12 +20,18 @@ export interface BodyLimitOptions {
  * without a declared length is counted as it streams, by hono's own middleware.
  */
 export function bodyLimit(options: BodyLimitOptions): MiddlewareHandler {
-  const streamed = streamedBodyLimit(options);
   return async (c, next) => {
     const length = c.req.header('content-length');
     if (length === undefined || c.req.header('transfer-encoding') !== undefined) {
-      // Only the stream's own failure is the client's: what the route does after it is the route's.
+      // Only the stream's own failure is the client's: what the route, or onError past the limit, does once it was read is keyway's.
       let read = false;
+      const streamed = streamedBodyLimit({
+        maxSize: options.maxSize,
+        onError: (c) => {
+          read = true;
+          return options.onError(c);
+        },
+      });
       try {
         return await streamed(c, () => {
           read = true;
