@@ -135,4 +135,17 @@ describe('DPoP-bound tokens downstream (verifyAccessToken, keywayAuth)', () => {
     expect(claimed).toHaveLength(2);
     expect(claimed[0]).toMatch(/^[0-9a-f]{64}$/);
   });
+
+  it("judges a proof's age when the proof is checked: a slow key lookup (a JWKS fetched) does not stretch its 65 s", async () => {
+    const token = await mint(key.jkt);
+    const local = createLocalJWKSet(ring.jwks);
+    // As old as a proof may be when verification begins, and older by the time the broker's keys answered.
+    const proof = await proofFor(token, { iat: Math.floor(Date.now() / 1000) - 65 });
+    const refused = verifyAccessToken(
+      token,
+      { ...options, keys: async (header, jws) => new Promise((resolve) => setTimeout(() => resolve(local(header, jws)), 1100)) },
+      { proof, method: 'POST', url: `${SERVICE}/deploy` },
+    );
+    await expect(refused).rejects.toMatchObject({ code: 'invalid_dpop_proof', message: expect.stringContaining('"iat" claim timestamp check failed') });
+  });
 });

@@ -88,11 +88,12 @@ function brokerKeys(issuer: string): JWTVerifyGetKey {
  * without it (sent as a Bearer token) is refused, and so is an unbound one presented as DPoP.
  */
 export async function verifyAccessToken(token: string, options: VerifyAccessTokenOptions, dpop?: DpopPresentation): Promise<KeywayAccessToken> {
-  const now = (options.now ?? Date.now)();
+  // Read at each check, as each is made: a key lookup (a JWKS fetched) or an introspection that takes time does not stretch a window.
+  const clock = options.now ?? Date.now;
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, options.keys ?? brokerKeys(options.issuer), {
-      currentDate: new Date(now),
+      currentDate: new Date(clock()),
       issuer: options.issuer,
       audience: options.audience,
       typ: 'at+jwt',
@@ -104,7 +105,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     if (error instanceof errors.JOSEError) throw new AccessTokenError('invalid_token', error.message, { cause: error });
     throw error;
   }
-  const bound = await checkBinding(token, payload['cnf'], dpop, now);
+  const bound = await checkBinding(token, payload['cnf'], dpop, clock);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
   if (missing.length > 0) throw new AccessTokenError('insufficient_scope', `the token lacks scope ${missing.join(' ')}`);
@@ -113,7 +114,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
   if (bound !== undefined && !(await (options.dpopReplay ?? defaultDpopReplay).claim(dpopProofKey(bound.proof), bound.proof.acceptedUntil, bound.now))) {
     throw new AccessTokenError('invalid_dpop_proof', 'the DPoP proof was already used');
   }
-  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation, now);
+  if (options.revocation !== undefined) await checkNotRevoked(token, String(payload.jti), options.issuer, options.revocation, clock);
   return payload as KeywayAccessToken;
 }
 
@@ -122,13 +123,14 @@ async function checkBinding(
   token: string,
   cnf: unknown,
   dpop: DpopPresentation | undefined,
-  now: number,
+  clock: () => number,
 ): Promise<{ readonly proof: VerifiedDpopProof; readonly now: number } | undefined> {
   if (cnf === undefined && dpop === undefined) return undefined;
   const jkt = boundKeyThumbprint(cnf);
   if (dpop === undefined) throw new AccessTokenError('invalid_token', 'the token is bound to a DPoP key: send it as Authorization: DPoP with a proof');
   if (jkt === undefined) throw new AccessTokenError('invalid_token', 'the token is not bound to a DPoP key: send it as a Bearer token');
   if (dpop.proof === undefined) throw new AccessTokenError('invalid_dpop_proof', 'a DPoP-bound token needs a DPoP proof header');
+  const now = clock();
   let proof;
   try {
     proof = await verifyDpopProof(dpop.proof, { method: dpop.method, url: dpop.url, now, accessToken: token });
@@ -141,8 +143,9 @@ async function checkBinding(
 }
 
 /** Fails closed: an introspection that does not answer `active: true` refuses the token. */
-async function checkNotRevoked(token: string, jti: string, issuer: string, check: RevocationCheck, now: number): Promise<void> {
+async function checkNotRevoked(token: string, jti: string, issuer: string, check: RevocationCheck, clock: () => number): Promise<void> {
   const key = `${issuer} ${jti}`;
+  const now = clock();
   const maxAgeMs = (check.cacheSeconds ?? 30) * 1000;
   if (now - (activeAt.get(key) ?? Number.NEGATIVE_INFINITY) < maxAgeMs) return;
   let active: unknown;
