@@ -6,7 +6,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { jsonLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
-import { exchangeForm } from '../suites/exchange-suite.ts';
+import { auditorToken, operatorPolicy } from '../suites/audit-api-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, runKeyway, testConfig, writeTree } from './node-harness.ts';
 
@@ -25,12 +25,10 @@ describe('keyway tokens revoke --url (a Node broker, the CLI as a process)', () 
     mkdirSync(join(root, 'policies'));
     broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log: jsonLogger({}, { write: (line) => lines.push(line) }) });
     // The operators' tokens have the broker itself as audience, whose port is known once it listens.
-    const policy = (sub: string, scopes: string) =>
-      `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${broker.config.issuer}, scopes: [${scopes}] }\n`;
     writeTree(
       {
-        'policies/ops/olga.yaml': policy('olga@acme.dev', 'tokens:revoke, tokens:introspect'),
-        'policies/ops/rita.yaml': policy('rita@acme.dev', 'tokens:introspect'),
+        'policies/ops/olga.yaml': operatorPolicy(people, broker.config.issuer, 'olga@acme.dev', ['tokens:revoke', 'tokens:introspect']),
+        'policies/ops/rita.yaml': operatorPolicy(people, broker.config.issuer, 'rita@acme.dev', ['tokens:introspect']),
       },
       root,
     );
@@ -38,18 +36,8 @@ describe('keyway tokens revoke --url (a Node broker, the CLI as a process)', () 
   });
   afterAll(() => broker?.close());
 
-  const tokenFor = async (sub: string, scope: string): Promise<string> => {
-    const now = Math.floor(Date.now() / 1000);
-    const subject = await people.sign({ iss: people.url, aud: broker.config.issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
-    const response = await fetch(`${broker.url}/token`, {
-      method: 'POST',
-      body: exchangeForm(subject, { audience: broker.config.issuer, scope }),
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    const body = (await response.json()) as { access_token?: string };
-    expect(response.status, JSON.stringify(body)).toBe(200);
-    return body.access_token ?? '';
-  };
+  const tokenFor = (sub: string, scope: string): Promise<string> =>
+    auditorToken({ issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) }, people, sub, scope);
   const active = async (token: string): Promise<unknown> => {
     const response = await fetch(`${broker.url}/introspect`, {
       method: 'POST',
