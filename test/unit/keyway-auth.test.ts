@@ -84,35 +84,37 @@ describe('keywayAuth', () => {
   });
 
   it("verifyAccessToken reuses the broker's active answer for 30 s by default, not at 30 s; with cacheSeconds 0 it asks every time", async () => {
-    const now = Math.floor(Date.now() / 1000) * 1000;
-    vi.useFakeTimers({ toFake: ['Date'], now });
-    try {
-      let asked = 0;
-      const revocation = {
-        credential: () => 'introspector',
-        fetch: async () => {
-          asked += 1;
-          return Response.json({ active: true });
-        },
-      };
-      const verify = (token: string, cache: { cacheSeconds?: number } = {}) =>
-        verifyAccessToken(token, { issuer: ISSUER, audience: ISSUER, keys: createLocalJWKSet(ring.jwks), revocation: { ...revocation, ...cache } });
-      const token = await mint();
-      await verify(token);
-      vi.setSystemTime(now + 29_999);
-      await verify(token);
-      expect(asked).toBe(1);
-      vi.setSystemTime(now + 30_000);
-      await verify(token);
-      expect(asked).toBe(2);
-      // Twice within one millisecond.
-      const uncached = await mint();
-      await verify(uncached, { cacheSeconds: 0 });
-      await verify(uncached, { cacheSeconds: 0 });
-      expect(asked).toBe(4);
-    } finally {
-      vi.useRealTimers();
-    }
+    const now = Date.now();
+    let clock = now;
+    let asked = 0;
+    const revocation = {
+      credential: () => 'introspector',
+      fetch: async () => {
+        asked += 1;
+        return Response.json({ active: true });
+      },
+    };
+    const verify = (token: string, cache: { cacheSeconds?: number } = {}) =>
+      verifyAccessToken(token, {
+        issuer: ISSUER,
+        audience: ISSUER,
+        keys: createLocalJWKSet(ring.jwks),
+        revocation: { ...revocation, ...cache },
+        now: () => clock,
+      });
+    const token = await mint();
+    await verify(token);
+    clock = now + 29_999;
+    await verify(token);
+    expect(asked).toBe(1);
+    clock = now + 30_000;
+    await verify(token);
+    expect(asked).toBe(2);
+    // Twice at one instant.
+    const uncached = await mint();
+    await verify(uncached, { cacheSeconds: 0 });
+    await verify(uncached, { cacheSeconds: 0 });
+    expect(asked).toBe(4);
   });
 
   it('refuses a JWT that is not typed at+jwt (an ID token signed by the same key)', async () => {
