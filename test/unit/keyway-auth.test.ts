@@ -83,6 +83,27 @@ describe('keywayAuth', () => {
     }
   });
 
+  it("verifyAccessToken judges exp once the keys answered: a slow key lookup (a JWKS fetched) does not stretch a token's life", async () => {
+    const minted = Math.floor(Date.now() / 1000) * 1000;
+    const token = await mint({ ttlSeconds: 60 }, { now: minted });
+    const local = createLocalJWKSet(ring.jwks);
+    // 29 s past exp when verification begins (inside the tolerance), 30 s past by the time the keys answered.
+    let clock = minted + 89_000;
+    const verify = () =>
+      verifyAccessToken(token, {
+        issuer: ISSUER,
+        audience: ISSUER,
+        now: () => clock,
+        keys: async (header, jws) => {
+          clock += 1000;
+          return local(header, jws);
+        },
+      });
+    await expect(verify()).rejects.toMatchObject({ code: 'invalid_token', message: 'the token expired' });
+    clock = minted + 88_000;
+    await expect(verify()).resolves.toMatchObject({ sub: 'alice' });
+  });
+
   it("verifyAccessToken reuses the broker's active answer for 30 s by default, not at 30 s; with cacheSeconds 0 it asks every time", async () => {
     const now = Date.now();
     let clock = now;

@@ -90,6 +90,7 @@ function brokerKeys(issuer: string): JWTVerifyGetKey {
 export async function verifyAccessToken(token: string, options: VerifyAccessTokenOptions, dpop?: DpopPresentation): Promise<KeywayAccessToken> {
   // Read at each check, as each is made: a key lookup (a JWKS fetched) or an introspection that takes time does not stretch a window.
   const clock = options.now ?? Date.now;
+  const clockTolerance = options.clockToleranceSeconds ?? ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, options.keys ?? brokerKeys(options.issuer), {
@@ -98,13 +99,15 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
       audience: options.audience,
       typ: 'at+jwt',
       algorithms: ['ES256'],
-      clockTolerance: options.clockToleranceSeconds ?? ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS,
+      clockTolerance,
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id'],
     }));
   } catch (error) {
     if (error instanceof errors.JOSEError) throw new AccessTokenError('invalid_token', error.message, { cause: error });
     throw error;
   }
+  // jose judged exp at the time it was called, before the key lookup; judged again once the keys answered.
+  if (Number(payload.exp) <= Math.floor(clock() / 1000) - clockTolerance) throw new AccessTokenError('invalid_token', 'the token expired');
   const bound = await checkBinding(token, payload['cnf'], dpop, clock);
   const granted = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
   const missing = (options.scopes ?? []).filter((scope) => !granted.includes(scope));
