@@ -19,7 +19,7 @@ import { revocationRoutes } from './routes/revocation.ts';
 import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
 import { conformingErrorDescriptions } from './conforming-error-descriptions.ts';
-import { noStoreErrors } from './no-store-errors.ts';
+import { responseHeaders } from './response-headers.ts';
 import { guardedDpopReplay, operatorRefusals, type OperatorRefusalRecorderDeps } from './middleware/operator-auth.ts';
 import { shedBeforeBody } from './middleware/rate-limit.ts';
 import { refuseRevokedTokens } from './middleware/refuse-revoked.ts';
@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // First, so it sees every answer, the ones onError makes included: no error_description leaves that RFC 6749 §5.2 forbids.
   app.use(conformingErrorDescriptions());
-  app.use(noStoreErrors());
+  app.use(responseHeaders());
   app.use(requestId({ limitLength: 128 }));
   // The broker's own tokens as operator credentials; their DPoP proofs claimed where every process and isolate sees them, and
   // every refusal of one recorded (within the unverified budget when it names no operator).

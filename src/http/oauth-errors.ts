@@ -111,6 +111,8 @@ export function conformingDescription(text: string): string {
 
 /** Token endpoint answers are never cached (RFC 6749 §5.1). */
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
+/** On every answer keyway writes (http/response-headers.ts), the ones the runtimes answer in front of the app included. */
+export const NO_SNIFF = { 'X-Content-Type-Options': 'nosniff' } as const;
 
 export interface OAuthResponse {
   readonly status: 200 | OAuthError['status'];

@@ -214,6 +214,7 @@ describe('inbound bounds on Node', () => {
       const refused = await client.send(head);
       expect(refused.status).toBe(400);
       expect(refused.headers.get('cache-control')).toBe('no-store');
+      expect(refused.headers.get('x-content-type-options')).toBe('nosniff');
       expect(JSON.parse(refused.text)).toEqual({
         error: 'invalid_request',
         error_description: expect.stringMatching(/^the request target or Host header is not a URL/),

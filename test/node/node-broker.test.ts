@@ -114,12 +114,18 @@ describe('the Node broker', () => {
 
   const probe = async (broker: NodeBroker, path: string, method = 'GET') => {
     const response = await fetch(`${broker.url}${path}`, { method });
-    return { status: response.status, body: await response.text(), type: response.headers.get('content-type'), cache: response.headers.get('cache-control') };
+    return {
+      status: response.status,
+      body: await response.text(),
+      type: response.headers.get('content-type'),
+      cache: response.headers.get('cache-control'),
+      sniff: response.headers.get('x-content-type-options'),
+    };
   };
 
   it('answers anyone /livez and /readyz with `ok`, and nothing else', async () => {
     const broker = await start(setup().root);
-    const ok = { status: 200, body: 'ok', type: 'text/plain; charset=utf-8', cache: 'no-store' };
+    const ok = { status: 200, body: 'ok', type: 'text/plain; charset=utf-8', cache: 'no-store', sniff: 'nosniff' };
     expect(await probe(broker, '/livez')).toEqual(ok);
     expect(await probe(broker, '/readyz')).toEqual(ok);
     expect(await probe(broker, '/readyz', 'HEAD')).toEqual({ ...ok, body: '' });

@@ -47,7 +47,7 @@ const CASES: readonly ErrorCase[] = [
   { method: 'GET', path: '/no/such/path', credential: 'none', status: 404 },
 ];
 
-/** `Cache-Control: no-store` on every error answer (RFC 6749 §5.1, §5.2), on Node and inside workerd. */
+/** `Cache-Control: no-store` on every error answer (RFC 6749 §5.1, §5.2) and `nosniff` on every answer, on Node and inside workerd. */
 export function noStoreSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
   describe(`error answers on ${runtime}`, () => {
     let broker: BrokerHarness;
@@ -55,10 +55,13 @@ export function noStoreSuite(runtime: string, start: StartBroker, issuerBase: ()
     const tokens = new Map<Credential, string>();
     const service = (sub: string, scopes: string) =>
       `version: 1\nissuer: { kind: oidc, url: "${ci.url}", extra_algorithms: [ES256] }\nmatch: { sub: ${sub} }\ngrant: { audience: ${HARNESS_ISSUER}, scopes: [${scopes}] }\n`;
-    const tokenFor = async (sub: string) => {
+    const exchange = async (sub: string) => {
       const now = Math.floor(Date.now() / 1000);
       const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() }, { alg: 'ES256' });
-      const response = await broker.request('/token', { method: 'POST', body: exchangeForm(subject), headers: FORM });
+      return broker.request('/token', { method: 'POST', body: exchangeForm(subject), headers: FORM });
+    };
+    const tokenFor = async (sub: string) => {
+      const response = await exchange(sub);
       const body = (await response.json()) as Record<string, unknown>;
       expect(response.status, JSON.stringify(body)).toBe(200);
       return body['access_token'] as string;
@@ -84,7 +87,27 @@ export function noStoreSuite(runtime: string, start: StartBroker, issuerBase: ()
         headers: { ...headers, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
         ...(body === undefined ? {} : { body }),
       });
-      expect({ status: response.status, cacheControl: response.headers.get('cache-control') }).toEqual({ status, cacheControl: 'no-store' });
+      expect({ status: response.status, cacheControl: response.headers.get('cache-control'), sniff: response.headers.get('x-content-type-options') }).toEqual({
+        status,
+        cacheControl: 'no-store',
+        sniff: 'nosniff',
+      });
+      await response.body?.cancel();
+    });
+
+    it.each([
+      ['GET', '/.well-known/jwks.json'],
+      ['GET', '/.well-known/oauth-authorization-server'],
+      ['GET', '/v1/audit/events?limit=1'],
+    ])('%s %s: 200, never sniffed as another type', async (method, path) => {
+      const response = await broker.request(path, { method, headers: { authorization: `Bearer ${tokens.get('audit:read')}` } });
+      expect({ status: response.status, sniff: response.headers.get('x-content-type-options') }).toEqual({ status: 200, sniff: 'nosniff' });
+      await response.body?.cancel();
+    });
+
+    it('a granted exchange: 200, never sniffed as another type', async () => {
+      const response = await exchange('svc-reader');
+      expect({ status: response.status, sniff: response.headers.get('x-content-type-options') }).toEqual({ status: 200, sniff: 'nosniff' });
       await response.body?.cancel();
     });
   });

@@ -25,7 +25,12 @@ describe('the deployed Worker entry', () => {
   it('answers anyone /livez and /readyz with `ok`, and nothing else', async () => {
     for (const path of ['/livez', '/readyz']) {
       const response = await entry.fetch(`https://keyway.test${path}`);
-      expect([response.status, await response.text(), response.headers.get('cache-control')]).toEqual([200, 'ok', 'no-store']);
+      expect([response.status, await response.text(), response.headers.get('cache-control'), response.headers.get('x-content-type-options')]).toEqual([
+        200,
+        'ok',
+        'no-store',
+        'nosniff',
+      ]);
     }
   });
 
@@ -82,6 +87,7 @@ describe('a Worker deployed with the wrangler dev issuer (KEYWAY_ISSUER=http://1
         const response = await serve(request);
         expect(response.status).toBe(503);
         expect(response.headers.get('cache-control')).toBe('no-store');
+        expect(response.headers.get('x-content-type-options')).toBe('nosniff');
         const body = (await response.json()) as Record<string, unknown>;
         expect(body['error']).toBe('temporarily_unavailable');
         expect(body['error_description']).toContain('KEYWAY_ISSUER is http://127.0.0.1:8787, a loopback URL for wrangler dev');

@@ -1,4 +1,4 @@
-import { NO_STORE } from '../oauth-errors.ts';
+import { NO_SNIFF, NO_STORE } from '../oauth-errors.ts';
 
 /** Where an orchestrator asks whether the process answers (`/livez`) and whether to send it traffic (`/readyz`). */
 export const LIVENESS_PATH = '/livez';
@@ -27,6 +27,6 @@ export function answerProbe(request: Request, ready: () => boolean | Promise<boo
 }
 
 function probeAnswer(request: Request, ok: boolean): Response {
-  const headers = { ...NO_STORE, 'Content-Type': 'text/plain; charset=utf-8' };
+  const headers = { ...NO_STORE, ...NO_SNIFF, 'Content-Type': 'text/plain; charset=utf-8' };
   return new Response(request.method === 'HEAD' ? null : ok ? 'ok' : 'not ready', { status: ok ? 200 : 503, headers });
 }

@@ -4,6 +4,7 @@ import { getRequestListener, RequestError, type ServerType } from '@hono/node-se
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
+import { NO_SNIFF } from '../../http/oauth-errors.ts';
 import { closeAfterUnreadBody } from './close-after-unread-body.ts';
 
 /**
@@ -20,7 +21,7 @@ export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000
  * escapes the app (it answers its own errors) is a 500 in the same shape.
  */
 function answerUnservable(error: unknown): Response {
-  const headers = { 'Cache-Control': 'no-store' };
+  const headers = { 'Cache-Control': 'no-store', ...NO_SNIFF };
   if (error instanceof RequestError) {
     return Response.json(
       { error: 'invalid_request', error_description: `the request target or Host header is not a URL: ${error.message}` },

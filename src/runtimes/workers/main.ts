@@ -4,7 +4,7 @@ import bundledPolicies from '../../../build/policies.json';
 import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
-import { NO_STORE } from '../../http/oauth-errors.ts';
+import { NO_SNIFF, NO_STORE } from '../../http/oauth-errors.ts';
 import { FailureBackoff, retryAfter } from './failure-backoff.ts';
 
 export { KeywayState } from './keyway-state.ts';
@@ -32,9 +32,9 @@ function loopbackIssuerRefusal(request: Request, env: WorkerEnv): string | undef
   return `KEYWAY_ISSUER is ${env.KEYWAY_ISSUER}, a loopback URL for wrangler dev, but this Worker is served at ${served.host}: ${fix}`;
 }
 
-/** A 503 answered in front of the broker's app, never cached as its own answers are not (http/no-store-errors.ts). */
+/** A 503 answered in front of the broker's app, never cached as its own answers are not (http/response-headers.ts). */
 function unavailable(description: string, retryAfterMs?: number): Response {
-  const headers: Record<string, string> = { ...NO_STORE };
+  const headers: Record<string, string> = { ...NO_STORE, ...NO_SNIFF };
   if (retryAfterMs !== undefined) headers['Retry-After'] = retryAfter(retryAfterMs);
   return Response.json({ error: 'temporarily_unavailable', error_description: description }, { status: 503, headers });
 }
