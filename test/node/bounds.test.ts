@@ -224,6 +224,26 @@ describe('inbound bounds on Node', () => {
     }
   });
 
+  it('answers a request with two Host field lines 400 (RFC 9112 §3.2), whichever the route, and one Host in any case as usual', async () => {
+    const client = new KeepAliveClient(url);
+    try {
+      for (const head of [
+        'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nhost: keyway.evil.example\r\n\r\n',
+        'GET /livez HTTP/1.1\r\nHOST: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n',
+        'POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 15\r\nHost: x\r\n\r\ngrant_type=nope',
+      ]) {
+        const refused = await client.send(head);
+        expect(refused.status, head).toBe(400);
+        expect(refused.headers.get('cache-control')).toBe('no-store');
+        expect(JSON.parse(refused.text)).toEqual({ error: 'invalid_request', error_description: 'the request has more than one Host header field' });
+      }
+      const one = await client.send('GET /healthz HTTP/1.1\r\nHOST: 127.0.0.1\r\n\r\n');
+      expect([one.status, JSON.parse(one.text)]).toEqual([200, { status: 'ok' }]);
+    } finally {
+      client.close();
+    }
+  });
+
   describe('a client that leaves before its body ends is refused as it would be for a malformed body, not as a fault', () => {
     /** `head` and the first bytes of a body it promises more of, then the connection closed: resolves once the broker saw it close. */
     const leaveMidBody = (head: string) =>

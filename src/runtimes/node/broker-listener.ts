@@ -1,6 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type IncomingMessage } from 'node:http';
-import { getRequestListener, RequestError, type ServerType } from '@hono/node-server';
+import { getRequestListener, RequestError, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
@@ -21,14 +21,27 @@ export const INBOUND_LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000
  * escapes the app (it answers its own errors) is a 500 in the same shape.
  */
 function answerUnservable(error: unknown): Response {
-  const headers = { 'Cache-Control': 'no-store', ...NO_SNIFF };
-  if (error instanceof RequestError) {
-    return Response.json(
-      { error: 'invalid_request', error_description: `the request target or Host header is not a URL: ${error.message}` },
-      { status: 400, headers },
-    );
+  if (error instanceof RequestError) return malformed(`the request target or Host header is not a URL: ${error.message}`);
+  return Response.json({ error: 'server_error', error_description: 'internal error' }, { status: 500, headers: UNSERVABLE_HEADERS });
+}
+
+const UNSERVABLE_HEADERS = { 'Cache-Control': 'no-store', ...NO_SNIFF } as const;
+
+function malformed(description: string): Response {
+  return Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: UNSERVABLE_HEADERS });
+}
+
+/**
+ * RFC 9112 §3.2: a request with more than one Host field line is answered 400. Node keeps the first; a proxy in front
+ * may have routed it by another, so the two would not agree on which host the request is for.
+ */
+function hasTwoHosts({ rawHeaders: raw }: Pick<IncomingMessage, 'rawHeaders'>): boolean {
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return true;
   }
-  return Response.json({ error: 'server_error', error_description: 'internal error' }, { status: 500, headers });
+  return false;
 }
 
 /**
@@ -131,7 +144,8 @@ export class BrokerListener {
     return closed;
   }
 
-  async #answer(request: Request, env: Parameters<Hono<AppEnv>['fetch']>[1]): Promise<Response> {
+  async #answer(request: Request, env: HttpBindings | Http2Bindings): Promise<Response> {
+    if (hasTwoHosts(env.incoming)) return this.#withoutKeepAlive(malformed('the request has more than one Host header field'));
     const probe = answerProbe(request, () => this.#ready());
     if (probe !== undefined) return this.#withoutKeepAlive(await probe);
     this.#inFlight += 1;
