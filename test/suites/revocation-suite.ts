@@ -508,6 +508,8 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
           const answer = await revokeJti({ jti });
           expect(answer.status).toBe(404);
           expect(answer.body['error']).toBe('not_found');
+          // A proxied call's credential has no grant record of its own: the answer says why it is not revoked.
+          expect(answer.body['error_description']).toContain("a proxied call's credential, proxy.credential.jti, lives 60 s for its one call");
         }
         expect((await introspect(token)).body['active']).toBe(true);
         // The token that grant did issue is found by its own jti.

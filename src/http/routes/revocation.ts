@@ -150,7 +150,8 @@ function jtiRevocationAnswer(jti: string, outcome: RevocationByJti): [Record<str
       return [
         {
           error: 'not_found',
-          error_description: 'the audit log holds no grant of a keyway token with this jti: another broker issued it, its record was pruned, or none was',
+          error_description:
+            "the audit log holds no grant of a keyway token with this jti: another broker issued it, its record was pruned, or none was (a proxied call's credential, proxy.credential.jti, lives 60 s for its one call and is not revoked)",
         },
         404,
       ];
