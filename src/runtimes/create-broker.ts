@@ -188,6 +188,7 @@ export function createBroker(parts: BrokerParts): Broker {
       : {
           webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
             ...parts.webhooks,
+            clientIp: parts.clientIp,
             settings: parts.settings.githubWebhooks,
             repositoryRules,
             openRepository: github === undefined ? undefined : repositoryAccessVia(github),

@@ -1,9 +1,10 @@
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
 import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { WEBHOOK_BODY_BYTES } from '../../src/http/routes/github-webhooks.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
@@ -123,6 +124,41 @@ describe('the live policy set on Node', () => {
 });
 
 describe('the webhook on Node', () => {
+  it("holds at most one client's share of webhook bodies at once: past it a delivery is 503, unread, until the bodies held end", async () => {
+    const { repo, config } = await policyRepositoryBroker('bodies-held');
+    const broker = await startNodeBroker(config, { log: silentLogger });
+    const port = Number(new URL(broker.url).port);
+    const held: Socket[] = [];
+    try {
+      // Two 4 MiB bodies promised, a quarter of each sent, never finished: 8 MiB, this client's whole share.
+      for (let i = 0; i < 2; i += 1) {
+        const socket = connect(port, '127.0.0.1');
+        await once(socket, 'connect');
+        socket.on('error', () => undefined);
+        socket.write(
+          'POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n' +
+            `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: ${WEBHOOK_BODY_BYTES}\r\n\r\n`,
+        );
+        socket.write(Buffer.alloc(WEBHOOK_BODY_BYTES / 4, 0x20));
+        held.push(socket);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const delivery = async () => fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit('held-qa', 'qa'))).init);
+      const refused = await delivery();
+      expect([refused.status, refused.headers.get('retry-after'), await refused.json()]).toEqual([
+        503,
+        '5',
+        { error: 'temporarily_unavailable', error_description: 'too many webhook bodies are being received at once: redeliver later' },
+      ]);
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await delivery()).status).toBe(200);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await broker.close();
+    }
+  });
+
   it('answers a signed-looking delivery whose chunked body the sender left unfinished as unsigned, logging no error', async () => {
     const { config } = await policyRepositoryBroker('left-mid-body');
     const errors: { message: string; fields: LogFields | undefined }[] = [];

@@ -1,5 +1,6 @@
 import { Webhooks } from '@octokit/webhooks';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { bodyBudget } from '../middleware/body-budget.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
@@ -11,12 +12,20 @@ import { isHandledEvent, readWebhookPayload, type HandledEvent, type WebhookPayl
 
 /** GitHub caps payloads at 25 MB; the events keyway acts on are far smaller, so anything above this is refused unread. */
 export const WEBHOOK_BODY_BYTES = 4 * 1024 * 1024;
+/**
+ * The webhook bodies one process (a Workers isolate) holds at once, and one client network's share: a body is read whole
+ * before its signature can be checked, so anyone can make the broker hold them. GitHub's deliveries are tens of KiB.
+ */
+export const WEBHOOK_BODIES_HELD_BYTES = 32 * 1024 * 1024;
+export const WEBHOOK_BODIES_HELD_PER_CLIENT_BYTES = 8 * 1024 * 1024;
 const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
 const EVENT_NAME = /^[a-z_]{1,64}$/;
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 
 export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly deliveries: DeliveryLog;
+  /** The request's client address, as the rate limits read it: whose share of the bodies held a delivery spends. */
+  readonly clientIp: (c: Context) => string | undefined;
   /**
    * An installation was created, removed or changed its repositories, or its account was renamed: forget what is cached for
    * the account under that login.
@@ -195,8 +204,8 @@ function deliveryKey(event: string, body: string): string {
 }
 
 /**
- * `POST /webhooks/github`. In this order: a signature header must be present, the body must fit,
- * and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
+ * `POST /webhooks/github`. In this order: a signature header must be present, the bodies held must leave room for this
+ * one (503 otherwise), the body must fit, and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
  * else is read or stored); events keyway does not act on are acknowledged (202) and ignored; a payload without the
  * fields its handler reads, of the types GitHub sends (webhook-payloads.ts), is refused (400) unclaimed, so each copy of it
  * is refused alike; then the delivery's key (deliveryKey: the event's name and the signed body) is claimed, so a
@@ -220,6 +229,17 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
   app.post(
     '/github',
     async (c, next) => (c.req.header('x-hub-signature-256') === undefined ? unauthorized() : next()),
+    bodyBudget({
+      totalBytes: WEBHOOK_BODIES_HELD_BYTES,
+      perClientBytes: WEBHOOK_BODIES_HELD_PER_CLIENT_BYTES,
+      maxBodyBytes: WEBHOOK_BODY_BYTES,
+      clientIp: deps.clientIp,
+      onExhausted: () =>
+        Response.json(
+          { error: 'temporarily_unavailable', error_description: 'too many webhook bodies are being received at once: redeliver later' },
+          { status: 503, headers: { ...NO_STORE, 'Retry-After': '5' } },
+        ),
+    }),
     bodyLimit({
       maxSize: WEBHOOK_BODY_BYTES,
       onError: () =>
