@@ -71,6 +71,11 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       broker = await start(
         {
           'svc/app.yaml': service('svc-a', 'https://a.example', 'a:read'),
+          // Neither name is reserved, so a policy may set them (templated from the CI token, even): introspection's own win.
+          'svc/look-alike.yaml': service('svc-look-alike', 'https://a.example', 'a:read').replace(
+            'scopes: [a:read] }',
+            'scopes: [a:read], claims: { active: "false", token_type: Bearer } }',
+          ),
           'ops/introspector.yaml': service('svc-rs', HARNESS_ISSUER, 'tokens:introspect'),
           'ops/revoker.yaml': service('svc-ops', HARNESS_ISSUER, 'tokens:revoke'),
           'ops/reader.yaml': service('svc-reader', HARNESS_ISSUER, 'audit:read'),
@@ -574,6 +579,13 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         detail: 'active',
         subject: expect.stringContaining('svc-rs'),
       });
+    });
+
+    it("answers active and token_type itself, over a policy's claims of those names", async () => {
+      const key = await DpopKey.generate();
+      const bound = await tokenFor('svc-look-alike', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
+      expect(decodeJwt(bound)).toMatchObject({ active: 'false', token_type: 'Bearer' });
+      expect((await introspect(bound)).body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: key.jkt } });
     });
 
     it('introspects an expired token as inactive, and records why', async () => {
