@@ -11,6 +11,7 @@ import { replayGuardContract } from '../suites/replay-guard-contract.ts';
 import { describe, expect, it } from 'vitest';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../../src/core/mint/verify-access-token.ts';
 import { revocationList } from '../../src/core/revocation/revocation-list.ts';
+import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 
 const files = new WeakMap<ReplayGuard, string>();
 
@@ -41,6 +42,21 @@ replayGuardContract(
   async () => writerGuard(join(mkdtempSync(join(tmpdir(), 'keyway-replay-writer-')), 'keyway.db')),
   async (guard) => writerGuard(files.get(guard) ?? ''),
 );
+
+describe('SqliteReplayGuard.claimAll', () => {
+  it('claims in one transaction: when one claim cannot be written, none of the others stands', async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-replay-all-')), 'keyway.db'));
+    migrate(db);
+    const guard = new SqliteReplayGuard(db);
+    const now = 1_800_000_000_000;
+    const claim = { key: sha256Hex('first'), expiresAt: now / 1000 + 60, auditEventId: '01AUDITFIRST', now };
+    // audit_event_id is NOT NULL: the second insert fails after the first has been made.
+    const unwritable = { ...claim, key: sha256Hex('second'), auditEventId: null as unknown as string };
+    await expect(guard.claimAll([claim, unwritable])).rejects.toThrow(/NOT NULL/);
+    expect(await guard.claim(claim)).toEqual({ claimed: true });
+    db.close();
+  });
+});
 
 describe('the revocation list over the SQLite store', () => {
   it('holds a revocation for as long as the token verifies: until exp and the clock skew verifyAccessToken tolerates', async () => {
