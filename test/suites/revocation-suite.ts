@@ -588,6 +588,24 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       expect((await introspect(bound)).body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: key.jkt } });
     });
 
+    it('answers no claims, but 503, when the introspection cannot be recorded', async () => {
+      const token = await tokenFor('svc-a');
+      const rs = `Bearer ${await tokenFor('svc-rs')}`;
+      await broker.tamper(
+        "CREATE TRIGGER introspection_audit_down BEFORE INSERT ON audit_events WHEN NEW.reason = 'token_introspected' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+        [],
+      );
+      let unrecorded: Awaited<ReturnType<typeof introspect>>;
+      try {
+        unrecorded = await introspect(token, rs);
+      } finally {
+        // Named on audit_events so the Workers harness runs it on every audit shard, as it ran the CREATE.
+        await broker.tamper('DROP TRIGGER introspection_audit_down /* audit_events */', []);
+      }
+      expect(unrecorded.status).toBe(503);
+      expect(unrecorded.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
+    });
+
     it('introspects an expired token as inactive, and records why', async () => {
       const token = await tokenFor('svc-a');
       skew = 3600_000;
