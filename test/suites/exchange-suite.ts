@@ -229,6 +229,8 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           src_sub: 'repo:acme/api:environment:production',
         });
         expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(600);
+        // Valid from the second it was issued, not before: an nbf earlier than iat would back-date it.
+        expect(payload.nbf).toBe(payload.iat);
         expect(payload.jti).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 
         const event = await broker.auditEvent(result.body['audit_event_id'] as string);
