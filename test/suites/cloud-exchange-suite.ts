@@ -35,6 +35,8 @@ match:
     'cloud/gcp.yaml': `${head('cloud-gcp')}grant:
   subject: "gcp:{repository}"
   ttl: 10m
+  claims:
+    repository: "{repository}"
   cloud:
     provider: gcp
     workload_identity_provider: ${GCP_PROVIDER}
@@ -225,11 +227,13 @@ grant: { audience: https://keyway.test, scopes: [audit:read, tokens:introspect, 
       expect(event.detail).toContain(detail);
     });
 
-    it('mints a Google token: ES256, the Workload Identity provider as audience, the templated sub, the service account recorded', async () => {
+    it('mints a Google token: ES256, the Workload Identity provider as audience, the templated sub and claims, the service account recorded', async () => {
       const result = await postToken(broker, await cloudForm('cloud-gcp', { audience: GCP_SERVICE_ACCOUNT }));
       expect(result.status, JSON.stringify(result.body)).toBe(200);
       const payload = await verifyAsCloud(result.body['access_token'] as string, `https://iam.googleapis.com/${GCP_PROVIDER}`, 'ES256');
       expect(payload.sub).toBe('gcp:acme/api');
+      // What a Workload Identity pool's attribute mapping reads (assertion.repository).
+      expect(payload['repository']).toBe('acme/api');
       expect(payload.exp! - payload.iat!).toBe(600);
       expect(payload).not.toHaveProperty('https://aws.amazon.com/tags');
       expect((await broker.auditEvent(result.body['audit_event_id'] as string))?.cloud).toEqual({
