@@ -72,8 +72,72 @@ describe('the GitHub token revocation schedule at the end of CI work', () => {
     await schedule('told-twice', job('501', '66', '661', 1));
     expect(await store.dueForEndedWork('501', '66', { kind: 'job', checkRunId: '661', attempt: 1 }, now)).toBe(1);
     expect(await store.dueForEndedWork('501', '66', { kind: 'job', checkRunId: '661', attempt: 1 }, now)).toBe(0);
+    // Told by a broker whose clock is behind: its now is before the attempt the first made due, and it is still not counted.
+    expect(await store.dueForEndedWork('501', '66', { kind: 'job', checkRunId: '661', attempt: 1 }, now - 1000)).toBe(0);
     expect(await store.dueForEndedWork('501', '66', { kind: 'run', attempt: 1 }, now)).toBe(0);
     expect(await dueNow(now)).toEqual(['told-twice']);
     await store.remove('told-twice');
+  });
+
+  it("leaves a later attempt's token to its own end: the subject's or the actor's, of a job or of the run", async () => {
+    const now = Date.now();
+    await schedule('re-run', job('501', '69', '691', 2), job('502', '70', '701', 3));
+    expect(await store.dueForEndedWork('501', '69', { kind: 'run', attempt: 1 }, now)).toBe(0);
+    expect(await store.dueForEndedWork('502', '70', { kind: 'run', attempt: 2 }, now)).toBe(0);
+    expect(await store.dueForEndedWork('502', '70', { kind: 'job', checkRunId: '701', attempt: 2 }, now)).toBe(1);
+    expect(await dueNow(now)).toEqual(['re-run']);
+    await store.remove('re-run');
+  });
+
+  it('counts no token whose attempt is due already at the end it is told, to the millisecond', async () => {
+    await schedule('due-already', job('501', '67', '671', 1));
+    expect(await store.dueForEndedWork('501', '67', { kind: 'job', checkRunId: '671', attempt: 1 }, later)).toBe(0);
+    expect(await store.dueForEndedWork('501', '67', { kind: 'job', checkRunId: '671', attempt: 1 }, later - 1)).toBe(1);
+    await store.remove('due-already');
+  });
+});
+
+describe('the GitHub token revocation schedule', () => {
+  const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-revocation-due-')), 'keyway.db'));
+  migrate(db);
+  const store = new SqliteRevocationStore(db);
+  afterAll(() => db.close());
+  const t = 1_800_000_000_000;
+  const pending = (id: string, nextAttemptAt: number): PendingRevocation => ({
+    id,
+    sealedToken: 'sealed',
+    tokenSha256: id,
+    apiUrl: 'https://api.github.com',
+    installationId: 71,
+    revokeAt: nextAttemptAt,
+    githubExpiresAt: t + 3_600_000,
+    repositoryId: '501',
+    runId: '68',
+    checkRunId: undefined,
+    runAttempt: undefined,
+    actorJob: undefined,
+    attempts: 0,
+    nextAttemptAt,
+  });
+  const ids = (rows: readonly PendingRevocation[]) => rows.map((row) => row.id);
+
+  it('answers the rows due by now, oldest first, at most the limit; wakes for the earliest; moves a retried row to its next attempt', async () => {
+    expect(await store.nextAttemptAt()).toBeUndefined();
+    for (const [id, at] of [
+      ['third', t + 2000],
+      ['first', t],
+      ['second', t + 1000],
+    ] as const)
+      await store.add(pending(id, at));
+    expect(await store.nextAttemptAt()).toBe(t);
+    expect(ids(await store.due(t - 1, 100))).toEqual([]);
+    expect(ids(await store.due(t + 1000, 100))).toEqual(['first', 'second']);
+    expect(ids(await store.due(t + 2000, 2))).toEqual(['first', 'second']);
+    await store.retry('first', 3, t + 5000);
+    expect(ids(await store.due(t + 2000, 100))).toEqual(['second', 'third']);
+    expect(await store.due(t + 5000, 100)).toMatchObject([{ id: 'second' }, { id: 'third' }, { id: 'first', attempts: 3, nextAttemptAt: t + 5000 }]);
+    await store.remove('second');
+    expect(ids(await store.due(t + 5000, 100))).toEqual(['third', 'first']);
+    expect(await store.nextAttemptAt()).toBe(t + 2000);
   });
 });
