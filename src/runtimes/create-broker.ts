@@ -189,6 +189,7 @@ export function createBroker(parts: BrokerParts): Broker {
           webhooks: githubWebhookRoutes(parts.settings.githubWebhooks.secret, {
             ...parts.webhooks,
             clientIp: parts.clientIp,
+            metrics,
             settings: parts.settings.githubWebhooks,
             repositoryRules,
             openRepository: github === undefined ? undefined : repositoryAccessVia(github),

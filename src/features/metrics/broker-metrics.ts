@@ -8,8 +8,11 @@ export interface BrokerMetrics {
   rateLimited(limit: string, endpoint: RateLimitedEndpoint): void;
 }
 
-/** Where a rate limit refused a request: `/token`, `/proxy/…`, `POST /revoke`, an operator credential (`/v1/*`, the `/audit` page). */
-export type RateLimitedEndpoint = 'token' | 'proxy' | 'revoke' | 'operator';
+/**
+ * Where a rate limit refused a request: `/token`, `/proxy/…`, `POST /revoke`, an operator credential (`/v1/*`, the `/audit`
+ * page), `POST /webhooks/github` (the bodies held).
+ */
+export type RateLimitedEndpoint = 'token' | 'proxy' | 'revoke' | 'operator' | 'webhook';
 
 export const noMetrics: BrokerMetrics = { exchange() {}, jwksFetch() {}, auditAppend() {}, rateLimited() {} };
 
@@ -36,7 +39,7 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
   );
   const limited = registry.counter(
     'keyway_rate_limited_total',
-    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant, unverified, proxy:<upstream>) and endpoint (token, proxy, revoke, operator).',
+    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant, unverified, proxy:<upstream>, webhook_bodies) and endpoint (token, proxy, revoke, operator, webhook).',
     ['limit', 'endpoint'],
   );
   // Known series start at 0, so a rate() over them has a beginning.
@@ -45,6 +48,7 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
     proxy: ['global', 'client', 'unverified'],
     revoke: ['global', 'client', 'unverified'],
     operator: ['subject', 'unverified'],
+    webhook: ['webhook_bodies'],
   };
   for (const [endpoint, limits] of Object.entries(known)) for (const limit of limits) limited.inc({ limit, endpoint }, 0);
   return {

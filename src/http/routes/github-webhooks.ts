@@ -1,6 +1,7 @@
 import { Webhooks } from '@octokit/webhooks';
 import { Hono, type Context } from 'hono';
 import { bodyBudget } from '../middleware/body-budget.ts';
+import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
@@ -26,6 +27,8 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly deliveries: DeliveryLog;
   /** The request's client address, as the rate limits read it: whose share of the bodies held a delivery spends. */
   readonly clientIp: (c: Context) => string | undefined;
+  /** Where a delivery refused for the bodies held is counted (`webhook_bodies`). */
+  readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
   /**
    * An installation was created, removed or changed its repositories, or its account was renamed: forget what is cached for
    * the account under that login.
@@ -220,6 +223,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
   const poolApps = new Map(Object.entries(deps.settings.appSecrets).map(([appId, appSecret]) => [appId, new Webhooks({ secret: appSecret })]));
   const handle = handlers(deps);
   const log: Logger = deps.log;
+  let refusingBodies = false;
   const unauthorized = () =>
     Response.json(
       { error: 'invalid_signature', error_description: 'X-Hub-Signature-256 is missing or does not match the body' },
@@ -234,12 +238,21 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       perClientBytes: WEBHOOK_BODIES_HELD_PER_CLIENT_BYTES,
       maxBodyBytes: WEBHOOK_BODY_BYTES,
       clientIp: deps.clientIp,
-      onExhausted: () =>
-        Response.json(
+      onExhausted: (c) => {
+        deps.metrics.rateLimited('webhook_bodies', 'webhook');
+        // One line for a run of refusals: a flood writes one, not one per request.
+        if (!refusingBodies) log.warn('webhook deliveries refused: the bodies being received fill the room', { client_ip: deps.clientIp(c) ?? null });
+        refusingBodies = true;
+        return Response.json(
           { error: 'temporarily_unavailable', error_description: 'too many webhook bodies are being received at once: redeliver later' },
           { status: 503, headers: { ...NO_STORE, 'Retry-After': '5' } },
-        ),
+        );
+      },
     }),
+    async (_c, next) => {
+      refusingBodies = false;
+      await next();
+    },
     bodyLimit({
       maxSize: WEBHOOK_BODY_BYTES,
       onError: () =>
