@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auditIndex } from '../../src/core/audit/audit-index.ts';
+import { AUDIT_INDEX_COLUMNS, auditIndex } from '../../src/core/audit/audit-index.ts';
 import { auditEvent } from '../support/audit-event.ts';
 
 describe('auditIndex issued_jti', () => {
@@ -11,5 +11,25 @@ describe('auditIndex issued_jti', () => {
       proxy: { upstream: 'github', method: 'GET', path: '/x', credential: { repository: 'acme/api', token_sha256: 'ab'.repeat(32) } },
     });
     expect(auditIndex(github).issued_jti).toBeNull();
+  });
+});
+
+describe('the index columns', () => {
+  it('are every column auditIndex derives, each once: each is stored, and verify holds each to the event', () => {
+    expect([...AUDIT_INDEX_COLUMNS].sort()).toEqual(Object.keys(auditIndex(auditEvent())).sort());
+  });
+
+  it('name a GitLab project by its project_path, as a GitHub repository by its repository', () => {
+    expect(auditIndex(auditEvent({ claims: { project_path: 'acme/app' } })).repository).toBe('acme/app');
+    expect(auditIndex(auditEvent({ claims: { repository: 'acme/api', project_path: 'other/x' } })).repository).toBe('acme/api');
+  });
+
+  it('name the first denying policy of a denial, as its record lists them', () => {
+    const denied = auditEvent({ policy: { candidates: ['guard', 'org'], matched: [], denied_by: ['guard', 'org'], audit_mode: [] } });
+    expect(auditIndex(denied).policy_id).toBe('guard');
+  });
+
+  it("keep the record's time to the millisecond, so that a window's bounds are exact", () => {
+    expect(auditIndex(auditEvent({ time: '2026-11-20T10:00:00.999Z' })).time).toBe(Date.parse('2026-11-20T10:00:00.999Z'));
   });
 });

@@ -1,3 +1,5 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import canonicalize from 'canonicalize';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
@@ -23,6 +25,15 @@ describe('an audit event in its canonical form', () => {
     const prev = 'ab'.repeat(32);
     expect(chainHashOfCanonical(prev, canonicalEvent(event).text)).toBe(chainHash(prev, event));
     expect(chainHashOfCanonical(GENESIS_HASH, canonicalEvent(event).text)).toBe(chainHash(GENESIS_HASH, event));
+  });
+
+  it('is SHA-256 over the JCS text of {event, prev_hash}, the first record chained to 64 zeros: what any verifier of an export recomputes', () => {
+    const independently = (prev: string) => bytesToHex(sha256(utf8ToBytes(canonicalize({ event, prev_hash: prev }) as string)));
+    expect(GENESIS_HASH).toBe('0'.repeat(64));
+    expect(chainHash(GENESIS_HASH, event)).toBe(independently('0'.repeat(64)));
+    const prev = 'ab'.repeat(32);
+    expect(chainHash(prev, event)).toBe(independently(prev));
+    expect(chainHashOfCanonical(prev, canonicalEvent(event).text)).toBe(independently(prev));
   });
 
   it('records a lone surrogate as U+FFFD, in the text and in the index', () => {
