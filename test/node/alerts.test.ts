@@ -3,10 +3,17 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { base64url, compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { StoredAlert } from '../../src/features/alerts/alert.ts';
+import type { Alert, StoredAlert } from '../../src/features/alerts/alert.ts';
+import { alertRaiser, MAX_DELIVERIES_IN_FLIGHT } from '../../src/features/alerts/raise-alerts.ts';
+import { deliverWebhook, type WebhookTarget } from '../../src/features/alerts/deliver-webhook.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { policySetOf } from '../../src/core/policy/load-policies.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
+import { auditEvent } from '../support/audit-event.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
@@ -14,7 +21,7 @@ import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-
 import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
 import { readTrustedProxies } from '../../src/config/trusted-proxies.ts';
 import { SqliteAlertStore } from '../../src/storage/sqlite-alert-store.ts';
-import { openSqliteFile, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
+import { openSqliteFile, openSqliteMemory, DATABASE_FILE } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { roomInClockWindow } from '../support/clock-window.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
@@ -23,14 +30,14 @@ import { BROKER_ISSUER, testConfig, writeTree } from './node-harness.ts';
 /** A webhook receiver on 127.0.0.1 that keeps what it is sent, and fails or stalls when told to. */
 async function startReceiver() {
   const received: { headers: Record<string, string>; body: string }[] = [];
-  const behaviour = { failures: 0, hold: undefined as Promise<void> | undefined };
+  const behaviour = { failures: 0, hold: undefined as Promise<void> | undefined, failWith: (c: Context): Response => c.text('no', 500) };
   const app = new Hono();
   app.post('/hook', async (c) => {
     received.push({ headers: Object.fromEntries(c.req.raw.headers), body: await c.req.text() });
     if (behaviour.hold !== undefined) await behaviour.hold;
     if (behaviour.failures > 0) {
       behaviour.failures -= 1;
-      return c.text('no', 500);
+      return behaviour.failWith(c);
     }
     return c.text('ok');
   });
@@ -207,6 +214,8 @@ describe('alerts on anomalies', () => {
     const jwks = (await (await fetch(`${broker().url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
     const verified = await compactVerify(`${header}.${base64url.encode(delivery?.body as string)}.${signature}`, createLocalJWKSet(jwks));
     expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', typ: 'keyway-alert+json' });
+    // Named by its kid: a receiver picks the key from a JWKS that holds more than one while keys rotate.
+    expect(jwks.keys.map((key) => key.kid)).toContain(verified.protectedHeader.kid);
     expect(new TextDecoder().decode(verified.payload)).toBe(delivery?.body);
     const altered = String(delivery?.body).replace('first_policy_exchange', 'nothing_to_see');
     await expect(compactVerify(`${header}.${base64url.encode(altered)}.${signature}`, createLocalJWKSet(jwks))).rejects.toThrow();
@@ -532,5 +541,100 @@ describe('alerts on anomalies', () => {
     expect((await exchange(await sign())).status).toBe(200);
     const [alert] = await eventually(stored, (alerts) => alerts[0]?.delivery === 'delivered');
     expect(alert).toMatchObject({ delivery: 'delivered', attempts: 3 });
+  });
+});
+
+describe('the alert raiser and its webhook, over a real store', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close().catch(() => {});
+  });
+
+  const target = (url: string, overrides: Partial<WebhookTarget> = {}): WebhookTarget => ({
+    url,
+    attempts: 2,
+    backoffMs: 10,
+    timeoutMs: 5000,
+    fetch,
+    broker: BROKER_ISSUER,
+    sign: async () => 'header..signature',
+    ...overrides,
+  });
+
+  async function receiver() {
+    const started = await startReceiver();
+    cleanup.push(started.close);
+    return started;
+  }
+
+  /** The rules of `env` over an audit log and alert store in one real database; `raise` appends an event and runs them on it. */
+  function raiserOver(env: Record<string, string>, webhook: WebhookTarget | undefined) {
+    const db = openSqliteMemory();
+    migrate(db);
+    cleanup.push(async () => db.close());
+    const audit = new SqliteAuditStore(db);
+    const store = new SqliteAlertStore(db);
+    const raiser = alertRaiser({
+      store,
+      settings: readAlertSettings({ KEYWAY_ALERT_BURST_THRESHOLD: '3', ...env }, true),
+      policies: () => policySetOf({ files: [], problems: [], brokerIssuer: BROKER_ISSUER }),
+      webhook,
+      now: Date.now,
+      log: silentLogger,
+    });
+    return { raise: async (event: AuditEvent) => raiser(event, await audit.append(event)), alerts: () => store.alerts(500) };
+  }
+
+  const grantBy = (policy: string) =>
+    auditEvent({
+      decision: 'granted',
+      reason: 'granted',
+      issuer: 'https://ci.example',
+      subject: `svc-${policy}`,
+      policy: { granted_by: policy, candidates: [policy], matched: [policy], denied_by: [], audit_mode: [] },
+    });
+
+  it('sends every alert of a long run, one after another: a finished delivery gives its place in the queue back', async () => {
+    const hook = await receiver();
+    const { raise, alerts } = raiserOver({ KEYWAY_ALERT_RULES: 'first_policy_exchange' }, target(hook.url));
+    const count = MAX_DELIVERIES_IN_FLIGHT + 3;
+    for (let index = 0; index < count; index += 1) await raise(grantBy(`team/${index}`));
+    const stored = await alerts();
+    expect(stored).toHaveLength(count);
+    expect(stored.filter((alert) => alert.delivery !== 'delivered')).toEqual([]);
+    expect(hook.received).toHaveLength(count);
+  });
+
+  it('stores an alert as not to be sent when no webhook is set: never pending a delivery that will not come', async () => {
+    const { raise, alerts } = raiserOver({ KEYWAY_ALERT_RULES: 'first_policy_exchange' }, undefined);
+    await raise(grantBy('team/alone'));
+    expect((await alerts()).map((alert) => alert.delivery)).toEqual(['none']);
+  });
+
+  it('counts a denial burst over the whole window, by the times the records carry', async () => {
+    const { raise, alerts } = raiserOver({ KEYWAY_ALERT_RULES: 'denial_burst_identity', KEYWAY_ALERT_BURST_WINDOW_SECONDS: '300' }, undefined);
+    const base = Date.parse('2026-12-01T12:00:00Z');
+    const denials = [0, 120, 240].map((seconds) =>
+      auditEvent({ time: new Date(base + seconds * 1000).toISOString(), issuer: 'https://ci.example', subject: 'repo:acme/api' }),
+    );
+    for (const event of denials) await raise(event);
+    expect((await alerts()).map((alert) => [alert.rule, alert.event_id])).toEqual([['denial_burst_identity', denials[2]?.id]]);
+  });
+
+  const alert: Alert = { id: '01ALERT', time: new Date().toISOString(), rule: 'new_network', summary: 'a test', event_id: '01EVENT', details: {} };
+
+  it('counts a redirect as a failed attempt, retried, and never followed: the alert is not delivered', async () => {
+    const hook = await receiver();
+    hook.behaviour.failures = 99;
+    hook.behaviour.failWith = (c) => c.redirect('/elsewhere', 307);
+    expect(await deliverWebhook(alert, target(hook.url))).toEqual({ delivered: false, attempts: 2 });
+    expect(hook.received).toHaveLength(2);
+  });
+
+  it('gives up each attempt at a receiver that never answers after timeoutMs: the alert fails, no delivery hangs', async () => {
+    const hook = await receiver();
+    hook.behaviour.hold = new Promise(() => {});
+    expect(await deliverWebhook(alert, target(hook.url, { timeoutMs: 200 }))).toEqual({ delivered: false, attempts: 2 });
+    expect(hook.received).toHaveLength(2);
   });
 });

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import type { AlertObservation } from '../../src/features/alerts/alert-store.ts';
+import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { evaluateAlerts } from '../../src/features/alerts/evaluate-alerts.ts';
+import { PolicySet } from '../../src/core/policy/policy-set.ts';
+import { auditEvent } from '../support/audit-event.ts';
+
+const settings = readAlertSettings({ KEYWAY_ALERT_BURST_THRESHOLD: '3' }, false);
+const quiet: AlertObservation = {
+  identityDenials: 1,
+  addressDenials: 1,
+  earlierPresentations: 0,
+  earlierGrant: false,
+  firstForPolicies: [],
+  newNetwork: false,
+};
+const noPolicies = new PolicySet([]);
+const token = (sha: string) => ({ sha256: sha.repeat(64), claimed_iss: 'https://ci.example', claimed_sub: 'repo:acme/api' });
+
+describe('the alert rules on one event', () => {
+  it('raise a replayed subject token when it is granted now after a refusal, or refused now after a grant: not on its first presentation, nor between refusals', () => {
+    const replayed = (decision: 'granted' | 'denied', earlierGrant: boolean, earlierPresentations = 1) =>
+      evaluateAlerts(auditEvent({ decision, subject_token: token('a') }), { ...quiet, earlierPresentations, earlierGrant }, noPolicies, settings).map(
+        (draft) => draft.rule,
+      );
+    expect(replayed('granted', false)).toEqual(['subject_token_replayed']);
+    expect(replayed('denied', true)).toEqual(['subject_token_replayed']);
+    expect(replayed('denied', false)).toEqual([]);
+    expect(replayed('granted', false, 0)).toEqual([]);
+  });
+
+  it('keep one replayed-token alert per token: another token replayed is raised too', () => {
+    const dedupe = (sha: string) =>
+      evaluateAlerts(auditEvent({ decision: 'granted', subject_token: token(sha) }), { ...quiet, earlierPresentations: 1 }, noPolicies, settings)[0]?.dedupe;
+    expect(dedupe('a')).not.toBe(dedupe('b'));
+  });
+
+  it('name an identity a token only claimed as claimed, and a verified one as it is', () => {
+    const burst = (overrides: Parameters<typeof auditEvent>[0]) =>
+      evaluateAlerts(auditEvent(overrides), { ...quiet, identityDenials: 3 }, noPolicies, settings)[0]?.details['identity'];
+    expect(burst({ subject_token: token('c') })).toBe('repo:acme/api (claimed, from https://ci.example)');
+    expect(burst({ issuer: 'https://gh.example', subject: 'repo:acme/web' })).toBe('repo:acme/web (https://gh.example)');
+  });
+});
