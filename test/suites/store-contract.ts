@@ -370,6 +370,8 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       const second = await audit.query({ ...window, order: 'desc', limit: 3, after: first.next as string });
       expect(second.records.map((record) => record.event.id)).toEqual([granted.id]);
       expect(second.next).toBeUndefined();
+      // A last page that is exactly full is the last: no cursor to a page of nothing.
+      expect(await audit.query({ ...window, order: 'desc', limit: 4 })).not.toHaveProperty('next');
     });
 
     it('filters proxied requests by their upstream, decision and outcome records alike', async () => {
