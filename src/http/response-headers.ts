@@ -14,8 +14,10 @@ import { AUDIT_EVENT_HEADER } from './routes/proxy.ts';
 export function responseHeaders(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    if (c.res.headers.has(AUDIT_EVENT_HEADER)) return;
-    c.header('X-Content-Type-Options', NO_SNIFF['X-Content-Type-Options']);
-    if (c.res.status >= 400) c.header('Cache-Control', 'no-store');
+    // Set on the answer's own headers, as hono's secureHeaders does: c.header() on a finished answer would build it anew.
+    const { headers } = c.res;
+    if (headers.has(AUDIT_EVENT_HEADER)) return;
+    headers.set('X-Content-Type-Options', NO_SNIFF['X-Content-Type-Options']);
+    if (c.res.status >= 400) headers.set('Cache-Control', 'no-store');
   };
 }
