@@ -123,27 +123,32 @@ describe('the live policy set on Node', () => {
   );
 });
 
+/** Two 4 MiB webhook bodies promised, a quarter of each sent, never finished: 8 MiB, one client's whole share. */
+async function holdBodies(url: string): Promise<Socket[]> {
+  const held: Socket[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.on('error', () => undefined);
+    socket.write(
+      'POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n' +
+        `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: ${WEBHOOK_BODY_BYTES}\r\n\r\n`,
+    );
+    socket.write(Buffer.alloc(WEBHOOK_BODY_BYTES / 4, 0x20));
+    held.push(socket);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return held;
+}
+
 describe('the webhook on Node', () => {
   it("holds at most one client's share of webhook bodies at once: past it a delivery is 503, unread, until the bodies held end", async () => {
     const { repo, config } = await policyRepositoryBroker('bodies-held');
     const warnings: { message: string; fields: LogFields | undefined }[] = [];
     const broker = await startNodeBroker(config, { log: { ...silentLogger, warn: (message, fields) => warnings.push({ message, fields }) } });
-    const port = Number(new URL(broker.url).port);
     const held: Socket[] = [];
     try {
-      // Two 4 MiB bodies promised, a quarter of each sent, never finished: 8 MiB, this client's whole share.
-      for (let i = 0; i < 2; i += 1) {
-        const socket = connect(port, '127.0.0.1');
-        await once(socket, 'connect');
-        socket.on('error', () => undefined);
-        socket.write(
-          'POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n' +
-            `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: ${WEBHOOK_BODY_BYTES}\r\n\r\n`,
-        );
-        socket.write(Buffer.alloc(WEBHOOK_BODY_BYTES / 4, 0x20));
-        held.push(socket);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      held.push(...(await holdBodies(broker.url)));
       const delivery = async () => fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit('held-qa', 'qa'))).init);
       for (let i = 0; i < 2; i += 1) {
         const refused = await delivery();
@@ -161,6 +166,29 @@ describe('the webhook on Node', () => {
       for (const socket of held) socket.destroy();
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect((await delivery()).status).toBe(200);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await broker.close();
+    }
+  });
+
+  it('counts a chunked delivery as its bytes arrive: 503 once it outgrows the room, handled when there is room', async () => {
+    const { repo, config } = await policyRepositoryBroker('bodies-chunked');
+    const broker = await startNodeBroker(config, { log: silentLogger });
+    const held: Socket[] = [];
+    const chunked = async (label: string) => {
+      const { init } = await deliveryRequest(await repo.commit(label, 'qa'));
+      const body = new Blob([init.body as string]).stream();
+      return fetch(`${broker.url}/webhooks/github`, { ...init, body, duplex: 'half' } as RequestInit);
+    };
+    try {
+      held.push(...(await holdBodies(broker.url)));
+      const refused = await chunked('chunked-refused');
+      expect([refused.status, ((await refused.json()) as { error: string }).error]).toEqual([503, 'temporarily_unavailable']);
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const handled = await chunked('chunked-handled');
+      expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
     } finally {
       for (const socket of held) socket.destroy();
       await broker.close();
