@@ -666,6 +666,19 @@ describe('the audit log in a real database file', () => {
     expect(verified.code).toBe(0);
   });
 
+  it('appends a batch whole or not at all: a record that cannot be stored leaves none of its batch, and the head where it was', async () => {
+    const { db, store } = await macedLog('keyway-batch-');
+    await store.append(auditEvent());
+    const head = await store.head();
+    const first = auditEvent();
+    // The second of the batch reuses the first's id, which the table holds unique: the batch fails at its second insert.
+    await expect(store.appendAll([first, { ...auditEvent(), id: first.id }])).rejects.toThrow(/UNIQUE/);
+    expect(await store.head()).toEqual(head);
+    expect(await store.get(first.id)).toBeUndefined();
+    expect(db.all('SELECT COUNT(*) AS n FROM audit_events')).toEqual([{ n: 1 }]);
+    db.close();
+  });
+
   it('commits appends that arrive together in one transaction, and answers each only once it is durable', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'keyway-group-')), DATABASE_FILE);
     const db = openSqliteFile(path);
