@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS } from '../../src/core/audit/audit-index.ts';
-import { canonicalEvent, chainHash } from '../../src/core/audit/chain-hash.ts';
+import { canonicalEvent, chainHash, chainHashOfCanonical, GENESIS_HASH } from '../../src/core/audit/chain-hash.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { createBroker } from '../../src/runtimes/create-broker.ts';
@@ -664,6 +664,27 @@ describe('the audit log in a real database file', () => {
     const verified = await cli(['audit', 'verify', '--data-dir', dataDir]);
     expect(verified.stdout).toMatch(/^intact: 5 records/);
     expect(verified.code).toBe(0);
+  });
+
+  it("holds records from before MACs to their chain in upkeep's span check: a record rewritten and re-hashed, or one deleted, is named", async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-premac-')), DATABASE_FILE));
+    migrate(db);
+    // No MACs: the records an older keyway wrote, which only their links hold together.
+    const store = new SqliteAuditStore(db);
+    for (let index = 0; index < 5; index += 1) await store.append(auditEvent());
+    const from = { seq: 0, hash: GENESIS_HASH };
+    const to = await store.head();
+    await store.chainHolds(from, to);
+
+    const [third] = db.all<{ prev_hash: string; event: string }>('SELECT prev_hash, event FROM audit_events WHERE seq = 3');
+    const rewritten = third!.event.replace('"decision":"denied"', '"decision":"granted"');
+    expect(rewritten).not.toBe(third!.event);
+    db.run('UPDATE audit_events SET event = ?, hash = ? WHERE seq = 3', [rewritten, chainHashOfCanonical(third!.prev_hash, rewritten)]);
+    await expect(store.chainHolds(from, to)).rejects.toThrow('record 4 does not commit to the record (or checkpoint) before it');
+
+    db.run('DELETE FROM audit_events WHERE seq = 3');
+    await expect(store.chainHolds(from, to)).rejects.toThrow('record 4 follows record 2: records are missing');
+    db.close();
   });
 
   it('appends a batch whole or not at all: a record that cannot be stored leaves none of its batch, and the head where it was', async () => {
