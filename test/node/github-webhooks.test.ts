@@ -123,22 +123,20 @@ describe('the live policy set on Node', () => {
   );
 });
 
-/** Two 4 MiB webhook bodies promised, a quarter of each sent, never finished: 8 MiB, one client's whole share. */
-async function holdBodies(url: string): Promise<Socket[]> {
-  const held: Socket[] = [];
-  for (let i = 0; i < 2; i += 1) {
-    const socket = connect(Number(new URL(url).port), '127.0.0.1');
-    await once(socket, 'connect');
-    socket.on('error', () => undefined);
-    socket.write(
-      'POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n' +
-        `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: ${WEBHOOK_BODY_BYTES}\r\n\r\n`,
-    );
-    socket.write(Buffer.alloc(WEBHOOK_BODY_BYTES / 4, 0x20));
-    held.push(socket);
-  }
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  return held;
+/**
+ * A signed-looking delivery promising a body of WEBHOOK_BODY_BYTES, `sent` bytes of it sent, never finished: the
+ * connection, open until destroyed.
+ */
+async function unfinishedDelivery(port: number, sent: number): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.on('error', () => undefined);
+  socket.write(
+    'POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n' +
+      `X-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: ${WEBHOOK_BODY_BYTES}\r\n\r\n`,
+  );
+  if (sent > 0) await new Promise((resolve) => socket.write(Buffer.alloc(sent, 0x20), resolve));
+  return socket;
 }
 
 describe('the webhook on Node', () => {
@@ -146,48 +144,53 @@ describe('the webhook on Node', () => {
     const { repo, config } = await policyRepositoryBroker('bodies-held');
     const warnings: { message: string; fields: LogFields | undefined }[] = [];
     const broker = await startNodeBroker(config, { log: { ...silentLogger, warn: (message, fields) => warnings.push({ message, fields }) } });
+    const port = Number(new URL(broker.url).port);
     const held: Socket[] = [];
     try {
-      held.push(...(await holdBodies(broker.url)));
-      const delivery = async () => fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit('held-qa', 'qa'))).init);
+      // Two 4 MiB bodies promised, all but their last byte sent, never finished: this client's whole share of 8 MiB.
+      for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, WEBHOOK_BODY_BYTES - 1));
+      // A forged delivery is 401 while it fits, 503 once the broker has read what the two sent.
+      const forged = async () =>
+        fetch(`${broker.url}/webhooks/github`, (await deliveryRequest({ event: 'ping', payload: { zen: 'forged' }, secret: 'forger' })).init);
+      const deadline = Date.now() + 10_000;
+      while ((await forged()).status !== 503) {
+        if (Date.now() > deadline) throw new Error('the bodies sent were never held');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const delivery = async (label: string) => fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit(label, 'qa'))).init);
       for (let i = 0; i < 2; i += 1) {
-        const refused = await delivery();
+        const refused = await delivery('held-qa');
         expect([refused.status, refused.headers.get('retry-after'), await refused.json()]).toEqual([
           503,
           '5',
           { error: 'temporarily_unavailable', error_description: 'too many webhook bodies are being received at once: redeliver later' },
         ]);
       }
-      // Counted each time, logged once for the run.
-      expect(await (await fetch(`${broker.url}/metrics`)).text()).toContain('keyway_rate_limited_total{limit="webhook_bodies",endpoint="webhook"} 2');
+      // Counted each time (the forged delivery's refusal and the two), logged once for the run.
+      expect(await (await fetch(`${broker.url}/metrics`)).text()).toContain('keyway_rate_limited_total{limit="webhook_bodies",endpoint="webhook"} 3');
       expect(warnings.filter(({ message }) => message.startsWith('webhook deliveries refused'))).toEqual([
         { message: 'webhook deliveries refused: the bodies being received fill the room', fields: { client_ip: '127.0.0.1' } },
       ]);
       for (const socket of held) socket.destroy();
       await new Promise((resolve) => setTimeout(resolve, 200));
-      expect((await delivery()).status).toBe(200);
+      const handled = await delivery('held-after');
+      expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
     } finally {
       for (const socket of held) socket.destroy();
       await broker.close();
     }
   });
 
-  it('counts a chunked delivery as its bytes arrive: 503 once it outgrows the room, handled when there is room', async () => {
-    const { repo, config } = await policyRepositoryBroker('bodies-chunked');
+  it('holds what a body sent, not what it promised: connections that declare 4 MiB bodies and send none of them lock no delivery out', async () => {
+    const { repo, config } = await policyRepositoryBroker('bodies-promised');
     const broker = await startNodeBroker(config, { log: silentLogger });
+    const port = Number(new URL(broker.url).port);
     const held: Socket[] = [];
-    const chunked = async (label: string) => {
-      const { init } = await deliveryRequest(await repo.commit(label, 'qa'));
-      const body = new Blob([init.body as string]).stream();
-      return fetch(`${broker.url}/webhooks/github`, { ...init, body, duplex: 'half' } as RequestInit);
-    };
     try {
-      held.push(...(await holdBodies(broker.url)));
-      const refused = await chunked('chunked-refused');
-      expect([refused.status, ((await refused.json()) as { error: string }).error]).toEqual([503, 'temporarily_unavailable']);
-      for (const socket of held) socket.destroy();
+      // Promised, 8 MiB: this client's whole share, were promises held.
+      for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, 0));
       await new Promise((resolve) => setTimeout(resolve, 200));
-      const handled = await chunked('chunked-handled');
+      const handled = await fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit('promised-qa', 'qa'))).init);
       expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
     } finally {
       for (const socket of held) socket.destroy();

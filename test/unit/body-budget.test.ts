@@ -11,6 +11,17 @@ const streamed = (bytes: number): ReadableStream<Uint8Array> =>
     },
   });
 
+/** A body that sends nothing until `end` closes it, as a client that declared a length and sent only its headers. */
+const silent = () => {
+  let end = () => {};
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      end = () => controller.close();
+    },
+  });
+  return { stream, end: () => end() };
+};
+
 /**
  * A route behind a budget of 10 bytes, 6 per client (the client named by X-Client), that reads at most 5 of a body. It
  * reads each body it takes (answering 400 when the read fails, as a route answers a body the client left), then holds it
@@ -39,16 +50,17 @@ function heldRoute() {
       return c.text(String(read));
     },
   );
-  const send = (client: string, body: number | ReadableStream<Uint8Array>) =>
+  /** A number is a body of that many bytes, its length declared; a stream's length is declared only when `declared` says one. */
+  const send = (client: string, body: number | ReadableStream<Uint8Array>, declared?: number) =>
     app.request('/', {
       method: 'POST',
-      headers: { 'x-client': client, ...(typeof body === 'number' ? { 'content-length': String(body) } : {}) },
+      headers: { 'x-client': client, ...(typeof body === 'number' || declared !== undefined ? { 'content-length': String(declared ?? body) } : {}) },
       body: typeof body === 'number' ? new Uint8Array(body) : body,
       duplex: 'half',
     } as RequestInit);
   /** Lets the route run far enough to hold (or be refused); the answer comes once it is released (or at once). */
-  const start = async (client: string, body: number | ReadableStream<Uint8Array>): Promise<{ readonly answer: Promise<Response> }> => {
-    const answer = Promise.resolve(send(client, body));
+  const start = async (client: string, body: number | ReadableStream<Uint8Array>, declared?: number): Promise<{ readonly answer: Promise<Response> }> => {
+    const answer = Promise.resolve(send(client, body, declared));
     await new Promise((resolve) => setTimeout(resolve, 5));
     return { answer };
   };
@@ -87,15 +99,23 @@ describe('bodyBudget', () => {
     expect((await again.answer).status).toBe(200);
   });
 
-  it('counts a declared length past the most read as the most read', async () => {
+  it('holds what a body sent, not the length it declared: a declared length is refused unread only when it would not fit now, and one past the most read is judged as the most read', async () => {
     const route = heldRoute();
-    // 5 held, not 1000: another client's 5 still fits.
-    const large = route.start('198.51.100.1', 1000);
-    const other = await route.start('198.51.100.2', 5);
-    expect(await route.refused('198.51.100.3', 1)).toEqual(FULL);
+    // 5 declared, nothing sent: nothing held, so the same client's whole 5 still fits its share of 6.
+    const promised = silent();
+    const waiting = await route.start('198.51.100.1', promised.stream, 5);
+    const whole = await route.start('198.51.100.1', 5);
+    expect(route.held()).toBe(1);
+    // 5 held: 2 more would not fit the share, so they are refused before a byte is read.
+    expect(await route.refused('198.51.100.1', 2)).toEqual(FULL);
+    // 1000 declared, judged as the 5 the route reads at most: with 5 held of the 10, it fits.
+    const large = silent();
+    const other = await route.start('198.51.100.2', large.stream, 1000);
+    promised.end();
+    large.end();
+    await new Promise((resolve) => setTimeout(resolve, 5));
     route.releaseAll();
-    expect(await (await other.answer).text()).toBe('5');
-    await (await large).answer.catch(() => undefined);
+    expect(await Promise.all([waiting, whole, other].map(async ({ answer }) => (await answer).text()))).toEqual(['0', '5', '0']);
   });
 
   it('counts a body of no declared length as it arrives: it holds what it sent, and is answered onExhausted once it outgrows the room', async () => {
@@ -120,8 +140,9 @@ describe('bodyBudget', () => {
     failing.post(
       '/',
       bodyBudget({ totalBytes: 10, perClientBytes: 6, maxBodyBytes: 5, clientIp: () => '198.51.100.1', onExhausted: (c) => c.text('full', 503) }),
-      () => {
+      async (c) => {
         calls += 1;
+        await c.req.arrayBuffer();
         throw new Error('handler failed');
       },
     );

@@ -208,7 +208,7 @@ function deliveryKey(event: string, body: string): string {
 
 /**
  * `POST /webhooks/github`. In this order: a signature header must be present, the bodies held must leave room for this
- * one (503 otherwise), the body must fit, and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
+ * one as it arrives (503 otherwise), the body must fit, and `X-Hub-Signature-256` must verify over the exact bytes (401 otherwise, before anything
  * else is read or stored); events keyway does not act on are acknowledged (202) and ignored; a payload without the
  * fields its handler reads, of the types GitHub sends (webhook-payloads.ts), is refused (400) unclaimed, so each copy of it
  * is refused alike; then the delivery's key (deliveryKey: the event's name and the signed body) is claimed, so a
