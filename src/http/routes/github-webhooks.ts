@@ -19,6 +19,8 @@ export const WEBHOOK_BODY_BYTES = 4 * 1024 * 1024;
  */
 export const WEBHOOK_BODIES_HELD_BYTES = 32 * 1024 * 1024;
 export const WEBHOOK_BODIES_HELD_PER_CLIENT_BYTES = 8 * 1024 * 1024;
+/** The least time between two warnings that webhook deliveries were refused for the bodies held (each is counted). */
+const BODIES_WARNING_INTERVAL_MS = 60_000;
 const DELIVERY_ID = /^[A-Za-z0-9-]{1,100}$/;
 const EVENT_NAME = /^[a-z_]{1,64}$/;
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
@@ -223,7 +225,7 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
   const poolApps = new Map(Object.entries(deps.settings.appSecrets).map(([appId, appSecret]) => [appId, new Webhooks({ secret: appSecret })]));
   const handle = handlers(deps);
   const log: Logger = deps.log;
-  let refusingBodies = false;
+  let bodiesWarnedAt = Number.NEGATIVE_INFINITY;
   const unauthorized = () =>
     Response.json(
       { error: 'invalid_signature', error_description: 'X-Hub-Signature-256 is missing or does not match the body' },
@@ -240,19 +242,18 @@ export function githubWebhookRoutes(secret: string, deps: GitHubWebhookDeps): Ho
       clientIp: deps.clientIp,
       onExhausted: (c) => {
         deps.metrics.rateLimited('webhook_bodies', 'webhook');
-        // One line for a run of refusals: a flood writes one, not one per request.
-        if (!refusingBodies) log.warn('webhook deliveries refused: the bodies being received fill the room', { client_ip: deps.clientIp(c) ?? null });
-        refusingBodies = true;
+        // At most one line a minute, however the refusals come: a flood that lets a small body in between them writes no more.
+        const now = deps.now();
+        if (now - bodiesWarnedAt >= BODIES_WARNING_INTERVAL_MS) {
+          bodiesWarnedAt = now;
+          log.warn('webhook deliveries refused: the bodies being received fill the room', { client_ip: deps.clientIp(c) ?? null });
+        }
         return Response.json(
           { error: 'temporarily_unavailable', error_description: 'too many webhook bodies are being received at once: redeliver later' },
           { status: 503, headers: { ...NO_STORE, 'Retry-After': '5' } },
         );
       },
     }),
-    async (_c, next) => {
-      refusingBodies = false;
-      await next();
-    },
     bodyLimit({
       maxSize: WEBHOOK_BODY_BYTES,
       onError: () =>
