@@ -139,6 +139,20 @@ async function unfinishedDelivery(port: number, sent: number): Promise<Socket> {
   return socket;
 }
 
+/** A delivery signed with another secret: 401 while its body fits in the room, 503 once the bodies held fill it. */
+async function forgedDelivery(url: string): Promise<Response> {
+  return fetch(`${url}/webhooks/github`, (await deliveryRequest({ event: 'ping', payload: { zen: 'forged' }, secret: 'forger' })).init);
+}
+
+/** Sends forged deliveries until one is answered `status`: the broker has read (503), or given back (401), the bodies held. */
+async function forgedDeliveryUntil(url: string, status: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await forgedDelivery(url)).status !== status) {
+    if (Date.now() > deadline) throw new Error(`a forged delivery was never ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 describe('the webhook on Node', () => {
   it("holds at most one client's share of webhook bodies at once: past it a delivery is 503, unread, until the bodies held end", async () => {
     const { repo, config } = await policyRepositoryBroker('bodies-held');
@@ -149,16 +163,8 @@ describe('the webhook on Node', () => {
     try {
       // Two 4 MiB bodies promised, all but their last byte sent, never finished: this client's whole share of 8 MiB.
       for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, WEBHOOK_BODY_BYTES - 1));
-      // A forged delivery is 401 while it fits, 503 once the broker has read what the two sent.
-      const forged = async () =>
-        fetch(`${broker.url}/webhooks/github`, (await deliveryRequest({ event: 'ping', payload: { zen: 'forged' }, secret: 'forger' })).init);
-      const forgedUntil = async (status: number) => {
-        const deadline = Date.now() + 10_000;
-        while ((await forged()).status !== status) {
-          if (Date.now() > deadline) throw new Error(`a forged delivery was never ${status}`);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      };
+      const forged = () => forgedDelivery(broker.url);
+      const forgedUntil = (status: number) => forgedDeliveryUntil(broker.url, status);
       await forgedUntil(503);
       const delivery = async (label: string) => fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit(label, 'qa'))).init);
       for (let i = 0; i < 2; i += 1) {
@@ -200,6 +206,31 @@ describe('the webhook on Node', () => {
       for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, 0));
       await new Promise((resolve) => setTimeout(resolve, 200));
       const handled = await fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit('promised-qa', 'qa'))).init);
+      expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await broker.close();
+    }
+  });
+
+  it('counts a chunked delivery as its bytes arrive: 503 once it outgrows the room, handled when there is room', async () => {
+    const { repo, config } = await policyRepositoryBroker('bodies-chunked');
+    const broker = await startNodeBroker(config, { log: silentLogger });
+    const port = Number(new URL(broker.url).port);
+    const held: Socket[] = [];
+    const chunked = async (label: string) => {
+      const { init } = await deliveryRequest(await repo.commit(label, 'qa'));
+      const body = new Blob([init.body as string]).stream();
+      return fetch(`${broker.url}/webhooks/github`, { ...init, body, duplex: 'half' } as RequestInit);
+    };
+    try {
+      for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, WEBHOOK_BODY_BYTES - 1));
+      await forgedDeliveryUntil(broker.url, 503);
+      const refused = await chunked('chunked-refused');
+      expect([refused.status, ((await refused.json()) as { error: string }).error]).toEqual([503, 'temporarily_unavailable']);
+      for (const socket of held) socket.destroy();
+      await forgedDeliveryUntil(broker.url, 401);
+      const handled = await chunked('chunked-handled');
       expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
     } finally {
       for (const socket of held) socket.destroy();
