@@ -3,13 +3,27 @@ import { presentedToken } from '../../src/core/audit/presented-token.ts';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
-import { AccessTokenError, verifyAccessToken } from '../../src/core/mint/verify-access-token.ts';
+import { AccessTokenError, verifyAccessToken, type RevocationCheck, type VerifyAccessTokenOptions } from '../../src/core/mint/verify-access-token.ts';
 import { REASONS, type Reason } from '../../src/core/errors/reasons.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
 import { athOf, DpopKey, type ProofOptions } from '../support/dpop-key.ts';
 import { MemoryDpopReplayStore } from '../../src/core/dpop/dpop-replay.ts';
-import { exchangeForm, freshIssuer, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { exchangeForm, freshIssuer, type BrokerClient, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
 import { pageCookie } from '../support/audit-page-sign-in.ts';
+
+/**
+ * verifyAccessToken's options for a service of https://a.example that trusts `broker`'s published keys and asks it, with
+ * `credential`, whether a token was revoked: every time, unless `revocation` says otherwise.
+ */
+async function resourceServer(broker: BrokerClient, credential: string, revocation: Partial<RevocationCheck> = {}): Promise<VerifyAccessTokenOptions> {
+  const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+  return {
+    issuer: broker.issuer,
+    audience: 'https://a.example',
+    keys: createLocalJWKSet(jwks),
+    revocation: { credential: () => credential, cacheSeconds: 0, fetch: (input, init) => broker.request(new URL(String(input)).pathname, init), ...revocation },
+  };
+}
 
 /** The key's public JWK with its coordinates as one-element arrays, which WebCrypto imports: not a JWK, whose members are strings. */
 const arrayCoordinates = (key: DpopKey) => ({ kty: 'EC', crv: 'P-256', x: [key.publicJwk.x], y: [key.publicJwk.y] }) as never;
@@ -465,14 +479,7 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         expect(answer.body).toEqual({ jti, status: 'revoked', exp, granted_in: (await grantOf(token))?.id, audit_event_id: expect.any(String) });
         expect((await introspect(token)).body).toEqual({ active: false });
         // A resource server that checks revocation refuses it.
-        const rs = await tokenFor('svc-rs');
-        const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-        const verified = verifyAccessToken(token, {
-          issuer: broker.issuer,
-          audience: 'https://a.example',
-          keys: createLocalJWKSet(jwks),
-          revocation: { credential: () => rs, cacheSeconds: 0, fetch: (input, init) => broker.request(new URL(String(input)).pathname, init) },
-        });
+        const verified = verifyAccessToken(token, await resourceServer(broker, await tokenFor('svc-rs')));
         await expect(verified).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
         const reader = await tokenFor('svc-reader');
         const record = (await (
@@ -691,21 +698,16 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
           headers: { ...headers, authorization: `Bearer ${rs}` },
         });
         expect({ status: introspected.status, body: await introspected.json() }).toMatchObject({ status: 200, body: { active: true } });
-        const jwks = (await (await limited.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-        const verified = verifyAccessToken(token, {
-          issuer: limited.issuer,
-          audience: 'https://a.example',
-          keys: createLocalJWKSet(jwks),
-          revocation: {
-            credential: () => rs,
-            cacheSeconds: 0,
+        const verified = verifyAccessToken(
+          token,
+          await resourceServer(limited, rs, {
             fetch: (input, init) =>
               limited.request(new URL(String(input)).pathname, {
                 ...init,
                 headers: { ...(init?.headers as Record<string, string>), 'cf-connecting-ip': '198.51.100.7' },
               }),
-          },
-        });
+          }),
+        );
         await expect(verified).resolves.toMatchObject({ sub: expect.any(String) });
         // …a revocation by its holder alone is still shed like an exchange…
         expect((await limited.request('/revoke', { method: 'POST', body: form(token), headers })).status).toBe(429);
@@ -749,39 +751,20 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
     it('lets verifyAccessToken see a revocation through introspection, after at most its cache delay', async () => {
       const token = await tokenFor('svc-a');
       const rs = await tokenFor('svc-rs');
-      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-      const options = (cacheSeconds: number) => ({
-        issuer: broker.issuer,
-        audience: 'https://a.example',
-        keys: createLocalJWKSet(jwks),
-        revocation: {
-          credential: () => rs,
-          cacheSeconds,
-          fetch: (input: RequestInfo | URL, init?: RequestInit) => broker.request(new URL(String(input)).pathname, init),
-        },
-      });
-      await expect(verifyAccessToken(token, options(30))).resolves.toMatchObject({ sub: expect.any(String) });
+      const cached = await resourceServer(broker, rs, { cacheSeconds: 30 });
+      const uncached = await resourceServer(broker, rs);
+      await expect(verifyAccessToken(token, cached)).resolves.toMatchObject({ sub: expect.any(String) });
       expect((await revoke(token)).status).toBe(200);
       // Within the delay the cached "active" answer stands (documented); past it, the revocation is seen.
-      await expect(verifyAccessToken(token, options(30))).resolves.toMatchObject({ sub: expect.any(String) });
-      const refused = verifyAccessToken(token, options(0));
+      await expect(verifyAccessToken(token, cached)).resolves.toMatchObject({ sub: expect.any(String) });
+      const refused = verifyAccessToken(token, uncached);
       await expect(refused).rejects.toBeInstanceOf(AccessTokenError);
       await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
     });
 
     it("caches the broker's active answer per token: another token's answer never covers a revoked one", async () => {
       const [live, revoked, rs] = await Promise.all([tokenFor('svc-a'), tokenFor('svc-a'), tokenFor('svc-rs')]);
-      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-      const options = {
-        issuer: broker.issuer,
-        audience: 'https://a.example',
-        keys: createLocalJWKSet(jwks),
-        revocation: {
-          credential: () => rs,
-          cacheSeconds: 30,
-          fetch: (input: RequestInfo | URL, init?: RequestInit) => broker.request(new URL(String(input)).pathname, init),
-        },
-      };
+      const options = await resourceServer(broker, rs, { cacheSeconds: 30 });
       expect((await revoke(revoked)).status).toBe(200);
       await expect(verifyAccessToken(live, options)).resolves.toMatchObject({ sub: expect.any(String) });
       // A "revoked" answer is never cached as if it were "active": asked again within the delay, the token stays refused.
@@ -794,21 +777,15 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       const key = await DpopKey.generate();
       const token = await tokenFor('svc-a', {}, { dpop: await key.proof('POST', `${broker.issuer}/token`) });
       const rs = await tokenFor('svc-rs');
-      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
       let asked = 0;
       const options = {
-        issuer: broker.issuer,
-        audience: 'https://a.example',
-        keys: createLocalJWKSet(jwks),
-        dpopReplay: new MemoryDpopReplayStore(),
-        revocation: {
-          credential: () => rs,
-          cacheSeconds: 0,
-          fetch: (input: RequestInfo | URL, init?: RequestInit) => {
+        ...(await resourceServer(broker, rs, {
+          fetch: (input, init) => {
             asked += 1;
             return broker.request(new URL(String(input)).pathname, init);
           },
-        },
+        })),
+        dpopReplay: new MemoryDpopReplayStore(),
       };
       const presented = { proof: await key.proof('GET', 'https://a.example/x', { ath: await athOf(token) }), method: 'GET', url: 'https://a.example/x' };
       await expect(verifyAccessToken(token, options, presented)).resolves.toMatchObject({ sub: expect.any(String) });
@@ -819,26 +796,14 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
 
     it('fails closed when the broker cannot be asked', async () => {
       const token = await tokenFor('svc-a');
-      const jwks = (await (await broker.request('/.well-known/jwks.json')).json()) as JSONWebKeySet;
-      const refused = verifyAccessToken(token, {
-        issuer: broker.issuer,
-        audience: 'https://a.example',
-        keys: createLocalJWKSet(jwks),
-        revocation: { credential: () => 'not-a-token', cacheSeconds: 0, fetch: (input, init) => broker.request(new URL(String(input)).pathname, init) },
-      });
+      const refused = verifyAccessToken(token, await resourceServer(broker, 'not-a-token'));
       await expect(refused).rejects.toMatchObject({ code: 'invalid_token', message: expect.stringMatching(/could not be checked: the broker answered 401/) });
       // An answer that is not `active: true` (here a 200 from another endpoint of the broker's) refuses the token as well.
       const rs = await tokenFor('svc-rs');
-      const unanswered = verifyAccessToken(token, {
-        issuer: broker.issuer,
-        audience: 'https://a.example',
-        keys: createLocalJWKSet(jwks),
-        revocation: {
-          credential: () => rs,
-          cacheSeconds: 0,
-          fetch: (_input, init) => broker.request('/.well-known/jwks.json', { ...init, method: 'GET', body: null }),
-        },
-      });
+      const unanswered = verifyAccessToken(
+        token,
+        await resourceServer(broker, rs, { fetch: (_input, init) => broker.request('/.well-known/jwks.json', { ...init, method: 'GET', body: null }) }),
+      );
       await expect(unanswered).rejects.toMatchObject({ code: 'invalid_token', message: 'the token was revoked' });
     });
   });
