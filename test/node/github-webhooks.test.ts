@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts';
-import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { WEBHOOK_BODY_BYTES } from '../../src/http/routes/github-webhooks.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
@@ -153,16 +153,40 @@ async function forgedDeliveryUntil(url: string, status: number): Promise<void> {
   }
 }
 
+/** A broker serving the policy repository's webhook, and what a test of the bodies it holds does with it. */
+interface BodiesHeld {
+  readonly broker: NodeBroker;
+  readonly repo: Awaited<ReturnType<typeof policyRepositoryBroker>>['repo'];
+  /** Opens an unfinished delivery that has sent `sent` bytes of the 4 MiB it promised, held until `release`. */
+  hold(sent: number): Promise<void>;
+  /** Closes every delivery held. */
+  release(): void;
+}
+
+/** Runs `test` with a broker (`label` names its repository) logging to `log`; the deliveries held and the broker are closed after. */
+async function withBodiesHeld(label: string, log: Logger, test: (held: BodiesHeld) => Promise<void>): Promise<void> {
+  const { repo, config } = await policyRepositoryBroker(label);
+  const broker = await startNodeBroker(config, { log });
+  const port = Number(new URL(broker.url).port);
+  const sockets: Socket[] = [];
+  const release = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  try {
+    await test({ broker, repo, hold: async (sent) => void sockets.push(await unfinishedDelivery(port, sent)), release });
+  } finally {
+    release();
+    await broker.close();
+  }
+}
+
 describe('the webhook on Node', () => {
   it("holds at most one client's share of webhook bodies at once: past it a delivery is 503, unread, until the bodies held end", async () => {
-    const { repo, config } = await policyRepositoryBroker('bodies-held');
     const warnings: { message: string; fields: LogFields | undefined }[] = [];
-    const broker = await startNodeBroker(config, { log: { ...silentLogger, warn: (message, fields) => warnings.push({ message, fields }) } });
-    const port = Number(new URL(broker.url).port);
-    const held: Socket[] = [];
-    try {
+    const log = { ...silentLogger, warn: (message: string, fields?: LogFields) => void warnings.push({ message, fields }) };
+    await withBodiesHeld('bodies-held', log, async ({ broker, repo, hold, release }) => {
       // Two 4 MiB bodies promised, all but their last byte sent, never finished: this client's whole share of 8 MiB.
-      for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, WEBHOOK_BODY_BYTES - 1));
+      for (let i = 0; i < 2; i += 1) await hold(WEBHOOK_BODY_BYTES - 1);
       const forged = () => forgedDelivery(broker.url);
       const forgedUntil = (status: number) => forgedDeliveryUntil(broker.url, status);
       await forgedUntil(503);
@@ -185,57 +209,40 @@ describe('the webhook on Node', () => {
         fetch(`${broker.url}/webhooks/github`, (await deliveryRequest({ event: 'ping', payload: null, body: 'x', secret: 'forger' })).init);
       for (let i = 0; i < 3; i += 1) expect([(await tiny()).status, (await forged()).status]).toEqual([401, 503]);
       expect(warnings.filter(({ message }) => message.startsWith('webhook deliveries refused'))).toHaveLength(1);
-      for (const socket of held) socket.destroy();
+      release();
       // Their shares given back once the broker saw them close: a forged delivery fits again.
       await forgedUntil(401);
       const handled = await delivery('held-after');
       expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
-    } finally {
-      for (const socket of held) socket.destroy();
-      await broker.close();
-    }
+    });
   });
 
   it('holds what a body sent, not what it promised: connections that declare 4 MiB bodies and send none of them lock no delivery out', async () => {
-    const { repo, config } = await policyRepositoryBroker('bodies-promised');
-    const broker = await startNodeBroker(config, { log: silentLogger });
-    const port = Number(new URL(broker.url).port);
-    const held: Socket[] = [];
-    try {
+    await withBodiesHeld('bodies-promised', silentLogger, async ({ broker, repo, hold }) => {
       // Promised, 8 MiB: this client's whole share, were promises held.
-      for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, 0));
+      for (let i = 0; i < 2; i += 1) await hold(0);
       await new Promise((resolve) => setTimeout(resolve, 200));
       const handled = await fetch(`${broker.url}/webhooks/github`, (await deliveryRequest(await repo.commit('promised-qa', 'qa'))).init);
       expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
-    } finally {
-      for (const socket of held) socket.destroy();
-      await broker.close();
-    }
+    });
   });
 
   it('counts a chunked delivery as its bytes arrive: 503 once it outgrows the room, handled when there is room', async () => {
-    const { repo, config } = await policyRepositoryBroker('bodies-chunked');
-    const broker = await startNodeBroker(config, { log: silentLogger });
-    const port = Number(new URL(broker.url).port);
-    const held: Socket[] = [];
-    const chunked = async (label: string) => {
-      const { init } = await deliveryRequest(await repo.commit(label, 'qa'));
-      const body = new Blob([init.body as string]).stream();
-      return fetch(`${broker.url}/webhooks/github`, { ...init, body, duplex: 'half' } as RequestInit);
-    };
-    try {
-      for (let i = 0; i < 2; i += 1) held.push(await unfinishedDelivery(port, WEBHOOK_BODY_BYTES - 1));
+    await withBodiesHeld('bodies-chunked', silentLogger, async ({ broker, repo, hold, release }) => {
+      const chunked = async (label: string) => {
+        const { init } = await deliveryRequest(await repo.commit(label, 'qa'));
+        const body = new Blob([init.body as string]).stream();
+        return fetch(`${broker.url}/webhooks/github`, { ...init, body, duplex: 'half' } as RequestInit);
+      };
+      for (let i = 0; i < 2; i += 1) await hold(WEBHOOK_BODY_BYTES - 1);
       await forgedDeliveryUntil(broker.url, 503);
       const refused = await chunked('chunked-refused');
       expect([refused.status, ((await refused.json()) as { error: string }).error]).toEqual([503, 'temporarily_unavailable']);
-      for (const socket of held) socket.destroy();
+      release();
       await forgedDeliveryUntil(broker.url, 401);
       const handled = await chunked('chunked-handled');
       expect([handled.status, ((await handled.json()) as { status: string }).status]).toEqual([200, 'handled']);
-    } finally {
-      for (const socket of held) socket.destroy();
-      await broker.close();
-    }
+    });
   });
 
   it('answers a signed-looking delivery whose chunked body the sender left unfinished as unsigned, logging no error', async () => {
