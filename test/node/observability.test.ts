@@ -123,6 +123,33 @@ describe('observability on Node', () => {
     ]);
   });
 
+  it("counts a stranger's refusals past its account's budget, those answered without a record included, and logs only those recorded", async () => {
+    const { lines, exchange, scrape, good } = await setup({
+      limits: readLimitSettings({ KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '1' }),
+    });
+    const before = await scrape();
+    const answers = [];
+    for (let attempt = 0; attempt < 4; attempt += 1)
+      answers.push(await exchange(await good({ repository_owner_id: '666', sub: `repo:mallory/x:ref:refs/heads/b${attempt}` })));
+    // The same refusal every time; the budget's record, then the first of the run past it, then none.
+    expect(answers.map(({ status, body }) => [status, body['error'], typeof body['audit_event_id']])).toEqual([
+      [400, 'invalid_request', 'string'],
+      [400, 'invalid_request', 'string'],
+      [400, 'invalid_request', 'undefined'],
+      [400, 'invalid_request', 'undefined'],
+    ]);
+    const after = await scrape();
+    const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
+    expect(delta('keyway_rate_limited_total{limit="tenant_refusals",endpoint="token"}')).toBe(3);
+    expect(delta('keyway_exchanges_total{decision="denied",reason="no_policy_matched"}')).toBe(4);
+    expect(delta('keyway_audit_append_duration_seconds_count{outcome="ok"}')).toBe(2);
+    const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((record) => record['message'] === 'token exchange');
+    expect(logged.map((record) => [record['reason'], record['limit']])).toEqual([
+      ['no_policy_matched', undefined],
+      ['no_policy_matched', 'tenant_refusals'],
+    ]);
+  });
+
   it('counts the requests a rate limit refused at /proxy, /revoke and the operator APIs by endpoint, those answered without a record included', async () => {
     const { broker, scrape } = await setup({
       limits: readLimitSettings({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '2' }),

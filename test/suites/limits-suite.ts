@@ -275,6 +275,99 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    /** A stranger's token that the issuer signed: another account of the shared issuer, on a branch of its own (a subject of its own). */
+    const strangersToken = (good: (overrides?: Record<string, unknown>) => Promise<string>, account: string) => {
+      const branch = `refs/heads/b-${crypto.randomUUID().slice(0, 8)}`;
+      return good({
+        repository_owner_id: account,
+        repository_owner: `mallory-${account}`,
+        repository: `mallory-${account}/x`,
+        ref: branch,
+        sub: `repo:mallory-${account}/x:ref:${branch}`,
+      });
+    };
+
+    it("bounds what strangers a shared issuer vouches for leave in the log, per account: past its budget the same refusal, one record per run, the next record counts the rest; another account's, and the victim's own, still recorded", async () => {
+      const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '3' }, true);
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      const flood = async () => post(broker, exchangeForm(await strangersToken(good, '666')), stranger);
+      const described = 'no trust policy grants this request';
+      for (let request = 0; request < 3; request += 1)
+        expect((await expectRefusal(broker, await flood(), noPolicy)).detail).toBe('no allow policy matched the token');
+
+      // Past the budget the answer is the same refusal (no 429, nothing to retry); the first of the run is recorded, saying so.
+      const shed = await flood();
+      expect(shed.retryAfter).toBeNull();
+      expect(shed.body['error_description']).toBe(described);
+      const first = await expectRefusal(broker, shed, noPolicy);
+      expect(first.detail).toBe(
+        'the first refusal past the tenant_refusals limit: the rest of its run is answered without a record; no allow policy matched the token',
+      );
+      expect(first.claims).toMatchObject({ repository_owner_id: '666' });
+      for (let request = 0; request < 20; request += 1) {
+        const unrecorded = await flood();
+        expect(unrecorded.retryAfter).toBeNull();
+        expect(unrecorded.body['error_description']).toBe(described);
+        await expectRefusal(broker, unrecorded, { ...noPolicy, reason: null });
+        if (request !== 10) continue;
+        // Mid-flood, another stranger account's refusal, and the victim's own refusal and grant: each answered and recorded.
+        await expectRefusal(broker, await post(broker, exchangeForm(await strangersToken(good, '667'))), noPolicy);
+        await expectRefusal(broker, await post(broker, exchangeForm(await good({ ref: 'refs/heads/feature' }))), noPolicy);
+        const granted = await post(broker, exchangeForm(await good()));
+        expect(granted.status).toBe(200);
+        expect(await broker.auditEvent(granted.body['audit_event_id'] as string)).toMatchObject({ decision: 'granted' });
+      }
+      expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(Array(4).fill('no_policy_matched'));
+
+      // Once the budget refilled, the next refusal is recorded again, and says how many went unrecorded before it.
+      clock.now += 60_000;
+      const next = await expectRefusal(broker, await flood(), noPolicy);
+      expect(next.detail).toBe('after 20 refusals answered without a record (the tenant_refusals limit); no allow policy matched the token');
+    });
+
+    it("spends no account's refusal budget on a caller an allow policy matched, nor on a token that did not verify", async () => {
+      const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '1' }, true);
+      // The victim's own account, its budget spent by a refusal no policy matched.
+      await expectRefusal(broker, await post(broker, exchangeForm(await good({ ref: 'refs/heads/feature' }))), noPolicy);
+      // An allow policy matched, the audience was not granted: each recorded, whatever the account's budget.
+      for (let request = 0; request < 3; request += 1) {
+        const form = exchangeForm(await good(), { audience: 'https://elsewhere.example' });
+        await expectRefusal(broker, await post(broker, form), { error: 'invalid_target', reason: 'audience_not_granted' });
+      }
+      // Forged in its name: the unverified budget's, not the account's.
+      for (let request = 0; request < 3; request += 1) {
+        const forged = await github.sign(ciClaims(github.url, broker.issuer, { ref: 'refs/heads/feature' }), { key: 'foreign' });
+        await expectRefusal(broker, await post(broker, exchangeForm(forged)), { error: 'invalid_request', reason: 'signature_invalid' });
+      }
+      // And the account's budget is still spent: the next refusal no policy matched is the first of a run past it.
+      const past = await expectRefusal(broker, await post(broker, exchangeForm(await good({ ref: 'refs/heads/feature' }))), noPolicy);
+      expect(past.detail).toMatch(/^the first refusal past the tenant_refusals limit: /);
+    });
+
+    it("bounds a stranger's refusals at /proxy as at /token: past its account's budget the same refusal, without a record or Retry-After", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '2' }, true);
+      const call = async () => {
+        const response = await broker.request('/proxy/api/repos/acme/api', {
+          headers: { authorization: `Bearer ${await strangersToken(good, '668')}`, 'cf-connecting-ip': '127.0.0.1' },
+        });
+        return { response, body: (await response.json()) as Record<string, unknown> };
+      };
+      const answers = [];
+      for (let request = 0; request < 5; request += 1) answers.push(await call());
+      for (const { response, body } of answers) {
+        expect(response.status).toBe(400);
+        expect(response.headers.get('keyway-error')).toBe('no_policy_matched');
+        expect(response.headers.get('retry-after')).toBeNull();
+        expect(body['error_description']).toBe('no trust policy grants this request');
+      }
+      const ids = answers.map(({ body }) => body['audit_event_id']);
+      expect(ids.map((id) => id !== undefined)).toEqual([true, true, true, false, false]);
+      expect(await broker.auditEvent(ids[2] as string)).toMatchObject({
+        reason: 'no_policy_matched',
+        detail: expect.stringMatching(/^the first refusal past the tenant_refusals limit: /),
+      });
+    });
+
     it('bounds what refused operator credentials leave in the log: a record each within the unverified budget, past it 429 and one record per run, the next record counts the rest', async () => {
       const { broker, clock } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const stranger = `stranger-${crypto.randomUUID()}`;

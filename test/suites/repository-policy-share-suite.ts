@@ -12,6 +12,7 @@ const settings: LimitSettings = {
   subject: { name: 'subject', ...OFF },
   repositoryPolicy: { name: 'repository_policy', perMinute: 1, burst: 2 },
   unverified: { name: 'unverified', ...OFF },
+  tenantRefusals: { name: 'tenant_refusals', ...OFF },
 };
 
 /**

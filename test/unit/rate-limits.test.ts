@@ -162,7 +162,9 @@ describe('limit settings', () => {
       subject: { name: 'subject', perMinute: 600, burst: 300 },
       repositoryPolicy: { name: 'repository_policy', perMinute: 10, burst: 20 },
       unverified: { name: 'unverified', perMinute: 120, burst: 1_000 },
+      tenantRefusals: { name: 'tenant_refusals', perMinute: 120, burst: 1_000 },
     });
+    expect(readLimitSettings({ KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '7' }).tenantRefusals.burst).toBe(7);
     expect(readLimitSettings({ KEYWAY_RATE_LIMIT_REPOSITORY_POLICY_BURST: '3' }).repositoryPolicy.burst).toBe(3);
     expect(readLimitSettings({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '0' }).subject.perMinute).toBe(0);
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_CLIENT_BURST: '0' })).toThrow(ConfigError);

@@ -16,7 +16,7 @@ import { claimSingleUse, type SingleUseContext } from '../replay/claim-single-us
 import type { ReplayGuard } from '../replay/replay-guard.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { RateLimitedError } from '../limits/rate-limited-error.ts';
-import { refusalToAnswer } from '../limits/unverified-record-budget.ts';
+import { refusalToAnswer, type AnsweredRefusal } from '../limits/refusal-record.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../mint/jwt-crypto.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
@@ -43,7 +43,7 @@ import {
   type OwnerRequest,
 } from './github-token-map.ts';
 import { bindingFor, claimProof, requireProofOfKey, verifyTokenRequestProof } from './dpop-binding.ts';
-import { canonicalText, claimReader } from '../claims/claim-value.ts';
+import { callerAccount, tenantOf, type VerifiedAs } from '../claims/caller-account.ts';
 import { callersGitHubAccount } from '../policy/callers-github-account.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
@@ -140,23 +140,24 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     },
   };
 
-  let settled: { readonly granted: Granted } | { readonly failure: ExchangeError };
+  let settled: { readonly granted: Granted } | AnsweredRefusal;
+  const verifiedAs: VerifiedAs = {};
   try {
     if ('refused' in input) throw input.refused;
-    settled = { granted: await grantOrThrow(deps, input, now, event) };
+    settled = { granted: await grantOrThrow(deps, input, now, event, verifiedAs) };
   } catch (error) {
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error') {
       deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(errorText(error), AUDIT_BOUNDS.detail) });
     }
-    settled = { failure: await refusalToAnswer(deps, event, failure) };
+    settled = await refusalToAnswer(deps, event, failure, verifiedAs.caller);
   }
 
-  const limited = 'failure' in settled && settled.failure instanceof RateLimitedError ? settled.failure : undefined;
+  const limit = 'failure' in settled ? settled.limit : undefined;
   const answer: ExchangeAnswer = 'granted' in settled ? { kind: 'granted', token: settled.granted.token } : refusal(settled.failure);
-  const outcome = { decision: event.decision, reason: event.reason, ...(limited === undefined ? {} : { limit: limited.limit }) };
-  // A flood of refusals must not become a flood of records: see RateLimitedError.
-  if (limited !== undefined && !limited.recorded) return { answer, outcome };
+  const outcome = { decision: event.decision, reason: event.reason, ...(limit === undefined ? {} : { limit }) };
+  // A flood of refusals must not become a flood of records: see RateLimitedError and spendTenantRefusalBudget.
+  if ('failure' in settled && !settled.recorded) return { answer, outcome };
 
   // Whatever the caller sent, the record (and all that reads it: alerts, logs) holds a bounded amount of it.
   const recordedEvent = boundAuditEvent(event);
@@ -213,6 +214,7 @@ async function grantOrThrow(
   input: Extract<ExchangeInput, { form: URLSearchParams }>,
   now: number,
   event: AuditEventDraft,
+  verifiedAs: VerifiedAs,
 ): Promise<Granted> {
   const request = parseTokenRequest(input.form);
   const wantsMap = request.requestedTokenType === TOKEN_TYPE.githubInstallationTokenMap;
@@ -252,6 +254,7 @@ async function grantOrThrow(
     ...(decoded === undefined ? {} : { decoded }),
   });
   event.issuer = verified.issuer.url;
+  verifiedAs.caller = callerAccount(verified.issuer.url, verified.issuer.preset.tenantClaims, verified.claims);
   event.issuer_kind = verified.issuer.preset.name;
   event.subject = String(verified.claims.sub);
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
@@ -447,13 +450,6 @@ function githubJobsOf(verified: VerifiedSubjectToken, actor: VerifiedSubjectToke
   return { ...githubJobOf(verified), actorJob: actor === undefined ? undefined : githubJobOf(actor) };
 }
 
-/** The caller's tenant, its issuer's first tenant claim (a name or a JSON Pointer), when its token holds one as a scalar. */
-function tenantOf(verified: VerifiedSubjectToken): { readonly tenant?: string } {
-  const [claim] = verified.issuer.preset.tenantClaims;
-  const tenant = claim === undefined ? undefined : canonicalText(claimReader(claim)(verified.claims));
-  return tenant === undefined ? {} : { tenant };
-}
-
 /** A delegated request's actor token, as sent and as verified. */
 interface ActorUse {
   readonly token: string;
@@ -548,7 +544,8 @@ async function repositoryPolicySet(
       `${repository.owner}/${repository.name}'s own policies grant only GitHub Actions jobs of ${repository.owner}'s account, which this caller is not: nothing was fetched`,
     );
   }
-  const caller: VerifiedCaller = { issuer: verified.issuer.url, subject: String(verified.claims.sub), ...tenantOf(verified) };
+  const tenant = tenantOf(verified.issuer.preset.tenantClaims, verified.claims);
+  const caller: VerifiedCaller = { issuer: verified.issuer.url, subject: String(verified.claims.sub), ...(tenant === undefined ? {} : { tenant }) };
   // Read only from the caller's own account, by its id: under a login renamed and taken again, another account's policy is never its.
   return withCentralGuardrails(central, await deps.repositoryPolicies.get({ ...repository, ownerId: Number(ownerId) }, name, caller));
 }

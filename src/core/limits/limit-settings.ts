@@ -16,6 +16,11 @@ export interface LimitSettings {
    * chain on Node): what strangers can make keyway store.
    */
   readonly unverified: RateLimit;
+  /**
+   * Audit records of refusals of verified callers that no allow policy matched, per issuer and account (the preset's
+   * first tenant claim, else the subject): what a stranger that a shared issuer vouches for can make keyway store.
+   */
+  readonly tenantRefusals: RateLimit;
 }
 
 const DEFAULTS = {
@@ -24,6 +29,7 @@ const DEFAULTS = {
   subject: { perMinute: 600, burst: 300 },
   repository_policy: { perMinute: 10, burst: 20 },
   unverified: { perMinute: 120, burst: 1_000 },
+  tenant_refusals: { perMinute: 120, burst: 1_000 },
 } as const;
 
 export function readLimitSettings(env: SettingsSource): LimitSettings {
@@ -41,5 +47,6 @@ export function readLimitSettings(env: SettingsSource): LimitSettings {
     subject: read('subject'),
     repositoryPolicy: read('repository_policy'),
     unverified: read('unverified'),
+    tenantRefusals: read('tenant_refusals'),
   };
 }

@@ -1,3 +1,4 @@
+import type { CallerAccount } from '../claims/caller-account.ts';
 import { clientNetwork } from './network-of.ts';
 import { errorText, type Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
@@ -39,7 +40,19 @@ export interface RequestLimits {
    * this bounds what strangers make keyway store; a verified identity's records never spend it. `unrecorded`: how many
    * refusals of the run of `rate_limited` this record ends were answered without a record (all but the run's first).
    */
-  forUnverifiedRecord(chain: string): Promise<{ readonly refusal?: RateLimitedError; readonly unrecorded?: number }>;
+  forUnverifiedRecord(chain: string): Promise<RecordBudget>;
+  /**
+   * Before the refusal of a verified caller that no allow policy matched is recorded: per issuer and account. A shared
+   * issuer vouches for strangers, who can each mint tokens of as many subjects as they like; this bounds what they make
+   * keyway store, and a stranger spends no budget but its own account's. `unrecorded` as for forUnverifiedRecord.
+   */
+  forTenantRefusalRecord(caller: CallerAccount): Promise<RecordBudget>;
+}
+
+/** A budget of audit records, asked before one is appended: the limit's refusal past it, or how many went unrecorded before this one. */
+export interface RecordBudget {
+  readonly refusal?: RateLimitedError;
+  readonly unrecorded?: number;
 }
 
 /**
@@ -72,6 +85,11 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     }
   };
   const check = async (limit: RateLimit, key: string | undefined): Promise<RateLimitedError | undefined> => (await attempt(limit, key)).refusal;
+  const spendRecord = async (limit: RateLimit, key: string): Promise<RecordBudget> => {
+    const { refusal, endsRun = 0 } = await attempt(limit, key);
+    if (refusal !== undefined) return { refusal };
+    return endsRun > 1 ? { unrecorded: endsRun - 1 } : {};
+  };
   const forClient: LimitBeforeBody = async (clientIp) => (clientIp === undefined ? undefined : await check(settings.client, clientNetwork(clientIp)));
   return {
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
@@ -90,10 +108,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
       if (byTenant !== undefined && bySubject.took) await limiter.giveBack(settings.repositoryPolicy, subjectKey, now()).catch(() => undefined);
       return byTenant;
     },
-    forUnverifiedRecord: async (chain) => {
-      const { refusal, endsRun = 0 } = await attempt(settings.unverified, chain);
-      if (refusal !== undefined) return { refusal };
-      return endsRun > 1 ? { unrecorded: endsRun - 1 } : {};
-    },
+    forUnverifiedRecord: (chain) => spendRecord(settings.unverified, chain),
+    forTenantRefusalRecord: ({ issuer, account }) => spendRecord(settings.tenantRefusals, `${issuer}\n${account}`),
   };
 }

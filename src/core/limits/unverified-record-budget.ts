@@ -1,8 +1,7 @@
 import type { AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
-import type { ExchangeError } from '../errors/exchange-error.ts';
 import { REASONS } from '../errors/reasons.ts';
-import { RateLimitedError } from './rate-limited-error.ts';
+import type { RateLimitedError } from './rate-limited-error.ts';
 import type { LimitSettings } from './limit-settings.ts';
 import type { RequestLimits } from './request-limits.ts';
 
@@ -45,23 +44,6 @@ export function recordAsLimited(event: AuditEventDraft, limited: RateLimitedErro
 export function replacedReason(event: Pick<AuditEvent, 'reason' | 'detail'>): string | undefined {
   const at = event.reason === 'rate_limited' ? (event.detail?.lastIndexOf(REPLACED) ?? -1) : -1;
   return at === -1 ? undefined : event.detail?.slice(at + REPLACED.length);
-}
-
-/**
- * `event` made the record of a refusal for `failure`, and the refusal to answer with: `failure`, or past the unverified
- * budget the limit's (spendUnverifiedBudget), when `event` names no verified identity and `failure` is not already a
- * rate limit's (whose runs are recorded by that limit's own rule).
- */
-export async function refusalToAnswer(
-  deps: Parameters<typeof spendUnverifiedBudget>[0],
-  event: AuditEventDraft,
-  failure: ExchangeError,
-): Promise<ExchangeError> {
-  event.reason = failure.reason;
-  event.decision = REASONS[failure.reason].decision;
-  event.detail = failure.message;
-  if (event.issuer !== undefined || failure instanceof RateLimitedError) return failure;
-  return (await spendUnverifiedBudget(deps, event)) ?? failure;
 }
 
 /**

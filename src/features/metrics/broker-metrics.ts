@@ -39,13 +39,13 @@ export function brokerMetrics(registry: MetricsRegistry): BrokerMetrics {
   );
   const limited = registry.counter(
     'keyway_rate_limited_total',
-    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant, unverified, proxy:<upstream>, webhook_bodies) and endpoint (token, proxy, revoke, operator, webhook).',
+    'Requests refused by a rate limit, by limit (global, client, subject, repository_policy, repository_policy_tenant, unverified, tenant_refusals, proxy:<upstream>, webhook_bodies) and endpoint (token, proxy, revoke, operator, webhook).',
     ['limit', 'endpoint'],
   );
   // Known series start at 0, so a rate() over them has a beginning.
   const known: Record<RateLimitedEndpoint, readonly string[]> = {
-    token: ['global', 'client', 'subject', 'repository_policy', 'repository_policy_tenant', 'unverified'],
-    proxy: ['global', 'client', 'unverified'],
+    token: ['global', 'client', 'subject', 'repository_policy', 'repository_policy_tenant', 'unverified', 'tenant_refusals'],
+    proxy: ['global', 'client', 'unverified', 'tenant_refusals'],
     revoke: ['global', 'client', 'unverified'],
     operator: ['subject', 'unverified'],
     webhook: ['webhook_bodies'],

@@ -13,7 +13,8 @@ import { actorsNamedBy } from '../../core/exchange/rfc8693-delegation.ts';
 import type { ActorClaim } from '../../core/mint/mint-access-token.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
-import { refusalToAnswer } from '../../core/limits/unverified-record-budget.ts';
+import { refusalToAnswer, type AnsweredRefusal } from '../../core/limits/refusal-record.ts';
+import { callerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
@@ -94,8 +95,8 @@ type ProxyRefused = {
   readonly reason: Refusal;
   readonly description: string;
   readonly auditEventId?: string;
-  /** The rate limit that refused it, and when to retry. */
-  readonly limited?: { readonly limit: string; readonly retryAfterSeconds: number };
+  /** The limit whose budget it was past (counted in metrics), and for a rate limit's refusal when to retry. */
+  readonly limited?: { readonly limit: string; readonly retryAfterSeconds?: number };
   readonly done?: Promise<void>;
 };
 
@@ -123,14 +124,15 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
     proxy: { upstream: input.upstream, method: input.method, path: input.rawPath, query_bytes: input.query.length },
   };
   let allowed: Allowed;
+  const verifiedAs: VerifiedAs = {};
   try {
-    allowed = await authorize(deps, input, event, now);
+    allowed = await authorize(deps, input, event, now, verifiedAs);
   } catch (error) {
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error')
       deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
-    const answered = await refusalToAnswer(deps, event, failure);
-    if (answered instanceof RateLimitedError && !answered.recorded) return refusalOf(answered, undefined);
+    const answered = await refusalToAnswer(deps, event, failure, verifiedAs.caller);
+    if (!answered.recorded) return refusalOf(answered, undefined);
     const recorded = await append(deps, event, input.context, 'decision');
     report(deps, event, input.context);
     return recorded ? refusalOf(answered, event.id) : unavailable();
@@ -151,7 +153,7 @@ interface Allowed {
   readonly scope: GitHubScope | undefined;
 }
 
-async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDraft, now: number): Promise<Allowed> {
+async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDraft, now: number, verifiedAs: VerifiedAs): Promise<Allowed> {
   // First: every refusal below is a record, and anyone can send requests that earn one.
   const limited = await deps.limits.beforeVerification(input.context.clientIp);
   if (limited !== undefined) throw limited;
@@ -179,7 +181,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   }
 
   const policies = deps.policies();
-  const caller = await authenticate(deps, input, policies, event, now);
+  const caller = await authenticate(deps, input, policies, event, now, verifiedAs);
   const decision = decide(policies, caller, {
     audiences: [],
     scopes: undefined,
@@ -259,6 +261,7 @@ async function authenticate(
   policies: PolicySet,
   event: AuditEventDraft,
   now: number,
+  verifiedAs: VerifiedAs,
 ): Promise<SubjectClaims & { readonly keyProven: boolean; readonly actors?: ActorClaim }> {
   const credentials = parseCredentials(input.headers.get('authorization'));
   if (credentials === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
@@ -268,9 +271,10 @@ async function authenticate(
   event.subject_token = described;
   // Named as soon as its signature verified: a refusal after that (a revoked token, a thief's copy of a bound one, a job
   // that ended) is of that identity, recorded whatever the unverified budget, which strangers can spend.
-  const identify = (issuer: string, claims: JWTPayload) => {
+  const identify = (issuer: string, claims: JWTPayload, tenantClaims: readonly string[]) => {
     event.issuer = issuer;
     event.subject = String(claims.sub);
+    verifiedAs.caller = callerAccount(issuer, tenantClaims, claims);
   };
   let verified: SubjectClaims & { readonly actors?: ActorClaim };
   if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
@@ -281,7 +285,8 @@ async function authenticate(
       if (error instanceof DpopReplayUnavailableError) throw new ExchangeError('replay_guard_unavailable', errorText(error), { cause: error });
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
-    identify(deps.issuer, claims);
+    // Its own tokens name no tenant: each subject is its own account.
+    identify(deps.issuer, claims, []);
     // A delegated token (a policy's match_actor let an actor act for its subject) is presented by that actor: the request's.
     const actors = actorsNamedBy(claims);
     if (actors !== undefined) event.actor = { ...(actors.iss === undefined ? {} : { issuer: actors.iss }), subject: actors.sub };
@@ -298,7 +303,7 @@ async function authenticate(
       crypto,
       ...(decoded === undefined ? {} : { decoded }),
     });
-    identify(subject.issuer.url, subject.claims);
+    identify(subject.issuer.url, subject.claims, subject.issuer.preset.tenantClaims);
     // A CI token bound to a key (cnf) is good only with a proof of that key, which /proxy does not take: a thief's copy is refused.
     if (subject.claims['cnf'] !== undefined) {
       throw new ProxyRefusal('subject_token_bound', 'the CI token is bound to a key (cnf); proxied requests take no proof of it', { public: true });
@@ -598,7 +603,7 @@ function requestFacts(context: RequestContext): AuditEventDraft['request'] {
   };
 }
 
-function refusalOf(failure: ExchangeError, auditEventId: string | undefined): ProxyAnswer {
+function refusalOf({ failure, limit }: AnsweredRefusal, auditEventId: string | undefined): ProxyAnswer {
   const reason = failure.reason as Refusal;
   const description = failure.detailIsPublic ? boundText(failure.message, AUDIT_BOUNDS.detail) : REASONS[reason].description;
   return {
@@ -606,7 +611,7 @@ function refusalOf(failure: ExchangeError, auditEventId: string | undefined): Pr
     reason,
     description,
     ...(auditEventId === undefined ? {} : { auditEventId }),
-    ...(failure instanceof RateLimitedError ? { limited: { limit: failure.limit, retryAfterSeconds: failure.retryAfterSeconds } } : {}),
+    ...(limit === undefined ? {} : { limited: { limit, ...(failure instanceof RateLimitedError ? { retryAfterSeconds: failure.retryAfterSeconds } : {}) } }),
   };
 }
 

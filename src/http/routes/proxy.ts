@@ -102,7 +102,7 @@ function respond(c: Context, answer: ProxyAnswer, background: ProxyRouteDeps['ba
     ...NO_STORE,
     ...('headers' in spec ? spec.headers : {}),
     [KEYWAY_ERROR_HEADER]: answer.kind === 'refused' ? publicReasonName(answer.reason) : 'audit_unavailable',
-    ...(answer.kind === 'refused' && answer.limited !== undefined ? { 'Retry-After': String(answer.limited.retryAfterSeconds) } : {}),
+    ...(answer.kind === 'refused' && answer.limited?.retryAfterSeconds !== undefined ? { 'Retry-After': String(answer.limited.retryAfterSeconds) } : {}),
   };
   const body = {
     error: spec.error,

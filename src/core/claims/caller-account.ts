@@ -1,0 +1,28 @@
+import { canonicalText, claimReader } from './claim-value.ts';
+
+/** What a verified caller's budgets are charged to: its issuer, and the account its token names (else its subject). */
+export interface CallerAccount {
+  readonly issuer: string;
+  readonly account: string;
+}
+
+/** Filled in once a caller's token verified: the account its refusals' records are charged to (refusalToAnswer). */
+export interface VerifiedAs {
+  caller?: CallerAccount;
+}
+
+/** The caller's tenant: the first of its issuer's tenant claims (a name or a JSON Pointer), when its token holds it as a scalar. */
+export function tenantOf(tenantClaims: readonly string[], claims: Readonly<Record<string, unknown>>): string | undefined {
+  const [claim] = tenantClaims;
+  return claim === undefined ? undefined : canonicalText(claimReader(claim)(claims));
+}
+
+/**
+ * The account a verified caller belongs to: its tenant, or its subject when its issuer names none (one account can mint
+ * tokens of as many subjects as it has branches, environments or matrix jobs; a subject is all an issuer without tenants
+ * tells apart). The two are spelled apart, so a tenant never shares a subject's budget.
+ */
+export function callerAccount(issuer: string, tenantClaims: readonly string[], claims: Readonly<Record<string, unknown>>): CallerAccount {
+  const tenant = tenantOf(tenantClaims, claims);
+  return { issuer, account: tenant === undefined ? `subject ${String(claims['sub'])}` : `tenant ${tenant}` };
+}

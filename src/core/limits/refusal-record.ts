@@ -1,0 +1,42 @@
+import type { AuditEvent, AuditEventDraft } from '../audit/audit-event.ts';
+import type { CallerAccount } from '../claims/caller-account.ts';
+import type { ExchangeError } from '../errors/exchange-error.ts';
+import { REASONS } from '../errors/reasons.ts';
+import { RateLimitedError } from './rate-limited-error.ts';
+import { spendTenantRefusalBudget, type RefusalRecording } from './tenant-refusal-budget.ts';
+import { spendUnverifiedBudget } from './unverified-record-budget.ts';
+
+/** The refusal to answer with, and whether its record is appended (RefusalRecording). */
+export interface AnsweredRefusal extends RefusalRecording {
+  readonly failure: ExchangeError;
+}
+
+/**
+ * `event` made the record of a refusal for `failure`, the refusal to answer with, and whether to record it. A rate limit's
+ * refusal is recorded by its own rule (the first of a run). One of a request whose token did not verify (`event` names no
+ * issuer) spends the unverified budget of its chain, and past it is the limit's (spendUnverifiedBudget). One of a
+ * verified `caller` that no allow policy matched (none was decided yet, or none matched) spends its account's budget,
+ * which changes what is recorded, never the answer (spendTenantRefusalBudget). Any other is recorded as it is.
+ */
+export async function refusalToAnswer(
+  deps: Parameters<typeof spendUnverifiedBudget>[0] & Parameters<typeof spendTenantRefusalBudget>[0],
+  event: AuditEventDraft,
+  failure: ExchangeError,
+  caller: CallerAccount | undefined,
+): Promise<AnsweredRefusal> {
+  event.reason = failure.reason;
+  event.decision = REASONS[failure.reason].decision;
+  event.detail = failure.message;
+  if (failure instanceof RateLimitedError) return { failure, recorded: failure.recorded, limit: failure.limit };
+  if (event.issuer === undefined) {
+    const limited = await spendUnverifiedBudget(deps, event);
+    return limited === undefined ? { failure, recorded: true } : { failure: limited, recorded: limited.recorded, limit: limited.limit };
+  }
+  if (caller === undefined || matchedAnAllowPolicy(event)) return { failure, recorded: true };
+  return { failure, ...(await spendTenantRefusalBudget(deps, event, caller)) };
+}
+
+/** Whether the policies decided on `event`'s caller and an enforcing allow policy's `match` held: no stranger's. */
+function matchedAnAllowPolicy(event: Pick<AuditEvent, 'policy'>): boolean {
+  return (event.policy?.matched.length ?? 0) > 0;
+}
