@@ -368,6 +368,29 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("bounds a stranger's subject-limit refusals by its account's budget too: a subject per branch gets no record of its own, and the answer is still 429 with Retry-After", async () => {
+      const { broker, good } = await setup(
+        {
+          KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_SUBJECT_BURST: '1',
+          KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '1',
+        },
+        true,
+      );
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      for (let branch = 0; branch < 8; branch += 1) {
+        // A new branch is a new subject with a full bucket: the first request spends it, the second is the first of its run.
+        const form = exchangeForm(await strangersToken(good, '669'));
+        expect((await post(broker, form, stranger)).body['error']).toBe('invalid_request');
+        const shed = await post(broker, form, stranger);
+        expect(shed.status).toBe(429);
+        expect(shed.retryAfter).toBe('60');
+      }
+      // Within the budget the first refusal, then the first past it; each new subject's run of 429s no record of its own.
+      expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(['rate_limited', 'no_policy_matched']);
+    });
+
     it('bounds what refused operator credentials leave in the log: a record each within the unverified budget, past it 429 and one record per run, the next record counts the rest', async () => {
       const { broker, clock } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const stranger = `stranger-${crypto.randomUUID()}`;
