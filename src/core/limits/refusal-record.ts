@@ -16,7 +16,8 @@ export interface AnsweredRefusal extends RefusalRecording {
  * refusal is recorded by its own rule (the first of a run). One of a request whose token did not verify (`event` names no
  * issuer) spends the unverified budget of its chain, and past it is the limit's (spendUnverifiedBudget). One of a
  * verified `caller` that no allow policy matched (none was decided yet, or none matched) spends its account's budget,
- * which changes what is recorded, never the answer (spendTenantRefusalBudget). Any other is recorded as it is.
+ * which changes what is recorded, never the answer (spendTenantRefusalBudget); so does the first of a rate limit's run
+ * for such a caller, since a stranger has a subject, and so a run, per branch. Any other is recorded as it is.
  */
 export async function refusalToAnswer(
   deps: Parameters<typeof spendUnverifiedBudget>[0] & Parameters<typeof spendTenantRefusalBudget>[0],
@@ -27,13 +28,18 @@ export async function refusalToAnswer(
   event.reason = failure.reason;
   event.decision = REASONS[failure.reason].decision;
   event.detail = failure.message;
-  if (failure instanceof RateLimitedError) return { failure, recorded: failure.recorded, limit: failure.limit };
+  const stranger = caller !== undefined && !matchedAnAllowPolicy(event) ? caller : undefined;
+  if (failure instanceof RateLimitedError) {
+    if (!failure.recorded || stranger === undefined) return { failure, recorded: failure.recorded, limit: failure.limit };
+    // The answer stays the limit's 429 (its Retry-After), and the limit that answered is the one counted.
+    return { failure, recorded: (await spendTenantRefusalBudget(deps, event, stranger)).recorded, limit: failure.limit };
+  }
   if (event.issuer === undefined) {
     const limited = await spendUnverifiedBudget(deps, event);
     return limited === undefined ? { failure, recorded: true } : { failure: limited, recorded: limited.recorded, limit: limited.limit };
   }
-  if (caller === undefined || matchedAnAllowPolicy(event)) return { failure, recorded: true };
-  return { failure, ...(await spendTenantRefusalBudget(deps, event, caller)) };
+  if (stranger === undefined) return { failure, recorded: true };
+  return { failure, ...(await spendTenantRefusalBudget(deps, event, stranger)) };
 }
 
 /** Whether the policies decided on `event`'s caller and an enforcing allow policy's `match` held: no stranger's. */
