@@ -368,6 +368,25 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("records a thief's use of a known pipeline's token refused before the policies decided, whatever its account's refusal budget: a co-tenant's flood cannot hide it", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '1' }, true);
+      // Another job of the victim's account that no allow policy matches spends the account's budget, and starts a run past it.
+      const coTenant = async () => post(broker, exchangeForm(await good({ ref: 'refs/heads/feature' })));
+      await expectRefusal(broker, await coTenant(), noPolicy);
+      await expectRefusal(broker, await coTenant(), noPolicy);
+      await expectRefusal(broker, await coTenant(), { ...noPolicy, reason: null });
+      // A copy of the pipeline's own CI token (an allow policy matches its claims), bound to a key the thief does not hold.
+      const stolen = await broker.request('/proxy/api/repos/acme/api', {
+        headers: { authorization: `Bearer ${await good({ cnf: { jkt: 'a'.repeat(43) } })}`, 'cf-connecting-ip': '127.0.0.1' },
+      });
+      const body = (await stolen.json()) as Record<string, unknown>;
+      expect(stolen.headers.get('keyway-error')).toBe('subject_token_bound');
+      expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({
+        reason: 'subject_token_bound',
+        subject: 'repo:acme/api:environment:production',
+      });
+    });
+
     it("bounds a stranger's subject-limit refusals by its account's budget too: a subject per branch gets no record of its own, and the answer is still 429 with Retry-After", async () => {
       const { broker, good } = await setup(
         {
