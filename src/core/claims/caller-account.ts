@@ -9,6 +9,11 @@ export interface CallerAccount {
 /** Filled in once a caller's token verified: the account its refusals' records are charged to (refusalToAnswer). */
 export interface VerifiedAs {
   caller?: CallerAccount;
+  /**
+   * Whether an enforcing allow policy's `match` holds for the caller's token: a pipeline the policies know, never a
+   * stranger. Asked of a refusal that came before the policies decided (a thief's use of a bound or ended job's token).
+   */
+  knownToPolicies?: () => boolean;
 }
 
 /** The caller's tenant: the first of its issuer's tenant claims (a name or a JSON Pointer), when its token holds it as a scalar. */

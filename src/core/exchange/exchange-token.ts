@@ -10,7 +10,7 @@ import type { JwksCache } from '../verify/jwks-cache.ts';
 import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';
 import { errorText, type Logger } from '../log.ts';
-import { decide } from '../policy/decide.ts';
+import { decide, knownToAnAllowPolicy } from '../policy/decide.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { claimSingleUse, type SingleUseContext } from '../replay/claim-single-use.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
@@ -150,7 +150,7 @@ export async function exchangeToken(deps: ExchangeDeps, input: ExchangeInput, co
     if (failure.reason === 'internal_error') {
       deps.log.error('exchange failed unexpectedly', { request_id: context.requestId, error: boundText(errorText(error), AUDIT_BOUNDS.detail) });
     }
-    settled = await refusalToAnswer(deps, event, failure, verifiedAs.caller);
+    settled = await refusalToAnswer(deps, event, failure, verifiedAs);
   }
 
   const limit = 'failure' in settled ? settled.limit : undefined;
@@ -255,6 +255,7 @@ async function grantOrThrow(
   });
   event.issuer = verified.issuer.url;
   verifiedAs.caller = callerAccount(verified.issuer.url, verified.issuer.preset.tenantClaims, verified.claims);
+  verifiedAs.knownToPolicies = () => knownToAnAllowPolicy(central, verified.issuer.url, verified.claims);
   event.issuer_kind = verified.issuer.preset.name;
   event.subject = String(verified.claims.sub);
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);

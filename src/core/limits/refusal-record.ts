@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditEventDraft } from '../audit/audit-event.ts';
-import type { CallerAccount } from '../claims/caller-account.ts';
+import type { VerifiedAs } from '../claims/caller-account.ts';
 import type { ExchangeError } from '../errors/exchange-error.ts';
 import { REASONS } from '../errors/reasons.ts';
 import { RateLimitedError } from './rate-limited-error.ts';
@@ -15,7 +15,8 @@ export interface AnsweredRefusal extends RefusalRecording {
  * `event` made the record of a refusal for `failure`, the refusal to answer with, and whether to record it. A rate limit's
  * refusal is recorded by its own rule (the first of a run). One of a request whose token did not verify (`event` names no
  * issuer) spends the unverified budget of its chain, and past it is the limit's (spendUnverifiedBudget). One of a
- * verified `caller` that no allow policy matched (none was decided yet, or none matched) spends its account's budget,
+ * verified caller that no allow policy matched (none matched, or none was decided yet and none would match its token)
+ * spends its account's budget,
  * which changes what is recorded, never the answer (spendTenantRefusalBudget); so does the first of a rate limit's run
  * for such a caller, since a stranger has a subject, and so a run, per branch. Any other is recorded as it is.
  */
@@ -23,12 +24,13 @@ export async function refusalToAnswer(
   deps: Parameters<typeof spendUnverifiedBudget>[0] & Parameters<typeof spendTenantRefusalBudget>[0],
   event: AuditEventDraft,
   failure: ExchangeError,
-  caller: CallerAccount | undefined,
+  verified: VerifiedAs,
 ): Promise<AnsweredRefusal> {
   event.reason = failure.reason;
   event.decision = REASONS[failure.reason].decision;
   event.detail = failure.message;
-  const stranger = caller !== undefined && !matchedAnAllowPolicy(event) ? caller : undefined;
+  const { caller } = verified;
+  const stranger = caller !== undefined && !matchedAnAllowPolicy(event, verified) ? caller : undefined;
   if (failure instanceof RateLimitedError) {
     if (!failure.recorded || stranger === undefined) return { failure, recorded: failure.recorded, limit: failure.limit };
     // The answer stays the limit's 429 (its Retry-After), and the limit that answered is the one counted.
@@ -42,7 +44,7 @@ export async function refusalToAnswer(
   return { failure, ...(await spendTenantRefusalBudget(deps, event, stranger)) };
 }
 
-/** Whether the policies decided on `event`'s caller and an enforcing allow policy's `match` held: no stranger's. */
-function matchedAnAllowPolicy(event: Pick<AuditEvent, 'policy'>): boolean {
-  return (event.policy?.matched.length ?? 0) > 0;
+/** Whether an enforcing allow policy's `match` held for `event`'s caller, or would have, when the policies have not decided: no stranger's. */
+function matchedAnAllowPolicy(event: Pick<AuditEvent, 'policy'>, verified: VerifiedAs): boolean {
+  return event.policy === undefined ? verified.knownToPolicies?.() === true : event.policy.matched.length > 0;
 }

@@ -214,6 +214,16 @@ export function decide(policies: PolicySet, token: SubjectClaims, request: Acces
   return refuse(reason, refusals.map((refusal) => refusal.detail).join('; '));
 }
 
+/**
+ * Whether an enforcing allow policy's `match` holds for a token `issuerUrl` signed, whatever was asked: the caller is a
+ * pipeline the policies know. Its `match_actor` aside, which says who may act for that pipeline, not whose token it is.
+ */
+export function knownToAnAllowPolicy(policies: PolicySet, issuerUrl: string, claims: Readonly<Record<string, unknown>>): boolean {
+  return policies.index
+    .candidates(issuerUrl, claims)
+    .some((policy) => policy.mode === 'enforce' && policy.effect === 'allow' && matchPolicy({ ...policy, actorConditions: undefined }, claims).matched);
+}
+
 function evaluate(policy: Policy, token: SubjectClaims, request: AccessRequest): PolicyEvaluation {
   const match = matchPolicy(policy, token.claims, request.actor);
   if (!match.matched || policy.grant === undefined) return match;

@@ -18,7 +18,7 @@ import { callerAccount, type VerifiedAs } from '../../core/claims/caller-account
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
-import { decide, type IssuedGrant, type SubjectClaims } from '../../core/policy/decide.ts';
+import { decide, knownToAnAllowPolicy, type IssuedGrant, type SubjectClaims } from '../../core/policy/decide.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
@@ -131,7 +131,7 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error')
       deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
-    const answered = await refusalToAnswer(deps, event, failure, verifiedAs.caller);
+    const answered = await refusalToAnswer(deps, event, failure, verifiedAs);
     if (!answered.recorded) return refusalOf(answered, undefined);
     const recorded = await append(deps, event, input.context, 'decision');
     report(deps, event, input.context);
@@ -275,6 +275,7 @@ async function authenticate(
     event.issuer = issuer;
     event.subject = String(claims.sub);
     verifiedAs.caller = callerAccount(issuer, tenantClaims, claims);
+    verifiedAs.knownToPolicies = () => knownToAnAllowPolicy(policies, issuer, claims);
   };
   let verified: SubjectClaims & { readonly actors?: ActorClaim };
   if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
