@@ -100,6 +100,21 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect(await expectRefusal(broker, victim, limited)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
     });
 
+    it("keys the per-subject limit on the caller's account too: a stranger whose customised GitHub sub equals the victim's cannot drain its bucket", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' });
+      // GitHub lets each repository choose its sub's claims (include_claim_keys): with job_workflow_ref alone, every caller
+      // of acme's public reusable workflow, in any account, gets this very sub, signed by GitHub.
+      const sub = 'job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0';
+      const stranger = { sub, repository: 'evil/tool', repository_id: '666', repository_owner: 'evil', repository_owner_id: '666000' };
+      await expectRefusal(broker, await post(broker, exchangeForm(await good(stranger))), noPolicy);
+      await expectRefusal(broker, await post(broker, exchangeForm(await good(stranger))), noPolicy);
+      expect(await expectRefusal(broker, await post(broker, exchangeForm(await good(stranger))), limited)).toMatchObject({ subject: sub });
+      // The victim's bucket under the same issuer and sub is its own.
+      expect((await post(broker, exchangeForm(await good({ sub })))).status).toBe(200);
+      expect((await post(broker, exchangeForm(await good({ sub })))).status).toBe(200);
+      expect(await expectRefusal(broker, await post(broker, exchangeForm(await good({ sub }))), limited)).toMatchObject({ subject: sub });
+    });
+
     it("sheds a client's flood before the body is read or a signature checked", async () => {
       const { broker, clock, github, good } = await setup({ KEYWAY_RATE_LIMIT_CLIENT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_CLIENT_BURST: '3' });
       for (let attempt = 0; attempt < 3; attempt += 1) await expectRefusal(broker, await post(broker, exchangeForm('garbage')), malformed);

@@ -44,6 +44,25 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () =>
       expect((await fetch('late'))?.limit).toBe('repository_policy');
     });
 
+    it("keys a caller's own budget on its tenant too: another account's token with the same issuer and sub spends none of it", async () => {
+      const clock = Date.now();
+      const limits = requestLimits(
+        limiter(() => clock),
+        settings,
+        () => clock,
+        silentLogger,
+      );
+      const issuer = `https://ci.example/${crypto.randomUUID()}`;
+      // GitHub signs the sub each repository chose (include_claim_keys): job_workflow_ref alone is every caller's of that workflow.
+      const subject = 'job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/heads/main';
+      const stranger = () => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: '666000' });
+      expect([await stranger(), await stranger()]).toEqual([undefined, undefined]);
+      expect((await stranger())?.limit).toBe('repository_policy');
+      const victim = () => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: '1200934' });
+      expect([await victim(), await victim()]).toEqual([undefined, undefined]);
+      expect((await victim())?.limit).toBe('repository_policy');
+    });
+
     it("gives back nothing when the caller's own take failed open (its limiter unreachable): no fetch it never paid for", async () => {
       let clock = Date.now();
       const real = limiter(() => clock);

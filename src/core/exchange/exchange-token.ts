@@ -254,12 +254,13 @@ async function grantOrThrow(
     ...(decoded === undefined ? {} : { decoded }),
   });
   event.issuer = verified.issuer.url;
-  verifiedAs.caller = callerAccount(verified.issuer.url, verified.issuer.preset.tenantClaims, verified.claims);
+  const caller = callerAccount(verified.issuer.url, verified.issuer.preset.tenantClaims, verified.claims);
+  verifiedAs.caller = caller;
   verifiedAs.knownToPolicies = () => knownToAnAllowPolicy(central, verified.issuer.url, verified.claims);
   event.issuer_kind = verified.issuer.preset.name;
   event.subject = String(verified.claims.sub);
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
-  const limited = await deps.limits.forSubject(event.issuer, event.subject);
+  const limited = await deps.limits.forSubject(caller, event.subject);
   if (limited !== undefined) throw limited;
   await refuseEndedCiWork(deps.endedCiWork, verified, now);
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);

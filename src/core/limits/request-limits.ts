@@ -22,13 +22,14 @@ export interface RequestLimits {
    */
   readonly forClient: LimitBeforeBody;
   /**
-   * After the subject token verified: per issuer and subject. A forged `sub` never verifies, so
-   * it cannot drain the bucket of the identity it names.
+   * After the subject token verified: per issuer, account and subject. A forged `sub` never verifies, so it cannot drain
+   * the bucket of the identity it names; nor can another account's token whose issuer signed the same `sub` (GitHub lets
+   * each repository choose its sub's claims: `job_workflow_ref:…` alone is every caller's of that reusable workflow).
    */
-  forSubject(issuer: string, subject: string): Promise<RateLimitedError | undefined>;
+  forSubject(caller: CallerAccount, subject: string): Promise<RateLimitedError | undefined>;
   /**
-   * Before a repository's own policy is fetched from GitHub (a cache miss): per verified subject at
-   * the configured rate, and per tenant where its issuer names one at ten times that (one account
+   * Before a repository's own policy is fetched from GitHub (a cache miss): per verified subject (of its tenant: another
+   * account's token may carry the same sub) at the configured rate, and per tenant where its issuer names one at ten times that (one account
    * mints tokens of as many subjects as it has branches, environments or matrix jobs). However many
    * repositories, policy names and subjects a caller invents, it costs the App's GitHub quota at
    * these rates at most, and it spends no budget but its own and its tenant's.
@@ -94,9 +95,9 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
   return {
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
-    forSubject: (issuer, subject) => check(settings.subject, `${issuer}\n${subject}`),
+    forSubject: ({ issuer, account }, subject) => check(settings.subject, `${issuer}\n${account}\n${subject}`),
     forRepositoryPolicyFetch: async ({ issuer, subject, tenant }) => {
-      const subjectKey = `${issuer}\nsubject\n${subject}`;
+      const subjectKey = `${issuer}\n${tenant === undefined ? 'no tenant' : `tenant ${tenant}`}\nsubject\n${subject}`;
       const bySubject = await attempt(settings.repositoryPolicy, subjectKey);
       if (bySubject.refusal !== undefined || tenant === undefined) return bySubject.refusal;
       const { perMinute, burst } = settings.repositoryPolicy;

@@ -1,3 +1,4 @@
+import { callerAccount } from '../claims/caller-account.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
@@ -48,7 +49,10 @@ export async function recordOperatorRefusal(deps: OperatorRefusalDeps, refusal: 
     context,
     now: deps.now(),
   });
-  const limited = operator === undefined ? await spendUnverifiedBudget(deps, event) : await deps.limits.forSubject(deps.issuer, operator);
+  const limited =
+    operator === undefined
+      ? await spendUnverifiedBudget(deps, event)
+      : await deps.limits.forSubject(callerAccount(deps.issuer, [], { sub: operator }), operator);
   if (limited !== undefined && operator !== undefined) recordAsLimited(event, limited);
   if (limited !== undefined && !limited.recorded) return { limited };
   const record = await appendExaminationRecord(deps, event);
