@@ -81,6 +81,8 @@ describe('lint rules', () => {
       ['an exact sub', '  sub: "repo:acme/api:ref:refs/heads/main"'],
       ['a sub glob naming the owner completely', '  sub: { glob: "repo:acme/*:ref:refs/heads/main" }'],
       ['an immutable sub glob', '  sub: { glob: "repo:acme@1200934/*" }'],
+      ['a customised sub that starts with the owner id', '  sub: "repository_owner_id:1200934:environment:production"'],
+      ['a customised sub glob that starts with the repository id', '  sub: { glob: "repository_id:734201:*" }'],
     ])('accepts a tenant pinned by %s', (_name, match) => {
       expect(rules({ 'p.yaml': github(match) })).not.toContain('unpinned-tenant');
     });
@@ -93,6 +95,14 @@ describe('lint rules', () => {
       ['exists', '  repository_id: { exists: true }'],
       ['a list holding a glob', '  repository_id: ["1", { glob: "*" }]'],
       ['a name only: names are not tenants', '  repository_owner: acme'],
+      // GitHub lets each repository choose its sub's claims, include_claim_keys, and signs them for any account.
+      [
+        "a customised sub of a reusable workflow: any account's job that calls it is signed this sub",
+        '  sub: "job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/heads/main"',
+      ],
+      ['a customised sub glob of a reusable workflow', '  sub: { glob: "job_workflow_ref:acme/workflows/*" }'],
+      ["a customised sub of an environment: any account's environment of that name", '  sub: "environment:production"'],
+      ['a customised sub whose owner id is not first: what comes before it is free text', '  sub: "environment:x:repository_owner_id:1200934"'],
     ])('does not count %s as a pin', (_name, match) => {
       expect(rules({ 'p.yaml': github(match) })).toContain('unpinned-tenant');
     });

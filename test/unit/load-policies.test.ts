@@ -287,7 +287,10 @@ describe('loading policies', () => {
 
   it('loads match_actor that names the actor issuer exactly, one or a list', () => {
     for (const iss of ['https://token.actions.githubusercontent.com', '[https://token.actions.githubusercontent.com, https://gitlab.com]']) {
-      const set = loadPolicies(toFiles({ 'p.yaml': GOOD.replace('grant:', `match_actor: { iss: ${iss}, sub: deploy-orchestrator }\ngrant:`) }), OPTIONS);
+      const set = loadPolicies(
+        toFiles({ 'p.yaml': GOOD.replace('grant:', `match_actor: { iss: ${iss}, sub: "repo:acme/orchestrator:ref:refs/heads/main" }\ngrant:`) }),
+        OPTIONS,
+      );
       expect(set.policies[0]?.actorConditions?.map((condition) => condition.key)).toEqual(['iss', 'sub']);
     }
   });

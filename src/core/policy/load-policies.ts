@@ -398,7 +398,7 @@ function compilePolicy(
       'diagnostics',
     ]);
   }
-  if (data.effect === 'allow' && diagnostics === 'claim-names' && issuer.shared && !pinsTenant(preset.tenantClaims, conditions)) {
+  if (data.effect === 'allow' && diagnostics === 'claim-names' && issuer.shared && !pinsTenant(preset, conditions)) {
     fail(
       `diagnostics: claim-names on ${issuer.url}, which ${issuer.sharedBecause}, needs a tenant pin (one of ${preset.tenantClaims.join(', ')}): otherwise strangers learn this policy's claim names`,
       data.diagnostics === undefined ? ['issuer', 'diagnostics'] : ['diagnostics'],

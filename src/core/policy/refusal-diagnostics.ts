@@ -22,6 +22,6 @@ export function refusalDiagnostics(policies: PolicySet, token: SubjectClaims, re
 
 /** A policy of the token's own tenant: it pins one, and every pin held. */
 function isOwnTenants({ policy, lines }: PolicyEvaluation): boolean {
-  const pins = tenantPins(policy.issuer.preset.tenantClaims, lines);
+  const pins = tenantPins(policy.issuer.preset, lines);
   return pins.length > 0 && pins.every((line) => line.held);
 }

@@ -93,6 +93,13 @@ export interface PresetLintFacts {
    * a `sub` that slips past, and the claims to use instead.
    */
   readonly caselessNamesInSub?: { readonly written: RegExp; readonly names: string; readonly example: string; readonly instead: string };
+  /**
+   * Where a tenant chooses which claims its `sub` holds (GitHub's `include_claim_keys`) and the issuer signs them for any
+   * account, the `key:` a `sub` must start with to name the caller's account (`repository_owner_id:`, `repo:`): one that
+   * starts otherwise (`job_workflow_ref:…` of a public reusable workflow, `environment:production`) is every account's
+   * to be signed, and what follows its first key is free text, so it pins no tenant.
+   */
+  readonly tenantSubjectKeys?: RegExp;
   /** How a job asks for a token whose `aud` is keyway's URL: `circleci run oidc get --claims '{"aud":"<keyway URL>"}'`. */
   readonly askForKeyway?: string;
 }

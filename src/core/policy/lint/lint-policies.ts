@@ -134,7 +134,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     // Shared or not is decided per deployment: CircleCI's per-organization issuer is not, its root issuer is.
     if (policy.effect !== 'allow') return;
     for (const { at, lines, issuer } of lineSets) {
-      if (!issuer.shared || pinsTenant(issuer.preset.tenantClaims, lines)) continue;
+      if (!issuer.shared || pinsTenant(issuer.preset, lines)) continue;
       const whose = at === 'match' ? 'this allow policy' : "this allow policy's match_actor (so any of them can act)";
       report(
         'unpinned-tenant',
@@ -439,23 +439,34 @@ const CLOUD_AUDIENCES: Readonly<Record<CloudProvider, string>> = {
 };
 
 /** The policy's lines that pin one tenant of a shared issuer (an owner, project or organisation id). */
-export function tenantPins<T extends { readonly key: string; readonly written: Matcher }>(tenantClaims: readonly string[], lines: readonly T[]): T[] {
-  return lines.filter((line) => tenantClaims.includes(line.key) && pinsOneTenant(line.written));
+export function tenantPins<T extends { readonly key: string; readonly written: Matcher }>(
+  preset: Pick<IssuerPreset, 'tenantClaims' | 'lint'>,
+  lines: readonly T[],
+): T[] {
+  const subjectKeys = preset.lint?.tenantSubjectKeys;
+  return lines.filter(
+    (line) => preset.tenantClaims.includes(line.key) && pinsOneTenant(line.written, line.key === 'sub' && subjectKeys !== undefined ? subjectKeys : undefined),
+  );
 }
 
-export function pinsTenant(tenantClaims: readonly string[], lines: readonly { readonly key: string; readonly written: Matcher }[]): boolean {
-  return tenantPins(tenantClaims, lines).length > 0;
+export function pinsTenant(
+  preset: Pick<IssuerPreset, 'tenantClaims' | 'lint'>,
+  lines: readonly { readonly key: string; readonly written: Matcher }[],
+): boolean {
+  return tenantPins(preset, lines).length > 0;
 }
 
 /**
  * True when a matcher on a tenant claim admits one tenant only: an exact value, or a glob whose
- * fixed start names the owner completely (`repo:acme/*`, not `repo:acme*` or `repo:*`).
+ * fixed start names the owner completely (`repo:acme/*`, not `repo:acme*` or `repo:*`). With
+ * `subjectKeys` (a `sub` of an issuer whose tenants choose its claims), only one that starts with such a key.
  */
-function pinsOneTenant(matcher: Matcher): boolean {
-  if (typeof matcher !== 'object') return true;
-  if (Array.isArray(matcher)) return matcher.every(pinsOneTenant);
+function pinsOneTenant(matcher: Matcher, subjectKeys?: RegExp): boolean {
+  if (typeof matcher !== 'object') return subjectKeys?.test(String(matcher)) ?? true;
+  if (Array.isArray(matcher)) return matcher.every((entry: Matcher) => pinsOneTenant(entry, subjectKeys));
   if (!('glob' in matcher)) return false;
   const fixed = matcher.glob.split(/[*?]/)[0] ?? '';
+  if (subjectKeys !== undefined && !subjectKeys.test(fixed)) return false;
   if (fixed === matcher.glob) return true;
   const afterTag = fixed.replace(/^[a-z_]+:/, '');
   return /^[^/@:]+[/@:]/.test(afterTag);
