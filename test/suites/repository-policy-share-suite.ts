@@ -22,14 +22,11 @@ const settings: LimitSettings = {
  */
 export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () => number) => RateLimiter): void {
   describe(`repository-policy fetch budgets on ${runtime}`, () => {
+    /** The limits at `now`, over the runtime's limiter or `over`. */
+    const limitsAt = (now: () => number, over: RateLimiter = limiter(now)) => requestLimits(over, settings, now, silentLogger);
     it("gives a caller's own token back when its account's share refuses the fetch: obeying Retry-After, it fetches its whole burst once the share refills", async () => {
       let clock = Date.now();
-      const limits = requestLimits(
-        limiter(() => clock),
-        settings,
-        () => clock,
-        silentLogger,
-      );
+      const limits = limitsAt(() => clock);
       // An issuer of its own: on Workers the buckets outlive a test.
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
       const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
@@ -46,12 +43,7 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () =>
 
     it("keys a caller's own budget on its tenant too: another account's token with the same issuer and sub spends none of it", async () => {
       const clock = Date.now();
-      const limits = requestLimits(
-        limiter(() => clock),
-        settings,
-        () => clock,
-        silentLogger,
-      );
+      const limits = limitsAt(() => clock);
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
       // GitHub signs the sub each repository chose (include_claim_keys): job_workflow_ref alone is every caller's of that workflow.
       const subject = 'job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/heads/main';
@@ -73,7 +65,7 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () =>
         takeShared: (limit, at) => real.takeShared(limit, at),
         giveBack: (limit, key, at) => real.giveBack(limit, key, at),
       };
-      const limits = requestLimits(flaky, settings, () => clock, silentLogger);
+      const limits = limitsAt(() => clock, flaky);
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
       const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
       // The caller spends one of its two; the account's other callers spend the rest of its share.
