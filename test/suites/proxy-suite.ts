@@ -135,6 +135,11 @@ grant:
 grant:
   proxy: { upstream: limited, allow: [{ method: GET, path: "/x/**" }] }
 `,
+          // Another account the operator lets call limited too.
+          'proxy/limited-partner.yaml': `${header}match: { repository_owner_id: "4040", repository: partner/limited }
+grant:
+  proxy: { upstream: limited, allow: [{ method: GET, path: "/x/**" }] }
+`,
           'proxy/headed.yaml': `${header}match: { repository_owner_id: "1200934", repository: acme/headed }
 grant:
   proxy: { upstream: headed, allow: [{ method: GET, path: "/x/**" }] }
@@ -907,6 +912,19 @@ grant:
       expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
       await expectKeywayRefusal(second, 429, 'temporarily_unavailable', 'rate_limited');
       expect((await upstreamCalls()).length).toBe(before);
+    });
+
+    it("keys a caller's rate on its account too: another account's job signed the same customised sub spends none of it", async () => {
+      // GitHub lets each repository choose its sub's claims (include_claim_keys): with environment alone, every account's
+      // environment of that name has this very sub, signed by GitHub.
+      const sub = `environment:${crypto.randomUUID()}`;
+      const partner = await job({ sub, repository: 'partner/limited', repository_id: '4041', repository_owner: 'partner', repository_owner_id: '4040' });
+      const theirs = await send('/proxy/limited/x/ok', {}, partner);
+      expect(theirs.status).toBe(200);
+      await theirs.arrayBuffer();
+      const own = await send('/proxy/limited/x/ok', {}, await job({ sub, repository: 'acme/limited' }));
+      expect(own.status).toBe(200);
+      await own.arrayBuffer();
     });
 
     it('limits a caller no policy allows at a name at the default rate, whatever the name: the upstream’s own rate tells nothing', async () => {
