@@ -14,7 +14,7 @@ import type { ActorClaim } from '../../core/mint/mint-access-token.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { refusalToAnswer, type AnsweredRefusal } from '../../core/limits/refusal-record.ts';
-import { callerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
+import { callerAccount, type CallerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
@@ -200,7 +200,8 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   const upstream = decision.granted ? deps.upstreams.get(input.upstream) : undefined;
   const perMinute = upstream?.limits.requestsPerMinute ?? DEFAULT_PROXY_LIMITS.requestsPerMinute;
   const callerLimit = { name: upstream === undefined ? 'proxy' : `proxy:${upstream.name}`, perMinute, burst: perMinute };
-  const who = `${caller.issuer.url}\n${String(caller.claims['sub'])}`;
+  // Its account too: GitHub signs another account's job the same sub when each chose the same claims for it (include_claim_keys).
+  const who = `${caller.issuer.url}\n${caller.account.account}\n${String(caller.claims['sub'])}`;
   const verdict = await deps.limiter.take(callerLimit, upstream === undefined ? `proxy\n${who}` : `proxy\n${upstream.name}\n${who}`, now);
   if (!verdict.allowed) throw new RateLimitedError(callerLimit, verdict.retryAfterSeconds, verdict.refused);
   if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
@@ -262,7 +263,7 @@ async function authenticate(
   event: AuditEventDraft,
   now: number,
   verifiedAs: VerifiedAs,
-): Promise<SubjectClaims & { readonly keyProven: boolean; readonly actors?: ActorClaim }> {
+): Promise<SubjectClaims & { readonly account: CallerAccount; readonly keyProven: boolean; readonly actors?: ActorClaim }> {
   const credentials = parseCredentials(input.headers.get('authorization'));
   if (credentials === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
   const { scheme, token } = credentials;
@@ -271,13 +272,15 @@ async function authenticate(
   event.subject_token = described;
   // Named as soon as its signature verified: a refusal after that (a revoked token, a thief's copy of a bound one, a job
   // that ended) is of that identity, recorded whatever the unverified budget, which strangers can spend.
-  const identify = (issuer: string, claims: JWTPayload, tenantClaims: readonly string[]) => {
+  const identify = (issuer: string, claims: JWTPayload, tenantClaims: readonly string[]): CallerAccount => {
     event.issuer = issuer;
     event.subject = String(claims.sub);
     verifiedAs.caller = callerAccount(issuer, tenantClaims, claims);
     verifiedAs.knownToPolicies = () => knownToAnAllowPolicy(policies, issuer, claims);
+    return verifiedAs.caller;
   };
   let verified: SubjectClaims & { readonly actors?: ActorClaim };
+  let account: CallerAccount;
   if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
     let claims: JWTPayload;
     try {
@@ -287,7 +290,7 @@ async function authenticate(
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
     // Its own tokens name no tenant: each subject is its own account.
-    identify(deps.issuer, claims, []);
+    account = identify(deps.issuer, claims, []);
     // A delegated token (a policy's match_actor let an actor act for its subject) is presented by that actor: the request's.
     const actors = actorsNamedBy(claims);
     if (actors !== undefined) event.actor = { ...(actors.iss === undefined ? {} : { issuer: actors.iss }), subject: actors.sub };
@@ -304,7 +307,7 @@ async function authenticate(
       crypto,
       ...(decoded === undefined ? {} : { decoded }),
     });
-    identify(subject.issuer.url, subject.claims, subject.issuer.preset.tenantClaims);
+    account = identify(subject.issuer.url, subject.claims, subject.issuer.preset.tenantClaims);
     // A CI token bound to a key (cnf) is good only with a proof of that key, which /proxy does not take: a thief's copy is refused.
     if (subject.claims['cnf'] !== undefined) {
       throw new ProxyRefusal('subject_token_bound', 'the CI token is bound to a key (cnf); proxied requests take no proof of it', { public: true });
@@ -314,7 +317,7 @@ async function authenticate(
   }
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   // Verified as DPoP: the proof of the keyway token's key was checked with it.
-  return { ...verified, keyProven: scheme === 'DPoP' };
+  return { ...verified, account, keyProven: scheme === 'DPoP' };
 }
 
 /** A verified keyway token that was revoked is refused as one that does not verify; an unreadable list refuses too (fail closed). */
