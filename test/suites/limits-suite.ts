@@ -402,6 +402,39 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("bounds what a known pipeline's token refused at /proxy before the policies decided leaves in the log by its subject's budget: a thief's replay of a bound copy cannot write a record per request", async () => {
+      const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '3' }, true);
+      // A copy of the pipeline's own CI token (an allow policy matches its claims), bound to a key the thief does not hold:
+      // never its account's refusal budget, so only its subject's bounds it.
+      const stolen = await good({ cnf: { jkt: 'a'.repeat(43) } });
+      const thief = `thief-${crypto.randomUUID()}`;
+      const replay = async () => {
+        const response = await broker.request('/proxy/api/repos/acme/api', {
+          headers: { authorization: `Bearer ${stolen}`, 'user-agent': thief, 'cf-connecting-ip': '127.0.0.1' },
+        });
+        return { response, body: (await response.json()) as Record<string, unknown> };
+      };
+      for (let request = 0; request < 3; request += 1) expect((await replay()).response.headers.get('keyway-error')).toBe('subject_token_bound');
+      const shed = await replay();
+      expect(shed.response.status).toBe(429);
+      expect(shed.response.headers.get('retry-after')).toBe('60');
+      expect(await broker.auditEvent(shed.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'rate_limited',
+        subject: 'repo:acme/api:environment:production',
+      });
+      for (let request = 0; request < 20; request += 1) {
+        const again = await replay();
+        expect(again.response.status).toBe(429);
+        expect(again.body).not.toHaveProperty('audit_event_id');
+      }
+      expect((await recordsFrom(broker, thief)).map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('subject_token_bound')]);
+
+      // Once the budget refilled, the next refusal is recorded again.
+      clock.now += 60_000;
+      expect((await replay()).response.headers.get('keyway-error')).toBe('subject_token_bound');
+      expect(await recordsFrom(broker, thief)).toHaveLength(5);
+    });
+
     it("bounds a stranger's subject-limit refusals by its account's budget too: a subject per branch gets no record of its own, and the answer is still 429 with Retry-After", async () => {
       const { broker, good } = await setup(
         {
