@@ -131,7 +131,7 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error')
       deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
-    const answered = await refusalToAnswer(deps, event, failure, verifiedAs);
+    const answered = await refusalToAnswer(deps, event, await subjectLimitBeforeDecision(deps, event, failure, verifiedAs), verifiedAs);
     if (!answered.recorded) return refusalOf(answered, undefined);
     const recorded = await append(deps, event, input.context, 'decision');
     report(deps, event, input.context);
@@ -141,6 +141,18 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
   event.reason = 'granted';
   if (!(await append(deps, event, input.context, 'decision'))) return unavailable();
   return forward(deps, input, allowed, event, started);
+}
+
+/**
+ * A verified caller refused before the policies decided (a revoked keyway token, a bound CI token, a job that ended) spends
+ * its subject's budget, as every verified request at /token does before such a refusal: past it the limit's 429, the first of
+ * a run recorded. Nothing else bounds what the holder of a known pipeline's token writes here: its account's refusal budget
+ * is for strangers, and the per-caller bucket is taken after the decision.
+ */
+async function subjectLimitBeforeDecision(deps: ProxyDeps, event: AuditEventDraft, failure: ExchangeError, verifiedAs: VerifiedAs): Promise<ExchangeError> {
+  const { caller } = verifiedAs;
+  if (caller === undefined || event.subject === undefined || event.policy !== undefined || failure instanceof RateLimitedError) return failure;
+  return (await deps.limits.forSubject(caller, event.subject)) ?? failure;
 }
 
 interface Allowed {
