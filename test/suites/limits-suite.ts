@@ -421,6 +421,7 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect(await broker.auditEvent(shed.body['audit_event_id'] as string)).toMatchObject({
         reason: 'rate_limited',
         subject: 'repo:acme/api:environment:production',
+        detail: expect.stringMatching(/^the subject rate limit .*; refused: subject_token_bound$/),
       });
       for (let request = 0; request < 20; request += 1) {
         const again = await replay();

@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditEventDraft } from '../audit/audit-event.ts';
-import type { VerifiedAs } from '../claims/caller-account.ts';
+import type { CallerAccount, VerifiedAs } from '../claims/caller-account.ts';
 import type { ExchangeError } from '../errors/exchange-error.ts';
 import { REASONS } from '../errors/reasons.ts';
 import { RateLimitedError } from './rate-limited-error.ts';
@@ -29,10 +29,11 @@ export async function refusalToAnswer(
   event.reason = failure.reason;
   event.decision = REASONS[failure.reason].decision;
   event.detail = failure.message;
-  const { caller } = verified;
-  const stranger = caller !== undefined && !matchedAnAllowPolicy(event, verified) ? caller : undefined;
+  // Asked only of a refusal that may be recorded: the rest of a rate limit's run costs no policy match.
+  const strangerOf = (): CallerAccount | undefined => (verified.caller !== undefined && !matchedAnAllowPolicy(event, verified) ? verified.caller : undefined);
   if (failure instanceof RateLimitedError) {
-    if (!failure.recorded || stranger === undefined) return { failure, recorded: failure.recorded, limit: failure.limit };
+    const stranger = failure.recorded ? strangerOf() : undefined;
+    if (stranger === undefined) return { failure, recorded: failure.recorded, limit: failure.limit };
     // The answer stays the limit's 429 (its Retry-After), and the limit that answered is the one counted.
     return { failure, recorded: (await spendTenantRefusalBudget(deps, event, stranger)).recorded, limit: failure.limit };
   }
@@ -40,6 +41,7 @@ export async function refusalToAnswer(
     const limited = await spendUnverifiedBudget(deps, event);
     return limited === undefined ? { failure, recorded: true } : { failure: limited, recorded: limited.recorded, limit: limited.limit };
   }
+  const stranger = strangerOf();
   if (stranger === undefined) return { failure, recorded: true };
   return { failure, ...(await spendTenantRefusalBudget(deps, event, stranger)) };
 }

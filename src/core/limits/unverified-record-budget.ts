@@ -40,6 +40,11 @@ export function recordAsLimited(event: AuditEventDraft, limited: RateLimitedErro
   event.decision = REASONS[limited.reason].decision;
 }
 
+/** Ends the `detail` of a limit's record with the reason of the refusal it answered instead (replacedReason reads it). */
+export function keepReplacedReason(event: AuditEventDraft, replaced: string): void {
+  event.detail = `${event.detail ?? ''}${REPLACED}${replaced}`;
+}
+
 /** The reason a limit's record (recordAsLimited) replaced; undefined for any other record. A limit's `detail` is the broker's own text. */
 export function replacedReason(event: Pick<AuditEvent, 'reason' | 'detail'>): string | undefined {
   const at = event.reason === 'rate_limited' ? (event.detail?.lastIndexOf(REPLACED) ?? -1) : -1;

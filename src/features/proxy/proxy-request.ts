@@ -14,6 +14,7 @@ import type { ActorClaim } from '../../core/mint/mint-access-token.ts';
 import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { refusalToAnswer, type AnsweredRefusal } from '../../core/limits/refusal-record.ts';
+import { keepReplacedReason } from '../../core/limits/unverified-record-budget.ts';
 import { callerAccount, type CallerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
@@ -131,7 +132,10 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
     const failure = error instanceof ExchangeError ? error : new ExchangeError('internal_error', errorText(error), { cause: error });
     if (failure.reason === 'internal_error')
       deps.log.error('proxy request failed unexpectedly', { request_id: input.context.requestId, error: errorText(error) });
-    const answered = await refusalToAnswer(deps, event, await subjectLimitBeforeDecision(deps, event, failure, verifiedAs), verifiedAs);
+    const limited = await subjectLimitBeforeDecision(deps, event, failure, verifiedAs);
+    const answered = await refusalToAnswer(deps, event, limited ?? failure, verifiedAs);
+    // The limit's record keeps what it answered instead, as an operator credential's does.
+    if (limited !== undefined) keepReplacedReason(event, failure.reason);
     if (!answered.recorded) return refusalOf(answered, undefined);
     const recorded = await append(deps, event, input.context, 'decision');
     report(deps, event, input.context);
@@ -149,10 +153,15 @@ export async function proxyRequest(deps: ProxyDeps, input: ProxyInput): Promise<
  * a run recorded. Nothing else bounds what the holder of a known pipeline's token writes here: its account's refusal budget
  * is for strangers, and the per-caller bucket is taken after the decision.
  */
-async function subjectLimitBeforeDecision(deps: ProxyDeps, event: AuditEventDraft, failure: ExchangeError, verifiedAs: VerifiedAs): Promise<ExchangeError> {
+async function subjectLimitBeforeDecision(
+  deps: ProxyDeps,
+  event: AuditEventDraft,
+  failure: ExchangeError,
+  verifiedAs: VerifiedAs,
+): Promise<RateLimitedError | undefined> {
   const { caller } = verifiedAs;
-  if (caller === undefined || event.subject === undefined || event.policy !== undefined || failure instanceof RateLimitedError) return failure;
-  return (await deps.limits.forSubject(caller, event.subject)) ?? failure;
+  if (caller === undefined || event.subject === undefined || event.policy !== undefined || failure instanceof RateLimitedError) return undefined;
+  return deps.limits.forSubject(caller, event.subject);
 }
 
 interface Allowed {
