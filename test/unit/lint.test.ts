@@ -52,6 +52,7 @@ describe('lint rules', () => {
       const [finding] = lint({ 'p.yaml': github('  ref: refs/heads/main\n  environment: production') });
       expect(finding).toMatchObject({ rule: 'unpinned-tenant', severity: 'error', file: 'p.yaml', line: 3, column: 1 });
       expect(finding?.message).toContain('https://token.actions.githubusercontent.com');
+      expect(finding?.message).toContain('a sub pins one only when its first key is repo, repository, repository_id, repository_owner, repository_owner_id');
     });
 
     it('flags gitlab.com and a GitLab instance alike: one issuer for every project it serves', () => {

@@ -99,7 +99,7 @@ export interface PresetLintFacts {
    * starts otherwise (`job_workflow_ref:…` of a public reusable workflow, `environment:production`) is every account's
    * to be signed, and what follows its first key is free text, so it pins no tenant.
    */
-  readonly tenantSubjectKeys?: RegExp;
+  readonly tenantSubjectKeys?: readonly string[];
   /** How a job asks for a token whose `aud` is keyway's URL: `circleci run oidc get --claims '{"aud":"<keyway URL>"}'`. */
   readonly askForKeyway?: string;
 }

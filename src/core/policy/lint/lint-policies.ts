@@ -138,7 +138,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       const whose = at === 'match' ? 'this allow policy' : "this allow policy's match_actor (so any of them can act)";
       report(
         'unpinned-tenant',
-        `${issuer.url} ${issuer.sharedBecause}, and ${whose} pins none of ${issuer.preset.tenantClaims.join(', ')} to one owner or project`,
+        `${issuer.url} ${issuer.sharedBecause}, and ${whose} pins none of ${issuer.preset.tenantClaims.join(', ')} to one owner or project${subjectPinHint(issuer.preset)}`,
         [at],
       );
     }
@@ -461,16 +461,26 @@ export function pinsTenant(
  * fixed start names the owner completely (`repo:acme/*`, not `repo:acme*` or `repo:*`). With
  * `subjectKeys` (a `sub` of an issuer whose tenants choose its claims), only one that starts with such a key.
  */
-function pinsOneTenant(matcher: Matcher, subjectKeys?: RegExp): boolean {
-  if (typeof matcher !== 'object') return subjectKeys?.test(String(matcher)) ?? true;
+function pinsOneTenant(matcher: Matcher, subjectKeys?: readonly string[]): boolean {
+  if (typeof matcher !== 'object') return subjectKeys === undefined || startsWithKey(subjectKeys, String(matcher));
   if (Array.isArray(matcher)) return matcher.every((entry: Matcher) => pinsOneTenant(entry, subjectKeys));
   if (!('glob' in matcher)) return false;
   const fixed = matcher.glob.split(/[*?]/)[0] ?? '';
-  if (subjectKeys !== undefined && !subjectKeys.test(fixed)) return false;
+  if (subjectKeys !== undefined && !startsWithKey(subjectKeys, fixed)) return false;
   if (fixed === matcher.glob) return true;
   const afterTag = fixed.replace(/^[a-z_]+:/, '');
   return /^[^/@:]+[/@:]/.test(afterTag);
 }
+
+/** Where a tenant chooses its `sub`'s claims, which `sub` pins one: the lint error says so. */
+function subjectPinHint(preset: Pick<IssuerPreset, 'lint'>): string {
+  const keys = preset.lint?.tenantSubjectKeys;
+  return keys === undefined
+    ? ''
+    : ` (a sub pins one only when its first key is ${keys.join(', ')}: a repository chooses its sub's claims, and any account can be signed the others)`;
+}
+
+const startsWithKey = (keys: readonly string[], text: string): boolean => keys.some((key) => text.startsWith(`${key}:`));
 
 /** The ids a policy of keyway's own issuer pins `client_id` to: undefined unless its line admits only values it writes out. */
 function clientIdPins(policy: Policy): string[] | undefined {

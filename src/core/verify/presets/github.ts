@@ -156,7 +156,7 @@ export const github: IssuerPreset = {
       what: "GitHub's default audience (https://github.com/<owner>, https://<host>/<owner> on GitHub Enterprise Server): the aud of every token a job of the owner asks for without naming one",
     },
     // include_claim_keys: `repo` in a sub is the repository's name; the others are the claims of those names.
-    tenantSubjectKeys: /^(?:repo|repository|repository_id|repository_owner|repository_owner_id|enterprise|enterprise_id):/,
+    tenantSubjectKeys: ['repo', 'repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'enterprise', 'enterprise_id'],
     askForKeyway: 'add &audience=<keyway URL> to the token request, or core.getIDToken("<keyway URL>") (keyway exchange and the action do it)',
   },
 };
