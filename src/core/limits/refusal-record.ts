@@ -16,9 +16,9 @@ export interface AnsweredRefusal extends RefusalRecording {
  * refusal is recorded by its own rule (the first of a run). One of a request whose token did not verify (`event` names no
  * issuer) spends the unverified budget of its chain, and past it is the limit's (spendUnverifiedBudget). One of a
  * verified caller that no allow policy matched (none matched, or none was decided yet and none would match its token)
- * spends its account's budget,
- * which changes what is recorded, never the answer (spendTenantRefusalBudget); so does the first of a rate limit's run
- * for such a caller, since a stranger has a subject, and so a run, per branch. Any other is recorded as it is.
+ * spends its account's budget, which changes what is recorded, never the answer (spendTenantRefusalBudget); so does the
+ * first of a rate limit's run for such a caller, since a stranger has a subject, and so a run, per branch. Any other is
+ * recorded as it is.
  */
 export async function refusalToAnswer(
   deps: Parameters<typeof spendUnverifiedBudget>[0] & Parameters<typeof spendTenantRefusalBudget>[0],
