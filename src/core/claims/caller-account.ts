@@ -6,6 +6,11 @@ export interface CallerAccount {
   readonly account: string;
 }
 
+/** A verified identity in a limit's buckets: its account, and its `sub` (another account's token may carry the same `sub`). */
+export function subjectBucketKey({ issuer, account }: CallerAccount, subject: string): string {
+  return `${issuer}\n${account}\n${subject}`;
+}
+
 /** Filled in once a caller's token verified: the account its refusals' records are charged to (refusalToAnswer). */
 export interface VerifiedAs {
   caller?: CallerAccount;

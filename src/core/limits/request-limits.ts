@@ -1,4 +1,4 @@
-import type { CallerAccount } from '../claims/caller-account.ts';
+import { subjectBucketKey, type CallerAccount } from '../claims/caller-account.ts';
 import { clientNetwork } from './network-of.ts';
 import { errorText, type Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
@@ -95,7 +95,7 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
   return {
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
-    forSubject: ({ issuer, account }, subject) => check(settings.subject, `${issuer}\n${account}\n${subject}`),
+    forSubject: (caller, subject) => check(settings.subject, subjectBucketKey(caller, subject)),
     forRepositoryPolicyFetch: async ({ issuer, subject, tenant }) => {
       const subjectKey = `${issuer}\n${tenant === undefined ? 'no tenant' : `tenant ${tenant}`}\nsubject\n${subject}`;
       const bySubject = await attempt(settings.repositoryPolicy, subjectKey);

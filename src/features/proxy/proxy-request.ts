@@ -15,7 +15,7 @@ import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { refusalToAnswer, type AnsweredRefusal } from '../../core/limits/refusal-record.ts';
 import { keepReplacedReason } from '../../core/limits/unverified-record-budget.ts';
-import { callerAccount, type CallerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
+import { callerAccount, subjectBucketKey, type CallerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
@@ -222,7 +222,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   const perMinute = upstream?.limits.requestsPerMinute ?? DEFAULT_PROXY_LIMITS.requestsPerMinute;
   const callerLimit = { name: upstream === undefined ? 'proxy' : `proxy:${upstream.name}`, perMinute, burst: perMinute };
   // Its account too: GitHub signs another account's job the same sub when each chose the same claims for it (include_claim_keys).
-  const who = `${caller.issuer.url}\n${caller.account.account}\n${String(caller.claims['sub'])}`;
+  const who = subjectBucketKey(caller.account, String(caller.claims['sub']));
   const verdict = await deps.limiter.take(callerLimit, upstream === undefined ? `proxy\n${who}` : `proxy\n${upstream.name}\n${who}`, now);
   if (!verdict.allowed) throw new RateLimitedError(callerLimit, verdict.retryAfterSeconds, verdict.refused);
   if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
