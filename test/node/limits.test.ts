@@ -3,9 +3,9 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
-import { startNodeHarness } from './node-harness.ts';
+import { BROKER_ISSUER, startNodeHarness } from './node-harness.ts';
 
-limitsSuite('Node', startNodeHarness, () => inject('testIssuerBase'));
+limitsSuite('Node', startNodeHarness, () => inject('testIssuerBase'), BROKER_ISSUER);
 
 describe('the client address behind a reverse proxy (Node)', () => {
   const running: BrokerHarness[] = [];

@@ -1,6 +1,7 @@
+import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
-import { ciClaims } from '../support/test-issuer.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, suitePolicies, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 import { signInToPage } from '../support/audit-page-sign-in.ts';
 
@@ -9,7 +10,7 @@ import { signInToPage } from '../support/audit-page-sign-in.ts';
  * per-subject limit keyed on the verified identity only, the per-client and global limits
  * before verification, and one audit record per run of refusals. Runs on Node and in workerd.
  */
-export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
+export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () => string, brokerIssuer: string): void {
   describe(`rate limits on ${runtime}`, { shuffle: true }, () => {
     const running: BrokerHarness[] = [];
     afterEach(async () => {
@@ -17,10 +18,11 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     });
 
     /** A broker with `settings`, on a clock the test moves (with `ownState`, on Workers its state, audit shards and buckets are its own). */
-    async function setup(settings: Record<string, string>, ownState = false) {
+    async function setup(settings: Record<string, string>, ownState = false, more: (github: TestIssuer) => Record<string, string> = () => ({})) {
       const github = freshIssuer(issuerBase(), 'limits-gh');
       const clock = { now: Date.now() };
-      const broker = await start(suitePolicies(github, freshIssuer(issuerBase(), 'limits-oidc')), { settings, now: () => clock.now, ownState });
+      const policies = { ...suitePolicies(github, freshIssuer(issuerBase(), 'limits-oidc')), ...more(github) };
+      const broker = await start(policies, { settings, now: () => clock.now, ownState });
       running.push(broker);
       return { github, clock, broker, good: (overrides: Record<string, unknown> = {}) => github.sign(ciClaims(github.url, broker.issuer, overrides)) };
     }
@@ -551,6 +553,72 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       clock.now += 60_000;
       expect((await replay()).status).toBe(401);
       expect(await recordsFrom(broker, replayer)).toHaveLength(5);
+    });
+
+    /**
+     * Two accounts' policies that mint the broker's own tokens of one `sub` (a template each writes alike) for /proxy/api,
+     * and each account's token, revoked by its holder.
+     */
+    async function twoAccountsOfOneOwnSubject() {
+      const subject = `shared-${crypto.randomUUID().slice(0, 8)}`;
+      const policyOf = (github: TestIssuer, owner: string, repository: string) =>
+        `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "${owner}"\n  repository_id: "${repository}"\n` +
+        `grant:\n  audience: ${brokerIssuer}/proxy/api\n  subject: ${subject}\n`;
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '3' }, true, (github) => ({
+        'own-subject/victim.yaml': policyOf(github, '1200934', '734201'),
+        'own-subject/other.yaml': policyOf(github, '4040', '4041'),
+      }));
+      const revokedToken = async (claims: Record<string, unknown>) => {
+        const exchanged = await post(broker, exchangeForm(await good(claims), { audience: `${brokerIssuer}/proxy/api` }));
+        expect(exchanged.status).toBe(200);
+        const token = exchanged.body['access_token'] as string;
+        const revoked = await broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
+        });
+        expect(revoked.status).toBe(200);
+        return token;
+      };
+      const victims = await revokedToken({});
+      const others = await revokedToken({
+        repository_owner_id: '4040',
+        repository_owner: 'other',
+        repository_id: '4041',
+        repository: 'other/x',
+        sub: 'repo:other/x:ref:refs/heads/main',
+      });
+      expect([decodeJwt(victims).sub, decodeJwt(others).sub]).toEqual([subject, subject]);
+      return { broker, victims, others };
+    }
+
+    it("keys a refused token of the broker's own on the policy that granted it: another account's token of the same sub, replayed at /v1/*, cannot spend the victim's budget", async () => {
+      const { broker, victims, others } = await twoAccountsOfOneOwnSubject();
+      const replay = (token: string) => broker.request('/v1/audit/alerts', { headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': '127.0.0.1' } });
+      for (let request = 0; request < 3; request += 1) expect((await replay(others)).status).toBe(401);
+      expect((await replay(others)).status).toBe(429);
+      const own = await replay(victims);
+      expect(own.status).toBe(401);
+      expect(await broker.auditEvent(((await own.json()) as Record<string, unknown>)['audit_event_id'] as string)).toMatchObject({
+        reason: 'operator_token_invalid',
+      });
+    });
+
+    it("keys a refused token of the broker's own at /proxy on the policy that granted it: another account's token of the same sub cannot spend the victim's budget", async () => {
+      const { broker, victims, others } = await twoAccountsOfOneOwnSubject();
+      const replay = async (token: string) => {
+        const response = await broker.request('/proxy/api/x', { headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': '127.0.0.1' } });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      for (let request = 0; request < 3; request += 1) expect((await replay(others)).status).toBe(401);
+      expect((await replay(others)).status).toBe(429);
+      const own = await replay(victims);
+      expect(own.status).toBe(401);
+      expect(await broker.auditEvent(own.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'proxy_unauthenticated',
+        subject: decodeJwt(victims).sub,
+        detail: expect.stringContaining('revoked'),
+      });
     });
 
     it('starts a detail with the count of refusals that went unrecorded only in the record that ends a run: text a stranger sends cannot forge one', async () => {

@@ -11,7 +11,7 @@ import { exchangeForm, freshIssuer, postToken, suitePolicies } from '../suites/e
 import { ciClaims } from '../support/test-issuer.ts';
 import { limitsOnClock, startWorkersHarness, workerEnv } from './workers-harness.ts';
 
-limitsSuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
+limitsSuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'), workerEnv.KEYWAY_ISSUER);
 repositoryPolicyShareSuite('Workers (RateLimitState objects)', (now) => rateLimitShards(limitsOnClock(workerEnv.LIMITS, now)));
 
 describe('rate limits on Workers when the limiter cannot be reached', () => {

@@ -6,6 +6,12 @@ export interface CallerAccount {
   readonly account: string;
 }
 
+/**
+ * The tenant claims of the broker's own tokens: `client_id`, the policy that granted one, whose `match` pinned the account
+ * it granted. Their `sub` is that policy's template, which another account's policy can write alike.
+ */
+export const OWN_TOKEN_TENANT_CLAIMS: readonly string[] = ['client_id'];
+
 /** A verified identity in a limit's buckets: its account, and its `sub` (another account's token may carry the same `sub`). */
 export function subjectBucketKey({ issuer, account }: CallerAccount, subject: string): string {
   return `${issuer}\n${account}\n${subject}`;

@@ -1,4 +1,4 @@
-import { callerAccount } from '../claims/caller-account.ts';
+import { callerAccount, OWN_TOKEN_TENANT_CLAIMS } from '../claims/caller-account.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
@@ -15,13 +15,16 @@ export interface OperatorRefusalDeps extends Pick<RevocationDeps, 'issuer' | 'au
 export interface OperatorRefusal {
   /** The credential as presented, when one came: the record keeps its SHA-256 and its claimed `jti`, `iss` and `sub`, never the token. */
   readonly token?: string;
-  /** The `sub` of a token the broker's own keys signed (refused for its scope, or revoked): the record names that operator. */
-  readonly operator?: string;
+  /** Of a token the broker's own keys signed (refused for its scope, or revoked): the record names that operator. */
+  readonly operator?: OperatorClaims;
   readonly reason: 'operator_token_invalid' | 'operator_scope_missing';
   /** Where and why, for the operator who reads the record. */
   readonly detail: string;
   readonly context: RequestContext;
 }
+
+/** What a refused token the broker's own keys signed says of its operator: its `sub`, and the policy that granted it. */
+export type OperatorClaims = { readonly sub: string; readonly client_id?: unknown };
 
 /** What became of a refusal's record: its id, once durable; past the unverified budget, the limit's refusal to answer with. */
 export interface RecordedRefusal {
@@ -43,7 +46,7 @@ export async function recordOperatorRefusal(deps: OperatorRefusalDeps, refusal: 
   const { token, operator, reason, detail, context } = refusal;
   const event = examinationRecord(deps, {
     ...(token === undefined ? {} : { token }),
-    caller: operator === undefined ? { holder: true } : { operator },
+    caller: operator === undefined ? { holder: true } : { operator: operator.sub },
     reason,
     detail,
     context,
@@ -52,7 +55,7 @@ export async function recordOperatorRefusal(deps: OperatorRefusalDeps, refusal: 
   const limited =
     operator === undefined
       ? await spendUnverifiedBudget(deps, event)
-      : await deps.limits.forSubject(callerAccount(deps.issuer, [], { sub: operator }), operator);
+      : await deps.limits.forSubject(callerAccount(deps.issuer, OWN_TOKEN_TENANT_CLAIMS, operator), operator.sub);
   if (limited !== undefined && operator !== undefined) recordAsLimited(event, limited);
   if (limited !== undefined && !limited.recorded) return { limited };
   const record = await appendExaminationRecord(deps, event);

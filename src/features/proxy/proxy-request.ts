@@ -15,7 +15,7 @@ import type { RequestLimits } from '../../core/limits/request-limits.ts';
 import { RateLimitedError } from '../../core/limits/rate-limited-error.ts';
 import { refusalToAnswer, type AnsweredRefusal } from '../../core/limits/refusal-record.ts';
 import { keepReplacedReason } from '../../core/limits/unverified-record-budget.ts';
-import { callerAccount, subjectBucketKey, type CallerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
+import { callerAccount, OWN_TOKEN_TENANT_CLAIMS, subjectBucketKey, type CallerAccount, type VerifiedAs } from '../../core/claims/caller-account.ts';
 import type { RateLimiter } from '../../core/limits/rate-limiter.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { JOSE_JWT_CRYPTO, type JwtCrypto } from '../../core/mint/jwt-crypto.ts';
@@ -310,8 +310,7 @@ async function authenticate(
       if (error instanceof DpopReplayUnavailableError) throw new ExchangeError('replay_guard_unavailable', errorText(error), { cause: error });
       throw new ProxyRefusal('proxy_unauthenticated', `the keyway access token is not valid: ${errorText(error)}`);
     }
-    // Its own tokens name no tenant: each subject is its own account.
-    account = identify(deps.issuer, claims, []);
+    account = identify(deps.issuer, claims, OWN_TOKEN_TENANT_CLAIMS);
     // A delegated token (a policy's match_actor let an actor act for its subject) is presented by that actor: the request's.
     const actors = actorsNamedBy(claims);
     if (actors !== undefined) event.actor = { ...(actors.iss === undefined ? {} : { issuer: actors.iss }), subject: actors.sub };

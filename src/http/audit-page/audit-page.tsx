@@ -14,7 +14,7 @@ import {
 import { AUDIT_READ_SCOPE, type AuditApiDeps } from '../routes/audit.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { refusedCredential, type OperatorRefusals } from '../middleware/operator-auth.ts';
-import type { OperatorRefusal } from '../../core/revocation/operator-refusal.ts';
+import type { OperatorClaims, OperatorRefusal } from '../../core/revocation/operator-refusal.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { logExplained, POLICY_EXPLAIN_SCOPE } from '../routes/policy-explain.ts';
@@ -51,7 +51,7 @@ const PAGE_SCOPES = [AUDIT_READ_SCOPE, POLICY_EXPLAIN_SCOPE];
 /** A session cookie checked: its session, a refusal to record (naming the operator of one the broker signed), or the answer already made (429, 503). */
 type Checked =
   | { readonly session: PageSession }
-  | { readonly refused: AccessTokenError; readonly operator?: string }
+  | { readonly refused: AccessTokenError; readonly operator?: OperatorClaims }
   | { readonly answer: Response | Promise<Response> };
 
 const MAX_TOKEN_CHARS = 16 * 1024;
@@ -96,7 +96,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     return c.html(<SignInForm issuer={deps.issuer} problem={`${problem}${recorded}`} />, status);
   };
   /** The form again, saying why the token (pasted, or the cookie's session) was refused. */
-  const refuse = (c: Context, what: 'token' | 'session', token: string, error: AccessTokenError, operator?: string): Promise<Response> => {
+  const refuse = (c: Context, what: 'token' | 'session', token: string, error: AccessTokenError, operator?: OperatorClaims): Promise<Response> => {
     const scope = error.code === 'insufficient_scope';
     const problem = scope
       ? 'That token lacks the audit:read scope.'
@@ -128,7 +128,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     } catch {
       return unavailable(c, 'Whether that token was revoked could not be checked: the revocation list is unavailable.');
     }
-    return revoked ? refuse(c, 'token', token, new AccessTokenError('invalid_token', 'the access token was revoked'), claims.sub) : claims;
+    return revoked ? refuse(c, 'token', token, new AccessTokenError('invalid_token', 'the access token was revoked'), claims) : claims;
   };
   /**
    * The session a cookie holds, or why not: never an operator token (its audience is the issuer's), and over once signed
@@ -152,7 +152,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
     } catch {
       return { answer: unavailable(c, 'Whether the session was ended could not be checked: the revocation list is unavailable.') };
     }
-    return revoked === undefined ? { session } : { refused: new AccessTokenError('invalid_token', revoked), operator: session.sub };
+    return revoked === undefined ? { session } : { refused: new AccessTokenError('invalid_token', revoked), operator: session };
   };
   const context = (c: Context) => requestContext(c, deps.clientIp);
   const cookieOptions = { path: '/', secure } as const;
@@ -238,7 +238,7 @@ export function auditPage(deps: AuditPageDeps): Hono<PageEnv> {
       try {
         session = await startPageSession(deps, { token, claims }, PAGE_SCOPES, context(c));
       } catch (error) {
-        if (error instanceof AccessTokenError) return refuse(c, 'token', token, error, claims.sub);
+        if (error instanceof AccessTokenError) return refuse(c, 'token', token, error, claims);
         // No record, no session: nothing is handed out, and the operator may retry.
         deps.log.error('an /audit sign-in could not be recorded', { request_id: String(c.get('requestId')), error: errorText(error) });
         return unavailable(c, 'The sign-in could not be recorded: the audit log is unavailable.');

@@ -1,12 +1,18 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import type { AppendedRecord } from '../../core/audit/audit-event.ts';
 import { DpopReplayUnavailableError, type DpopReplayStore } from '../../core/dpop/dpop-replay.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import type { AccessTokenError } from '../../core/mint/verify-access-token.ts';
 import type { ReplayGuard } from '../../core/replay/replay-guard.ts';
-import { recordOperatorRefusal, type OperatorRefusal, type OperatorRefusalDeps, type RecordedRefusal } from '../../core/revocation/operator-refusal.ts';
+import {
+  recordOperatorRefusal,
+  type OperatorClaims,
+  type OperatorRefusal,
+  type OperatorRefusalDeps,
+  type RecordedRefusal,
+} from '../../core/revocation/operator-refusal.ts';
 import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { recordedKeywayAuth, type KeywayAuthVariables } from './keyway-auth.ts';
 import { ownKeys } from './own-keys.ts';
@@ -38,19 +44,24 @@ export function operatorAuth(own: OwnTokens, scopes: readonly string[]): Middlew
 
 /**
  * What the record of a refused operator credential says: where, why, and the credential (by its hash). Refused for its
- * scope, the token verified in full, so its `sub` names the operator; `operator` names the one of a token the broker's
+ * scope, the token verified in full, so its claims name the operator; `operator` names the one of a token the broker's
  * keys signed that was refused for another reason (revoked).
  */
-export function refusedCredential(c: Context, token: string | undefined, error: AccessTokenError, operator?: string): Omit<OperatorRefusal, 'context'> {
+export function refusedCredential(c: Context, token: string | undefined, error: AccessTokenError, operator?: OperatorClaims): Omit<OperatorRefusal, 'context'> {
   const detail = `${c.req.method} ${c.req.path}: ${error.message}`;
   const presented = token === undefined ? {} : { token };
-  const sub = operator ?? (error.code === 'insufficient_scope' && token !== undefined ? decodeJwt(token).sub : undefined);
+  const named = operator ?? (error.code === 'insufficient_scope' && token !== undefined ? operatorClaimsOf(decodeJwt(token)) : undefined);
   return {
     ...presented,
-    ...(sub === undefined ? {} : { operator: sub }),
+    ...(named === undefined ? {} : { operator: named }),
     reason: error.code === 'insufficient_scope' ? 'operator_scope_missing' : 'operator_token_invalid',
     detail,
   };
+}
+
+/** The operator a token the broker's own keys signed names, when it names one (a `sub`). */
+export function operatorClaimsOf({ sub, client_id }: JWTPayload): OperatorClaims | undefined {
+  return typeof sub === 'string' ? { sub, client_id } : undefined;
 }
 
 export interface OperatorRefusalRecorderDeps extends OperatorRefusalDeps {

@@ -4,7 +4,8 @@ import { parseCredentials } from '../../core/authorization-credentials.ts';
 import { AccessTokenError } from '../../core/mint/verify-access-token.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { refusalAnswer } from './keyway-auth.ts';
-import { refusedCredential, type OperatorRefusals } from './operator-auth.ts';
+import { operatorClaimsOf, refusedCredential, type OperatorRefusals } from './operator-auth.ts';
+import type { OperatorClaims } from '../../core/revocation/operator-refusal.ts';
 
 /**
  * Refuses a keyway token the broker revoked (`POST /revoke`) wherever the broker takes its own tokens as credentials (the
@@ -30,7 +31,7 @@ export function refuseRevokedTokens(revocations: RevocationList, keys: JWTVerify
     }
     if (!revoked) return next();
     const refused = new AccessTokenError('invalid_token', 'the access token was revoked');
-    return refusalAnswer(c, await refusals(c, refusedCredential(c, credentials.token, refused, signed.sub)), {
+    return refusalAnswer(c, await refusals(c, refusedCredential(c, credentials.token, refused, signed.operator)), {
       code: refused.code,
       description: refused.message,
       challenge: `${credentials.scheme} error="invalid_token"`,
@@ -39,15 +40,16 @@ export function refuseRevokedTokens(revocations: RevocationList, keys: JWTVerify
 }
 
 /**
- * The `jti` (and `sub`, when it has one) of a token whose signature one of the broker's own keys verifies (its claims are
- * the route's to check), else undefined.
+ * The `jti` (and operator, when it names one) of a token whose signature one of the broker's own keys verifies (its claims
+ * are the route's to check), else undefined.
  */
-async function signedClaimsOf(token: string, keys: JWTVerifyGetKey): Promise<{ readonly jti: string; readonly sub?: string } | undefined> {
+async function signedClaimsOf(token: string, keys: JWTVerifyGetKey): Promise<{ readonly jti: string; readonly operator?: OperatorClaims } | undefined> {
   try {
     await compactVerify(token, keys, { algorithms: ['ES256'] });
-    const { jti, sub } = decodeJwt(token);
-    if (typeof jti !== 'string') return undefined;
-    return typeof sub === 'string' ? { jti, sub } : { jti };
+    const claims = decodeJwt(token);
+    if (typeof claims.jti !== 'string') return undefined;
+    const operator = operatorClaimsOf(claims);
+    return operator === undefined ? { jti: claims.jti } : { jti: claims.jti, operator };
   } catch (error) {
     if (error instanceof errors.JOSEError) return undefined;
     throw error;
