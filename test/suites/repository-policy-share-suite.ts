@@ -1,3 +1,4 @@
+import { callerAccount } from '../../src/core/claims/caller-account.ts';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import type { LimitSettings } from '../../src/core/limits/limit-settings.ts';
@@ -24,12 +25,17 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () =>
   describe(`repository-policy fetch budgets on ${runtime}`, () => {
     /** The limits at `now`, over the runtime's limiter or `over`. */
     const limitsAt = (now: () => number, over: RateLimiter = limiter(now)) => requestLimits(over, settings, now, silentLogger);
+    /** A GitHub Actions caller of account `owner`, as the exchange names it once its token verified. */
+    const callerOf = (issuer: string, owner: string, subject: string) => ({
+      ...callerAccount(issuer, ['repository_owner_id'], { repository_owner_id: owner, sub: subject }),
+      subject,
+    });
     it("gives a caller's own token back when its account's share refuses the fetch: obeying Retry-After, it fetches its whole burst once the share refills", async () => {
       let clock = Date.now();
       const limits = limitsAt(() => clock);
       // An issuer of its own: on Workers the buckets outlive a test.
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
-      const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
+      const fetch = (subject: string) => limits.forRepositoryPolicyFetch(callerOf(issuer, 'acme', subject));
       // Ten of the account's callers spend its share (ten budgets of 2).
       for (let caller = 0; caller < 10; caller += 1) for (let i = 0; i < 2; i += 1) expect(await fetch(`branch-${caller}`)).toBeUndefined();
       const refused = [];
@@ -47,10 +53,10 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () =>
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
       // GitHub signs the sub each repository chose (include_claim_keys): job_workflow_ref alone is every caller's of that workflow.
       const subject = 'job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/heads/main';
-      const stranger = () => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: '666000' });
+      const stranger = () => limits.forRepositoryPolicyFetch(callerOf(issuer, '666000', subject));
       expect([await stranger(), await stranger()]).toEqual([undefined, undefined]);
       expect((await stranger())?.limit).toBe('repository_policy');
-      const victim = () => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: '1200934' });
+      const victim = () => limits.forRepositoryPolicyFetch(callerOf(issuer, '1200934', subject));
       expect([await victim(), await victim()]).toEqual([undefined, undefined]);
       expect((await victim())?.limit).toBe('repository_policy');
     });
@@ -61,13 +67,13 @@ export function repositoryPolicyShareSuite(runtime: string, limiter: (now: () =>
       let failSubjectTakes = false;
       const flaky: RateLimiter = {
         take: (limit, key, at) =>
-          failSubjectTakes && key.includes('\nsubject\n') ? Promise.reject(new Error('limiter unreachable')) : real.take(limit, key, at),
+          failSubjectTakes && limit.name === 'repository_policy' ? Promise.reject(new Error('limiter unreachable')) : real.take(limit, key, at),
         takeShared: (limit, at) => real.takeShared(limit, at),
         giveBack: (limit, key, at) => real.giveBack(limit, key, at),
       };
       const limits = limitsAt(() => clock, flaky);
       const issuer = `https://ci.example/${crypto.randomUUID()}`;
-      const fetch = (subject: string) => limits.forRepositoryPolicyFetch({ issuer, subject, tenant: 'acme' });
+      const fetch = (subject: string) => limits.forRepositoryPolicyFetch(callerOf(issuer, 'acme', subject));
       // The caller spends one of its two; the account's other callers spend the rest of its share.
       expect(await fetch('late')).toBeUndefined();
       for (let caller = 0; caller < 10; caller += 1) for (let i = 0; i < 2; i += 1) await fetch(`branch-${caller}`);

@@ -6,14 +6,16 @@ describe('callerAccount', () => {
 
   it("charges a caller to its issuer's first tenant claim, read by name or JSON Pointer, whatever its subject", () => {
     const claims = { sub: 'repo:acme/api:ref:refs/heads/b1', repository_owner_id: '1200934', repository_id: '734201' };
-    expect(callerAccount(issuer, ['repository_owner_id', 'repository_id'], claims)).toEqual({ issuer, account: 'tenant 1200934' });
+    expect(callerAccount(issuer, ['repository_owner_id', 'repository_id'], claims)).toEqual({ issuer, account: 'tenant 1200934', tenant: '1200934' });
     expect(callerAccount(issuer, ['repository_owner_id'], { ...claims, sub: 'repo:acme/api:ref:refs/heads/b2' })).toEqual({
       issuer,
       account: 'tenant 1200934',
+      tenant: '1200934',
     });
     expect(callerAccount(issuer, ['/kubernetes.io/namespace'], { sub: 'system:serviceaccount:ci:deployer', 'kubernetes.io': { namespace: 'ci' } })).toEqual({
       issuer,
       account: 'tenant ci',
+      tenant: 'ci',
     });
   });
 

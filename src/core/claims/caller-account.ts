@@ -4,6 +4,8 @@ import { canonicalText, claimReader } from './claim-value.ts';
 export interface CallerAccount {
   readonly issuer: string;
   readonly account: string;
+  /** Its issuer's first tenant claim, when its token holds it: the account, where there is one beyond the subject. */
+  readonly tenant?: string;
 }
 
 /**
@@ -12,9 +14,22 @@ export interface CallerAccount {
  */
 export const OWN_TOKEN_TENANT_CLAIMS: readonly string[] = ['client_id'];
 
+/**
+ * A verified caller's account and subject: what the budgets of its repository-policy fetches are charged to, since one
+ * account can mint tokens of many subjects.
+ */
+export interface VerifiedCaller extends CallerAccount {
+  readonly subject: string;
+}
+
 /** A verified identity in a limit's buckets: its account, and its `sub` (another account's token may carry the same `sub`). */
-export function subjectBucketKey({ issuer, account }: CallerAccount, subject: string): string {
-  return `${issuer}\n${account}\n${subject}`;
+export function subjectBucketKey(caller: CallerAccount, subject: string): string {
+  return `${accountBucketKey(caller)}\n${subject}`;
+}
+
+/** A verified account in a limit's buckets: one for all its subjects. */
+export function accountBucketKey({ issuer, account }: CallerAccount): string {
+  return `${issuer}\n${account}`;
 }
 
 /** Filled in once a caller's token verified: the account its refusals' records are charged to (refusalToAnswer). */
@@ -40,5 +55,5 @@ export function tenantOf(tenantClaims: readonly string[], claims: Readonly<Recor
  */
 export function callerAccount(issuer: string, tenantClaims: readonly string[], claims: Readonly<Record<string, unknown>>): CallerAccount {
   const tenant = tenantOf(tenantClaims, claims);
-  return { issuer, account: tenant === undefined ? `subject ${String(claims['sub'])}` : `tenant ${tenant}` };
+  return tenant === undefined ? { issuer, account: `subject ${String(claims['sub'])}` } : { issuer, account: `tenant ${tenant}`, tenant };
 }

@@ -29,7 +29,7 @@ import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } fro
 import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
-import type { GitHubTokenJobs, GitHubTokenMinter, RepositoryPolicies, VerifiedCaller } from './ports.ts';
+import type { GitHubTokenJobs, GitHubTokenMinter, RepositoryPolicies } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 import type { DpopNonces } from '../dpop/dpop-nonce.ts';
 import type { VerifiedDpopProof } from '../dpop/dpop-proof.ts';
@@ -43,7 +43,7 @@ import {
   type OwnerRequest,
 } from './github-token-map.ts';
 import { bindingFor, claimProof, requireProofOfKey, verifyTokenRequestProof } from './dpop-binding.ts';
-import { callerAccount, tenantOf, type VerifiedAs } from '../claims/caller-account.ts';
+import { callerAccount, type VerifiedAs, type VerifiedCaller } from '../claims/caller-account.ts';
 import { callersGitHubAccount } from '../policy/callers-github-account.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
@@ -271,7 +271,9 @@ async function grantOrThrow(
   const actorUse = actor === undefined || request.actorToken === undefined ? undefined : { token: request.actorToken, verified: actor };
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
   const policies =
-    repositoryPolicy === undefined || github === undefined ? central : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified);
+    repositoryPolicy === undefined || github === undefined
+      ? central
+      : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified, { ...caller, subject: event.subject });
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
 
   const wantsCloud = request.requestedTokenType === TOKEN_TYPE.idToken;
@@ -529,6 +531,7 @@ async function repositoryPolicySet(
   github: GitHubAccessRequest,
   name: string,
   verified: VerifiedSubjectToken,
+  caller: VerifiedCaller,
 ): Promise<PolicySet> {
   if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   const [repository, ...others] = github.repositories ?? [];
@@ -546,8 +549,6 @@ async function repositoryPolicySet(
       `${repository.owner}/${repository.name}'s own policies grant only GitHub Actions jobs of ${repository.owner}'s account, which this caller is not: nothing was fetched`,
     );
   }
-  const tenant = tenantOf(verified.issuer.preset.tenantClaims, verified.claims);
-  const caller: VerifiedCaller = { issuer: verified.issuer.url, subject: String(verified.claims.sub), ...(tenant === undefined ? {} : { tenant }) };
   // Read only from the caller's own account, by its id: under a login renamed and taken again, another account's policy is never its.
   return withCentralGuardrails(central, await deps.repositoryPolicies.get({ ...repository, ownerId: Number(ownerId) }, name, caller));
 }

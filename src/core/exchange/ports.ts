@@ -2,6 +2,7 @@
 // runtimes/create-broker.ts plugs them in, and the exchange never imports a feature.
 import type { PolicySet } from '../policy/policy-set.ts';
 import type { CiJob } from '../claims/github-run.ts';
+import type { VerifiedCaller } from '../claims/caller-account.ts';
 
 /** A repository, by owner and name as GitHub spells them (compared without regard to case, as GitHub does). */
 export interface RepositoryName {
@@ -16,18 +17,6 @@ export interface RepositoryName {
  */
 export interface OwnedRepository extends RepositoryName {
   readonly ownerId: number;
-}
-
-/** The verified issuer and subject of the exchange that asks for a repository's policy. */
-export interface VerifiedCaller {
-  readonly issuer: string;
-  readonly subject: string;
-  /**
-   * The account or project its issuer serves it under (the preset's first tenant claim: GitHub's
-   * `repository_owner_id`), when its token names one: what a caller's budgets are charged to, since
-   * one account can mint tokens of many subjects.
-   */
-  readonly tenant?: string;
 }
 
 /**

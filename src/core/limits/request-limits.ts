@@ -1,4 +1,4 @@
-import { subjectBucketKey, type CallerAccount } from '../claims/caller-account.ts';
+import { accountBucketKey, subjectBucketKey, type CallerAccount, type VerifiedCaller } from '../claims/caller-account.ts';
 import { clientNetwork } from './network-of.ts';
 import { errorText, type Logger } from '../log.ts';
 import type { LimitSettings } from './limit-settings.ts';
@@ -34,7 +34,7 @@ export interface RequestLimits {
    * repositories, policy names and subjects a caller invents, it costs the App's GitHub quota at
    * these rates at most, and it spends no budget but its own and its tenant's.
    */
-  forRepositoryPolicyFetch(caller: { readonly issuer: string; readonly subject: string; readonly tenant?: string }): Promise<RateLimitedError | undefined>;
+  forRepositoryPolicyFetch(caller: VerifiedCaller): Promise<RateLimitedError | undefined>;
   /**
    * Before the refusal of a request whose subject token did not verify is recorded: per audit chain (`chain`, the shard
    * the record goes to on Workers; Node has one). Anyone can send such requests, naming whose chain they land in, so
@@ -96,20 +96,20 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
     forSubject: (caller, subject) => check(settings.subject, subjectBucketKey(caller, subject)),
-    forRepositoryPolicyFetch: async ({ issuer, subject, tenant }) => {
-      const subjectKey = `${issuer}\n${tenant === undefined ? 'no tenant' : `tenant ${tenant}`}\nsubject\n${subject}`;
+    forRepositoryPolicyFetch: async (caller) => {
+      const subjectKey = subjectBucketKey(caller, caller.subject);
       const bySubject = await attempt(settings.repositoryPolicy, subjectKey);
-      if (bySubject.refusal !== undefined || tenant === undefined) return bySubject.refusal;
+      if (bySubject.refusal !== undefined || caller.tenant === undefined) return bySubject.refusal;
       const { perMinute, burst } = settings.repositoryPolicy;
       const byTenant = await check(
         { name: 'repository_policy_tenant', perMinute: perMinute * TENANT_SHARE, burst: burst * TENANT_SHARE },
-        `${issuer}\ntenant\n${tenant}`,
+        accountBucketKey(caller),
       );
       // Refused by its account's share, the fetch never happens: a caller that obeys Retry-After keeps its own budget for when it does.
       if (byTenant !== undefined && bySubject.took) await limiter.giveBack(settings.repositoryPolicy, subjectKey, now()).catch(() => undefined);
       return byTenant;
     },
     forUnverifiedRecord: (chain) => spendRecord(settings.unverified, chain),
-    forTenantRefusalRecord: ({ issuer, account }) => spendRecord(settings.tenantRefusals, `${issuer}\n${account}`),
+    forTenantRefusalRecord: (caller) => spendRecord(settings.tenantRefusals, accountBucketKey(caller)),
   };
 }

@@ -13,7 +13,8 @@ import {
 } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
 import type { Refusal } from '../../../core/errors/reasons.ts';
-import type { OwnedRepository, RepositoryName, RepositoryPolicies, VerifiedCaller } from '../../../core/exchange/ports.ts';
+import type { VerifiedCaller } from '../../../core/claims/caller-account.ts';
+import type { OwnedRepository, RepositoryName, RepositoryPolicies } from '../../../core/exchange/ports.ts';
 import { PolicyFetchError, readPolicyFile } from './fetch-policy-files.ts';
 import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
 import type { OrgGuardrailPin, RepositoryPolicySettings } from './repository-policy-settings.ts';
