@@ -35,7 +35,8 @@ const REPLACED = '; refused: ';
 
 /** Makes `event` the record of `limited`, the limit's refusal answered instead of the one it recorded: its `detail` keeps that reason. */
 export function recordAsLimited(event: AuditEventDraft, limited: RateLimitedError): void {
-  event.detail = `${limited.message}${REPLACED}${event.reason}`;
+  event.detail = limited.message;
+  keepReplacedReason(event, event.reason);
   event.reason = limited.reason;
   event.decision = REASONS[limited.reason].decision;
 }
