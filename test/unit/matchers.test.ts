@@ -7,7 +7,7 @@ import { compileGlob, globIncludes } from '../../src/core/policy/glob.ts';
 import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/core/policy/safe-regex.ts';
 import type { Matcher } from '../../src/core/policy/schema.ts';
 
-const matches = (matcher: Matcher, value: unknown, fold: CaseFold = 'exact') => compileMatcher(matcher, fold).test(value);
+const matches = (matcher: Matcher, value: unknown, fold: CaseFold = 'exact') => compileMatcher(matcher, fold, false).test(value);
 
 describe('exact and list matchers', () => {
   it('compares scalars by canonical text, both ways', () => {
@@ -65,13 +65,13 @@ describe('exact and list matchers', () => {
       expect(matches({ glob: `${written}/**@refs/heads/main` }, `${sent}/x@refs/heads/main`, 'before-@')).toBe(false);
     }
     for (const matcher of ['acme/api', { glob: 'acme/*' }, { regex: 'acme/.+' }]) expect(matches(matcher, 'ACME/Api', 'whole')).toBe(true);
-    expect(compileMatcher(['ACME/Api', '\u0391\u03A3'], 'whole').exact).toEqual(['acme/api', '\u0391\u03A3']);
+    expect(compileMatcher(['ACME/Api', '\u0391\u03A3'], 'whole', false).exact).toEqual(['acme/api', '\u0391\u03A3']);
   });
 
   it('offers exact values to the index, folded as the claim is', () => {
-    expect(compileMatcher(['Push', 42], 'whole').exact).toEqual(['push', '42']);
-    expect(compileMatcher(['push', { glob: 'x*' }], 'exact').exact).toBeUndefined();
-    expect(compileMatcher({ not: 'x' }, 'exact').exact).toBeUndefined();
+    expect(compileMatcher(['Push', 42], 'whole', false).exact).toEqual(['push', '42']);
+    expect(compileMatcher(['push', { glob: 'x*' }], 'exact', false).exact).toBeUndefined();
+    expect(compileMatcher({ not: 'x' }, 'exact', false).exact).toBeUndefined();
   });
 });
 
@@ -108,7 +108,7 @@ describe('names joined to a git ref fold before the first @ only', () => {
   });
 
   it('offers the index exact keys folded the same way', () => {
-    expect(compileMatcher('ACME/W/x.yml@refs/heads/Main', fold).exact).toEqual(['acme/w/x.yml@refs/heads/Main']);
+    expect(compileMatcher('ACME/W/x.yml@refs/heads/Main', fold, false).exact).toEqual(['acme/w/x.yml@refs/heads/Main']);
   });
 
   it('keeps everything after the first @ exact, a path holding an @ included, and a value without @ exact', () => {
@@ -195,8 +195,8 @@ describe('names joined to a git ref fold before the first @ only', () => {
     ['acme/api/.*@+refs/heads/main', /repeats the @/],
     ['acme/api/.*@{1,2}refs/heads/main', /repeats the @/],
   ])('refuses %s on a claim joined to a ref, whose @ could align anywhere', (pattern, why) => {
-    expect(() => compileSafeRegex(pattern, fold)).toThrow(why);
-    expect(() => compileSafeRegex(pattern, 'exact')).not.toThrow();
+    expect(() => compileSafeRegex(pattern, fold, false)).toThrow(why);
+    expect(() => compileSafeRegex(pattern, 'exact', false)).not.toThrow();
   });
 
   it('a regex sees the names in lower case and the ref as sent', () => {
@@ -207,15 +207,15 @@ describe('names joined to a git ref fold before the first @ only', () => {
   });
 
   it('refuses capitals where a regex meets folded names, which would never match the value in lower case', () => {
-    expect(() => compileSafeRegex('ACME/.+@refs/heads/main', fold)).toThrow(/regex ACME\/\.\+@refs\/heads\/main .*lower case: A/);
-    expect(() => compileSafeRegex('acme/[A-Z]+', 'whole')).toThrow(/lower case: A/);
-    expect(() => compileSafeRegex('Acme/api', 'whole')).toThrow(UnsafeRegexError);
-    expect(() => compileSafeRegex('acme/Z', 'whole')).toThrow(/lower case: Z/);
+    expect(() => compileSafeRegex('ACME/.+@refs/heads/main', fold, false)).toThrow(/regex ACME\/\.\+@refs\/heads\/main .*lower case: A/);
+    expect(() => compileSafeRegex('acme/[A-Z]+', 'whole', false)).toThrow(/lower case: A/);
+    expect(() => compileSafeRegex('Acme/api', 'whole', false)).toThrow(UnsafeRegexError);
+    expect(() => compileSafeRegex('acme/Z', 'whole', false)).toThrow(/lower case: Z/);
     // The ref keeps its case; escapes, properties and group names are not letters of the value.
-    expect(compileSafeRegex('acme/.+@refs/heads/Main', fold)('ACME/x@refs/heads/Main')).toBe(true);
-    expect(compileSafeRegex('acme/.*/Main', fold)('acme/x@refs/heads/Main')).toBe(true);
-    expect(compileSafeRegex('(?<Owner>acme)/\\S+\\W?\\p{Lu}?\\u00C9?\\cJ?', 'whole')('ACME/api')).toBe(true);
-    expect(compileSafeRegex('Acme/api', 'exact')('Acme/api')).toBe(true);
+    expect(compileSafeRegex('acme/.+@refs/heads/Main', fold, false)('ACME/x@refs/heads/Main')).toBe(true);
+    expect(compileSafeRegex('acme/.*/Main', fold, false)('acme/x@refs/heads/Main')).toBe(true);
+    expect(compileSafeRegex('(?<Owner>acme)/\\S+\\W?\\p{Lu}?\\u00C9?\\cJ?', 'whole', false)('ACME/api')).toBe(true);
+    expect(compileSafeRegex('Acme/api', 'exact', false)('Acme/api')).toBe(true);
   });
 
   it('proves inclusion only where the fold is certain, and never across the ref', () => {
@@ -279,11 +279,11 @@ describe('glob', () => {
 
 describe('regex', () => {
   it('matches the whole value', () => {
-    const regex = compileSafeRegex('v\\d+', 'exact');
+    const regex = compileSafeRegex('v\\d+', 'exact', false);
     expect(regex('v12')).toBe(true);
     expect(regex('xv12')).toBe(false);
     expect(regex('v12x')).toBe(false);
-    expect(compileSafeRegex('a|b', 'exact')('ab')).toBe(false);
+    expect(compileSafeRegex('a|b', 'exact', false)('ab')).toBe(false);
   });
 
   // Each refused for its own reason, and saying so: a check that another one happens to cover is still checked.
@@ -302,30 +302,45 @@ describe('regex', () => {
     ['refs/heads/(?i:main)', 'an inline modifier', /inline modifier group/],
     ['(?-i:refs/heads/main)', 'an inline modifier', /inline modifier group/],
   ])('refuses %s (%s) at load time', (pattern, _what, why) => {
-    expect(() => compileSafeRegex(pattern, 'exact')).toThrow(UnsafeRegexError);
-    expect(() => compileSafeRegex(pattern, 'exact')).toThrow(why);
+    expect(() => compileSafeRegex(pattern, 'exact', false)).toThrow(UnsafeRegexError);
+    expect(() => compileSafeRegex(pattern, 'exact', false)).toThrow(why);
   });
 
   it('takes up to 10 repetitions in one pattern', () => {
-    expect(compileSafeRegex('a?'.repeat(10), 'exact')('aaaaa')).toBe(true);
+    expect(compileSafeRegex('a?'.repeat(10), 'exact', false)('aaaaa')).toBe(true);
   });
 
   it('refuses inline modifier groups by name: the claim folds case, never the pattern', () => {
-    expect(() => compileSafeRegex('refs/heads/(?i:main)', 'exact')).toThrow(/inline modifier group/);
-    expect(() => compileSafeRegex('(?ims-s:x)', 'exact')).toThrow(/inline modifier group/);
-    expect(compileSafeRegex('(?:main|dev)', 'exact')('dev')).toBe(true);
-    expect(compileSafeRegex('(?<branch>main)', 'exact')('main')).toBe(true);
+    expect(() => compileSafeRegex('refs/heads/(?i:main)', 'exact', false)).toThrow(/inline modifier group/);
+    expect(() => compileSafeRegex('(?ims-s:x)', 'exact', false)).toThrow(/inline modifier group/);
+    expect(compileSafeRegex('(?:main|dev)', 'exact', false)('dev')).toBe(true);
+    expect(compileSafeRegex('(?<branch>main)', 'exact', false)('main')).toBe(true);
   });
 
-  it('never matches a value longer than the input cap', () => {
-    expect(compileSafeRegex('a*', 'exact')('a'.repeat(REGEX_MAX_INPUT))).toBe(true);
-    expect(compileSafeRegex('a*', 'exact')('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
-    // Under every fold: the cap bounds the cost of the regex, whatever the claim.
-    const long = `${'a'.repeat(REGEX_MAX_INPUT - 16)}@refs/heads/main`;
-    expect(compileSafeRegex('a*@refs/heads/main', 'before-@')(long)).toBe(true);
-    expect(compileSafeRegex('a*@refs/heads/main', 'before-@')(`a${long}`)).toBe(false);
-    expect(compileSafeRegex('a*', 'whole')('A'.repeat(REGEX_MAX_INPUT))).toBe(true);
-    expect(compileSafeRegex('a*', 'whole')('A'.repeat(REGEX_MAX_INPUT + 1))).toBe(false);
+  it('reads no value longer than the input cap: it answers what its caller says for one (overLong), match or not', () => {
+    for (const overLong of [false, true]) {
+      expect(compileSafeRegex('a*', 'exact', overLong)('a'.repeat(REGEX_MAX_INPUT))).toBe(true);
+      expect(compileSafeRegex('a*', 'exact', overLong)('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(overLong);
+      expect(compileSafeRegex('b', 'exact', overLong)('a'.repeat(REGEX_MAX_INPUT + 1))).toBe(overLong);
+      // Under every fold: the cap bounds the cost of the regex, whatever the claim.
+      const long = `${'a'.repeat(REGEX_MAX_INPUT - 16)}@refs/heads/main`;
+      expect(compileSafeRegex('a*@refs/heads/main', 'before-@', overLong)(long)).toBe(true);
+      expect(compileSafeRegex('b@refs/heads/main', 'before-@', overLong)(`a${long}`)).toBe(overLong);
+      expect(compileSafeRegex('a*', 'whole', overLong)('A'.repeat(REGEX_MAX_INPUT))).toBe(true);
+      expect(compileSafeRegex('b', 'whole', overLong)('A'.repeat(REGEX_MAX_INPUT + 1))).toBe(overLong);
+    }
+  });
+
+  it("answers a deny line's overLong (true) for a value past the cap, an allow's (false), and the other under not", () => {
+    const long = `refs/heads/feature/${'x'.repeat(REGEX_MAX_INPUT)}`;
+    const feature = { regex: 'refs/heads/feature/.*' };
+    for (const overLong of [false, true]) {
+      expect(compileMatcher(feature, 'exact', overLong).test(long)).toBe(overLong);
+      expect(compileMatcher([feature], 'exact', overLong).test([long])).toBe(overLong);
+      // Under not, the inner regex answers the other way, so the line as a whole still answers overLong.
+      expect(compileMatcher({ not: feature }, 'exact', overLong).test(long)).toBe(overLong);
+      expect(compileMatcher({ not: { not: feature } }, 'exact', overLong).test(long)).toBe(overLong);
+    }
   });
 });
 
@@ -379,7 +394,7 @@ describe('presence', () => {
     [['x', { glob: 'y*' }], true],
     [{ not: { exists: false } }, true],
   ])('%j requires the claim to be present: %s', (matcher, expected) => {
-    expect(compileMatcher(matcher, 'exact').requiresPresence).toBe(expected);
+    expect(compileMatcher(matcher, 'exact', false).requiresPresence).toBe(expected);
   });
 });
 

@@ -27,14 +27,18 @@ function textMatcher(accepts: (text: string) => boolean): (value: unknown) => bo
 /**
  * Turns a matcher as written into a predicate. An array claim matches when any element does;
  * a missing claim matches nothing except `exists: false`.
+ *
+ * `overLong` is what a regex says of a value too long for it to read (REGEX_MAX_INPUT): the answer that keeps the line from
+ * letting a token through, so true on a deny policy's line and false on an allow's, flipped under `not`. Answered "no match"
+ * everywhere, a branch named past the limit would slip by a deny policy's regex and an allow's `not: { regex: … }`.
  */
-export function compileMatcher(matcher: Matcher, fold: CaseFold): CompiledMatcher {
+export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boolean): CompiledMatcher {
   if (typeof matcher !== 'object') {
     const expected = foldCase(String(matcher), fold);
     return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true };
   }
   if (isList(matcher)) {
-    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold));
+    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold, overLong));
     const exact = entries.every((entry) => entry.exact !== undefined) ? entries.flatMap((entry) => entry.exact ?? []) : undefined;
     return {
       test: (value) => entries.some((entry) => entry.test(value)),
@@ -43,9 +47,9 @@ export function compileMatcher(matcher: Matcher, fold: CaseFold): CompiledMatche
     };
   }
   if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, fold)), requiresPresence: true };
-  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold)), requiresPresence: true };
+  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold, overLong)), requiresPresence: true };
   if ('not' in matcher) {
-    const inner = compileMatcher(matcher.not, fold);
+    const inner = compileMatcher(matcher.not, fold, !overLong);
     return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true };
   }
   const wanted = matcher.exists;

@@ -330,7 +330,7 @@ function compilePolicy(
     }
     try {
       const fold = preset.caseFolds[key] ?? 'exact';
-      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold), fold });
+      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny'), fold });
     } catch (error) {
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match', key]);
@@ -352,7 +352,7 @@ function compilePolicy(
   }
   for (const [key, written] of Object.entries(data.match_actor ?? {})) {
     try {
-      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, 'exact'), fold: 'exact' });
+      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, 'exact', data.effect === 'deny'), fold: 'exact' });
     } catch (error) {
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match_actor', key]);

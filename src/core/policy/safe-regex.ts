@@ -3,7 +3,10 @@ import { foldCase, type CaseFold } from '../claims/case-fold.ts';
 import { readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
-/** Values longer than this never match a regex: bounds the cost of any pattern that slips through. */
+/**
+ * Values longer than this a regex does not read: bounds the cost of any pattern that slips through. What it answers for one
+ * is its caller's (`overLong`), never simply "no match", which would let a long value past a deny policy or an allow's `not`.
+ */
 export const REGEX_MAX_INPUT = 1024;
 
 export class UnsafeRegexError extends KeywayError {
@@ -35,8 +38,10 @@ export type RegexTest = (text: string) => boolean;
  * `evil@refs/heads/main`. An alternative that writes no `@` pins no ref and may span it; one
  * that writes `@` only inside a group or class, as an escape, or under a quantifier could align
  * anywhere and is refused.
+ *
+ * A value over REGEX_MAX_INPUT characters is not read: the test answers `overLong` for it.
  */
-export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
+export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean): RegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
   if (LOOKAROUND.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses lookaround`);
   if (MODIFIERS.test(pattern)) {
@@ -51,16 +56,16 @@ export function compileSafeRegex(pattern: string, fold: CaseFold): RegexTest {
   if (!safeRegex(pattern, { limit: 10 })) {
     throw new UnsafeRegexError(`regex ${pattern} can backtrack catastrophically (nested or too many quantifiers)`);
   }
-  if (fold === 'exact') return (text) => text.length <= REGEX_MAX_INPUT && regex.test(text);
+  if (fold === 'exact') return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(text));
   const source = readRegexSource(pattern);
   if (fold === 'whole') {
     for (const { text, places } of source.alternatives) refuseCapitals(pattern, text, places);
-    return (text) => text.length <= REGEX_MAX_INPUT && regex.test(foldCase(text, fold));
+    return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(foldCase(text, fold)));
   }
   if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where the names end and the ref begins`);
   const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative));
   return (text) => {
-    if (text.length > REGEX_MAX_INPUT) return false;
+    if (text.length > REGEX_MAX_INPUT) return overLong;
     const folded = foldCase(text, fold);
     return alternatives.some((test) => test(folded));
   };

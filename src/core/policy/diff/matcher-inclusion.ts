@@ -12,7 +12,7 @@ const isList = (matcher: Matcher): matcher is readonly Matcher[] => Array.isArra
 export function matcherIncludes(outer: Matcher, inner: Matcher, fold: CaseFold): boolean {
   if (isList(inner)) return inner.every((entry) => matcherIncludes(outer, entry, fold));
   // An exact value is included exactly when the outer matcher accepts it.
-  if (typeof inner !== 'object') return compileMatcher(outer, fold).test(inner);
+  if (typeof inner !== 'object') return compileMatcher(outer, fold, false).test(inner);
   if (isList(outer)) return outer.some((entry) => matcherIncludes(entry, inner, fold));
   if (typeof outer !== 'object') return false;
   if ('exists' in inner) return 'exists' in outer && outer.exists === inner.exists;

@@ -557,7 +557,7 @@ function values(matcher: Matcher): string[] {
 const EVERYTHING_PROBES = ['x', 'refs/heads/keyway-lint-probe', 'keyway@lint/probe:42 !', '0'];
 
 function regexMatchesEverything(pattern: string): boolean {
-  const test = compileSafeRegex(pattern, 'exact');
+  const test = compileSafeRegex(pattern, 'exact', false);
   return EVERYTHING_PROBES.every((probe) => test(probe));
 }
 
