@@ -292,6 +292,15 @@ describe('regex', () => {
     ['(a*)*b', 'nested quantifiers', /can backtrack catastrophically/],
     ['(x+x+)+y', 'nested quantifiers', /can backtrack catastrophically/],
     ['a?'.repeat(11), 'more than 10 repetitions', /can backtrack catastrophically/],
+    ['(a|ab)*c', 'a repeated group that matches in more than one way', /a repeated group matches in more than one way/],
+    ['refs/heads/(\\w|\\d)+', 'overlapping alternatives repeated', /a repeated group matches in more than one way/],
+    ['((a|b)c)*', 'alternatives in a group inside a repeated one', /a repeated group matches in more than one way/],
+    ['(x|y){2,}', 'alternatives repeated without bound', /a repeated group matches in more than one way/],
+    ['(x|y){40}', 'alternatives repeated many times', /more ways than two unbounded repetitions/],
+    ['refs/heads/.*-.*-.*', 'three unbounded repetitions', /more ways than two unbounded repetitions/],
+    ['(-a)*-(-a)*-.*', 'three unbounded repetitions, each of a group that can begin with the separator', /more ways than two unbounded repetitions/],
+    ['.{0,64}.{0,64}.{0,64}.{0,64}', 'long bounded repetitions', /more ways than two unbounded repetitions/],
+    ['(a|a)'.repeat(30), 'alternatives in sequence', /more ways than two unbounded repetitions/],
     ['(a)\\1', 'backreference', /uses a backreference/],
     ['(?<n>a)\\k<n>', 'backreference', /uses a backreference/],
     ['a(?=b)', 'lookahead', /uses lookaround/],
@@ -304,6 +313,30 @@ describe('regex', () => {
   ])('refuses %s (%s) at load time', (pattern, _what, why) => {
     expect(() => compileSafeRegex(pattern, 'exact', false)).toThrow(UnsafeRegexError);
     expect(() => compileSafeRegex(pattern, 'exact', false)).toThrow(why);
+  });
+
+  it('takes two unbounded repetitions with optional parts beside them, more that each end at a character they cannot match, a group tried once, and a repeated group of one way', () => {
+    for (const pattern of [
+      'repo:acme/.*:ref:refs/heads/.*',
+      'acme/workflows/[^@]+@refs/(heads/main|tags/v[0-9.]+)',
+      'acme/web/.*@refs/heads/dev|acme/api/.*@refs/heads/main',
+      '(a|b)?c*d*',
+      '[^-]*-[^-]*-.*',
+      '\\w+\\.\\w+\\.\\w+',
+      'repo:[^:]*:ref:[^:]*:[^:]*:.*',
+      '(x|y){2,3}',
+      '[0-9]{1,5}\\.[0-9]{1,5}\\.[0-9]{1,5}',
+      '(?:main|dev)',
+      '(ab)+',
+      '[\\]|(]*x',
+      '\\u{1F600}+a*',
+    ]) {
+      expect(() => compileSafeRegex(pattern, 'exact', false), pattern).not.toThrow();
+    }
+    // What the two repetitions cost on the longest value a regex reads, the pipeline's to craft.
+    const started = performance.now();
+    expect(compileSafeRegex('.*-.*', 'exact', false)(`${'-'.repeat(REGEX_MAX_INPUT - 1)}\n`)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(250);
   });
 
   it('takes up to 10 repetitions in one pattern', () => {

@@ -1,6 +1,6 @@
 import safeRegex from 'safe-regex2';
 import { foldCase, type CaseFold } from '../claims/case-fold.ts';
-import { readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
+import { backtrackingWork, readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /**
@@ -13,6 +13,13 @@ export class UnsafeRegexError extends KeywayError {
   override readonly name = 'UnsafeRegexError';
   readonly code = 'regex_unsafe';
 }
+
+/**
+ * The most ways a regex may try a value of REGEX_MAX_INPUT characters (backtrackingWork): two unbounded repetitions
+ * (`acme/.*@refs/heads/.*`), with room for a few optional parts beside them. The value is the pipeline's to choose (its
+ * branch), so a third unbounded repetition would make a request cost about 0.4 s of the thread that serves /token, a fourth minutes.
+ */
+const MAX_BACKTRACKING_WORK = 16 * (REGEX_MAX_INPUT + 1) ** 2;
 
 const BACKREFERENCE = /\\[1-9]|\\k</;
 const LOOKAROUND = /\(\?<?[=!]/;
@@ -55,6 +62,17 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   }
   if (!safeRegex(pattern, { limit: 10 })) {
     throw new UnsafeRegexError(`regex ${pattern} can backtrack catastrophically (nested or too many quantifiers)`);
+  }
+  const work = backtrackingWork(pattern, REGEX_MAX_INPUT);
+  if (work === Number.POSITIVE_INFINITY) {
+    throw new UnsafeRegexError(
+      `regex ${pattern} can backtrack catastrophically (a repeated group matches in more than one way, as (a|ab)* does): repeat a character class ([ab]*) instead`,
+    );
+  }
+  if (work > MAX_BACKTRACKING_WORK) {
+    throw new UnsafeRegexError(
+      `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters can be tried in more ways than two unbounded repetitions try it; three, as in .*-.*-.*, try every split): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*)`,
+    );
   }
   if (fold === 'exact') return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(text));
   const source = readRegexSource(pattern);
