@@ -80,34 +80,45 @@ function escapeDenotesAt(sequence: string): boolean {
 
 /**
  * How many ways, at most, a backtracking engine tries a source against one value of at most `longest` characters that does
- * not match: the product of the choices along the pattern (a repetition's lengths, a group's alternatives), summed over
- * alternatives. An unbounded repetition of something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can
+ * not match: along the pattern, each way of reaching a term times that term's choices (a repetition's lengths, a group's
+ * alternatives), the ways that go on multiplying what follows; summed over alternatives. A repetition that can end only
+ * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can
  * split a value into its repetitions in exponentially many ways, whatever `longest`: Infinity. Reads the same strict
  * grammar as readRegexSource.
  */
 export function backtrackingWork(source: string, longest: number): number {
   const at = { i: 0 };
-  return disjunction(source, at, longest);
+  return disjunction(source, at, longest).work;
 }
 
-function disjunction(source: string, at: { i: number }, longest: number): number {
-  let work = sequence(source, at, longest);
+/** What a part of a pattern costs: the steps it takes (`work`), and the ways it can end, each of which the rest is tried after. */
+interface Cost {
+  readonly work: number;
+  readonly ways: number;
+}
+
+const ONE_WAY: Cost = { work: 1, ways: 1 };
+
+function disjunction(source: string, at: { i: number }, longest: number): Cost {
+  let { work, ways } = sequence(source, at, longest);
   while (source[at.i] === '|') {
     at.i += 1;
-    work += sequence(source, at, longest);
+    const next = sequence(source, at, longest);
+    work += next.work;
+    ways += next.ways;
   }
-  return work;
+  return { work, ways };
 }
 
-function sequence(source: string, at: { i: number }, longest: number): number {
-  const terms: { readonly text: string; readonly ways: number; readonly min: number; readonly max: number }[] = [];
+function sequence(source: string, at: { i: number }, longest: number): Cost {
+  const terms: { readonly text: string; readonly atom: Cost; readonly min: number; readonly max: number }[] = [];
   while (at.i < source.length && source[at.i] !== '|' && source[at.i] !== ')') {
     const from = at.i;
-    const ways = atomWays(source, at, longest);
+    const atom = atomCost(source, at, longest);
     const text = source.slice(from, at.i);
     const repeated = /^(?:([*+?])|\{(\d+)(?:(,)(\d*))?\})\??/.exec(source.slice(at.i));
     if (repeated === null) {
-      terms.push({ text, ways, min: 1, max: 1 });
+      terms.push({ text, atom, min: 1, max: 1 });
       continue;
     }
     at.i += repeated[0].length;
@@ -115,14 +126,22 @@ function sequence(source: string, at: { i: number }, longest: number): number {
     const min = sign === '+' ? 1 : sign !== undefined ? 0 : Number(low);
     const max =
       sign === '?' ? 1 : sign !== undefined || (comma !== undefined && high === '') ? Number.POSITIVE_INFINITY : Number(comma === undefined ? low : high);
-    terms.push({ text, ways, min, max });
+    terms.push({ text, atom, min, max });
   }
-  let work = 1;
-  terms.forEach((term, n) => {
-    if (term.ways > 1) work *= term.min === 1 && term.max === 1 ? term.ways : repeatedWays(term.ways, term.min, term.max);
-    else if (!stopsBefore(term.text, terms[n + 1])) work *= Math.max(Math.min(term.max, longest) - term.min + 1, 1);
+  // Each way of reaching a term tries the term in each of its own ways; only those that can go on multiply what follows.
+  let reaching = 1;
+  let work = 0;
+  terms.forEach(({ text, atom, min, max }, n) => {
+    if (min === 1 && max === 1) {
+      work += reaching * atom.work;
+      reaching *= atom.ways;
+      return;
+    }
+    const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(Math.min(max, longest) - min + 1, 1);
+    work += reaching * tries * atom.work;
+    if (atom.ways > 1 || !stopsBefore(text, terms[n + 1])) reaching *= tries;
   });
-  return work;
+  return { work, ways: reaching };
 }
 
 /**
@@ -144,25 +163,25 @@ function repeatedWays(atom: number, min: number, max: number): number {
   return ways;
 }
 
-/** The ways the atom at `at` (a character, an escape, a class or a group) matches, stepping past it. */
-function atomWays(source: string, at: { i: number }, longest: number): number {
+/** What the atom at `at` (a character, an escape, a class or a group) costs, stepping past it. */
+function atomCost(source: string, at: { i: number }, longest: number): Cost {
   const char = source[at.i];
   if (char === '\\') {
     at.i += escapeLength(source, at.i);
-    return 1;
+    return ONE_WAY;
   }
   if (char === '[') {
     at.i += 1;
     while (source[at.i] !== ']') at.i += source[at.i] === '\\' ? escapeLength(source, at.i) : 1;
     at.i += 1;
-    return 1;
+    return ONE_WAY;
   }
   if (char === '(') {
     at.i += /^\(\?<[^>]*>/.exec(source.slice(at.i))?.[0].length ?? (source[at.i + 1] === '?' ? 3 : 1);
-    const ways = disjunction(source, at, longest);
+    const cost = disjunction(source, at, longest);
     at.i += 1;
-    return ways;
+    return cost;
   }
   at.i += (source.codePointAt(at.i) ?? 0) > 0xffff ? 2 : 1;
-  return 1;
+  return ONE_WAY;
 }
