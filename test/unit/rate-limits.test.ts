@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEventDraft } from '../../src/core/audit/audit-event.ts';
-import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
+import type { CallerAccount } from '../../src/core/claims/caller-account.ts';
+import { readLimitSettings, type LimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { MemoryRateLimiter } from '../../src/core/limits/memory-rate-limiter.ts';
 import { RateLimitedError } from '../../src/core/limits/rate-limited-error.ts';
+import { requestLimits } from '../../src/core/limits/request-limits.ts';
 import { recordAsLimited, spendsPastUnverifiedBudget } from '../../src/core/limits/unverified-record-budget.ts';
 import { returnToken, takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { repositoryPolicyShareSuite } from '../suites/repository-policy-share-suite.ts';
 
@@ -199,5 +202,65 @@ describe('a record made past a limit in place of a refusal (recordAsLimited)', (
     const limited = new RateLimitedError(limits.unverified, 1, 1);
     expect(spendsPastUnverifiedBudget({ reason: 'rate_limited', detail: limited.message })).toBe(false);
     expect(spendsPastUnverifiedBudget({ reason: 'algorithm_not_allowed', detail: `${limited.message}; refused: algorithm_not_allowed` })).toBe(false);
+  });
+});
+
+describe("the limits' buckets and record budgets (requestLimits over the in-memory limiter)", () => {
+  const OFF = { perMinute: 0, burst: 1 } as const;
+  /** Each limit off but the ones given, which allow one a minute with a burst of one. */
+  const limitsWith = (on: Partial<Record<keyof LimitSettings, RateLimit>>, now: () => number = () => 0) =>
+    requestLimits(
+      new MemoryRateLimiter(),
+      {
+        global: { name: 'global', ...OFF },
+        client: { name: 'client', ...OFF },
+        subject: { name: 'subject', ...OFF },
+        repositoryPolicy: { name: 'repository_policy', ...OFF },
+        unverified: { name: 'unverified', ...OFF },
+        tenantRefusals: { name: 'tenant_refusals', ...OFF },
+        ...on,
+      },
+      now,
+      silentLogger,
+    );
+  const tight = (name: string): RateLimit => ({ name, perMinute: 1, burst: 1 });
+  const github: CallerAccount = { issuer: 'https://token.actions.githubusercontent.com', account: 'tenant 1200934' };
+  const gitlab: CallerAccount = { issuer: 'https://gitlab.com', account: 'tenant 1200934' };
+
+  it("keeps one issuer's account apart from another issuer's of the same id: neither spends the other's subject bucket or refusal budget", async () => {
+    const limits = limitsWith({ subject: tight('subject'), tenantRefusals: tight('tenant_refusals') });
+    expect(await limits.forSubject(github, 'main')).toBeUndefined();
+    expect(await limits.forSubject(gitlab, 'main')).toBeUndefined();
+    expect((await limits.forSubject(github, 'main'))?.limit).toBe('subject');
+    expect(await limits.forTenantRefusalRecord(github)).toEqual({});
+    expect(await limits.forTenantRefusalRecord(gitlab)).toEqual({});
+    expect((await limits.forTenantRefusalRecord(github)).refusal?.limit).toBe('tenant_refusals');
+  });
+
+  it("keeps an account apart from its subject in the subject's bucket: tenant 1's sub 2x is not tenant 12's sub x", async () => {
+    const limits = limitsWith({ subject: tight('subject') });
+    const issuer = github.issuer;
+    expect(await limits.forSubject({ issuer, account: 'tenant 1' }, '2x')).toBeUndefined();
+    expect(await limits.forSubject({ issuer, account: 'tenant 12' }, 'x')).toBeUndefined();
+  });
+
+  it('never refuses for a limit set to 0 per minute, however small its burst: the limit is off', async () => {
+    const limits = limitsWith({ subject: { name: 'subject', perMinute: 0, burst: 1 }, tenantRefusals: { name: 'tenant_refusals', perMinute: 0, burst: 1 } });
+    for (let request = 0; request < 3; request += 1) {
+      expect(await limits.forSubject(github, 'main')).toBeUndefined();
+      expect(await limits.forTenantRefusalRecord(github)).toEqual({});
+    }
+  });
+
+  it('counts no unrecorded refusals after a run of one, whose only refusal was recorded; after a longer run, all but its first', async () => {
+    let clock = 0;
+    const limits = limitsWith({ tenantRefusals: tight('tenant_refusals') }, () => clock);
+    expect(await limits.forTenantRefusalRecord(github)).toEqual({});
+    expect((await limits.forTenantRefusalRecord(github)).refusal).toMatchObject({ limit: 'tenant_refusals', recorded: true });
+    clock += 60_000;
+    expect(await limits.forTenantRefusalRecord(github)).toEqual({});
+    for (let request = 0; request < 3; request += 1) await limits.forTenantRefusalRecord(github);
+    clock += 60_000;
+    expect(await limits.forTenantRefusalRecord(github)).toEqual({ unrecorded: 2 });
   });
 });
