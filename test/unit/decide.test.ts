@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { VerifiedSubjectToken } from '../../src/core/verify/verify-subject-token.ts';
-import { decide, type AccessRequest } from '../../src/core/policy/decide.ts';
+import { decide, knownToAnAllowPolicy, type AccessRequest } from '../../src/core/policy/decide.ts';
 import { loadPolicies } from '../../src/core/policy/load-policies.ts';
 import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 
@@ -441,5 +441,26 @@ describe('decide', () => {
                 compared += 1;
               }
     expect(compared).toBe(2 * 4 * 3 * 2 * 3 * 3);
+  });
+});
+
+describe('knownToAnAllowPolicy: whether a token is of a pipeline the policies know, before they decided', () => {
+  const claims = { iss: ISSUER, aud: BROKER, sub: 'repo:acme/api:ref:refs/heads/main', repository_id: '1', event_name: 'push' };
+  const known = (files: Record<string, string>) => knownToAnAllowPolicy(load(files), ISSUER, claims);
+
+  it("knows a token an enforcing allow policy's match holds for, and no other", () => {
+    expect(known({ 'p.yaml': allow('  repository_id: "1"') })).toBe(true);
+    expect(known({ 'p.yaml': allow('  repository_id: "2"') })).toBe(false);
+    // One candidate whose match holds is enough: another pinned to the same repository, for an environment it is not in, does not hide it.
+    expect(known({ 'a.yaml': allow('  repository_id: "1"\n  environment: production'), 'b.yaml': allow('  repository_id: "1"') })).toBe(true);
+  });
+
+  it('knows a token whose pipeline another caller acts for: match_actor says who may act, not whose token it is', () => {
+    expect(known({ 'p.yaml': allow('  repository_id: "1"', undefined, 'match_actor: { iss: https://ci.example, sub: orchestrator }\n') })).toBe(true);
+  });
+
+  it('knows no token by a deny guardrail, which may cover every tenant, nor by an allow policy in audit mode', () => {
+    expect(known({ 'guard.yaml': 'version: 1\neffect: deny\nissuer: github\nmatch:\n  event_name: push\n' })).toBe(false);
+    expect(known({ 'p.yaml': allow('  repository_id: "1"', undefined, 'mode: audit\n') })).toBe(false);
   });
 });
