@@ -84,6 +84,7 @@ describe('lint rules', () => {
       ['an immutable sub glob', '  sub: { glob: "repo:acme@1200934/*" }'],
       ['a customised sub that starts with the owner id', '  sub: "repository_owner_id:1200934:environment:production"'],
       ['a customised sub glob that starts with the repository id', '  sub: { glob: "repository_id:734201:*" }'],
+      ['a customised sub that starts with the enterprise id', '  sub: "enterprise_id:4242:repository_id:734201"'],
     ])('accepts a tenant pinned by %s', (_name, match) => {
       expect(rules({ 'p.yaml': github(match) })).not.toContain('unpinned-tenant');
     });
@@ -104,6 +105,9 @@ describe('lint rules', () => {
       ['a customised sub glob of a reusable workflow', '  sub: { glob: "job_workflow_ref:acme/workflows/*" }'],
       ["a customised sub of an environment: any account's environment of that name", '  sub: "environment:production"'],
       ['a customised sub whose owner id is not first: what comes before it is free text', '  sub: "environment:x:repository_owner_id:1200934"'],
+      ["a customised sub whose first key only starts with a repository key's name", '  sub: "repository_visibility:public:ref:refs/heads/main"'],
+      ["a customised sub glob whose first key only starts with a repository key's name", '  sub: { glob: "repository_visibility:public:*" }'],
+      ["a customised sub that starts with the actor: an actor runs jobs in any account's repositories", '  sub: "actor_id:4242:repository_owner_id:1200934"'],
     ])('does not count %s as a pin', (_name, match) => {
       expect(rules({ 'p.yaml': github(match) })).toContain('unpinned-tenant');
     });
