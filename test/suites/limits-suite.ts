@@ -404,6 +404,30 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("records the first 429 of a known pipeline's run at /token whatever its account's refusal budget: its co-tenants' refusals cannot hide that its subject was flooded", async () => {
+      const { broker, good } = await setup(
+        {
+          KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2',
+          KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '1',
+        },
+        true,
+      );
+      // Jobs of the pipeline's account that no allow policy matches, each a subject of its own: they spend the account's
+      // budget and start a run past it.
+      const coTenant = async (branch: number) =>
+        post(broker, exchangeForm(await good({ ref: `refs/heads/b${branch}`, sub: `repo:acme/api:ref:refs/heads/b${branch}` })));
+      await expectRefusal(broker, await coTenant(0), noPolicy);
+      await expectRefusal(broker, await coTenant(1), noPolicy);
+      await expectRefusal(broker, await coTenant(2), { ...noPolicy, reason: null });
+      // The pipeline itself (an allow policy matches its token) spends its subject's burst: the first 429 is recorded.
+      for (let request = 0; request < 2; request += 1) expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
+      const shed = await post(broker, exchangeForm(await good()));
+      expect(shed.retryAfter).toBe('60');
+      expect(await expectRefusal(broker, shed, limited)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
+    });
+
     it("bounds what a known pipeline's token refused at /proxy before the policies decided leaves in the log by its subject's budget: a thief's replay of a bound copy cannot write a record per request", async () => {
       const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '3' }, true);
       // A copy of the pipeline's own CI token (an allow policy matches its claims), bound to a key the thief does not hold:
@@ -436,6 +460,21 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       clock.now += 60_000;
       expect((await replay()).response.headers.get('keyway-error')).toBe('subject_token_bound');
       expect(await recordsFrom(broker, thief)).toHaveLength(5);
+    });
+
+    it("spends no subject budget on a /proxy refusal after the policies decided: its per-caller bucket bounds it, and the pipeline's exchanges at /token keep their burst", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' }, true);
+      // The pipeline's own token, whose allow policy grants it no upstream: refused after the decision, and recorded.
+      for (let request = 0; request < 4; request += 1) {
+        const response = await broker.request('/proxy/api/repos/acme/api', {
+          headers: { authorization: `Bearer ${await good()}`, 'cf-connecting-ip': '127.0.0.1' },
+        });
+        const body = (await response.json()) as Record<string, unknown>;
+        expect(response.headers.get('keyway-error')).toBe('proxy_not_allowed');
+        expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'proxy_not_allowed' });
+      }
+      for (let request = 0; request < 2; request += 1) expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
+      expect((await post(broker, exchangeForm(await good()))).status).toBe(429);
     });
 
     it("bounds a stranger's subject-limit refusals by its account's budget too: a subject per branch gets no record of its own, and the answer is still 429 with Retry-After", async () => {
