@@ -85,6 +85,7 @@ describe('lint rules', () => {
       ['a customised sub that starts with the owner id', '  sub: "repository_owner_id:1200934:environment:production"'],
       ['a customised sub glob that starts with the repository id', '  sub: { glob: "repository_id:734201:*" }'],
       ['a customised sub that starts with the enterprise id', '  sub: "enterprise_id:4242:repository_id:734201"'],
+      ['a glob without a wildcard: an exact value', '  repository_owner_id: { glob: "1200934" }'],
     ])('accepts a tenant pinned by %s', (_name, match) => {
       expect(rules({ 'p.yaml': github(match) })).not.toContain('unpinned-tenant');
     });
