@@ -98,7 +98,15 @@ async function startSite(sites: Site[]): Promise<Site> {
   };
 
   let base = '';
-  const issuerUrl = (path: string, issuer: IssuerState): string => `${base}${path}${issuer.trailingSlash ? '/' : ''}`;
+  /**
+   * The origin an issuer is published under: the site's, or `http://localhost:<port>` when addressed so. The same CI
+   * system at another host (a second GitHub Enterprise Server), whose issuer URLs differ from the site's in the host alone.
+   */
+  const originOf = (c: NodeContext): string => {
+    const url = new URL(c.req.url);
+    return url.hostname === 'localhost' ? url.origin : base;
+  };
+  const issuerUrl = (origin: string, path: string, issuer: IssuerState): string => `${origin}${path}${issuer.trailingSlash ? '/' : ''}`;
 
   const admin = async (c: NodeContext, path: string, operation: string): Promise<Response> => {
     const issuer = await state(path, c.req.query('trailing_slash') === '1');
@@ -164,8 +172,8 @@ async function startSite(sites: Site[]): Promise<Site> {
         issuer.hits.discovery += 1;
         if (issuer.down) return c.text('down', 503);
         const document = {
-          issuer: issuerUrl(issuerPath, issuer),
-          jwks_uri: `${base}${issuerPath}/jwks`,
+          issuer: issuerUrl(originOf(c), issuerPath, issuer),
+          jwks_uri: `${originOf(c)}${issuerPath}/jwks`,
           id_token_signing_alg_values_supported: ['RS256', 'ES256', 'ES384', 'ES512'],
         };
         const how = issuer.misbehaviour.discovery;
