@@ -52,6 +52,7 @@ try {
     {
       issuer: 'https://keyway.acme.dev',
       issuers: () => ({ issuer: (url) => (url === GITHUB_ACTIONS.url ? GITHUB_ACTIONS : undefined) }),
+      deployment: 'github.com',
       audit,
       revocations,
       now: () => Date.now(),

@@ -1,3 +1,4 @@
+import { githubDeploymentOf } from '../core/claims/github-run.ts';
 import type { Context } from 'hono';
 import { createApp, type AppEnv } from '../http/app.ts';
 import { reportExchange } from '../http/report-exchange.ts';
@@ -131,8 +132,11 @@ export function createBroker(parts: BrokerParts): Broker {
       task.catch((error: unknown) => parts.log.error('background task failed', { error: String(error) }));
     });
   const github = parts.github;
+  // The GitHub whose webhooks come here, the App's: its repository and run ids are of its own counters, no other deployment's.
+  const githubDeployment = github === undefined ? undefined : githubDeploymentOf(github.apiUrl);
   // Only GitHub's workflow webhooks record completions: without them there is nothing to read.
   const endedCiWork = parts.settings.githubWebhooks === undefined ? undefined : parts.endedCiWork;
+  const endedCiWorkCheck = endedCiWork === undefined ? undefined : { ended: endedCiWork, deployment: githubDeployment };
   const limits = requestLimits(parts.limiter, parts.settings.limits, now, parts.log);
   const repositoryRules = (): RepositoryPolicyRules => repositoryPolicyRules(parts.settings.repositoryPolicies, parts.policies());
   const repositoryPolicies = github === undefined ? undefined : repositoryPolicySource(github, parts.settings, { limits, rules: repositoryRules, now });
@@ -151,7 +155,7 @@ export function createBroker(parts: BrokerParts): Broker {
       ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
       ...(parts.settings.dpopNonces === undefined ? {} : { dpopNonces: parts.settings.dpopNonces }),
       ...(github === undefined || repositoryPolicies === undefined ? {} : { github, repositoryPolicies }),
-      ...(endedCiWork === undefined ? {} : { endedCiWork }),
+      ...(endedCiWorkCheck === undefined ? {} : { endedCiWork: endedCiWorkCheck }),
     },
     clientIp: parts.clientIp,
     audit: {
@@ -213,6 +217,7 @@ export function createBroker(parts: BrokerParts): Broker {
                 {
                   issuer: parts.settings.issuer,
                   issuers: parts.policies,
+                  deployment: githubDeployment,
                   audit: audit.log,
                   revocations: parts.revocations,
                   now,
@@ -236,7 +241,7 @@ export function createBroker(parts: BrokerParts): Broker {
         log: parts.log,
         clockToleranceSeconds: 60,
         ...(parts.crypto === undefined ? {} : { crypto: parts.crypto }),
-        ...(endedCiWork === undefined ? {} : { endedCiWork }),
+        ...(endedCiWorkCheck === undefined ? {} : { endedCiWork: endedCiWorkCheck }),
         upstreams: parts.proxyUpstreams ?? new Map(),
         credentials: new UpstreamCredentials({
           issuer: parts.settings.issuer,

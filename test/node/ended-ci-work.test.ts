@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ciJobOf, type CiJob } from '../../src/core/claims/github-run.ts';
+import { ciJobOf, githubDeploymentOf, type CiJob } from '../../src/core/claims/github-run.ts';
 import { ENDED_CI_WORK_SECONDS, endedCiWork, refuseEndedCiWork } from '../../src/core/replay/ended-ci-work.ts';
 import { resolveIssuer } from '../../src/core/verify/trusted-issuer.ts';
 import { migrate } from '../../src/storage/migrate.ts';
@@ -15,6 +15,8 @@ describe('completed CI work', () => {
   migrate(db);
   const guard = new SqliteReplayGuard(db);
   const ended = endedCiWork(guard, (key, now) => guard.holds(key, now));
+  /** As /token checks it for an App on github.com, whose webhooks fill it. */
+  const check = { ended, deployment: 'github.com' };
   afterAll(() => db.close());
   const now = Date.now();
   const job = (checkRunId: string | undefined, runAttempt: number | undefined, runId = '700'): CiJob => ({
@@ -45,8 +47,8 @@ describe('completed CI work', () => {
     // A token's run_attempt claim of two digits, as a run re-run ten times or more carries it, is read as that attempt.
     const github = resolveIssuer('github', { allowHttpLoopback: false });
     const claims = (attempt: string) => ({ repository_id: '734201', run_id: '800', run_attempt: attempt });
-    await expect(refuseEndedCiWork(ended, { issuer: github, claims: claims('12') }, now)).rejects.toMatchObject({ reason: 'ci_work_ended' });
-    await expect(refuseEndedCiWork(ended, { issuer: github, claims: claims('13') }, now)).resolves.toBeUndefined();
+    await expect(refuseEndedCiWork(check, { issuer: github, claims: claims('12') }, now)).rejects.toMatchObject({ reason: 'ci_work_ended' });
+    await expect(refuseEndedCiWork(check, { issuer: github, claims: claims('13') }, now)).resolves.toBeUndefined();
   });
 
   it('records nothing it cannot match exactly: a job without its check run, a run without its attempt', async () => {
@@ -69,11 +71,40 @@ describe('completed CI work', () => {
     await ended.record('734201', '1200', { kind: 'job', checkRunId: '12001', attempt: 1 }, 'delivery-8', now);
     const claims = { repository_id: '734201', run_id: '1200', check_run_id: '12001', run_attempt: '1' };
     const github = resolveIssuer('github', { allowHttpLoopback: false });
-    await expect(refuseEndedCiWork(ended, { issuer: github, claims }, now)).rejects.toMatchObject({ reason: 'ci_work_ended' });
+    await expect(refuseEndedCiWork(check, { issuer: github, claims }, now)).rejects.toMatchObject({ reason: 'ci_work_ended' });
     // A plain OIDC issuer's claims of those names mean whatever it says: nothing GitHub's webhooks speak for.
     const other = resolveIssuer('https://idp.acme.dev', { allowHttpLoopback: false });
-    await expect(refuseEndedCiWork(ended, { issuer: other, claims }, now)).resolves.toBeUndefined();
+    await expect(refuseEndedCiWork(check, { issuer: other, claims }, now)).resolves.toBeUndefined();
     await expect(refuseEndedCiWork(undefined, { issuer: github, claims }, now)).resolves.toBeUndefined();
+  });
+
+  it("refuses only the tokens of the App's own GitHub deployment: another's numbers its repositories and runs from its own counters", async () => {
+    await ended.record('734201', '1300', { kind: 'job', checkRunId: '13001', attempt: 1 }, 'delivery-9', now);
+    const claims = { repository_id: '734201', run_id: '1300', check_run_id: '13001', run_attempt: '1' };
+    const issuer = (url: string) => resolveIssuer({ kind: 'github', url }, { allowHttpLoopback: false });
+    // github.com's own issuer, and an enterprise's unique issuer under it, are of github.com's runs.
+    for (const url of ['https://token.actions.githubusercontent.com', 'https://token.actions.githubusercontent.com/acme']) {
+      await expect(refuseEndedCiWork(check, { issuer: issuer(url), claims }, now), url).rejects.toMatchObject({ reason: 'ci_work_ended' });
+    }
+    // A GitHub Enterprise Server's and a GHE.com tenant's jobs under the same numbers are other runs.
+    for (const url of ['https://ghes.acme.dev/_services/token', 'https://token.actions.acme.ghe.com']) {
+      await expect(refuseEndedCiWork(check, { issuer: issuer(url), claims }, now), url).resolves.toBeUndefined();
+    }
+    const onServer = { ended, deployment: githubDeploymentOf('https://GHES.acme.dev/api/v3') };
+    await expect(refuseEndedCiWork(onServer, { issuer: issuer('https://ghes.acme.dev/_services/token'), claims }, now)).rejects.toMatchObject({
+      reason: 'ci_work_ended',
+    });
+    await expect(refuseEndedCiWork(onServer, { issuer: issuer('https://token.actions.githubusercontent.com'), claims }, now)).resolves.toBeUndefined();
+    const onTenant = { ended, deployment: githubDeploymentOf('https://api.acme.ghe.com') };
+    await expect(refuseEndedCiWork(onTenant, { issuer: issuer('https://token.actions.acme.ghe.com'), claims }, now)).rejects.toMatchObject({
+      reason: 'ci_work_ended',
+    });
+    // Webhooks without an App, whose API URL is unknown: any GitHub Actions issuer's token is checked, as before.
+    await expect(
+      refuseEndedCiWork({ ended, deployment: undefined }, { issuer: issuer('https://ghes.acme.dev/_services/token'), claims }, now),
+    ).rejects.toMatchObject({
+      reason: 'ci_work_ended',
+    });
   });
 
   it('reads a check run and an attempt only as GitHub writes them: a padded, trailing or over-long number names none', () => {

@@ -806,6 +806,38 @@ grant:
       expect(await githubRevoked(await sha256Hex(githubOfLookalike.body['access_token'] as string))).toBe(false);
     });
 
+    it("leaves alone another GitHub deployment's tokens whose claims name the job's repository, run and check run: its ids are of its own counters", async () => {
+      const [run, job] = [freshId(), freshId()];
+      // A GitHub Actions issuer of another deployment than the App's (a GitHub Enterprise Server beside github.com): the broker
+      // trusts it, and its jobs' repository and run ids are numbered apart from the App's, so they can equal a job's here.
+      const server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'webhooks-other-deployment');
+      const match = `match: { repository_id: "734201", run_id: "${run}" }`;
+      await broker.close();
+      broker = await startBroker(
+        {},
+        {
+          'server.yaml': `version: 1\nissuer: { kind: github, url: "${server.url}" }\n${match}\ngrant: { audience: https://deploy.acme.dev }\n`,
+          'server-github.yaml': `version: 1\nissuer: { kind: github, url: "${server.url}" }\n${match}\ngrant:\n  audience: https://release.acme.dev\n  github: { owner: ${OWNER}, owner_id: "1200934", repositories: [keyway-policies], permissions: { contents: read } }\n  ttl: 10m\n`,
+        },
+      );
+      const serverToken = async () => server.sign(ciClaims(server.url, broker.issuer, jobClaims(run, job)));
+      const ofServer = await postToken(broker, exchangeForm(await serverToken()));
+      expect(ofServer.status, JSON.stringify(ofServer.body)).toBe(200);
+      const githubOfServer = await postToken(broker, exchangeForm(await serverToken(), { requested_token_type: GITHUB_TOKEN_TYPE }));
+      expect(githubOfServer.status, JSON.stringify(githubOfServer.body)).toBe(200);
+      const ofApp = await keywayTokenFor(run, job);
+      expect(await completedJob(run, job)).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `0 GitHub tokens and 1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      expect(await (await introspection())(ofApp, ofServer.body['access_token'] as string)).toEqual([false, true]);
+      expect(await githubRevoked(await sha256Hex(githubOfServer.body['access_token'] as string))).toBe(false);
+      // The job that ended was the App's deployment's: the other's job of those numbers still exchanges, the ended one's does not.
+      expect((await postToken(broker, exchangeForm(await serverToken()))).status).toBe(200);
+      const refused = await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(run, job)))));
+      expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'ci_work_ended' });
+    });
+
     /**
      * Restarts the test's broker with a policy granting GitHub tokens (one, or a map) to a delegated exchange of a job on the
      * delegated branch, its actor token a job's of the test's GitHub issuer or of `lookalike`, an operator's own OIDC issuer

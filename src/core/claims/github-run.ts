@@ -55,14 +55,18 @@ export function isGitHubActionsKind(kind: string | null | undefined): boolean {
 }
 
 /**
- * The GitHub Actions job a verified token is of: `ciJobOf` its claims for a token of a GitHub issuer (github.com, GHE.com,
- * a GHES), none for any other, whose claims may name any repository and run ids and are no run of GitHub's.
+ * The GitHub Actions job a verified token is of: `ciJobOf` its claims for a token of a GitHub issuer of `deployment`
+ * (isRunOf), none for any other: another kind of issuer's claims may name any repository and run ids, and another
+ * deployment's number its own repositories and runs, which no webhook of this one speaks for.
  */
-export function githubJobOf(verified: {
-  readonly issuer: { readonly preset: { readonly name: string } };
-  readonly claims: Readonly<Record<string, unknown>>;
-}): CiJob {
-  return isGitHubActionsKind(verified.issuer.preset.name)
+export function githubJobOf(
+  verified: {
+    readonly issuer: { readonly url: string; readonly preset: { readonly name: string } };
+    readonly claims: Readonly<Record<string, unknown>>;
+  },
+  deployment: string | undefined,
+): CiJob {
+  return isRunOf(deployment, { url: verified.issuer.url, kind: verified.issuer.preset.name })
     ? ciJobOf(verified.claims)
     : { repositoryId: undefined, runId: undefined, checkRunId: undefined, runAttempt: undefined };
 }
@@ -75,3 +79,31 @@ export function githubJobOf(verified: {
 export type RunEnd =
   | { readonly kind: 'job'; readonly checkRunId: string | undefined; readonly attempt: number | undefined }
   | { readonly kind: 'run'; readonly attempt: number | undefined };
+
+/** github.com's Actions issuer host: its own tokens', and under it an enterprise's unique issuer (GHEC). */
+const GITHUB_COM_ISSUER_HOST = 'token.actions.githubusercontent.com';
+/** GHE.com (data residency): `api.SUB.ghe.com` and `token.actions.SUB.ghe.com` are of the deployment `SUB.ghe.com`. */
+const GHE_COM = /^(?:api|token\.actions)\.([a-z0-9-]+\.ghe\.com)$/;
+
+/**
+ * The GitHub deployment a host is of, as its REST API (KEYWAY_GITHUB_API_URL) or its Actions issuer names it: `github.com`,
+ * `SUB.ghe.com`, else the host itself (a GitHub Enterprise Server serves both, `/api/v3` and `/_services/token`). Each
+ * deployment numbers its repositories and runs from its own counters: a server's repository 57 and run 1200 are no
+ * github.com run's, nor another server's.
+ */
+export function githubDeploymentOf(url: string): string {
+  const host = new URL(url).hostname.toLowerCase();
+  if (host === GITHUB_COM_ISSUER_HOST || host === 'api.github.com') return 'github.com';
+  return GHE_COM.exec(host)?.[1] ?? host;
+}
+
+/**
+ * Whether a verified token's `repository_id` and `run_id` are of the GitHub deployment whose webhooks say what ended
+ * (`deployment`, githubDeploymentOf the App's API URL): its issuer is a GitHub Actions one (its kind, as trusted or as
+ * recorded) of that deployment. An undefined deployment (webhooks without an App, whose API URL is not set) takes any
+ * GitHub Actions issuer's, as before deployments were told apart.
+ */
+export function isRunOf(deployment: string | undefined, issuer: { readonly url: string | null; readonly kind: string | null | undefined }): boolean {
+  if (!isGitHubActionsKind(issuer.kind)) return false;
+  return deployment === undefined || (issuer.url !== null && URL.canParse(issuer.url) && githubDeploymentOf(issuer.url) === deployment);
+}

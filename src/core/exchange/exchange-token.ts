@@ -1,5 +1,5 @@
-import { githubJobOf } from '../claims/github-run.ts';
-import { refuseEndedCiWork, type EndedCiWork } from '../replay/ended-ci-work.ts';
+import { githubDeploymentOf, githubJobOf } from '../claims/github-run.ts';
+import { refuseEndedCiWork, type EndedCiWorkCheck } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
 import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
 import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-event.ts';
@@ -70,7 +70,7 @@ export interface ExchangeDeps {
   /** RFC 9449 server nonces (KEYWAY_DPOP_NONCE_KEY); undefined when DPoP proofs need none. */
   readonly dpopNonces?: DpopNonces;
   /** The GitHub Actions jobs and run attempts whose completion a webhook reported; undefined without GitHub webhooks. */
-  readonly endedCiWork?: EndedCiWork;
+  readonly endedCiWork?: EndedCiWorkCheck;
 }
 
 /** Facts about the HTTP request that the audit record keeps. */
@@ -298,7 +298,7 @@ async function grantOrThrow(
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, actorUse, event, now);
-  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, githubJobsOf(verified, actor), now, event);
+  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, { verified, actor }, now, event);
   if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
   const minted = await mintAccessToken({
@@ -380,7 +380,7 @@ async function issueGitHubToken(
   deps: ExchangeDeps,
   grant: IssuedGrant,
   github: NonNullable<IssuedGrant['github']>,
-  jobs: GitHubTokenJobs,
+  tokens: { readonly verified: VerifiedSubjectToken; readonly actor: VerifiedSubjectToken | undefined },
   now: number,
   event: AuditEventDraft,
 ): Promise<Granted> {
@@ -393,7 +393,7 @@ async function issueGitHubToken(
     ownerId: github.ownerId,
     revocationId: event.id,
     revokeAt: now + grant.ttlSeconds * 1000,
-    ...jobs,
+    ...githubJobsOf(deps.github, tokens.verified, tokens.actor),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(minted);
@@ -435,7 +435,7 @@ async function issueGitHubTokenMap(
   if (deps.github === undefined) throw noGitHubApp();
   const minted = await mintTokenMap(deps.github, decided.grants, {
     auditEventId: event.id,
-    jobs: githubJobsOf(verified, asked.actor?.verified),
+    jobs: githubJobsOf(deps.github, verified, asked.actor?.verified),
     now,
     log: deps.log,
   });
@@ -448,10 +448,12 @@ async function issueGitHubTokenMap(
 
 /**
  * The GitHub Actions jobs whose end revokes a GitHub token of this exchange: the subject token's, and a delegated
- * exchange's actor token's (an orchestrator's job holds the token as much as the subject's does). Of a GitHub issuer only.
+ * exchange's actor token's (an orchestrator's job holds the token as much as the subject's does). Of a GitHub issuer of
+ * the App's own deployment only: its webhooks are the ones that say a job ended.
  */
-function githubJobsOf(verified: VerifiedSubjectToken, actor: VerifiedSubjectToken | undefined): GitHubTokenJobs {
-  return { ...githubJobOf(verified), actorJob: actor === undefined ? undefined : githubJobOf(actor) };
+function githubJobsOf(github: GitHubTokenMinter, verified: VerifiedSubjectToken, actor: VerifiedSubjectToken | undefined): GitHubTokenJobs {
+  const deployment = githubDeploymentOf(github.apiUrl);
+  return { ...githubJobOf(verified, deployment), actorJob: actor === undefined ? undefined : githubJobOf(actor, deployment) };
 }
 
 /** A delegated request's actor token, as sent and as verified. */

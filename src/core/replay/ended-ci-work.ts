@@ -1,4 +1,4 @@
-import { ciJobOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
+import { ciJobOf, isRunOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import type { HoldsKey, ReplayGuard } from './replay-guard.ts';
@@ -64,18 +64,29 @@ export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
   };
 }
 
+/** Completed CI work as /token and /proxy check it: what the webhooks recorded, and the GitHub deployment they come from. */
+export interface EndedCiWorkCheck {
+  readonly ended: EndedCiWork;
+  /**
+   * `githubDeploymentOf` the App's API URL: only its jobs' tokens are checked, for the repository and run ids a webhook names
+   * are of its own counters. Undefined without an App (its API URL unknown): any GitHub Actions issuer's.
+   */
+  readonly deployment: string | undefined;
+}
+
 /**
  * Refuses a verified GitHub Actions token whose job, or run attempt, completed (`ci_work_ended`), as the subject or the
  * actor at /token and at /proxy alike; when the store cannot be read, no token and no call either (`replay_guard_unavailable`). Nothing to
- * check without `ended` (no GitHub webhooks) or for another issuer's tokens.
+ * check without `check` (no GitHub webhooks), for another kind of issuer's tokens, or for another GitHub deployment's.
  */
 export async function refuseEndedCiWork(
-  ended: EndedCiWork | undefined,
+  check: EndedCiWorkCheck | undefined,
   verified: { readonly issuer: TrustedIssuer; readonly claims: Readonly<Record<string, unknown>> },
   now: number,
   token: 'subject' | 'actor' = 'subject',
 ): Promise<void> {
-  if (ended === undefined || verified.issuer.preset.name !== 'github') return;
+  if (check === undefined || !isRunOf(check.deployment, { url: verified.issuer.url, kind: verified.issuer.preset.name })) return;
+  const { ended } = check;
   const job = ciJobOf(verified.claims);
   let hasEnded: boolean;
   try {

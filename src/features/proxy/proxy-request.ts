@@ -26,7 +26,7 @@ import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
-import { refuseEndedCiWork, type EndedCiWork } from '../../core/replay/ended-ci-work.ts';
+import { refuseEndedCiWork, type EndedCiWorkCheck } from '../../core/replay/ended-ci-work.ts';
 import {
   callerResponseHeaders,
   echoesCredential,
@@ -63,7 +63,7 @@ export interface ProxyDeps {
   /** The keyway tokens revoked before their `exp` (`POST /revoke`, a job's end): one of them is refused here as at /v1/*. */
   readonly revocations: RevocationList;
   /** The GitHub Actions jobs and run attempts whose completion a webhook reported: their CI tokens are refused here as at /token. */
-  readonly endedCiWork?: EndedCiWork;
+  readonly endedCiWork?: EndedCiWorkCheck;
 }
 
 /** The request as the HTTP layer hands it over: the upstream's name and the path after it exactly as received. */

@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
-import { ciJobOf, isGitHubActionsKind, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
+import { ciJobOf, isRunOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 import type { RunGrant } from '../../../core/audit/run-grants.ts';
@@ -12,6 +12,8 @@ export interface EndedWorkTokenDeps {
    * not say which kind of issuer verified the token, so the policies' kind of it now stands in, as before.
    */
   readonly issuers: () => Pick<IssuerDirectory, 'issuer'>;
+  /** The GitHub deployment the webhooks come from (`githubDeploymentOf` the App's API URL); undefined without an App. */
+  readonly deployment: string | undefined;
   readonly audit: AuditLog;
   readonly revocations: RevocationList;
   readonly now: () => number;
@@ -93,12 +95,13 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   // tokens of earlier attempts, and of the run's other jobs without check_run_id, granted before it started.
   const issuers = deps.issuers();
   // Another issuer's claims may name the same ids (an operator's own OIDC issuer can put anything in repository_id and
-  // run_id): those are not the ids GitHub gave this run. Which kind of issuer verified the token is read as the grant
-  // recorded it, not from the policies now: trust removed since (an incident, a policy dropped) leaves it to be revoked.
+  // run_id), and so may another GitHub deployment's (its own counters): those are not the ids this GitHub gave the run. Which
+  // kind of issuer verified the token is read as the grant recorded it, not from the policies now: trust removed since (an
+  // incident, a policy dropped) leaves it to be revoked.
   const endedWith = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
     const kind = grant.issuerKind ?? (grant.issuer === null ? undefined : issuers.issuer(grant.issuer)?.preset.name);
     const claims = { repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt };
-    return isGitHubActionsKind(kind) && endsWith(ciJobOf(claims), ended);
+    return isRunOf(deps.deployment, { url: grant.issuer, kind }) && endsWith(ciJobOf(claims), ended);
   });
   // A delegated grant's subject and actor, each verified by a GitHub issuer, may both name what ended: its token is
   // revoked once.
