@@ -56,7 +56,7 @@ export function isGitHubActionsKind(kind: string | null | undefined): boolean {
 
 /**
  * The GitHub Actions job a verified token is of: `ciJobOf` its claims for a token of a GitHub issuer of `deployment`
- * (isRunOf), none for any other: another kind of issuer's claims may name any repository and run ids, and another
+ * (isGitHubActionsOf), none for any other: another kind of issuer's claims may name any repository and run ids, and another
  * deployment's number its own repositories and runs, which no webhook of this one speaks for.
  */
 export function githubJobOf(
@@ -66,7 +66,7 @@ export function githubJobOf(
   },
   deployment: string | undefined,
 ): CiJob {
-  return isRunOf(deployment, { url: verified.issuer.url, kind: verified.issuer.preset.name })
+  return isGitHubActionsOf(deployment, { url: verified.issuer.url, kind: verified.issuer.preset.name })
     ? ciJobOf(verified.claims)
     : { repositoryId: undefined, runId: undefined, checkRunId: undefined, runAttempt: undefined };
 }
@@ -98,12 +98,12 @@ export function githubDeploymentOf(url: string): string {
 }
 
 /**
- * Whether a verified token's `repository_id` and `run_id` are of the GitHub deployment whose webhooks say what ended
- * (`deployment`, githubDeploymentOf the App's API URL): its issuer is a GitHub Actions one (its kind, as trusted or as
- * recorded) of that deployment. An undefined deployment (webhooks without an App, whose API URL is not set) takes any
- * GitHub Actions issuer's, as before deployments were told apart.
+ * Whether an issuer (its URL, and its kind as trusted or as recorded) is a GitHub Actions issuer of `deployment`
+ * (githubDeploymentOf the App's API URL): its tokens' `repository_id`, `run_id` and `repository_owner_id` number that
+ * deployment's repositories, runs and accounts, those its webhooks name and its installations are on. An undefined
+ * deployment (not known: webhooks without an App, a policy tried offline) takes any GitHub Actions issuer.
  */
-export function isRunOf(deployment: string | undefined, issuer: { readonly url: string | null; readonly kind: string | null | undefined }): boolean {
+export function isGitHubActionsOf(deployment: string | undefined, issuer: { readonly url: string | null; readonly kind: string | null | undefined }): boolean {
   if (!isGitHubActionsKind(issuer.kind)) return false;
   return deployment === undefined || (issuer.url !== null && URL.canParse(issuer.url) && githubDeploymentOf(issuer.url) === deployment);
 }

@@ -1,4 +1,4 @@
-import { ciJobOf, isRunOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
+import { ciJobOf, isGitHubActionsOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import type { HoldsKey, ReplayGuard } from './replay-guard.ts';
@@ -85,7 +85,7 @@ export async function refuseEndedCiWork(
   now: number,
   token: 'subject' | 'actor' = 'subject',
 ): Promise<void> {
-  if (check === undefined || !isRunOf(check.deployment, { url: verified.issuer.url, kind: verified.issuer.preset.name })) return;
+  if (check === undefined || !isGitHubActionsOf(check.deployment, { url: verified.issuer.url, kind: verified.issuer.preset.name })) return;
   const { ended } = check;
   const job = ciJobOf(verified.claims);
   let hasEnded: boolean;

@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
-import { ciJobOf, isRunOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
+import { ciJobOf, isGitHubActionsOf, type CiJob, type RunEnd } from '../../../core/claims/github-run.ts';
 import { appendExaminations, examinationRecord } from '../../../core/revocation/examine-token.ts';
 import type { RevocationList } from '../../../core/revocation/revocation-list.ts';
 import type { RunGrant } from '../../../core/audit/run-grants.ts';
@@ -101,7 +101,7 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   const endedWith = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
     const kind = grant.issuerKind ?? (grant.issuer === null ? undefined : issuers.issuer(grant.issuer)?.preset.name);
     const claims = { repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt };
-    return isRunOf(deps.deployment, { url: grant.issuer, kind }) && endsWith(ciJobOf(claims), ended);
+    return isGitHubActionsOf(deps.deployment, { url: grant.issuer, kind }) && endsWith(ciJobOf(claims), ended);
   });
   // A delegated grant's subject and actor, each verified by a GitHub issuer, may both name what ended: its token is
   // revoked once.
