@@ -100,8 +100,12 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
     /** How far the broker's clock runs behind the real one: a token minted in the past is due by the real clock (the Workers alarm's). */
     let clockBehindMs = 0;
 
+    /** A GitHub Actions issuer of another GitHub deployment than the App's (a GitHub Enterprise Server beside it). */
+    let server: TestIssuer;
+
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'github-grants');
+      server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'github-grants-server');
       github = await FakeGitHub.create(githubBase());
       await github.install(ACME_INSTALLATION);
       await github.install(PERSONAL_INSTALLATION);
@@ -117,8 +121,13 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
       const auditors = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/auditors }
 grant: { audience: https://keyway.test, scopes: [audit:read] }
 `;
+      // That server's jobs of its account 1200934, the number acme's account has on the App's GitHub, granted acme's repositories unpinned.
+      const serverJobs = `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934", ref: refs/heads/main }
+grant:
+  github: { owner: acme, repositories: [api], permissions: { contents: read } }
+`;
       broker = await start(
-        { ...githubPolicies(issuer), 'auditors.yaml': auditors },
+        { ...githubPolicies(issuer), 'auditors.yaml': auditors, 'github/server.yaml': serverJobs },
         {
           settings: { ...github.settings, ...ORGANIZATION_PERMISSIONS_SETTING },
           now: () => Date.now() - clockBehindMs,
@@ -264,6 +273,20 @@ grant: { audience: https://keyway.test, scopes: [audit:read] }
       expect(await tokenCalls()).toBe(before);
     });
 
+    it("takes no other GitHub deployment's account for the caller's own: its repository_owner_id numbers that deployment's accounts, whatever login and number it shares", async () => {
+      const before = await tokenCalls();
+      // A job of the server's acme, whose account there has the number acme's has on the App's GitHub.
+      const serverJob = await server.sign(
+        ciClaims(server.url, broker.issuer, { ref: 'refs/heads/main', repository_owner: 'acme', repository_owner_id: '1200934' }),
+      );
+      const refused = await expectRefusal(broker, await postToken(broker, githubForm(serverJob)), {
+        error: 'invalid_target',
+        reason: 'github_repository_not_granted',
+      });
+      expect(refused.detail).toContain('grants repositories of acme, which is not the caller');
+      expect(await tokenCalls()).toBe(before);
+    });
+
     it('answers 503 github_refused when GitHub will not give organization permissions to a personal account installation', async () => {
       const refused = await postToken(broker, githubForm(await job('refs/heads/org-personal')));
       const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });
@@ -378,8 +401,12 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       ].join('\n');
     const putOwnPolicy = (name: string, text: string, repo = 'api') => github.putFile({ owner: 'acme', repo, path: `.github/keyway/${name}.yaml`, text });
 
+    /** A GitHub Actions issuer of another GitHub deployment than the App's, which the central policies trust too. */
+    let server: TestIssuer;
+
     beforeAll(async () => {
       issuer = freshIssuer(issuerBase(), 'repository-fetch');
+      server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'repository-fetch-server');
       github = await FakeGitHub.create(githubBase());
       // The App holds more than repositories may grant themselves.
       await github.install({ ...ACME_INSTALLATION, permissions: { ...ACME_INSTALLATION.permissions, administration: 'write', secrets: 'write' } });
@@ -391,7 +418,8 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
         // The operator widens the ceiling by secrets: read, and narrows it to read for contents.
         KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read,secrets:read',
       };
-      broker = await start(githubPolicies(issuer), { settings });
+      const serverJobs = `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934" }\ngrant: { audience: https://deploy.acme.dev }\n`;
+      broker = await start({ ...githubPolicies(issuer), 'server.yaml': serverJobs }, { settings });
     });
     afterAll(() => broker.close());
 
@@ -515,6 +543,24 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(pipeline).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
       const event = await broker.auditEvent(pipeline.body['audit_event_id'] as string);
       expect(event).toMatchObject({ reason: 'granted', policy: { granted_by: 'acme/api/.github/keyway/deploy' } });
+    });
+
+    it("reads no policy for a job of another GitHub deployment: its account of acme's login and number is not acme's on the App's GitHub", async () => {
+      // acme/api's writers trust that deployment's jobs too, of their own account as every repository policy grants.
+      await putOwnPolicy('server', ownPolicy('{ contents: read }', { issuerUrl: server.url }));
+      const serverJob = await server.sign(
+        ciClaims(server.url, broker.issuer, {
+          sub: `repo:acme/api:ref:refs/heads/main:server-${caller}`,
+          repository_owner: 'acme',
+          repository_owner_id: '1200934',
+        }),
+      );
+      const refused = await ask(serverJob, 'acme/api', 'server');
+      expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(refused.body).not.toHaveProperty('access_token');
+      const event = await broker.auditEvent(refused.body['audit_event_id'] as string);
+      expect(event).toMatchObject({ reason: 'no_policy_matched', detail: expect.stringContaining("grant only GitHub Actions jobs of acme's account") });
+      expect(await contentsCalls('acme/api', 'server')).toBe(0);
     });
 
     it("does not remember GitHub's rate limit as a missing policy: once GitHub answers again, the policy is read and grants", async () => {

@@ -1381,6 +1381,8 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
     let issuer: TestIssuer;
     let github: FakeGitHub;
     let other: TestIssuer;
+    /** A GitHub Actions issuer of another GitHub deployment than the App's (a GitHub Enterprise Server beside it). */
+    let server: TestIssuer;
     let people: TestIssuer;
     const logLines: string[] = [];
     const GH_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'content-type': 'application/json' };
@@ -1388,6 +1390,7 @@ export function proxyGitHubSuite(runtime: ProxyRuntime): void {
     beforeAll(async () => {
       issuer = freshIssuer(runtime.issuerBase(), 'proxy-github');
       other = freshIssuer(runtime.issuerBase(), 'proxy-github-other');
+      server = freshIssuer(runtime.issuerBase().replace('//127.0.0.1:', '//localhost:'), 'proxy-github-server');
       people = freshIssuer(runtime.issuerBase(), 'proxy-github-people');
       github = await FakeGitHub.create(runtime.githubBase());
       await github.install(ACME_INSTALLATION);
@@ -1460,6 +1463,13 @@ grant:
     allow:
       - { method: GET, path: "/repos/wayne/config/contents/**", permissions: { contents: read }, owner_id: "4747" }
       - { method: GET, path: "/repos/stark/config/contents/**", permissions: { contents: read }, owner_id: "4848" }
+`,
+          // That server's jobs of its account 1200934, the number acme's account has on the App's GitHub.
+          'proxy/server.yaml': `version: 1
+issuer: { kind: github, url: "${server.url}" }
+match: { repository_owner_id: "1200934" }
+grant:
+  proxy: { upstream: github, allow: [{ method: GET, path: "/repos/{repository}/contents/**", permissions: { contents: read } }] }
 `,
           // Another issuer whose tokens carry claims of GitHub's names: they say nothing of a GitHub account.
           'proxy/generic.yaml': `version: 1
@@ -1632,6 +1642,16 @@ grant:
       });
       expect(claimed.status).toBe(403);
       expect(claimed.headers.get('keyway-error')).toBe('proxy_not_allowed');
+      expect(await mints()).toHaveLength(before);
+      // Nor does a job of another GitHub deployment, whose account of acme's login has the number acme's has on the App's.
+      const elsewhere = await broker.request('/proxy/github/repos/acme/api/contents/README.md', {
+        headers: {
+          ...GH_HEADERS,
+          authorization: `Bearer ${await server.sign(ciClaims(server.url, broker.issuer, { repository: 'acme/api', repository_owner: 'acme', repository_owner_id: '1200934' }))}`,
+        },
+      });
+      expect(elsewhere.status).toBe(403);
+      expect(elsewhere.headers.get('keyway-error')).toBe('proxy_not_allowed');
       expect(await mints()).toHaveLength(before);
 
       const pinned = await read('umbrella');

@@ -221,8 +221,9 @@ async function grantOrThrow(
   const wantsGitHub = wantsMap || request.requestedTokenType === TOKEN_TYPE.githubInstallationToken;
   // Issue 6 part B: `scope=policy:NAME` asks for a repository's own policy rather than the central set.
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
+  const githubApi = deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL;
   const github = wantsGitHub
-    ? parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL))
+    ? { ...parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(githubApi)), deployment: githubDeploymentOf(githubApi) }
     : undefined;
   // Issue 19: a repository's own policy grants a token for that repository only; a map is for the central set's owners.
   if (wantsMap && repositoryPolicy !== undefined) {
@@ -544,7 +545,7 @@ async function repositoryPolicySet(
   }
   // Its policies grant only GitHub Actions jobs of its owner's account: anyone else's request costs no fetch, and is
   // answered as a missing policy is.
-  const ownerId = callersGitHubAccount(verified, repository.owner);
+  const ownerId = callersGitHubAccount(verified, repository.owner, github.deployment);
   if (ownerId === undefined) {
     throw new ExchangeError(
       'no_policy_matched',

@@ -52,7 +52,7 @@ export function ownerRequests(github: GitHubAccessRequest): OwnerRequest[] {
     const key = asciiLowerCase(repository.owner);
     owners.set(key, [...(owners.get(key) ?? []), repository]);
   }
-  return [...owners].map(([owner, repositories]) => ({ owner, github: { repositories, permissions: github.permissions } }));
+  return [...owners].map(([owner, repositories]) => ({ owner, github: { ...github, repositories } }));
 }
 
 /** A refusal for one owner of the request: the whole request is refused, and both the caller and the record learn which owner. */

@@ -46,6 +46,11 @@ export interface GitHubAccessRequest {
   readonly repositories: readonly { readonly owner: string; readonly name: string }[] | undefined;
   /** Permission → level; undefined means every permission the policy grants. */
   readonly permissions: Readonly<Record<string, string>> | undefined;
+  /**
+   * The GitHub deployment the App mints on (`githubDeploymentOf` its API URL): a caller's own account there is a job's of
+   * that deployment only. Undefined when not known (a policy tried offline): any GitHub Actions issuer's job.
+   */
+  readonly deployment?: string | undefined;
 }
 
 /** The GitHub token a grant gives: what keyway asks GitHub for. */
@@ -413,7 +418,7 @@ function issueGitHub(policy: Policy, grant: Grant, token: SubjectClaims, request
     organizationPermissions = Object.fromEntries(asked.filter(([name]) => isOrganizationPermission(name)));
   }
   // A login can be renamed and registered again: the token goes to the account the policy pins, or to the caller's own.
-  const ownerId = github.ownerId ?? callersGitHubAccount(token, github.owner);
+  const ownerId = github.ownerId ?? callersGitHubAccount(token, github.owner, request.deployment);
   if (ownerId === undefined) {
     return {
       ok: false,
