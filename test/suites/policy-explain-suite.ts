@@ -202,6 +202,10 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       for (const [body, message] of [
         [{ scope: 'nobody:grants' }, /no policy grants scope 'nobody:grants'/],
         [{ github_permission: 'contents:admin' }, /not a GitHub repository permission/],
+        // Names every object has by its prototype, not permissions of the table: a 400 like any unknown name, not a 500.
+        [{ github_permission: 'constructor:read' }, /not a GitHub repository permission/],
+        [{ github_permission: 'toString:write' }, /not a GitHub repository permission/],
+        [{ github_permission: '__proto__:read' }, /not a GitHub repository permission/],
         [{}, /ask about a scope/],
         [{ scope: 'x', extra: 1 }, /./],
       ] as const) {

@@ -70,7 +70,8 @@ function checkQuestion(policies: PolicySet, question: WhoCanQuestion): void {
   if (audience !== undefined) known('audience', audience, (policy) => policy.grant?.audiences ?? []);
   if (githubPermission !== undefined) {
     const [name = '', level = '', ...rest] = githubPermission.split(':');
-    const levels = REPOSITORY_PERMISSIONS[name];
+    // Own names only: `constructor` or `toString` would find Object.prototype's members, which hold no levels.
+    const levels = Object.hasOwn(REPOSITORY_PERMISSIONS, name) ? REPOSITORY_PERMISSIONS[name] : undefined;
     if (rest.length > 0 || levels === undefined || !isPermissionLevel(level) || !levels.includes(level)) {
       throw new WhoCanError(
         `${JSON.stringify(githubPermission.slice(0, 200))} is not a GitHub repository permission and level, like contents:write ` +
