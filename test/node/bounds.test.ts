@@ -224,6 +224,51 @@ describe('inbound bounds on Node', () => {
     }
   });
 
+  it.each([
+    ['authority-form, as a client asks a proxy for a tunnel', 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n'],
+    ["a route's path", 'CONNECT /token HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+  ])('answers CONNECT (%s) with an RFC 6749 error, not a connection closed unanswered, and serves on', async (_target, head) => {
+    const client = new KeepAliveClient(url);
+    try {
+      const refused = await client.send(head);
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get('connection')).toBe('close');
+      expect(refused.headers.get('cache-control')).toBe('no-store');
+      expect(refused.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(refused.body).toEqual({ error: 'invalid_request', error_description: 'CONNECT asks for a tunnel, which the broker does not open' });
+      const next = await client.send('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      expect([next.status, next.body]).toEqual([200, { status: 'ok' }]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("lets go of a refused CONNECT's connection once it is answered, though the client sent its tunnel's bytes unread", async () => {
+    const capped = await startNodeBroker(testConfig(writeTree({ 'policies/README': 'none' }), { maxConnections: 1 }), { log: silentLogger });
+    const { hostname, port } = new URL(capped.url);
+    try {
+      const tunnel = connect(Number(port), hostname);
+      tunnel.on('error', () => undefined);
+      await once(tunnel, 'connect');
+      // More than the socket buffers hold, which the server, reading nothing after a CONNECT's head, never takes.
+      tunnel.write(`CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n${'x'.repeat(1024 * 1024)}`);
+      const [answer] = (await once(tunnel, 'data')) as [Buffer];
+      expect(answer.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+      tunnel.destroy();
+      // The only connection the broker holds is free again: a connection it kept would have the next one closed unanswered.
+      const deadline = Date.now() + 5_000;
+      let served = false;
+      while (!served && Date.now() < deadline)
+        served = await fetch(`${capped.url}/livez`, { headers: { connection: 'close' } }).then(
+          (r) => r.ok,
+          () => false,
+        );
+      expect(served).toBe(true);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('answers a request with two Host field lines 400 (RFC 9112 §3.2), whichever the route, and one Host in any case as usual', async () => {
     const client = new KeepAliveClient(url);
     try {

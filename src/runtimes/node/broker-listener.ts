@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer, type IncomingMessage } from 'node:http';
 import { getRequestListener, RequestError, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -29,6 +30,21 @@ const UNSERVABLE_HEADERS = { 'Cache-Control': 'no-store', ...NO_SNIFF } as const
 
 function malformed(description: string): Response {
   return Response.json({ error: 'invalid_request', error_description: description }, { status: 400, headers: UNSERVABLE_HEADERS });
+}
+
+/**
+ * Node hands a CONNECT request to the server's `connect` listeners, not to the app, and closes its connection unanswered
+ * when there is none. The broker opens no tunnels: answered as a request it cannot serve, and closed (the rest of the
+ * connection would be the tunnel's). No record: no route sees it. Node reads nothing more of a socket it handed over, so
+ * the client's end of it is never seen: the socket is destroyed once the answer is written, or it would be held (and a
+ * shutdown wait for it) for ever.
+ */
+function refuseTunnel(socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  const body = JSON.stringify({ error: 'invalid_request', error_description: 'CONNECT asks for a tunnel, which the broker does not open' });
+  const headers = { ...UNSERVABLE_HEADERS, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(`HTTP/1.1 400 Bad Request\r\n${head.join('')}\r\n${body}`, () => socket.destroy());
 }
 
 /**
@@ -71,6 +87,7 @@ export class BrokerListener {
       if (address === undefined) socket.destroy();
       else this.#peers.set(socket, address);
     });
+    server.on('connect', (_request: IncomingMessage, socket: Duplex) => refuseTunnel(socket));
     // A response that was under way when the listener closed leaves its connection idle: close it then, not after keep-alive's 5 s.
     server.on('request', (_request, response) => response.on('finish', () => this.#closed && setImmediate(() => this.#closeIdle())));
   }
