@@ -160,6 +160,22 @@ describe('a GitHub token request', () => {
     expect(() => parseGitHubAccessRequest(form(extra), 'https://github.com')).toThrow(expect.objectContaining({ reason, detailIsPublic: true }));
   });
 
+  it('reads a permission named after an Object.prototype member as the name it is, which the decision then refuses', () => {
+    const asked = parseGitHubAccessRequest(form({ scope: '__proto__:read constructor:write contents:read' }), 'https://github.com').permissions;
+    expect(Object.entries(asked ?? {})).toEqual([
+      ['__proto__', 'read'],
+      ['constructor', 'write'],
+      ['contents', 'read'],
+    ]);
+    const set = loadPolicies([{ path: 'p.yaml', text: policy('  github: { repositories: [acme/api], permissions: { contents: write } }\n') }], OPTIONS);
+    const token = { issuer: set.policies[0]!.issuer, claims: PUSH_CLAIMS };
+    expect(decide(set, token, { audiences: [], scopes: undefined, github: { repositories: undefined, permissions: asked } })).toMatchObject({
+      granted: false,
+      reason: 'github_permission_not_granted',
+      detail: 'p does not grant __proto__:read constructor:write',
+    });
+  });
+
   it('takes a repository name of up to a hundred letters, digits, dots, underscores and hyphens', () => {
     const longest = `${'a'.repeat(99)}.`;
     expect(parseGitHubAccessRequest(form({ audience: ['acme/Docs.site', `acme/${longest}`, 'a-1/my_repo'] }), 'https://github.com').repositories).toEqual([

@@ -27,7 +27,8 @@ export function parseGitHubAccessRequest(request: TokenExchangeRequest, webOrigi
   const repositories = request.audiences.map((target) => repositoryOf(target, webOrigin));
   let permissions: Record<string, string> | undefined;
   if (request.scopes !== undefined) {
-    permissions = {};
+    // A Map, not an object's properties: `__proto__` or `constructor` is a name asked for like any other, not one every object has.
+    const asked = new Map<string, string>();
     for (const entry of request.scopes) {
       const [name, level, ...rest] = entry.split(':');
       if (name === undefined || level === undefined || rest.length > 0 || name === '' || !isPermissionLevel(level)) {
@@ -35,11 +36,12 @@ export function parseGitHubAccessRequest(request: TokenExchangeRequest, webOrigi
           public: true,
         });
       }
-      if (permissions[name] !== undefined && permissions[name] !== level) {
+      if (asked.has(name) && asked.get(name) !== level) {
         throw new ExchangeError('github_permission_not_granted', `scope names ${name} twice`, { public: true });
       }
-      permissions[name] = level;
+      asked.set(name, level);
     }
+    permissions = Object.fromEntries(asked);
   }
   return { repositories: repositories.length === 0 ? undefined : repositories, permissions };
 }
