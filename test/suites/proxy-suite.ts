@@ -1305,6 +1305,15 @@ grant:
         expect((await upstreamCalls()).length).toBe(before);
       });
 
+      it('refuses /proxy with no upstream as a target that names none, not as an absolute URL, which it is not', async () => {
+        for (const path of ['/proxy', '/proxy?x=1']) {
+          const response = await send(path);
+          const body = (await response.clone().json()) as Record<string, unknown>;
+          await expectKeywayRefusal(response, 400, 'invalid_request', 'proxy_path_refused');
+          expect(body['error_description'], path).toBe('the request target names no upstream: send /proxy/{upstream}/{path}');
+        }
+      });
+
       it('records a Bearer credential that is no JWT (a secret sent by mistake) by its length alone, never by its hash', async () => {
         const secret = `correct.horse.battery-${crypto.randomUUID().slice(0, 8)}`;
         const event = await expectKeywayRefusal(await send('/proxy/vendor/x/y', {}, secret), 400, 'invalid_request', 'token_malformed');

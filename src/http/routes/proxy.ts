@@ -32,6 +32,13 @@ export const KEYWAY_ERROR_HEADER = 'Keyway-Error';
 /** On an upstream's answer: the id of the decision record that let the request through. */
 export const AUDIT_EVENT_HEADER = 'Keyway-Audit-Event-Id';
 
+/** Why a target this route took is not `/proxy/…` as sent: `/proxy` itself (Hono routes it here too), or an absolute URL. */
+function notAtAnUpstream(sent: string): string {
+  return sent.startsWith('/')
+    ? 'the request target names no upstream: send /proxy/{upstream}/{path}'
+    : 'the request target is not /proxy/... as sent (an absolute URL)';
+}
+
 /**
  * `ANY /proxy/{upstream}/{path}` (docs/proxy.md): the caller's request made to a declared upstream
  * with keyway's credential, if a policy's `grant.proxy` allows it. keyway's own answers are
@@ -54,7 +61,7 @@ export function proxyRoutes(deps: ProxyRouteDeps, own: OwnTokens): Hono<ProxyEnv
     const slash = rest.indexOf('/');
     const upstream = slash === -1 ? rest : rest.slice(0, slash);
     const rawPath = slash === -1 ? '/' : rest.slice(slash);
-    const targetRefused = dotSegments ? DOT_SEGMENT_REFUSED : originForm ? undefined : 'the request target is not /proxy/... as sent (an absolute URL)';
+    const targetRefused = dotSegments ? DOT_SEGMENT_REFUSED : originForm ? undefined : notAtAnUpstream(sent);
     // A DPoP proof's htu is the URL the client addressed: this broker's origin and the path (RFC 9449 §4.3).
     const presented = (dpop: boolean) =>
       dpop ? { proof: c.req.header('dpop'), method: c.req.method, url: `${deps.proxy.issuer}${new URL(c.req.url).pathname}` } : undefined;
