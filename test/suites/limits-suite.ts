@@ -138,6 +138,20 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     });
 
     /** The records of requests sent with this User-Agent, however they were answered. */
+    /** The token an exchange of `form` granted, once its holder revoked it. */
+    async function revokedByItsHolder(broker: BrokerHarness, form: URLSearchParams): Promise<string> {
+      const exchanged = await post(broker, form);
+      expect(exchanged.status).toBe(200);
+      const token = exchanged.body['access_token'] as string;
+      const revoked = await broker.request('/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
+      });
+      expect(revoked.status).toBe(200);
+      return token;
+    }
+
     async function recordsFrom(broker: BrokerHarness, userAgent: string) {
       return (await broker.recentAuditEvents()).filter((event) => event.request.user_agent === userAgent);
     }
@@ -557,15 +571,7 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     it("bounds what a refused token of the broker's own leaves in the log by its subject's budget: a CI job's token, revoked by its holder and replayed at /v1/*, cannot write a record per request", async () => {
       const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '3' }, true);
       // Any CI job that can exchange gets a token the broker's keys signed (for any audience), and may revoke it itself.
-      const exchanged = await post(broker, exchangeForm(await good()));
-      expect(exchanged.status).toBe(200);
-      const token = exchanged.body['access_token'] as string;
-      const revoked = await broker.request('/revoke', {
-        method: 'POST',
-        body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
-      });
-      expect(revoked.status).toBe(200);
+      const token = await revokedByItsHolder(broker, exchangeForm(await good()));
       const replayer = `replayer-${crypto.randomUUID()}`;
       const replay = () =>
         broker.request('/v1/audit/alerts', { headers: { authorization: `Bearer ${token}`, 'user-agent': replayer, 'cf-connecting-ip': '127.0.0.1' } });
@@ -607,18 +613,8 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
         'own-subject/victim.yaml': policyOf(github, '1200934', '734201'),
         'own-subject/other.yaml': policyOf(github, '4040', '4041'),
       }));
-      const revokedToken = async (claims: Record<string, unknown>) => {
-        const exchanged = await post(broker, exchangeForm(await good(claims), { audience: `${brokerIssuer}/proxy/api` }));
-        expect(exchanged.status).toBe(200);
-        const token = exchanged.body['access_token'] as string;
-        const revoked = await broker.request('/revoke', {
-          method: 'POST',
-          body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
-        });
-        expect(revoked.status).toBe(200);
-        return token;
-      };
+      const revokedToken = async (claims: Record<string, unknown>) =>
+        revokedByItsHolder(broker, exchangeForm(await good(claims), { audience: `${brokerIssuer}/proxy/api` }));
       const victims = await revokedToken({});
       const others = await revokedToken({
         repository_owner_id: '4040',
