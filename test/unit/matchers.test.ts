@@ -297,6 +297,16 @@ describe('regex', () => {
     ['((a|b)c)*', 'alternatives in a group inside a repeated one', /a repeated group matches in more than one way/],
     ['(x|y){2,}', 'alternatives repeated without bound', /a repeated group matches in more than one way/],
     ['(x|y){40}', 'alternatives repeated many times', /more ways than two unbounded repetitions/],
+    [
+      'refs/heads/(?:[a-z]|[a-z0-9-]){1,22}',
+      'alternatives repeated up to 22 times: 17 million alternatives tried on 22 letters and a `!`, each dearer than a step of a one-character repetition',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      '(a|a)'.repeat(23),
+      'alternatives in sequence, 23 of them: 17 million alternatives tried on 23 `a`s and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
     ['refs/heads/.*-.*-.*', 'three unbounded repetitions', /more ways than two unbounded repetitions/],
     ['(-a)*-(-a)*-.*', 'three unbounded repetitions, each of a group that can begin with the separator', /more ways than two unbounded repetitions/],
     ['.{0,64}.{0,64}.{0,64}.{0,64}', 'long bounded repetitions', /more ways than two unbounded repetitions/],
