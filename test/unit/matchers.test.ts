@@ -307,6 +307,11 @@ describe('regex', () => {
       'alternatives in sequence, 23 of them: 17 million alternatives tried on 23 `a`s and a `!`',
       /more ways than two unbounded repetitions/,
     ],
+    [
+      'refs/heads/.*[a-z0-9]{0,126}[a-z0-9-]{0,126}',
+      'an unbounded repetition and two long bounded ones: 17 million steps on 990 letters and a newline, each of a bounded repetition dearer than one of an unbounded one',
+      /more ways than two unbounded repetitions/,
+    ],
     ['refs/heads/.*-.*-.*', 'three unbounded repetitions', /more ways than two unbounded repetitions/],
     ['(-a)*-(-a)*-.*', 'three unbounded repetitions, each of a group that can begin with the separator', /more ways than two unbounded repetitions/],
     ['.{0,64}.{0,64}.{0,64}.{0,64}', 'long bounded repetitions', /more ways than two unbounded repetitions/],
