@@ -328,6 +328,7 @@ describe('regex', () => {
     ['(?<=a)b', 'lookbehind', /uses lookaround/],
     ['(?<!a)b', 'negative lookbehind', /uses lookaround/],
     ['[', 'does not compile', /does not compile/],
+    ['main)|(?:.*', 'a ) of its own, which would close the anchoring group and match any value', /does not compile/],
     ['refs/heads/(?i:main)', 'an inline modifier', /inline modifier group/],
     ['(?-i:refs/heads/main)', 'an inline modifier', /inline modifier group/],
   ])('refuses %s (%s) at load time', (pattern, _what, why) => {

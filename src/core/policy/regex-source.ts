@@ -82,10 +82,11 @@ function escapeDenotesAt(sequence: string): boolean {
  * How many ways, at most, a backtracking engine tries a source against one value of at most `longest` characters that does
  * not match: along the pattern, each way of reaching a term times that term's choices (a repetition's lengths, a group's
  * alternatives), the ways that go on multiplying what follows; summed over alternatives. A repetition that can end only
- * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can
- * split a value into its repetitions in exponentially many ways, whatever `longest`: Infinity. Counted in steps of a
- * one-character repetition without bound, the cheapest V8 runs: an alternative tried and a step of a bounded repetition
- * cost more (ALTERNATIVE_WORK, BOUNDED_STEP_WORK). Reads the same strict grammar as readRegexSource.
+ * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of
+ * something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can split a value into its repetitions in
+ * exponentially many ways, whatever `longest`: Infinity. Counted in steps of a one-character repetition without bound,
+ * the cheapest V8 runs: an alternative tried and a step of a bounded repetition cost more (ALTERNATIVE_WORK,
+ * BOUNDED_STEP_WORK). Reads the same strict grammar as readRegexSource.
  */
 export function backtrackingWork(source: string, longest: number): number {
   const at = { i: 0 };

@@ -56,6 +56,8 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   }
   let regex: RegExp;
   try {
+    // Compiled alone first: a `)` of its own would close the anchoring group, and `main)|(?:.*` match any value.
+    new RegExp(pattern, 'u');
     regex = new RegExp(`^(?:${pattern})$`, 'u');
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
@@ -71,7 +73,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   }
   if (work > MAX_BACKTRACKING_WORK) {
     throw new UnsafeRegexError(
-      `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters can be tried in more ways than two unbounded repetitions try it; three, as in .*-.*-.*, try every split): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*)`,
+      `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters can be tried in more ways than two unbounded repetitions try it: three over the same characters, as in .*-.*-.*, try every split, and so do many alternatives or bounded repetitions in a row): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*), and write a class for alternatives of one character ([a-z0-9-] for (?:[a-z]|[a-z0-9-]))`,
     );
   }
   if (fold === 'exact') return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(text));
