@@ -267,6 +267,21 @@ describe('inbound bounds on Node', () => {
     }
   });
 
+  it('answers a request sent before a CONNECT on its connection first, then refuses the CONNECT (RFC 9112 §9.3.2: answers in order)', async () => {
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nCONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n');
+    await once(socket, 'close');
+    const answers = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((answer) => answer[1]);
+    expect(answers).toEqual(['200', '400']);
+    expect(received).toContain('{"status":"ok"}');
+    expect(received).toMatch(/CONNECT asks for a tunnel, which the broker does not open"\}$/);
+  });
+
   it('answers a request with two Host field lines 400 (RFC 9112 §3.2), whichever the route, and one Host in any case as usual', async () => {
     const client = new KeepAliveClient(url);
     try {
