@@ -208,6 +208,7 @@ export function createBroker(parts: BrokerParts): Broker {
                   repositoryPoliciesChanged: (repository: RepositoryName) => repositoryPolicies?.forgetRepository(repository),
                   endGitHubTokens: (ended: RunWorkEnded) => github.revokeEndedWork(ended.repositoryId, ended.runId, runEnd(ended)),
                 }),
+            ...(githubDeployment === undefined ? {} : { deployment: githubDeployment }),
             audit: audit.log,
             ...(endedCiWork === undefined
               ? {}

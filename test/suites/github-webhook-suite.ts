@@ -838,6 +838,33 @@ grant:
       expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'ci_work_ended' });
     });
 
+    it("acts on no completion of another GitHub deployment's repository, which a second GitHub's App signing with the same secret names by its own counters", async () => {
+      const [run, job] = [freshId(), freshId()];
+      const token = await keywayTokenFor(run, job);
+      // The repository's REST URL, signed with the body: the App's GitHub serves it under its API, a GitHub Enterprise
+      // Server under its own.
+      const repositoryAt = (api: string) => `${api}/repos/${OWNER}/api`;
+      const elsewhere = 'https://ghes.acme.dev/api/v3';
+      const ofElsewhere = (base: ReturnType<typeof workflowJob>) => ({ ...base, repository: { ...base.repository, url: repositoryAt(elsewhere) } });
+      expect(await deliver({ event: 'workflow_job', payload: ofElsewhere(workflowJob(run, 'completed', { id: job })) })).toMatchObject({
+        status: 200,
+        body: { status: 'ignored', detail: expect.stringContaining("not of the App's GitHub") },
+      });
+      const runOfElsewhere = { action: 'completed', workflow_run: { id: run, run_attempt: 1 }, repository: { id: 734201, url: repositoryAt(elsewhere) } };
+      expect(await deliver({ event: 'workflow_run', payload: runOfElsewhere })).toMatchObject({ status: 200, body: { status: 'ignored' } });
+      expect(await (await introspection())(token)).toEqual([true]);
+      expect((await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(run, job)))))).status).toBe(200);
+      // The same completion from the App's own GitHub ends the job.
+      const ofApp = workflowJob(run, 'completed', { id: job });
+      expect(
+        await deliver({ event: 'workflow_job', payload: { ...ofApp, repository: { ...ofApp.repository, url: repositoryAt(github.apiUrl) } } }),
+      ).toMatchObject({
+        status: 200,
+        body: { status: 'handled' },
+      });
+      expect(await (await introspection())(token)).toEqual([false]);
+    });
+
     /**
      * Restarts the test's broker with a policy granting GitHub tokens (one, or a map) to a delegated exchange of a job on the
      * delegated branch, its actor token a job's of the test's GitHub issuer or of `lookalike`, an operator's own OIDC issuer

@@ -6,7 +6,7 @@ import { bodyLimit } from '../middleware/body-limit.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
-import { checkRunIdOf, runAttemptOf } from '../../core/claims/github-run.ts';
+import { checkRunIdOf, githubDeploymentOf, runAttemptOf } from '../../core/claims/github-run.ts';
 import { whatEnded, type EndedWorkRevocations, type RunWorkEnded } from '../../features/github/webhooks/revoke-ended-work-tokens.ts';
 import { reviewPullRequest, switchOnPush, type Handled, type PolicyEventDeps } from '../../features/github/webhooks/handle-policy-events.ts';
 import { isHandledEvent, readWebhookPayload, type HandledEvent, type WebhookPayload } from '../../features/github/webhooks/webhook-payloads.ts';
@@ -51,6 +51,8 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly endKeywayTokens?: (ended: RunWorkEnded) => Promise<EndedWorkRevocations>;
   /** Records that a job or a run's attempt completed, so its tokens exchanged from now on are refused (EndedCiWork). */
   readonly recordEnded?: (ended: RunWorkEnded) => Promise<void>;
+  /** The App's GitHub deployment (`githubDeploymentOf` its API URL); undefined without an App: any GitHub's completions are acted on. */
+  readonly deployment?: string;
 }
 
 type Handlers = { [Name in HandledEvent]: (event: { readonly id: string; readonly payload: WebhookPayload<Name> }) => Promise<Handled> };
@@ -84,6 +86,20 @@ function keywayCount({ revoked, underAnotherRecord }: EndedWorkRevocations): str
 }
 
 function handlers(deps: GitHubWebhookDeps): Handlers {
+  /**
+   * Why a completion in this repository is not acted on: it is on another GitHub deployment than the App's (a second
+   * GitHub's App whose deliveries come here signed with the same secret), whose repository and run ids are numbered apart
+   * and may be the App's jobs' too. Its REST URL is signed with the body; a payload without one is taken as the App's.
+   */
+  const elsewhere = ({ url }: { readonly url?: string | undefined }): Handled | undefined => {
+    if (deps.deployment === undefined || url === undefined) return undefined;
+    const deployment = URL.canParse(url) ? githubDeploymentOf(url) : undefined;
+    if (deployment === deps.deployment) return undefined;
+    return {
+      handled: false,
+      detail: `the repository is ${deployment === undefined ? 'named by no URL' : `on ${deployment}`}, not of the App's GitHub (${deps.deployment})`,
+    };
+  };
   const revokeEnded = async (ended: RunWorkEnded, note = ''): Promise<Handled> => {
     if (deps.endGitHubTokens === undefined && deps.endKeywayTokens === undefined) return { handled: false, detail: 'no tokens are revoked here' };
     // Each step runs whatever another's fate: one store down must not keep the others' tokens alive. Any failure fails
@@ -154,6 +170,8 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     },
     workflow_job: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
+      const other = elsewhere(payload.repository);
+      if (other !== undefined) return other;
       const checkRunId = checkRunOfUrl(payload.workflow_job.check_run_url);
       // Without its check run, the job's own tokens cannot be told from its run's other jobs': only those without one go.
       const unmatched = checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
@@ -173,6 +191,8 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     workflow_run: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_run ${payload.action} needs nothing` };
       const { repository, workflow_run: run } = payload;
+      const other = elsewhere(repository);
+      if (other !== undefined) return other;
       return revokeEnded({
         repositoryId: String(repository.id),
         runId: String(run.id),

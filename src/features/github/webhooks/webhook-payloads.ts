@@ -52,16 +52,22 @@ const installationTarget = object({
   changes: v.optional(object({ login: v.optional(object({ from: text })), slug: v.optional(object({ from: text })) })),
 });
 
+/**
+ * A workflow's repository: its id, and its REST URL (`url`), whose host says which GitHub the delivery is of. Optional
+ * only as the other fields GitHub may leave out are: every GitHub sends it.
+ */
+const workflowRepository = object({ id, url: v.optional(text) });
+
 /** `run_attempt` is left out by older GitHub Enterprise Server releases; `check_run_url` too. */
 const workflowJob = object({
   action: text,
-  repository: object({ id }),
+  repository: workflowRepository,
   workflow_job: object({ id, run_id: id, run_attempt: v.optional(id), check_run_url: v.nullish(text) }),
 });
 
 const workflowRun = object({
   action: text,
-  repository: object({ id }),
+  repository: workflowRepository,
   workflow_run: object({ id, run_attempt: v.optional(id) }),
 });
 
