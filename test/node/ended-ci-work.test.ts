@@ -107,6 +107,21 @@ describe('completed CI work', () => {
     });
   });
 
+  it("reads the App's deployment from an API URL whose host is written as a fully qualified name, with its final dot", async () => {
+    await ended.record('734201', '1400', { kind: 'job', checkRunId: '14001', attempt: 1 }, 'delivery-10', now);
+    const claims = { repository_id: '734201', run_id: '1400', check_run_id: '14001', run_attempt: '1' };
+    const issuer = (url: string) => resolveIssuer({ kind: 'github', url }, { allowHttpLoopback: false });
+    // The same host as without the dot: its jobs' ends are refused, not left to their TTL as another deployment's.
+    for (const [api, url] of [
+      ['https://api.github.com./', 'https://token.actions.githubusercontent.com'],
+      ['https://api.acme.ghe.com.', 'https://token.actions.acme.ghe.com'],
+      ['https://ghes.acme.dev./api/v3', 'https://ghes.acme.dev/_services/token'],
+    ] as const) {
+      const onApp = { ended, deployment: githubDeploymentOf(api) };
+      await expect(refuseEndedCiWork(onApp, { issuer: issuer(url), claims }, now), api).rejects.toMatchObject({ reason: 'ci_work_ended' });
+    }
+  });
+
   it('reads a check run and an attempt only as GitHub writes them: a padded, trailing or over-long number names none', () => {
     const ids = { repository_id: '734201', run_id: '700' };
     expect(ciJobOf({ ...ids, check_run_id: '7001', run_attempt: '999999' })).toEqual(job('7001', 999_999));

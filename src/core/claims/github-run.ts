@@ -92,7 +92,8 @@ const GHE_COM = /^(?:api|token\.actions)\.([a-z0-9-]+\.ghe\.com)$/;
  * github.com run's, nor another server's.
  */
 export function githubDeploymentOf(url: string): string {
-  const host = new URL(url).hostname.toLowerCase();
+  // A fully qualified name's final dot (`api.github.com.`) names the same host: without it, the App's jobs would pass for another deployment's.
+  const host = new URL(url).hostname.toLowerCase().replace(/\.$/, '');
   if (host === GITHUB_COM_ISSUER_HOST || host === 'api.github.com') return 'github.com';
   return GHE_COM.exec(host)?.[1] ?? host;
 }
