@@ -87,6 +87,8 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
     /** How far the broker's clock runs behind the real one: a token minted in the past is due by the real clock. */
     let clockBehindMs = 0;
     let people: TestIssuer;
+    /** A GitHub Actions issuer of another GitHub deployment than the App's (a GitHub Enterprise Server beside it). */
+    let server: TestIssuer;
     /** What the broker logged as errors. */
     const errors: { message: string; fields: LogFields | undefined }[] = [];
     const log: Logger = { info() {}, warn() {}, error: (message, fields) => errors.push({ message, fields }) };
@@ -94,6 +96,7 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
     beforeAll(async () => {
       people = freshIssuer(issuerBase(), 'github-map-people');
       issuer = freshIssuer(issuerBase(), 'github-map');
+      server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'github-map-server');
       github = await FakeGitHub.create(githubBase());
       for (const installation of [
         ACME_INSTALLATION,
@@ -106,8 +109,12 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       ]) {
         await github.install(installation);
       }
+      // That server's jobs of its acme, whose account there has the number acme's has on the App's GitHub, granted acme's docs unpinned.
+      const serverJobs =
+        `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934", ref: refs/heads/multi }\n` +
+        'grant:\n  github: { owner: acme, repositories: [docs], permissions: { contents: read } }\n';
       broker = await start(
-        { ...tokenMapPolicies(issuer), ...auditorPolicies(people, 'https://keyway.test') },
+        { ...tokenMapPolicies(issuer), 'map/server.yaml': serverJobs, ...auditorPolicies(people, 'https://keyway.test') },
         { settings: { ...github.settings, KEYWAY_ALERT_RULES: 'first_policy_exchange' }, now: () => Date.now() - clockBehindMs, log },
       );
     });
@@ -287,6 +294,17 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       // Read as soon as the answer came, before anything else can give GitHub time to finish.
       expect((await github.tokens()).slice(before)).toEqual([expect.objectContaining({ repositories: ['cli'], revoked: true })]);
       await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' });
+    });
+
+    it("takes no other GitHub deployment's account for the caller's own in a map: its repository_owner_id numbers that deployment's accounts", async () => {
+      const before = await tokenCalls();
+      const serverJob = await server.sign(
+        ciClaims(server.url, broker.issuer, { ref: 'refs/heads/multi', repository_owner: 'acme', repository_owner_id: '1200934' }),
+      );
+      const refused = await postToken(broker, exchangeForm(serverJob, { requested_token_type: GITHUB_TOKEN_MAP_TYPE, resource: repositoryUrl('acme/docs') }));
+      const event = await expectRefusal(broker, refused, { error: 'invalid_target', reason: 'github_repository_not_granted' });
+      expect(event.detail).toContain('which is not the caller');
+      expect(await tokenCalls()).toBe(before);
     });
 
     it("counts each owner's token in the inventory as a grant by its own policy, with its permissions and repositories", async () => {
