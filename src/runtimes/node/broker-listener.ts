@@ -1,6 +1,7 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer, type IncomingMessage } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { getRequestListener, RequestError, type Http2Bindings, type HttpBindings, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
@@ -37,12 +38,13 @@ function malformed(description: string): Response {
  * when there is none. The broker opens no tunnels: answered as a request it cannot serve, and closed (the rest of the
  * connection would be the tunnel's). No record: no route sees it. Node reads nothing more of a socket it handed over, so
  * the client's end of it is never seen: the socket is destroyed once the answer is written, or it would be held (and a
- * shutdown wait for it) for ever. Requests the client sent before it on the connection are answered first (`answered`,
- * RFC 9112 §9.3.2): written at once, the refusal would be read as their answer and theirs never sent.
+ * shutdown wait for it) for ever. Requests the client sent before it on the connection are answered first (RFC 9112
+ * §9.3.2): written at once, the refusal would be read as their answer and theirs never sent. Node answers a connection's
+ * requests in order, so the last one's answer (`earlier`) is the one to wait for.
  */
-async function refuseTunnel(socket: Duplex, answered: Promise<void>): Promise<void> {
+async function refuseTunnel(socket: Duplex, earlier: ServerResponse | undefined): Promise<void> {
   socket.on('error', () => socket.destroy());
-  await answered;
+  if (earlier !== undefined && !earlier.writableFinished) await once(earlier, 'close');
   if (socket.destroyed) return;
   const body = JSON.stringify({ error: 'invalid_request', error_description: 'CONNECT asks for a tunnel, which the broker does not open' });
   const headers = { ...UNSERVABLE_HEADERS, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
@@ -76,8 +78,8 @@ export class BrokerListener {
    * then, it names no peer, and the request would skip the per-client rate limit and leave its record without client_ip.
    */
   readonly #peers = new WeakMap<Socket, string>();
-  /** Per connection, settled once every request it has carried so far is answered (or its answer abandoned). */
-  readonly #answered = new WeakMap<Duplex, Promise<void>>();
+  /** Per connection, the answer to the last request it carried: a CONNECT after it is refused once it is written. */
+  readonly #lastResponse = new WeakMap<Duplex, ServerResponse>();
   readonly #app = Promise.withResolvers<Hono<AppEnv>>();
   #ready: () => boolean = () => false;
   #keepAlive = true;
@@ -92,16 +94,11 @@ export class BrokerListener {
       if (address === undefined) socket.destroy();
       else this.#peers.set(socket, address);
     });
-    server.on('connect', (_request: IncomingMessage, socket: Duplex) => void refuseTunnel(socket, this.#answered.get(socket) ?? Promise.resolve()));
+    server.on('connect', (_request: IncomingMessage, socket: Duplex) => void refuseTunnel(socket, this.#lastResponse.get(socket)));
     server.on('request', (request, response) => {
       // A response that was under way when the listener closed leaves its connection idle: close it then, not after keep-alive's 5 s.
       response.on('finish', () => this.#closed && setImmediate(() => this.#closeIdle()));
-      const earlier = this.#answered.get(request.socket) ?? Promise.resolve();
-      const closed = new Promise<void>((resolve) => response.once('close', () => resolve()));
-      this.#answered.set(
-        request.socket,
-        Promise.all([earlier, closed]).then(() => undefined),
-      );
+      this.#lastResponse.set(request.socket, response);
     });
   }
 
