@@ -29,6 +29,19 @@ interface RawResponse {
   readonly body: Record<string, unknown>;
 }
 
+/** Whether the broker at `url` answers a new connection's request within `ms` (one it holds to its cap refuses). */
+async function servedWithin(url: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/livez`, { headers: { connection: 'close' } }).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ok) return true;
+  }
+  return false;
+}
+
 /** The broker's answer to a request it cannot serve: an RFC 6749 400 saying why, never stored or sniffed. */
 function expectUnservable(refused: RawResponse, description: unknown): void {
   expect(refused.status).toBe(400);
@@ -254,14 +267,7 @@ describe('inbound bounds on Node', () => {
       expect(answer.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
       tunnel.destroy();
       // The only connection the broker holds is free again: a connection it kept would have the next one closed unanswered.
-      const deadline = Date.now() + 5_000;
-      let served = false;
-      while (!served && Date.now() < deadline)
-        served = await fetch(`${capped.url}/livez`, { headers: { connection: 'close' } }).then(
-          (r) => r.ok,
-          () => false,
-        );
-      expect(served).toBe(true);
+      expect(await servedWithin(capped.url, 5_000)).toBe(true);
     } finally {
       await capped.close();
     }
@@ -453,14 +459,7 @@ describe('inbound bounds on Node', () => {
       expect(received).toBe('');
 
       held[0]?.destroy();
-      const deadline = Date.now() + 5_000;
-      let served = false;
-      while (!served && Date.now() < deadline)
-        served = await fetch(`${capped.url}/livez`, { headers: { connection: 'close' } }).then(
-          (r) => r.ok,
-          () => false,
-        );
-      expect(served).toBe(true);
+      expect(await servedWithin(capped.url, 5_000)).toBe(true);
       held[1]?.destroy();
     } finally {
       await capped.close();
