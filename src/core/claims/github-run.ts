@@ -47,14 +47,6 @@ export function ciJobOf(claims: Readonly<Record<string, unknown>>): CiJob {
 }
 
 /**
- * Whether an issuer of this kind (its preset's name, as trusted or as recorded) is a GitHub Actions issuer (github.com,
- * GHE.com, a GHES): only its tokens' `repository_id` and `run_id` are the ids GitHub gave a run.
- */
-export function isGitHubActionsKind(kind: string | null | undefined): boolean {
-  return kind === 'github';
-}
-
-/**
  * The GitHub Actions job a verified token is of: `ciJobOf` its claims for a token of a GitHub issuer of `deployment`
  * (isGitHubActionsOf), none for any other: another kind of issuer's claims may name any repository and run ids, and another
  * deployment's number its own repositories and runs, which no webhook of this one speaks for.
@@ -105,6 +97,7 @@ export function githubDeploymentOf(url: string): string {
  * deployment (not known: webhooks without an App, a policy tried offline) takes any GitHub Actions issuer.
  */
 export function isGitHubActionsOf(deployment: string | undefined, issuer: { readonly url: string | null; readonly kind: string | null | undefined }): boolean {
-  if (!isGitHubActionsKind(issuer.kind)) return false;
+  // Only a GitHub issuer's kind (github.com, GHE.com, a GHES) says its repository and run ids are ones GitHub gave.
+  if (issuer.kind !== 'github') return false;
   return deployment === undefined || (issuer.url !== null && URL.canParse(issuer.url) && githubDeploymentOf(issuer.url) === deployment);
 }
