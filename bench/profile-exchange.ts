@@ -5,7 +5,7 @@
 // event loop's profile summed by where the code lives (jose, node:crypto, the HTTP stack, SQLite,
 // keyway's own modules…) and by function. Not a test and not a figure with a target: the profile
 // that explains the bench's figures. Settings: PROFILE_EXCHANGES (20000), PROFILE_CONNECTIONS (32),
-// PROFILE_TOP (25 functions), PROFILE_PINNED (1), PROFILE_ENV (extra KEYWAY_* settings as JSON, e.g. '{"KEYWAY_PROCESSES":"2"}').
+// PROFILE_TOP (25 functions), PROFILE_PINNED (1), PROFILE_POLICIES (10: the realistic set's size), PROFILE_ENV (extra KEYWAY_* settings as JSON, e.g. '{"KEYWAY_PROCESSES":"2"}').
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { claimsGrantedIn } from './realistic-policies.ts';
 const EXCHANGES = envNumber('PROFILE_EXCHANGES', 20_000);
 const CONNECTIONS = envNumber('PROFILE_CONNECTIONS', 32);
 const TOP = envNumber('PROFILE_TOP', 25);
+const POLICIES = envNumber('PROFILE_POLICIES', 10);
 const EXTRA_ENV = JSON.parse(process.env['PROFILE_ENV'] ?? '{}') as Record<string, string>;
 
 interface ProfileNode {
@@ -66,11 +67,11 @@ const plan = process.env['PROFILE_PINNED'] === '0' ? undefined : cpuPlan();
 if (plan !== undefined) pinSelf(plan.driver);
 const profileDir = mkdtempSync(join(tmpdir(), 'keyway-profile-'));
 const { issuer, close } = await startBenchIssuer();
-const supply = new TokenSupply(issuer, BROKER_ISSUER, claimsGrantedIn(10), 3600);
+const supply = new TokenSupply(issuer, BROKER_ISSUER, claimsGrantedIn(POLICIES), 3600);
 const tokens = supply.reader();
 const broker = await startBenchBroker({
   issuer,
-  policies: 10,
+  policies: POLICIES,
   ...(plan === undefined ? {} : { cpu: plan.broker }),
   env: { KEYWAY_ALERT_RULES: 'all', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}`, ...EXTRA_ENV },
 });
