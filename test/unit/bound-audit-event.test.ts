@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
-import { AUDIT_BOUNDS, boundAuditEvent, boundJson, boundText } from '../../src/core/audit/bound-audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent, boundJson, boundText, jsonShowsCut, textShowsCut } from '../../src/core/audit/bound-audit-event.ts';
 
 const serializedLength = (value: unknown): number => JSON.stringify(value).length;
 
@@ -107,5 +107,63 @@ describe('bounding what a caller chose', () => {
     // In the order of the record's JCS text.
     expect(Object.keys(bounded.actor ?? {})).toEqual(['issuer', 'run', 'sha256', 'subject']);
     expect(Object.keys(bounded.actor?.run ?? {})).toEqual(['repository_id', 'run_attempt', 'run_id']);
+  });
+});
+
+describe('reading a cut in what a record kept', () => {
+  /** Characters of every JSON width: one, an escape of two, a surrogate pair, a control and a lone surrogate (six each). */
+  const widths = ['x', '"', '\n', '😀', '\u0001', '\ud800', 'é'];
+
+  it('reads every cut boundText makes as cut, whatever the width of the character it stopped before', () => {
+    for (const max of [AUDIT_BOUNDS.text, 40, 7, 1]) {
+      for (const head of widths) {
+        for (const tail of widths) {
+          for (let pad = 0; pad < 8; pad += 1) {
+            const cut = boundText(`${'a'.repeat(pad)}${head.repeat(max)}${tail.repeat(max)}`, max);
+            expect(textShowsCut(cut, max), JSON.stringify({ max, head, tail, pad, cut })).toBe(true);
+          }
+        }
+      }
+    }
+  });
+
+  it('does not read a value ending in … as cut unless it ends where a cut would', () => {
+    expect(textShowsCut('refs/heads/wait…')).toBe(false);
+    expect(textShowsCut(`${'x'.repeat(AUDIT_BOUNDS.text - 7)}…`)).toBe(false);
+    expect(textShowsCut('x'.repeat(AUDIT_BOUNDS.text))).toBe(false);
+    // A whole value of exactly a cut's shape: the record cannot tell it from a cut one, so it counts as cut.
+    expect(textShowsCut(`${'x'.repeat(AUDIT_BOUNDS.text - 1)}…`)).toBe(true);
+  });
+
+  it('reads a cut list by its marker and by the budget each entry had, short of the text bound', () => {
+    expect(
+      jsonShowsCut(
+        boundJson(
+          Array.from({ length: 40 }, (_, index) => `s${index}`),
+          AUDIT_BOUNDS.value,
+        ),
+        AUDIT_BOUNDS.value,
+      ),
+    ).toBe(true);
+    expect(jsonShowsCut(['https://deploy.example', 'wait…'], AUDIT_BOUNDS.value)).toBe(false);
+    // Seven whole entries of 256 leave the eighth 216 characters: it is cut to 214, and no entry is left out (no marker).
+    const full = [...Array.from({ length: 7 }, () => 'a'.repeat(AUDIT_BOUNDS.text)), 'b'.repeat(AUDIT_BOUNDS.text)];
+    const bounded = boundJson(full, AUDIT_BOUNDS.value) as string[];
+    expect(bounded).toHaveLength(8);
+    expect(bounded[7]).toMatch(/^b{100,250}…$/);
+    expect(jsonShowsCut(bounded, AUDIT_BOUNDS.value)).toBe(true);
+    expect(jsonShowsCut(bounded.slice(0, 7), AUDIT_BOUNDS.value)).toBe(false);
+  });
+
+  it('reads a cut object by its … key, a cut key, or any member ending in …', () => {
+    expect(
+      jsonShowsCut(boundJson(Object.fromEntries(Array.from({ length: 20 }, (_, index) => [`k${index}`, index])), AUDIT_BOUNDS.value), AUDIT_BOUNDS.value),
+    ).toBe(true);
+    expect(jsonShowsCut(boundJson({ [`k${'e'.repeat(300)}`]: 1 }, AUDIT_BOUNDS.value), AUDIT_BOUNDS.value)).toBe(true);
+    // The record keeps an object's members in JCS order, not the order they were cut in: their budgets are not known.
+    expect(jsonShowsCut({ team: 'ops…' }, AUDIT_BOUNDS.value)).toBe(true);
+    expect(jsonShowsCut({ namespace: 'ci', uid: 7, groups: ['a', 'b'] }, AUDIT_BOUNDS.value)).toBe(false);
+    expect(jsonShowsCut(7, AUDIT_BOUNDS.value)).toBe(false);
+    expect(jsonShowsCut(undefined, AUDIT_BOUNDS.value)).toBe(false);
   });
 });

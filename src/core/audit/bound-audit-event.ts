@@ -59,6 +59,12 @@ export function boundText(text: string, max: number = AUDIT_BOUNDS.text): string
 /** Room kept for the marker a cut list or object ends with (`,"…99 more"`). */
 const MARKER_ROOM = 16;
 
+/** What boundJson cuts one string to, given what is left of its budget. */
+const textBound = (budget: number): number => Math.max(CUT.length, Math.min(AUDIT_BOUNDS.text, budget - 2));
+
+/** Characters a value boundJson kept takes in its list or object. */
+const keptSize = (bounded: unknown): number => (typeof bounded === 'string' ? jsonLength(bounded) + 2 : JSON.stringify(bounded ?? null).length);
+
 /**
  * A copy of a JSON value a caller chose that serializes to at most `budget` characters:
  * strings cut (boundText), arrays and objects cut to AUDIT_BOUNDS.entries entries and to what
@@ -66,7 +72,7 @@ const MARKER_ROOM = 16;
  * has a `…` key saying the same, so a cut is never mistaken for the value itself.
  */
 export function boundJson(value: unknown, budget: number): unknown {
-  if (typeof value === 'string') return boundText(value, Math.max(CUT.length, Math.min(AUDIT_BOUNDS.text, budget - 2)));
+  if (typeof value === 'string') return boundText(value, textBound(budget));
   if (typeof value !== 'object' || value === null) return value;
   const array = Array.isArray(value);
   const entries: [string, unknown][] = array ? value.map((item: unknown, index) => [String(index), item]) : Object.entries(value);
@@ -77,7 +83,7 @@ export function boundJson(value: unknown, budget: number): unknown {
     const name = array ? key : boundText(key);
     const keySize = array ? 0 : jsonLength(name) + 3;
     const bounded = boundJson(item, left - keySize - 1);
-    const size = keySize + (typeof bounded === 'string' ? jsonLength(bounded) + 2 : JSON.stringify(bounded ?? null).length) + 1;
+    const size = keySize + keptSize(bounded) + 1;
     if (size > left) break;
     kept.push([name, bounded]);
     left -= size;
@@ -85,6 +91,43 @@ export function boundJson(value: unknown, budget: number): unknown {
   const more = entries.length - kept.length;
   if (array) return [...kept.map(([, item]) => item), ...(more > 0 ? [`${CUT}${more} more`] : [])];
   return Object.fromEntries(more > 0 ? [...kept, [CUT, `${more} more`]] : kept);
+}
+
+/** The most characters one character takes in JSON (`\u0000`, a lone surrogate's `\udxxx`). */
+const WIDEST_CHAR = 6;
+
+/**
+ * Whether `text`, as boundText(…, max) recorded it, has the shape a cut leaves: it ends in … and takes more than `max`
+ * less one character's widest JSON size (the cut stops where the next character no longer fits). A value of exactly
+ * that shape kept whole reads the same, and the record cannot tell the two apart: it counts as cut.
+ */
+export function textShowsCut(text: string, max: number = AUDIT_BOUNDS.text): boolean {
+  return text.endsWith(CUT) && jsonLength(text) > max - WIDEST_CHAR;
+}
+
+/** The entry a cut list ends with. */
+const MORE = /^…[1-9][0-9]* more$/;
+
+/**
+ * Whether a value, as boundJson(…, budget) recorded it, shows a cut anywhere: a string textShowsCut reads as cut, a
+ * list ending in its `…N more` entry, an object with a `…` key or a cut key. A list's entries are read with the budget
+ * boundJson gave each (the record keeps their order); an object's members are not, the record keeping them in JCS
+ * order rather than the order they were cut in, so any string in one that ends in … counts as cut (a budget of 0).
+ */
+export function jsonShowsCut(value: unknown, budget: number): boolean {
+  if (typeof value === 'string') return textShowsCut(value, textBound(budget));
+  if (typeof value !== 'object' || value === null) return false;
+  if (!Array.isArray(value)) {
+    return Object.entries(value).some(([key, member]) => key === CUT || textShowsCut(key) || jsonShowsCut(member, 0));
+  }
+  const last: unknown = value.at(-1);
+  if (typeof last === 'string' && MORE.test(last)) return true;
+  let left = budget - 2 - MARKER_ROOM;
+  for (const item of value as unknown[]) {
+    if (jsonShowsCut(item, left - 1)) return true;
+    left -= keptSize(item) + 1;
+  }
+  return false;
 }
 
 function boundList(list: readonly string[], budget: number = AUDIT_BOUNDS.value): string[] {
