@@ -8,9 +8,28 @@ import { pageCookie } from '../support/audit-page-sign-in.ts';
 
 const BROKER_ISSUER = 'https://keyway.test';
 
-/** A deploy policy that lets a refused pipeline of its organisation learn claim names, a guardrail, and the auditors' policy. */
-function diagnosticPolicies(github: TestIssuer, broker: string): Record<string, string> {
+/**
+ * A deploy policy that lets a refused pipeline of its organisation learn claim names, a guardrail, and the auditors' policy;
+ * and on an issuer of its own, branches allowed by a regex and refused by a deny policy's.
+ */
+function diagnosticPolicies(github: TestIssuer, branches: TestIssuer, broker: string): Record<string, string> {
   return {
+    'branches.yaml': `
+version: 1
+issuer: { kind: github, url: "${branches.url}" }
+match:
+  repository_owner_id: "1200934"
+  ref: { regex: "refs/heads/.+" }
+grant:
+  audience: https://deploy.acme.dev
+`,
+    'unsafe-branches.yaml': `
+version: 1
+effect: deny
+issuer: { kind: github, url: "${branches.url}" }
+match:
+  ref: { regex: "refs/heads/.*/unsafe" }
+`,
     'deploy.yaml': `
 version: 1
 issuer: { kind: github, url: "${github.url}" }
@@ -49,6 +68,7 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
   describe(`refusal diagnostics on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
+    let branches: TestIssuer;
     let auditorToken: string;
     /** A token for the log alone (audit:read), without policy:explain. */
     let readerToken: string;
@@ -65,7 +85,8 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
 
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'diagnostics');
-      broker = await start(diagnosticPolicies(github, BROKER_ISSUER), { log });
+      branches = freshIssuer(issuerBase(), 'branches');
+      broker = await start(diagnosticPolicies(github, branches, BROKER_ISSUER), { log });
       const auditor = async (scope: string) => {
         const granted = await exchange({ repository_id: '555', environment: 'keyway-auditors' }, { scope });
         expect(granted.status, JSON.stringify(granted.body)).toBe(200);
@@ -117,6 +138,26 @@ export function refusalDiagnosticsSuite(runtime: string, start: StartBroker, iss
       });
       const deploy = (body['policies'] as { id: string; lines: { claim: string; held: boolean; actual?: unknown }[] }[]).find((p) => p.id === 'deploy');
       expect(deploy?.lines.filter((line) => !line.held)).toEqual([{ claim: 'ref', matcher: 'refs/heads/main', actual: 'refs/heads/feature', held: false }]);
+    });
+
+    it('says which claims the record kept cut, and does not present a replay over them as the decision', async () => {
+      // The deny policy's regex read the whole branch (under 1,024 characters); the record keeps 256 of it, without /unsafe.
+      const ref = `refs/heads/${'x'.repeat(300)}/unsafe`;
+      const refused = await postToken(broker, exchangeForm(await branches.sign(ciClaims(branches.url, broker.issuer, { ref }))));
+      await expectRefusal(broker, refused, { error: 'invalid_request', reason: 'denied_by_policy' });
+      const id = refused.body['audit_event_id'] as string;
+      expect((await broker.auditEvent(id))?.claims?.['ref']).toMatch(/^refs\/heads\/x+…$/);
+
+      const response = await explanation(id);
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { note: string };
+      expect(body).toMatchObject({ evaluated: true, policy_set: { same: true }, cut: { claims: ['ref'], request: [] }, decision: { granted: true } });
+      expect(body.note).toMatch(
+        /yet these policies grant it now, where they refused it then: the record keeps claim ref cut \(a text past 256 characters ends in …/,
+      );
+      expect(body.note).not.toMatch(/either it asked/);
+      const page = await (await broker.request(`/audit/events/${id}`, { headers: { cookie: auditorCookie } })).text();
+      expect(page).toMatch(/<p class="notice" data-field="policy set">[^<]*the record keeps claim ref cut/);
     });
 
     it("shows the explanation on the /audit page's event view", async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { AUDIT_BOUNDS, boundAuditEvent } from '../../src/core/audit/bound-audit-event.ts';
 import { explainAuditEvent } from '../../src/core/policy/explain-audit-event.ts';
 import { explainClaims } from '../../src/core/policy/explain.ts';
 import { loadPolicies, PolicyLoadError, policySetVersion, type PolicyFile } from '../../src/core/policy/load-policies.ts';
@@ -228,6 +229,84 @@ describe('explaining an audit event', () => {
       /where they granted it then: it asked for a GitHub token, and the record keeps only the audience and scope asked for, so the replay asks for an access token, with no actor, so the two outcomes do not compare$/,
     );
     expect(explained.note).not.toMatch(/evaluated the same policies otherwise/);
+  });
+
+  describe('from claims the record kept cut', () => {
+    const BRANCHES =
+      'version: 1\nissuer: github\nmatch:\n  repository_owner_id: "1200934"\n  ref: { regex: "refs/heads/.+" }\ngrant: { audience: https://deploy.example }\n';
+    const UNSAFE = 'version: 1\neffect: deny\nissuer: github\nmatch:\n  ref: { regex: "refs/heads/.*/unsafe" }\n';
+    const branches = load({ 'branches.yaml': BRANCHES, 'unsafe.yaml': UNSAFE });
+    /** A branch the deny policy's regex reads whole (under 1,024 characters), longer than the record keeps. */
+    const longRef = `refs/heads/${'x'.repeat(300)}/unsafe`;
+    const recorded = (overrides: Partial<AuditEvent> = {}): AuditEvent =>
+      boundAuditEvent({
+        ...event(branches.version),
+        reason: 'denied_by_policy',
+        claims: claims({ repository: 'acme/api', run_id: '7', ref: longRef }),
+        policy: { candidates: ['branches'], matched: ['branches'], denied_by: ['unsafe'], audit_mode: [], set_version: branches.version as string },
+        ...overrides,
+      });
+
+    it('names the claim and does not present the replay as the decision: here the cut value no longer ends in /unsafe', () => {
+      const record = recorded();
+      expect(record.claims?.['ref']).toHaveLength(AUDIT_BOUNDS.text);
+      const explained = explainAuditEvent(record, branches, BROKER);
+      expect(explained).toMatchObject({
+        evaluated: true,
+        policy_set: { same: true },
+        cut: { claims: ['ref'], request: [] },
+        decision: { granted: true, policy: 'branches' },
+      });
+      expect(explained.note).toMatch(
+        /yet these policies grant it now, where they refused it then: the record keeps claim ref cut \(a text past 256 characters ends in …, .*\), and the replay reads what it kept, not what the decision read: .* so the outcome may differ for that alone$/,
+      );
+      expect(explained.note).not.toMatch(/either it asked/);
+    });
+
+    it('warns even when the replay comes out as the decision did', () => {
+      // Refused then by the deny policy, refused now for lack of an allow policy: the outcome agrees, the reason does not.
+      const stricter = load({ 'branches.yaml': BRANCHES.replace('refs/heads/.+', 'refs/heads/main'), 'unsafe.yaml': UNSAFE });
+      const record = recorded({ policy: { candidates: [], matched: [], denied_by: ['unsafe'], audit_mode: [], set_version: stricter.version as string } });
+      const explained = explainAuditEvent(record, stricter, BROKER);
+      expect(explained).toMatchObject({ cut: { claims: ['ref'] }, decision: { granted: false, reason: 'no_policy_matched' }, denied_by: [] });
+      expect(explained.note).toMatch(
+        /^explained by the policy set that decided \(sha256:[0-9a-f]+\), with the claims recorded at decision time; but the record keeps claim ref cut /,
+      );
+      // And whatever set explains it.
+      expect(explainAuditEvent(record, branches, BROKER).note).toMatch(/is not the one given here .*; but the record keeps claim ref cut /);
+    });
+
+    it('names a cut subject and cut requested lists, but not a list asked for instead', () => {
+      const record = recorded({
+        subject: `repo:acme/${'a'.repeat(400)}`,
+        request: { id: 'r4', audience: Array.from({ length: 20 }, (_, index) => `https://a${index}.example`), scope: ['deploy'] },
+      });
+      const explained = explainAuditEvent(record, branches, BROKER);
+      expect(explained).toMatchObject({ cut: { claims: ['ref', 'sub'], request: ['audience'] } });
+      expect(explained.note).toMatch(/the record keeps claims ref, sub and the requested audience cut/);
+      expect(explainAuditEvent(record, branches, BROKER, { audience: ['https://deploy.example'] })).toMatchObject({
+        cut: { claims: ['ref', 'sub'], request: [] },
+      });
+    });
+
+    it('names nothing when nothing was cut, even a value that ends in …', () => {
+      const record = recorded({
+        decision: 'granted',
+        reason: 'granted',
+        claims: claims({ repository: 'acme/api', run_id: '7', ref: 'refs/heads/wait…' }),
+        policy: {
+          granted_by: 'branches',
+          candidates: ['branches'],
+          matched: ['branches'],
+          denied_by: [],
+          audit_mode: [],
+          set_version: branches.version as string,
+        },
+      });
+      const explained = explainAuditEvent(record, branches, BROKER);
+      expect(explained).toMatchObject({ cut: { claims: [], request: [] }, decision: { granted: true } });
+      expect(explained.note).toBe(`explained by the policy set that decided (${branches.version}), with the claims recorded at decision time`);
+    });
   });
 
   it('says so when the record names no version', () => {

@@ -1,6 +1,7 @@
 import type { AuditEvent } from '../audit/audit-event.ts';
-import { auditedClaims, auditedRequest } from './audited-decision-input.ts';
-import { type AccessRequest, isDenialReason } from './decide.ts';
+import { AUDIT_BOUNDS } from '../audit/bound-audit-event.ts';
+import { auditedClaims, auditedRequest, type RecordedCuts, recordedCuts } from './audited-decision-input.ts';
+import { isDenialReason } from './decide.ts';
 import { explainClaims, type Explanation } from './explain.ts';
 import type { PolicySet } from './policy-set.ts';
 
@@ -31,6 +32,8 @@ export type AuditEventExplanation =
       readonly evaluated: true;
       readonly note: string;
       readonly policy_set: ExplainedPolicySet;
+      /** What the record kept cut of the claims and request replayed: where the replay may not be the decision as made. */
+      readonly cut: RecordedCuts;
     } & Explanation);
 
 /** A repository's own policy was asked for with `scope=policy:NAME`; the record keeps no copy of that file. */
@@ -54,44 +57,64 @@ const keptByLength = (event: AuditEvent): string =>
 // The record keeps the audience and scope asked for, not the token type, the repositories or the actor's claims.
 const REPLAYED_AS_ACCESS_TOKEN = 'the record keeps only the audience and scope asked for, so the replay asks for an access token, with no actor';
 
-function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: boolean): string {
+/** What the note says of values the record kept cut, which the replay reads as kept; undefined when it kept none cut. */
+function cutNote({ claims, request }: RecordedCuts): string | undefined {
+  const named = [
+    ...(claims.length === 0 ? [] : [`claim${claims.length === 1 ? '' : 's'} ${claims.join(', ')}`]),
+    ...request.map((list) => `the requested ${list}`),
+  ];
+  if (named.length === 0) return undefined;
+  return (
+    `the record keeps ${named.join(' and ')} cut (a text past ${AUDIT_BOUNDS.text} characters ends in …, a list past ${AUDIT_BOUNDS.entries} entries ` +
+    `or ${AUDIT_BOUNDS.value} characters in a …N more entry), and the replay reads what it kept, not what the decision read: ` +
+    'a policy line that reads it may hold or fail otherwise than it did, so the outcome may differ for that alone'
+  );
+}
+
+function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: boolean, cut: string | undefined): string {
+  const withCut = (note: string): string => (cut === undefined ? note : `${note}; but ${cut}`);
   if (set.same) {
     const note = `explained by the policy set that decided (${set.decided}), with the claims recorded at decision time`;
     // A record refused after the policies granted (a DPoP proof missing, a single-use token again, GitHub unavailable) was granted by them.
     const policiesGranted = event.decision === 'granted' || event.policy?.granted_by !== undefined || !isDenialReason(event.reason);
     if (grantedNow === policiesGranted) {
-      return policiesGranted && event.decision !== 'granted' ? `${note}; the policies granted it, and it was refused after them (${event.reason})` : note;
+      return withCut(
+        policiesGranted && event.decision !== 'granted' ? `${note}; the policies granted it, and it was refused after them (${event.reason})` : note,
+      );
     }
     const outcome = `${note}; yet these policies ${grantedNow ? 'grant' : 'refuse'} it now, where they ${policiesGranted ? 'granted' : 'refused'} it then`;
     const kind = recordedRequestKind(event);
-    if (kind !== undefined) return `${outcome}: ${kind}, and ${REPLAYED_AS_ACCESS_TOKEN}, so the two outcomes do not compare`;
+    if (kind !== undefined) return withCut(`${outcome}: ${kind}, and ${REPLAYED_AS_ACCESS_TOKEN}, so the two outcomes do not compare`);
+    // A cut value the policies read is reason enough: the other explanations are guesses beside it.
+    if (cut !== undefined) return `${outcome}: ${cut}`;
     return (
       `${outcome}: either it asked for a GitHub token, a cloud token or proxy access (${REPLAYED_AS_ACCESS_TOKEN}), ` +
       'or the keyway that decided evaluated the same policies otherwise (before 2026-12-04, a deny policy that names no subject_audience held only for tokens minted for the broker)'
     );
   }
   if (set.decided === null) {
-    return asksRepositoryPolicy(event)
-      ? "decided by a repository's own policy (scope policy:NAME), of which the record keeps no copy: explained by the central policies given here, which may decide otherwise"
-      : 'the record names no policy-set version (it predates them): explained by the policies given here, which may decide otherwise';
+    return withCut(
+      asksRepositoryPolicy(event)
+        ? "decided by a repository's own policy (scope policy:NAME), of which the record keeps no copy: explained by the central policies given here, which may decide otherwise"
+        : 'the record names no policy-set version (it predates them): explained by the policies given here, which may decide otherwise',
+    );
   }
-  return (
+  return withCut(
     `the policy set that decided (${set.decided}) is not the one given here (${set.explained ?? 'a set made in memory'}): this shows what these policies ` +
-    'decide for the recorded claims, which may differ from what was decided then; to replay that moment, run keyway audit explain --policies DIR ' +
-    'on a copy of the policy directory as it was (its version is checked)'
+      'decide for the recorded claims, which may differ from what was decided then; to replay that moment, run keyway audit explain --policies DIR ' +
+      'on a copy of the policy directory as it was (its version is checked)',
   );
 }
 
+/** An audience or scope list to explain instead of the one the record asked for (`POST /v1/policy/explain`). */
+export type AskedInstead = Partial<Pick<AuditEvent['request'], 'audience' | 'scope'>>;
+
 /**
- * Runs the policy explanation against an audit record's claims and request. The record names the version of the
- * policy set that decided; the answer says whether `policies` is that set, and what it means when it is not.
+ * Runs the policy explanation against an audit record's claims and request (or `instead`'s lists). The record names
+ * the version of the policy set that decided; the answer says whether `policies` is that set, and what it means when
+ * it is not, and what of the claims and lists replayed the record kept cut.
  */
-export function explainAuditEvent(
-  event: AuditEvent,
-  policies: PolicySet,
-  brokerIssuer: string,
-  request: AccessRequest = auditedRequest(event.request),
-): AuditEventExplanation {
+export function explainAuditEvent(event: AuditEvent, policies: PolicySet, brokerIssuer: string, instead: AskedInstead = {}): AuditEventExplanation {
   const audit_event = {
     id: event.id,
     time: event.time,
@@ -111,13 +134,16 @@ export function explainAuditEvent(
   const decided = event.policy?.set_version ?? null;
   const explained = policies.version ?? null;
   const policy_set = { decided, explained, same: decided !== null && decided === explained };
-  const explanation = explainClaims(policies, claims, request);
+  const explanation = explainClaims(policies, claims, auditedRequest({ ...event.request, ...instead }));
+  const recorded = recordedCuts(event);
+  const cut = { claims: recorded.claims, request: recorded.request.filter((list) => instead[list] === undefined) };
   return {
     explained: 'audit_event',
     audit_event,
     evaluated: true,
-    note: policySetNote(event, policy_set, explanation.decision.granted),
+    note: policySetNote(event, policy_set, explanation.decision.granted, cutNote(cut)),
     policy_set,
+    cut,
     ...explanation,
   };
 }

@@ -14,11 +14,12 @@ export function EventExplanation(props: { explanation: AuditEventExplanation }) 
       </section>
     );
   }
-  const { decision, closest } = explanation;
+  const { decision, closest, cut } = explanation;
+  const faithful = explanation.policy_set.same && cut.claims.length === 0 && cut.request.length === 0;
   return (
     <section data-testid="event-explanation">
       <h2>Explanation</h2>
-      <p class={explanation.policy_set.same ? '' : 'notice'} data-field="policy set">
+      <p class={faithful ? '' : 'notice'} data-field="policy set">
         {inert(explanation.note)}
       </p>
       <dl>

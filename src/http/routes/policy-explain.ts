@@ -1,17 +1,15 @@
 import { Hono } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import * as v from 'valibot';
-import type { AuditEvent } from '../../core/audit/audit-event.ts';
 import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
-import type { AccessRequest } from '../../core/policy/decide.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../../core/policy/explain.ts';
 import { auditedRequest } from '../../core/policy/audited-decision-input.ts';
-import { explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
+import { type AskedInstead, explainAuditEvent } from '../../core/policy/explain-audit-event.ts';
 
 /** The scope an operator's keyway token needs to ask for explanations. */
 export const POLICY_EXPLAIN_SCOPE = 'policy:explain';
@@ -83,20 +81,18 @@ export function policyExplainRoutes(deps: PolicyExplainDeps, own: OwnTokens): Ho
     const input = parsed.value;
     logExplained(deps.log, c.get('keywayToken'), input.audit_event_id);
 
-    const requestOf = (recorded?: AuditEvent['request']): AccessRequest =>
-      auditedRequest({
-        ...recorded,
-        ...(input.audience === undefined ? {} : { audience: list(input.audience) }),
-        ...(input.scope === undefined ? {} : { scope: list(input.scope) }),
-      });
+    const instead: AskedInstead = {
+      ...(input.audience === undefined ? {} : { audience: list(input.audience) }),
+      ...(input.scope === undefined ? {} : { scope: list(input.scope) }),
+    };
 
     if (input.claims !== undefined) {
       const claims = { aud: deps.issuer, ...input.claims };
-      return c.json({ explained: 'claims', ...explainClaims(deps.policies(), claims, requestOf()) }, 200, NO_STORE);
+      return c.json({ explained: 'claims', ...explainClaims(deps.policies(), claims, auditedRequest(instead)) }, 200, NO_STORE);
     }
     const event = await deps.audit.get(input.audit_event_id as string);
     if (event === undefined) return c.json({ error: 'not_found', error_description: 'no audit event has this id' }, 404, NO_STORE);
-    return c.json(explainAuditEvent(event, deps.policies(), deps.issuer, requestOf(event.request)), 200, NO_STORE);
+    return c.json(explainAuditEvent(event, deps.policies(), deps.issuer, instead), 200, NO_STORE);
   });
   return app;
 }
