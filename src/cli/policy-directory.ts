@@ -1,5 +1,7 @@
 import { policyLoadOptionsOf } from '../config/broker-settings.ts';
 import { statSync } from 'node:fs';
+import { appGitHubDeployment } from '../core/exchange/github-access-request.ts';
+import { readGitHubApiUrl } from '../features/github/app/github-settings.ts';
 import { devIssuerUrl } from '../features/dev-issuer/dev-issuer.ts';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
@@ -7,12 +9,17 @@ import { CliError } from './command.ts';
 
 /**
  * How the policy commands load policies: with the broker's own settings from the environment
- * (KEYWAY_ISSUER, KEYWAY_MAX_TTL_SECONDS, KEYWAY_ALLOW_HTTP_LOOPBACK), so they judge a directory
+ * (KEYWAY_ISSUER, KEYWAY_MAX_TTL_SECONDS, KEYWAY_ALLOW_HTTP_LOOPBACK, KEYWAY_GITHUB_API_URL), so they judge a directory
  * as `npm start` would. `issuer: dev` policies are checked too, as if KEYWAY_DEV=1.
  */
 export function policyLoadOptions(): PolicyLoadOptions {
   const config = nodeConfigFromEnv(process.env);
-  return { ...policyLoadOptionsOf(config), devIssuerUrl: devIssuerUrl(config.issuer) };
+  return {
+    ...policyLoadOptionsOf(config),
+    devIssuerUrl: devIssuerUrl(config.issuer),
+    // The App's deployment without its id and key, which a policy command has no use for.
+    githubDeployment: appGitHubDeployment(readGitHubApiUrl(process.env)),
+  };
 }
 
 /** The directory a policy command works on: its argument, else KEYWAY_POLICIES, else policies/. */

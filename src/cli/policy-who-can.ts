@@ -12,7 +12,9 @@ Who can get a scope, an audience or a GitHub permission, from the policies alone
 enforcing allow policy that grants it, with the lines a token must meet (as policy explain
 shows them), the deny guardrails that may refuse some of those tokens, and the untrusted
 contexts (pull requests, forks, comment triggers, …; the write-from-untrusted lint rule's)
-whose tokens reach it.
+whose tokens reach it. A GitHub grant that pins no owner_id goes to the caller's own account,
+which only a job of the App's GitHub deployment names: KEYWAY_GITHUB_API_URL's, api.github.com
+without it, as the broker reads it.
 
 options:
   --scope SCOPE                  one scope, e.g. deploy:write
@@ -71,13 +73,15 @@ export const policyWhoCan: Command = {
     });
     if (values.format !== 'text' && values.format !== 'json') throw new CliError('--format is text or json');
     const dir = policyDirectory(positionals[0]);
-    const policies = loadPolicies(readPolicyDirectory(dir), policyLoadOptions());
+    const options = policyLoadOptions();
+    const policies = loadPolicies(readPolicyDirectory(dir), options);
     let answer: WhoCanAnswer;
     try {
       answer = whoCan(policies, {
         ...(values.scope === undefined ? {} : { scope: values.scope }),
         ...(values.audience === undefined ? {} : { audience: values.audience }),
         ...(values['github-permission'] === undefined ? {} : { githubPermission: values['github-permission'] }),
+        deployment: options.githubDeployment,
       });
     } catch (error) {
       if (error instanceof WhoCanError) throw new CliError(error.message);

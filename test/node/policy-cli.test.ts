@@ -554,6 +554,24 @@ describe('keyway policy who-can', () => {
   });
 });
 
+describe("keyway policy who-can holds a GitHub grant that pins no owner_id to the App's deployment", () => {
+  // A GitHub Enterprise Server's jobs of its acme, which may hold the number acme's account has on github.com.
+  const SERVER = 'https://ghes.acme.dev/_services/token';
+  const unpinned = (issuer: string) =>
+    `version: 1\nissuer: ${issuer}\nmatch: { repository_owner_id: "1200934", ref: refs/heads/main }\ngrant:\n  github: { owner: acme, repositories: [api], permissions: { contents: read } }\n`;
+  const dir = writeTree({ 'p/cloud.yaml': unpinned('github'), 'p/server.yaml': unpinned(`{ kind: github, url: "${SERVER}" }`) });
+  const listed = async (env: Record<string, string>) => {
+    const result = await keyway(['policy', 'who-can', 'p', '--github-permission', 'contents:read', '--format', 'json'], { cwd: dir, env });
+    expect(result.stderr).toBe('');
+    return (JSON.parse(result.stdout) as { allow: { id: string }[] }).allow.map((policy) => policy.id);
+  };
+
+  it('who-can lists the jobs of the deployment KEYWAY_GITHUB_API_URL names (api.github.com without it), as the broker grants', async () => {
+    expect(await listed({})).toEqual(['cloud']);
+    expect(await listed({ KEYWAY_GITHUB_API_URL: 'https://ghes.acme.dev/api/v3' })).toEqual(['server']);
+  });
+});
+
 describe('what keyway policy diff and who-can print of a proposed policy', () => {
   // A pull request's author writes these: an erase-line sequence in the description, a bidi override and an 8-bit CSI in a ref.
   const proposed = DEPLOY.replace('description: deploy acme/api', 'description: "deploy\\e[1A\\e[2K\\u202e"').replace(

@@ -44,12 +44,21 @@ grant:
   };
 }
 
+/** Another GitHub deployment's jobs of its acme (whose number may be acme's on the App's GitHub), granted acme's repositories unpinned, and pinned. */
+function serverPolicies(server: TestIssuer): Record<string, string> {
+  const grant = (pin: string) => `grant:\n  github: { owner: acme,${pin} repositories: [api], permissions: { contents: read } }\n`;
+  const policy = (pin: string) => `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934" }\n${grant(pin)}`;
+  return { 'server/unpinned.yaml': policy(''), 'server/pinned.yaml': policy(' owner_id: "1200934",') };
+}
+
 /** `POST /v1/policy/explain` end to end. Runs on Node and inside workerd. */
 export function policyExplainSuite(runtime: string, start: StartBroker, issuerBase: () => string): void {
   describe(`POST /v1/policy/explain on ${runtime}`, { shuffle: true }, () => {
     let broker: BrokerHarness;
     let github: TestIssuer;
     let operatorToken: string;
+    /** A GitHub Actions issuer of another GitHub deployment than the App's (github.com here, the broker having no App of its own). */
+    let server: TestIssuer;
     const whoCanAsked: LogFields[] = [];
     const log: Logger = { info: (message, fields = {}) => void (message === 'policy who-can asked' && whoCanAsked.push(fields)), warn() {}, error() {} };
 
@@ -83,7 +92,8 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
 
     beforeAll(async () => {
       github = freshIssuer(issuerBase(), 'explain');
-      broker = await start(explainPolicies(github, BROKER_ISSUER), { log });
+      server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'explain-server');
+      broker = await start({ ...explainPolicies(github, BROKER_ISSUER), ...serverPolicies(server) }, { log });
       expect(broker.issuer).toBe(BROKER_ISSUER);
       operatorToken = await accessToken({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'policy:explain' });
     });
@@ -215,6 +225,10 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
         expect(error['error']).toBe('invalid_request');
         expect(error['error_description']).toMatch(message);
       }
+      // As the exchange grants it: a grant that pins no owner_id goes to a job of the App's deployment only.
+      const permission = await whoCan({ github_permission: 'contents:read' });
+      expect(permission.status).toBe(200);
+      expect(((await permission.json()) as { allow: { id: string }[] }).allow.map((policy) => policy.id)).toEqual(['server/pinned']);
       expect((await whoCan({ scope: 'deploy:write' }, null)).status).toBe(401);
       const opsRead = await accessToken({ repository_id: '555', environment: 'keyway-operators' }, { scope: 'ops:read' });
       const forbidden = await whoCan({ scope: 'deploy:write' }, opsRead);

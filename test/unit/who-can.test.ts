@@ -89,6 +89,36 @@ describe('whoCan', () => {
     expect(whoCan(generic, { githubPermission: 'contents:write' }).allow.map((policy) => policy.id)).toEqual(['pinned']);
   });
 
+  it("lists a GitHub grant that pins no owner_id for the App's deployment's jobs only: another's number their accounts apart", () => {
+    const server = 'https://ghes.example/_services/token';
+    const unpinned = 'grant:\n  github: { owner: acme, repositories: [api], permissions: { contents: write } }\n';
+    const deployments = loadPolicies(
+      [
+        { path: 'cloud.yaml', text: `version: 1\nissuer: github\nmatch: { ${OWNER} }\n${unpinned}` },
+        { path: 'server.yaml', text: `version: 1\nissuer: { kind: github, url: "${server}" }\nmatch: { ${OWNER} }\n${unpinned}` },
+        {
+          path: 'server-pinned.yaml',
+          text: `version: 1\nissuer: { kind: github, url: "${server}" }\nmatch: { repository_owner_id: "7" }\ngrant:\n  github: { owner: acme, owner_id: "9", repositories: [api], permissions: { contents: write } }\n`,
+        },
+      ],
+      { brokerIssuer: BROKER, maxTtlSeconds: 3600, allowHttpLoopback: false },
+    );
+    const listed = (deployment: string | undefined) => whoCan(deployments, { githubPermission: 'contents:write', deployment }).allow.map((policy) => policy.id);
+    expect(listed('github.com')).toEqual(['cloud', 'server-pinned']);
+    expect(listed('ghes.example')).toEqual(['server', 'server-pinned']);
+    expect(listed(undefined)).toEqual(['cloud', 'server', 'server-pinned']);
+    // As decide answers it: the server's job of its acme, with the number acme has on github.com, gets nothing where the App is on github.com.
+    const serverJob = { ...tokenMeeting([{ claim: 'repository_owner_id', matcher: '9' }]), iss: server, aud: BROKER, repository_id: '57' };
+    const asked = (deployment: string) =>
+      explainClaims(deployments, serverJob, {
+        audiences: [],
+        scopes: undefined,
+        github: { repositories: undefined, permissions: { contents: 'write' }, deployment },
+      }).decision;
+    expect(asked('github.com')).toMatchObject({ granted: false, reason: 'github_repository_not_granted' });
+    expect(asked('ghes.example')).toMatchObject({ granted: true, policy: 'server' });
+  });
+
   it.each<WhoCanQuestion>([
     { scope: 'deploy:write' },
     { scope: 'artifacts:read' },

@@ -54,6 +54,11 @@ export interface PolicyLoadOptions extends IssuerResolutionOptions {
   readonly upstreamAudiences?: readonly string[];
   /** The central policy repository keyway's policy review protects (KEYWAY_GITHUB_POLICY_REPOSITORY and its id), when one is set. */
   readonly reviewedRepository?: ReviewedRepository;
+  /**
+   * The GitHub deployment the App mints on (`githubDeploymentOf` KEYWAY_GITHUB_API_URL): a GitHub grant that pins no
+   * `owner_id` goes to a job of that deployment only. Undefined when not known: any GitHub Actions issuer's job.
+   */
+  readonly githubDeployment?: string | undefined;
 }
 
 /** A GitHub repository by owner, name and GitHub's numeric id (as the `repository_id` claim writes it). */

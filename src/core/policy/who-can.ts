@@ -1,3 +1,4 @@
+import { isGitHubActionsOf } from '../claims/github-run.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 import { isPermissionLevel, levelCovers, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { untrustedContextsReaching } from './lint/lint-policies.ts';
@@ -10,6 +11,11 @@ export interface WhoCanQuestion {
   readonly scope?: string;
   readonly audience?: string;
   readonly githubPermission?: string;
+  /**
+   * The GitHub deployment the App mints on (`githubDeploymentOf` its API URL), as the exchange holds a GitHub token request
+   * to it: a grant that pins no `owner_id` goes to a job of that deployment only. Undefined: any GitHub Actions issuer's job.
+   */
+  readonly deployment?: string | undefined;
 }
 
 /** A policy line as `explain` shows it, without a token to hold it to. */
@@ -86,8 +92,9 @@ function grants(policy: Policy, question: WhoCanQuestion): boolean {
   if (grant === undefined) return false;
   if (question.githubPermission !== undefined) {
     const [name, level] = question.githubPermission.split(':') as [string, string];
-    // Without owner_id, only a GitHub issuer's token can name the owner as its own account.
-    const reachable = grant.github?.ownerId !== undefined || policy.issuer.preset.name === 'github';
+    // Without owner_id, only the token of a GitHub issuer of the App's deployment can name the owner as its own account.
+    const reachable =
+      grant.github?.ownerId !== undefined || isGitHubActionsOf(question.deployment, { url: policy.issuer.url, kind: policy.issuer.preset.name });
     return grant.github !== undefined && reachable && levelCovers(grant.github.permissions[name], level);
   }
   // A keyway token needs an audience; `scope` alone is asked of the policy's audiences.

@@ -2,6 +2,8 @@ import { Hono } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import * as v from 'valibot';
 import { whoCan, WhoCanError } from '../../core/policy/who-can.ts';
+import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
+import { appGitHubDeployment } from '../../core/exchange/github-access-request.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { invalidRequest, jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { operatorLogFields, POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
@@ -14,11 +16,16 @@ const WHO_CAN_BODY_BYTES = 8 * 1024;
 
 /**
  * `POST /v1/policy/who-can`: who can get a scope, audience or GitHub permission, from the loaded
- * policies alone. For the same operators as `explain` (scope `policy:explain`), checked before the body is read.
+ * policies alone, a GitHub permission for the jobs of the App's deployment as the exchange grants it. For the same operators as
+ * `explain` (scope `policy:explain`), checked before the body is read.
  * The answer shows policy conditions, so like an explanation it is logged with the operator who asked.
  */
-export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'policies' | 'log'>, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
+export function policyWhoCanRoutes(
+  deps: Pick<PolicyExplainDeps, 'policies' | 'log'> & Pick<ExchangeDeps, 'github'>,
+  own: OwnTokens,
+): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
+  const deployment = appGitHubDeployment(deps.github?.apiUrl);
   app.post('/who-can', operatorAuth(own, [POLICY_EXPLAIN_SCOPE]), jsonBodyLimit(WHO_CAN_BODY_BYTES), async (c) => {
     const parsed = await readJsonBody(c, WhoCanRequestSchema);
     if (!parsed.ok) return parsed.answer;
@@ -29,7 +36,7 @@ export function policyWhoCanRoutes(deps: Pick<PolicyExplainDeps, 'policies' | 'l
         ...(audience === undefined ? {} : { audience }),
         ...(githubPermission === undefined ? {} : { githubPermission }),
       };
-      const answer = whoCan(deps.policies(), question);
+      const answer = whoCan(deps.policies(), { ...question, deployment });
       deps.log.info('policy who-can asked', { ...operatorLogFields(c.get('keywayToken')), question });
       return c.json(answer, 200, NO_STORE);
     } catch (error) {

@@ -48,6 +48,17 @@ function readAppIdentity(env: SettingsSource, idName: string, keyName: string): 
   return { appId, privateKeyPem };
 }
 
+/** KEYWAY_GITHUB_API_URL without its trailing slashes, else api.github.com's: the REST API of the App's GitHub deployment. */
+export function readGitHubApiUrl(env: SettingsSource): string {
+  const apiUrl = env['KEYWAY_GITHUB_API_URL'];
+  const base = set(apiUrl) ? apiUrl.replace(/\/+$/, '') : DEFAULT_GITHUB_API_URL;
+  // Not quoted: credentials or a token in the query are what a refused one may hold.
+  const url = URL.canParse(base) ? new URL(base) : undefined;
+  if (url === undefined || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
+    throw new ConfigError('KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment');
+  return base;
+}
+
 export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | undefined {
   const primary = readAppIdentity(env, 'KEYWAY_GITHUB_APP_ID', 'KEYWAY_GITHUB_APP_PRIVATE_KEY');
   const extraApps: GitHubAppIdentity[] = [];
@@ -59,16 +70,10 @@ export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | 
     extraApps.push(app);
   }
   if (primary === undefined) return undefined;
-  const apiUrl = env['KEYWAY_GITHUB_API_URL'];
-  const base = set(apiUrl) ? apiUrl.replace(/\/+$/, '') : DEFAULT_GITHUB_API_URL;
-  // Not quoted: credentials or a token in the query are what a refused one may hold.
-  const url = URL.canParse(base) ? new URL(base) : undefined;
-  if (url === undefined || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
-    throw new ConfigError('KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment');
   return {
     ...primary,
     extraApps,
-    apiUrl: base,
+    apiUrl: readGitHubApiUrl(env),
     installationCacheSeconds: readInteger(env, 'KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS', 300, 0, 3600),
     organizationPermissions: readPermissionCeilings(env, 'KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS', ORGANIZATION_PERMISSIONS, {}),
   };
