@@ -554,7 +554,7 @@ describe('keyway policy who-can', () => {
   });
 });
 
-describe("keyway policy who-can holds a GitHub grant that pins no owner_id to the App's deployment", () => {
+describe("keyway policy who-can and test hold a GitHub grant that pins no owner_id to the App's deployment", () => {
   // A GitHub Enterprise Server's jobs of its acme, which may hold the number acme's account has on github.com.
   const SERVER = 'https://ghes.acme.dev/_services/token';
   const unpinned = (issuer: string) =>
@@ -569,6 +569,23 @@ describe("keyway policy who-can holds a GitHub grant that pins no owner_id to th
   it('who-can lists the jobs of the deployment KEYWAY_GITHUB_API_URL names (api.github.com without it), as the broker grants', async () => {
     expect(await listed({})).toEqual(['cloud']);
     expect(await listed({ KEYWAY_GITHUB_API_URL: 'https://ghes.acme.dev/api/v3' })).toEqual(['server']);
+  });
+
+  it("test refuses the server's job of its acme where the App is on github.com, and grants it where the App is on that server", async () => {
+    const job = { ...CLAIMS, iss: SERVER, repository_owner: 'acme' };
+    const cases = (decision: string) =>
+      `version: 1\nfixtures:\n  job: ${JSON.stringify(job)}\ncases:\n  - name: the server's job\n    fixture: job\n    request: { github: { repositories: [acme/api] } }\n    expect: ${decision}\n`;
+    const tests = writeTree({
+      'p/server.yaml': unpinned(`{ kind: github, url: "${SERVER}" }`),
+      'p/refused.test.yaml': cases('{ decision: denied, reason: github_repository_not_granted }'),
+    });
+    expect(await keyway(['policy', 'test', 'p'], { cwd: tests })).toMatchObject({ code: 0, stdout: '1 passed, 0 failed\n' });
+    const granted = writeTree({
+      'p/server.yaml': unpinned(`{ kind: github, url: "${SERVER}" }`),
+      'p/granted.test.yaml': cases('{ decision: granted, policy: server }'),
+    });
+    const env = { KEYWAY_GITHUB_API_URL: 'https://ghes.acme.dev/api/v3' };
+    expect(await keyway(['policy', 'test', 'p'], { cwd: granted, env })).toMatchObject({ code: 0, stdout: '1 passed, 0 failed\n' });
   });
 });
 

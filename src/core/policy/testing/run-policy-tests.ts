@@ -70,7 +70,14 @@ export function runPolicyTests(policies: PolicySet, files: readonly PolicyFile[]
       const failures =
         fixture === undefined
           ? [`no fixture named ${testCase.fixture ?? ''} in this file`]
-          : compare(testCase.expect, outcomeOf(policies, claimsOf({ iss, aud: options.brokerIssuer, ...fixture }, testCase.claims ?? {}), requestOf(testCase)));
+          : compare(
+              testCase.expect,
+              outcomeOf(
+                policies,
+                claimsOf({ iss, aud: options.brokerIssuer, ...fixture }, testCase.claims ?? {}),
+                requestOf(testCase, options.githubDeployment),
+              ),
+            );
       results.push({ file: file.path, ...position, name: testCase.name, failures });
     });
   }
@@ -84,7 +91,8 @@ function claimsOf(base: Record<string, unknown>, overrides: Record<string, unkno
   return claims;
 }
 
-function requestOf(testCase: PolicyTestCase): AccessRequest {
+/** The request a case makes; a GitHub token's is held to the App's `deployment`, as the exchange holds it. */
+function requestOf(testCase: PolicyTestCase, deployment: string | undefined): AccessRequest {
   const scopes = list(testCase.request?.scope);
   const github = testCase.request?.github;
   return {
@@ -100,6 +108,7 @@ function requestOf(testCase: PolicyTestCase): AccessRequest {
               return { owner, name };
             }),
             permissions: github.permissions,
+            deployment,
           },
         }),
   };
