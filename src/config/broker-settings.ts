@@ -9,6 +9,7 @@ import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../
 import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
 import { readProxyUpstreams, type UpstreamDeclaration } from '../features/proxy/proxy-settings.ts';
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
+import { appGitHubDeployment } from '../core/exchange/github-access-request.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /**
@@ -73,8 +74,8 @@ export function readBrokerSettings(env: SettingsSource, defaultIssuer?: string):
 
 /**
  * How this broker loads policies, wherever they come from (its directory or bundle, the live set, a repository's own, the
- * policy commands): its issuer, its longest TTL, the loopback rule, its keyway-jwt upstreams' audiences, and the policy
- * repository its review protects.
+ * policy commands): its issuer, its longest TTL, the loopback rule, its keyway-jwt upstreams' audiences, the policy
+ * repository its review protects, and the GitHub deployment its App mints on (github.com's without an App, as the exchange takes it).
  */
 export function policyLoadOptionsOf(settings: BrokerSettings): PolicyLoadOptions {
   const reviewed = settings.githubWebhooks?.policyRepository;
@@ -83,6 +84,7 @@ export function policyLoadOptionsOf(settings: BrokerSettings): PolicyLoadOptions
     maxTtlSeconds: settings.maxTtlSeconds,
     allowHttpLoopback: settings.allowHttpLoopback,
     upstreamAudiences: (settings.proxyUpstreams ?? []).flatMap((upstream) => (upstream.auth.kind === 'keyway-jwt' ? [upstream.auth.audience] : [])),
+    githubDeployment: appGitHubDeployment(settings.github?.apiUrl),
     ...(reviewed === undefined ? {} : { reviewedRepository: { owner: reviewed.owner, name: reviewed.name, id: String(reviewed.id) } }),
   };
 }

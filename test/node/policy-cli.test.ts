@@ -554,7 +554,7 @@ describe('keyway policy who-can', () => {
   });
 });
 
-describe("keyway policy who-can and test hold a GitHub grant that pins no owner_id to the App's deployment", () => {
+describe("keyway policy who-can, test and check hold a GitHub grant that pins no owner_id to the App's deployment", () => {
   // A GitHub Enterprise Server's jobs of its acme, which may hold the number acme's account has on github.com.
   const SERVER = 'https://ghes.acme.dev/_services/token';
   const unpinned = (issuer: string) =>
@@ -569,6 +569,19 @@ describe("keyway policy who-can and test hold a GitHub grant that pins no owner_
   it('who-can lists the jobs of the deployment KEYWAY_GITHUB_API_URL names (api.github.com without it), as the broker grants', async () => {
     expect(await listed({})).toEqual(['cloud']);
     expect(await listed({ KEYWAY_GITHUB_API_URL: 'https://ghes.acme.dev/api/v3' })).toEqual(['server']);
+  });
+
+  it("check warns of the server's policy where the App is on github.com, and of github.com's where the App is on that server", async () => {
+    const check = (env: Record<string, string>) => keyway(['policy', 'check', 'p'], { cwd: dir, env });
+    const onGitHubCom = await check({});
+    expect(onGitHubCom.code).toBe(0);
+    expect(onGitHubCom.stdout).toContain(
+      `p/server.yaml:5:3 warning grant.github pins no owner_id, so it goes to the caller's own account, which only a job of the App's GitHub deployment (github.com, KEYWAY_GITHUB_API_URL's) names; ${SERVER} is a GitHub issuer of ghes.acme.dev`,
+    );
+    expect(onGitHubCom.stdout).not.toContain('p/cloud.yaml');
+    const onServer = await check({ KEYWAY_GITHUB_API_URL: 'https://ghes.acme.dev/api/v3' });
+    expect(onServer.stdout).toContain('p/cloud.yaml:5:3 warning grant.github pins no owner_id');
+    expect(onServer.stdout).not.toContain('p/server.yaml');
   });
 
   it("test refuses the server's job of its acme where the App is on github.com, and grants it where the App is on that server", async () => {

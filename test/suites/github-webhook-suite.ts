@@ -2051,6 +2051,38 @@ grant:
         expect(run.output.annotations).toContainEqual(failure('release.yaml', 5, /may grant administration not at all, not write/));
         expect(run.output.annotations).toContainEqual(failure('other.yaml', 2, /is not an issuer the operator allows repository policies to name/));
       });
+
+      it("warns in the review of a repository policy naming another GitHub deployment's issuer: it loads, and never grants", async () => {
+        // A GitHub Actions issuer of another deployment than the App's (the fake GitHub on 127.0.0.1), which the central set trusts.
+        const server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'webhooks-server');
+        broker.close();
+        broker = await startBroker(
+          {},
+          {
+            'server.yaml': `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934" }\ngrant: { audience: https://deploy.acme.dev }\n`,
+          },
+        );
+        const head = sha('own-server');
+        const ownPolicy = repositoryPolicy('  github: { repositories: [acme/api], permissions: { contents: read } }').replace(ci.url, server.url);
+        await github.putFile({ owner: OWNER, repo: 'api', path: '.github/keyway/server.yaml', ref: head, text: ownPolicy });
+        const before = (await checkRuns()).length;
+        await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 45, baseSha: sha('own-base'), headSha: head }),
+        });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'success' });
+        expect(run.output.annotations).toContainEqual(
+          expect.objectContaining({
+            path: '.github/keyway/server.yaml',
+            start_line: 5,
+            annotation_level: 'warning',
+            message: expect.stringMatching(
+              /is a GitHub issuer of localhost, which numbers its accounts apart: this policy never grants its jobs a GitHub token/,
+            ),
+          }),
+        );
+      });
     });
 
     it('answers 503 and forgets the delivery when GitHub fails, so a redelivery is handled', async () => {

@@ -333,6 +333,44 @@ describe('lint rules', () => {
     });
   });
 
+  describe("other-github-deployment (warning): a GitHub grant that pins no owner_id, for another deployment's jobs", () => {
+    const SERVER = 'https://ghes.acme.dev/_services/token';
+    const ON_GITHUB_COM: PolicyLoadOptions = { ...OPTIONS, githubDeployment: 'github.com' };
+    const findings = (text: string, options = ON_GITHUB_COM) =>
+      lintPolicies(compilePolicyFiles([{ path: 'p.yaml', text }], options)).filter((finding) => finding.rule === 'other-github-deployment');
+    /** A GitHub token for acme/api to the jobs of account 1200934 of `issuer`, as a repository's own policy grants it (`pin` empty). */
+    const granting = (issuer: string, pin = '', extra = '') =>
+      `version: 1\nissuer: ${issuer}\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\n${SAFE_CONTEXT}grant:\n  github: { owner: acme,${pin} repositories: [api], permissions: { contents: read } }\n${extra}`;
+    const server = `{ kind: github, url: "${SERVER}" }`;
+
+    it("flags a GitHub Enterprise Server's policy where the App is on github.com: it can never grant, and says what to do", () => {
+      const [finding, ...rest] = findings(granting(server));
+      expect(rest).toEqual([]);
+      expect(finding).toMatchObject({ rule: 'other-github-deployment', severity: 'warning', line: 10 });
+      expect(finding?.message).toContain(
+        `${SERVER} is a GitHub issuer of ghes.acme.dev, which numbers its accounts apart: this policy never grants its jobs a GitHub token`,
+      );
+      expect(finding?.message).toContain("the App's GitHub deployment (github.com, KEYWAY_GITHUB_API_URL's)");
+      expect(finding?.message).toContain('grant these jobs from a central policy that pins grant.github.owner_id');
+      // The reverse: github.com's jobs where the App is on that server.
+      expect(findings(granting('github'), { ...OPTIONS, githubDeployment: 'ghes.acme.dev' })).toHaveLength(1);
+    });
+
+    it("passes the App's own deployment's issuers, a grant that pins owner_id, a deny policy, and a set compiled without a deployment", () => {
+      expect(findings(granting('github'))).toEqual([]);
+      expect(findings(granting(server), { ...OPTIONS, githubDeployment: 'ghes.acme.dev' })).toEqual([]);
+      expect(findings(granting('{ kind: github, url: "https://token.actions.acme.ghe.com" }'), { ...OPTIONS, githubDeployment: 'acme.ghe.com' })).toEqual([]);
+      expect(findings(granting(server, ' owner_id: "1200934",'))).toEqual([]);
+      expect(findings(`version: 1\neffect: deny\nissuer: ${server}\nmatch: { event_name: workflow_run }\n`)).toEqual([]);
+      expect(findings(granting(server), OPTIONS)).toEqual([]);
+    });
+
+    it('is silenced with a reason, as any rule', () => {
+      const text = granting(server, '', 'lint:\n  ignore:\n    other-github-deployment: "the App moves to this server next week"\n');
+      expect(lintPolicies(compilePolicyFiles([{ path: 'p.yaml', text }], ON_GITHUB_COM))).toEqual([]);
+    });
+  });
+
   describe('name-without-id (warning): resurrected names', () => {
     it.each([
       ['repository', 'repository_id', '  repository_owner_id: "1"\n  repository: acme/api'],

@@ -159,6 +159,8 @@ export interface PolicyCompilation {
   readonly brokerIssuer: string;
   /** The policy repository keyway's review protects, when the set was compiled for a broker that has one. */
   readonly reviewedRepository?: ReviewedRepository;
+  /** The GitHub deployment the App mints on, when the set was compiled for a broker (or a policy command) that knows it. */
+  readonly githubDeployment?: string;
 }
 
 /**
@@ -232,6 +234,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     problems,
     brokerIssuer: options.brokerIssuer,
     ...(options.reviewedRepository === undefined ? {} : { reviewedRepository: options.reviewedRepository }),
+    ...(options.githubDeployment === undefined ? {} : { githubDeployment: options.githubDeployment }),
   };
 }
 

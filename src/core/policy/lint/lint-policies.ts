@@ -1,5 +1,6 @@
 import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../verify/issuer-preset.ts';
 import { carriesGitRef } from '../../claims/case-fold.ts';
+import { githubDeploymentOf, isGitHubActionsOf } from '../../claims/github-run.ts';
 import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
 import type { CompiledPolicyFile, PolicyCompilation, ReviewedRepository } from '../load-policies.ts';
@@ -40,6 +41,8 @@ interface RuleContext {
   readonly brokerIssuer: string;
   /** The policy repository keyway's review protects, when the broker has one. */
   readonly reviewedRepository: ReviewedRepository | undefined;
+  /** The GitHub deployment the App mints on, when known. */
+  readonly githubDeployment: string | undefined;
   readonly preset: IssuerPreset;
   /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
   readonly guardrails: readonly Policy[];
@@ -98,6 +101,7 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
       : lintPolicy(entry, entry.policy, {
           brokerIssuer: compilation.brokerIssuer,
           reviewedRepository: compilation.reviewedRepository,
+          githubDeployment: compilation.githubDeployment,
           guardrails,
           peers,
           byId,
@@ -108,7 +112,7 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
 function lintPolicy(
   entry: CompiledPolicyFile,
   policy: Policy,
-  set: Pick<RuleContext, 'brokerIssuer' | 'reviewedRepository' | 'guardrails' | 'peers' | 'byId'>,
+  set: Pick<RuleContext, 'brokerIssuer' | 'reviewedRepository' | 'githubDeployment' | 'guardrails' | 'peers' | 'byId'>,
 ): LintFinding[] {
   const findings: LintFinding[] = [];
   const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
@@ -192,6 +196,20 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
       if (writes.length === 0 || (templated && !admitsProbe) || !proxyRuleReachesRepository(rule, probe, reviewed.owner, reviewed.name)) continue;
       report('policy-review-writable', reviewWritableMessage(writes, `grant.proxy (${rule.written}) on ${where}`), ['grant', 'proxy']);
     }
+  },
+
+  function otherGitHubDeployment({ policy, githubDeployment: deployment, report }) {
+    const { url, preset } = policy.issuer;
+    // A repository's own policy is such a grant (it cannot pin owner_id), and fails closed the same way.
+    if (deployment === undefined || policy.effect !== 'allow' || policy.grant?.github === undefined || policy.grant.github.ownerId !== undefined) return;
+    if (preset.name !== 'github' || isGitHubActionsOf(deployment, { url, kind: preset.name })) return;
+    report(
+      'other-github-deployment',
+      `grant.github pins no owner_id, so it goes to the caller's own account, which only a job of the App's GitHub deployment (${deployment}, KEYWAY_GITHUB_API_URL's) names; ` +
+        `${url} is a GitHub issuer of ${githubDeploymentOf(url)}, which numbers its accounts apart: this policy never grants its jobs a GitHub token. ` +
+        "Name an issuer of the App's deployment, or grant these jobs from a central policy that pins grant.github.owner_id",
+      ['grant', 'github'],
+    );
   },
 
   function caseInsensitiveRef({ policy, preset, report }) {

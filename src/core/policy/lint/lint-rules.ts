@@ -75,6 +75,10 @@ export const LINT_RULES = {
     severity: 'notice',
     why: 'a grant template reads a claim not every token carries; tokens without it get no grant from this policy',
   },
+  'other-github-deployment': {
+    severity: 'warning',
+    why: "a GitHub grant that pins no owner_id goes to the caller's own account, which only a job of the App's GitHub deployment names: another deployment numbers its accounts apart, so its jobs never get a GitHub token from it",
+  },
   'cloud-subject-collision': {
     severity: 'error',
     why: "a cloud trusts keyway's sub alone: two policies granting one cloud a sub that could be the same let a pipeline of one take the other's role",
