@@ -333,11 +333,11 @@ describe('lint rules', () => {
     });
   });
 
-  describe("other-github-deployment (warning): a GitHub grant that pins no owner_id, for another deployment's jobs", () => {
+  describe("unreachable-github-grant (warning): a GitHub grant that pins no owner_id, for another CI system's or deployment's jobs", () => {
     const SERVER = 'https://ghes.acme.dev/_services/token';
     const ON_GITHUB_COM: PolicyLoadOptions = { ...OPTIONS, githubDeployment: 'github.com' };
     const findings = (text: string, options = ON_GITHUB_COM) =>
-      lintPolicies(compilePolicyFiles([{ path: 'p.yaml', text }], options)).filter((finding) => finding.rule === 'other-github-deployment');
+      lintPolicies(compilePolicyFiles([{ path: 'p.yaml', text }], options)).filter((finding) => finding.rule === 'unreachable-github-grant');
     /** A GitHub token for acme/api to the jobs of account 1200934 of `issuer`, as a repository's own policy grants it (`pin` empty). */
     const granting = (issuer: string, pin = '', extra = '') =>
       `version: 1\nissuer: ${issuer}\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\n${SAFE_CONTEXT}grant:\n  github: { owner: acme,${pin} repositories: [api], permissions: { contents: read } }\n${extra}`;
@@ -346,7 +346,7 @@ describe('lint rules', () => {
     it("flags a GitHub Enterprise Server's policy where the App is on github.com: it can never grant, and says what to do", () => {
       const [finding, ...rest] = findings(granting(server));
       expect(rest).toEqual([]);
-      expect(finding).toMatchObject({ rule: 'other-github-deployment', severity: 'warning', line: 10 });
+      expect(finding).toMatchObject({ rule: 'unreachable-github-grant', severity: 'warning', line: 10 });
       expect(finding?.message).toContain(
         `${SERVER} is a GitHub issuer of ghes.acme.dev, which numbers its accounts apart: this policy never grants its jobs a GitHub token`,
       );
@@ -365,8 +365,20 @@ describe('lint rules', () => {
       expect(findings(granting(server), OPTIONS)).toEqual([]);
     });
 
+    it("flags another CI system's policy, whose tokens name no GitHub account, with or without the App's deployment", () => {
+      const gitlab = (pin = '') =>
+        `version: 1\nissuer: https://gitlab.com\nmatch:\n  project_id: "42"\n  ref: main\n  ref_protected: "true"\ngrant:\n  github: { owner: acme,${pin} repositories: [api], permissions: { contents: read } }\n`;
+      for (const options of [ON_GITHUB_COM, OPTIONS]) {
+        const [finding, ...rest] = findings(gitlab(), options);
+        expect(rest).toEqual([]);
+        expect(finding).toMatchObject({ rule: 'unreachable-github-grant', severity: 'warning', line: 8 });
+        expect(finding?.message).toContain('https://gitlab.com is a gitlab issuer, whose tokens name no GitHub account of their own');
+      }
+      expect(findings(gitlab(' owner_id: "1200934",'))).toEqual([]);
+    });
+
     it('is silenced with a reason, as any rule', () => {
-      const text = granting(server, '', 'lint:\n  ignore:\n    other-github-deployment: "the App moves to this server next week"\n');
+      const text = granting(server, '', 'lint:\n  ignore:\n    unreachable-github-grant: "the App moves to this server next week"\n');
       expect(lintPolicies(compilePolicyFiles([{ path: 'p.yaml', text }], ON_GITHUB_COM))).toEqual([]);
     });
   });

@@ -198,16 +198,20 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     }
   },
 
-  function otherGitHubDeployment({ policy, githubDeployment: deployment, report }) {
-    const { url, preset } = policy.issuer;
+  function unreachableGitHubGrant({ policy, githubDeployment: deployment, report }) {
     // A repository's own policy is such a grant (it cannot pin owner_id), and fails closed the same way.
-    if (deployment === undefined || policy.effect !== 'allow' || policy.grant?.github === undefined || policy.grant.github.ownerId !== undefined) return;
-    if (preset.name !== 'github' || isGitHubActionsOf(deployment, { url, kind: preset.name })) return;
+    if (policy.effect !== 'allow' || policy.grant?.github === undefined || policy.grant.github.ownerId !== undefined) return;
+    const { url, preset } = policy.issuer;
+    let why: string;
+    if (preset.name !== 'github') why = `${url} is a ${preset.name} issuer, whose tokens name no GitHub account of their own`;
+    else if (deployment !== undefined && !isGitHubActionsOf(deployment, { url, kind: preset.name }))
+      why = `${url} is a GitHub issuer of ${githubDeploymentOf(url)}, which numbers its accounts apart`;
+    else return;
+    const app = deployment === undefined ? "the App's GitHub deployment" : `the App's GitHub deployment (${deployment}, KEYWAY_GITHUB_API_URL's)`;
     report(
-      'other-github-deployment',
-      `grant.github pins no owner_id, so it goes to the caller's own account, which only a job of the App's GitHub deployment (${deployment}, KEYWAY_GITHUB_API_URL's) names; ` +
-        `${url} is a GitHub issuer of ${githubDeploymentOf(url)}, which numbers its accounts apart: this policy never grants its jobs a GitHub token. ` +
-        "Name an issuer of the App's deployment, or grant these jobs from a central policy that pins grant.github.owner_id",
+      'unreachable-github-grant',
+      `grant.github pins no owner_id, so it goes to the caller's own account, which only a job of ${app} names; ${why}: ` +
+        "this policy never grants its jobs a GitHub token. Name an issuer of the App's deployment, or grant these jobs from a central policy that pins grant.github.owner_id",
       ['grant', 'github'],
     );
   },

@@ -75,9 +75,9 @@ export const LINT_RULES = {
     severity: 'notice',
     why: 'a grant template reads a claim not every token carries; tokens without it get no grant from this policy',
   },
-  'other-github-deployment': {
+  'unreachable-github-grant': {
     severity: 'warning',
-    why: "a GitHub grant that pins no owner_id goes to the caller's own account, which only a job of the App's GitHub deployment names: another deployment numbers its accounts apart, so its jobs never get a GitHub token from it",
+    why: "a GitHub grant that pins no owner_id goes to the caller's own account, which only a job of the App's GitHub deployment names: another CI system's tokens name no GitHub account, another deployment numbers its accounts apart, so their jobs never get a GitHub token from it",
   },
   'cloud-subject-collision': {
     severity: 'error',
