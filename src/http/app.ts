@@ -18,6 +18,7 @@ import { tokenRoutes, type TokenRouteDeps } from './routes/token.ts';
 import { revocationRoutes } from './routes/revocation.ts';
 import { proxyRoutes, type ProxyRouteDeps } from './routes/proxy.ts';
 import type { RevocationList } from '../core/revocation/revocation-list.ts';
+import type { PendingGitHubTokens } from '../core/revocation/rfc7009-revoke.ts';
 import { conformingErrorDescriptions } from './conforming-error-descriptions.ts';
 import { responseHeaders } from './response-headers.ts';
 import { guardedDpopReplay, operatorRefusals, type OperatorRefusalRecorderDeps } from './middleware/operator-auth.ts';
@@ -45,6 +46,8 @@ export interface AppDeps {
   readonly webhooks?: Hono;
   /** Revoked keyway tokens, for `POST /revoke` and `POST /introspect`. */
   readonly revocations: RevocationList;
+  /** With a GitHub App: the GitHub tokens the broker issued, which their holders may hand back to `POST /revoke`. */
+  readonly githubTokens?: PendingGitHubTokens;
   /** `/proxy/{upstream}/…` (docs/proxy.md). */
   readonly proxy: Omit<ProxyRouteDeps, 'metrics'>;
   /** Where the requests a rate limit refused at `/proxy` and `/revoke` are counted (`/token`'s are through `answered`). */
@@ -99,6 +102,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         log: deps.exchange.log,
         limits: deps.exchange.limits,
         metrics: deps.metrics,
+        ...(deps.githubTokens === undefined ? {} : { github: deps.githubTokens }),
       },
       own,
     ),

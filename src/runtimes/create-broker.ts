@@ -231,6 +231,7 @@ export function createBroker(parts: BrokerParts): Broker {
         }),
     health: parts.health ?? (() => policyHealth(parts.policies(), undefined)),
     revocations: parts.revocations,
+    ...(github === undefined ? {} : { githubTokens: github }),
     metrics,
     proxy: {
       proxy: {

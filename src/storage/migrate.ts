@@ -377,6 +377,8 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   // The roll-up counted housekeeping (an /audit sign-in, a revocation, an introspection) as its operator's grants. Its
   // groups keep the reason, and only housekeeping records have these: dropping their rows leaves what a rebuild would.
   { id: 22, sql: "DELETE FROM audit_usage WHERE reason IN ('audit_page_signed_in', 'token_revoked', 'token_introspected');" },
+  // A GitHub token's holder hands it back to POST /revoke, which finds its row by the token's SHA-256 (anyone can send one).
+  { id: 23, sql: 'CREATE INDEX github_token_revocations_token ON github_token_revocations (token_sha256);' },
 ];
 
 /** The schema this code writes: the id of its last migration. */

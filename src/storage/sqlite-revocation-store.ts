@@ -88,6 +88,15 @@ export class SqliteRevocationStore implements RevocationStore {
       [now, ...subjectValues, ...actorValues, now],
     ).length;
   }
+
+  async dueForHandBack(tokenSha256: string, now: number): Promise<string | undefined> {
+    const [row] = this.#db.all<{ id: string }>(
+      `UPDATE github_token_revocations SET next_attempt_at = CASE WHEN attempts = 0 THEN min(next_attempt_at, ?) ELSE next_attempt_at END
+        WHERE token_sha256 = ? RETURNING id`,
+      [now, tokenSha256],
+    );
+    return row?.id;
+  }
 }
 
 /** Whether the job a row keeps under the columns prefixed `prefix` (the subject's, or `actor_`) ends with what ended of this run. */

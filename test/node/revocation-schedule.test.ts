@@ -140,4 +140,19 @@ describe('the GitHub token revocation schedule', () => {
     expect(ids(await store.due(t + 5000, 100))).toEqual(['third', 'first']);
     expect(await store.nextAttemptAt()).toBe(t + 2000);
   });
+
+  it("makes a token handed back due now by its SHA-256 and names its row; one already tried keeps its backoff; an unknown one is no one's", async () => {
+    const mine = async (now: number) => (await store.due(now, 100)).filter((row) => row.id === 'handed-back' || row.id === 'tried');
+    await store.add(pending('handed-back', t + 600_000));
+    await store.add(pending('tried', t + 600_000));
+    await store.retry('tried', 2, t + 20_000);
+    expect(await store.dueForHandBack('handed-back', t)).toBe('handed-back');
+    expect(await store.dueForHandBack('tried', t)).toBe('tried');
+    expect(await store.dueForHandBack('no-such-token', t)).toBeUndefined();
+    expect(await mine(t)).toMatchObject([{ id: 'handed-back', attempts: 0, nextAttemptAt: t }]);
+    // Handed back again by a broker whose clock is ahead: not put off.
+    expect(await store.dueForHandBack('handed-back', t + 1000)).toBe('handed-back');
+    expect(await mine(t)).toMatchObject([{ id: 'handed-back', nextAttemptAt: t }]);
+    expect(await mine(t + 20_000)).toMatchObject([{ id: 'handed-back' }, { id: 'tried', attempts: 2, nextAttemptAt: t + 20_000 }]);
+  });
 });

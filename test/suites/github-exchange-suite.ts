@@ -332,6 +332,47 @@ grant:
       expect((await github.calls()).at(-1)).toMatchObject({ body: { repositories: ['ghost'] }, status: 422 });
     });
 
+    it("revokes a token its holder hands back to /revoke at once, at the App's API, recording by its SHA-256 the grant it came from", async () => {
+      const granted = await postToken(broker, githubForm(await job()));
+      expect(granted.status).toBe(200);
+      const token = granted.body['access_token'] as string;
+      const grant = await broker.auditEvent(granted.body['audit_event_id'] as string);
+      const tokenSha256 = grant?.github?.token_sha256 ?? '';
+      const handBack = () =>
+        broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+      const revocations = async () =>
+        (await github.calls()).filter(
+          (call) => call.method === 'DELETE' && call.path === '/installation/token' && call.auth === `token:${tokenSha256.slice(0, 12)}`,
+        );
+
+      const answer = await handBack();
+      expect(answer.status).toBe(200);
+      expect(await answer.text()).toBe('');
+      // Its ten minutes are far off: only the hand-back makes it due now (a Workers alarm may have run the round already).
+      await broker.revokeDueGitHubTokens();
+      expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+      expect((await revocations()).map((call) => call.status)).toEqual([204]);
+      const [record] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked' && event.subject_token?.sha256 === tokenSha256);
+      expect(record).toMatchObject({
+        decision: 'granted',
+        detail: `a GitHub installation token (granted in ${grant?.id}) handed back by its holder: revoked at its App's API by the revocation round, now (or at its retry, if an attempt failed)`,
+        subject_token: { sha256: tokenSha256 },
+      });
+      expect(JSON.stringify(record)).not.toContain(token);
+
+      // Its row is gone: handed back again, it is a token the broker does not know, answered alike and sent nowhere.
+      expect((await handBack()).status).toBe(200);
+      await broker.revokeDueGitHubTokens();
+      expect(await revocations()).toHaveLength(1);
+      const [again] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_malformed');
+      // Kept by its length alone, as any token that is not this broker's: a SHA-256 of a guessable secret would give it away.
+      expect(again?.subject_token).toEqual({ length: token.length });
+    });
+
     it('revokes the token when the policy TTL passes, and only then', async () => {
       /** A GitHub token from the one-minute policy, minted `agoMs` before now by the broker's clock (the subject token too). */
       const mintedAgo = async (agoMs: number) => {

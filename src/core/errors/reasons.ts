@@ -89,7 +89,7 @@ export const REASONS = {
     decision: 'denied',
     description: 'a GitHub installation token or a cloud token cannot be bound to a DPoP key; send no DPoP proof for it',
   },
-  token_revoked: { decision: 'granted', description: 'the keyway token was revoked (RFC 7009)' },
+  token_revoked: { decision: 'granted', description: 'the keyway token was revoked, or a GitHub installation token handed back to be revoked (RFC 7009)' },
   token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
   audit_page_signed_in: { decision: 'granted', description: 'an operator signed in to the /audit page: a session token for the page alone was issued' },
   actor_not_permitted: { decision: 'denied', description: "the subject token's may_act does not name the actor" },

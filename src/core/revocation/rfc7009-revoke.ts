@@ -7,12 +7,26 @@ import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
 import type { RequestLimits } from '../limits/request-limits.ts';
 import { spendUnverifiedBudget } from '../limits/unverified-record-budget.ts';
+import { sha256Hex } from '../mint/sha256-hex.ts';
 import { appendExamination, examinationRecord, examineToken, recordExamination, type RevocationDeps } from './examine-token.ts';
 
-/** What revocation needs beyond examination: where a bound token's holder's DPoP proof is claimed once, and the budget of records strangers earn. */
+/**
+ * The GitHub installation tokens this broker issued and has yet to revoke (features/github/app): one handed back is revoked
+ * at its own App's API, which only the broker knows, now rather than when its policy's TTL passes.
+ */
+export interface PendingGitHubTokens {
+  /** Makes the pending token with this SHA-256 due for revocation now: the id of the grant's audit record, or undefined when none is pending. */
+  handBack(tokenSha256: string): Promise<string | undefined>;
+}
+
+/**
+ * What revocation needs beyond examination: where a bound token's holder's DPoP proof is claimed once, the budget of records
+ * strangers earn, and, with a GitHub App, the GitHub tokens it issued.
+ */
 export interface RevokeDeps extends RevocationDeps {
   readonly dpopReplay: DpopReplayStore;
   readonly limits: Pick<RequestLimits, 'forUnverifiedRecord'>;
+  readonly github?: PendingGitHubTokens;
 }
 
 /** Who revokes: the token's holder, with the request's `DPoP` header if it had one, or an operator by the `sub` of its keyway token. */
@@ -44,6 +58,9 @@ export interface Revocation {
  * refusals of tokens that did not verify do. Past it, a token that is not live is still answered as a live one is
  * (200), recorded only as the first of the run: the budget decides what is written, never what the caller learns.
  * A refused proof is refused whatever the token is, so past the budget it is the limit's refusal (429) instead.
+ *
+ * A token that is no JWT at all may be a GitHub installation token this broker issued: found by its SHA-256 among those still
+ * pending, it is handed back (revoked at its App's API now) and recorded by that SHA-256 as a verified caller's revocation.
  */
 export async function revokeToken(deps: RevokeDeps, token: string, caller: Revoker, context: RequestContext): Promise<Revocation> {
   const now = deps.now();
@@ -61,6 +78,15 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
   }
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
+  if (!examined.live && examined.reason === 'token_malformed' && deps.github !== undefined) {
+    const digest = sha256Hex(token);
+    const grantedIn = await deps.github.handBack(digest);
+    if (grantedIn !== undefined) {
+      const detail = `a GitHub installation token (granted in ${grantedIn}) handed back by ${by}: revoked at its App's API by the revocation round, now (or at its retry, if an attempt failed)`;
+      await appendExamination(deps, { ...record('token_revoked', detail), subject_token: { sha256: digest } });
+      return {};
+    }
+  }
   if (!examined.live) {
     // A session whose sign-in token was revoked is over, but was never revoked itself: the record says which.
     const detail =

@@ -8,7 +8,7 @@ import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
-import { revokeToken, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
+import { revokeToken, type PendingGitHubTokens, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
 import { revokeByJti, type RevocationByJti } from '../../core/revocation/revoke-by-jti.ts';
 import * as v from 'valibot';
@@ -34,6 +34,8 @@ export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys' | 'issu
   readonly clientIp: (c: Context) => string | undefined;
   /** Where every revocation a limit refused (and every record the unverified budget kept out) is counted. */
   readonly metrics: Pick<BrokerMetrics, 'rateLimited'>;
+  /** With a GitHub App: the GitHub tokens the broker issued, which their holders may hand back to `/revoke`. */
+  readonly github?: PendingGitHubTokens;
 }
 
 type Env = { Variables: KeywayAuthVariables & RequestIdVariables };
@@ -48,8 +50,8 @@ const JTI_BODY = v.strictObject({
 });
 
 /**
- * `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662) for keyway's own access tokens.
- * Revoking needs no other credential than the token itself (its holder ends it; a DPoP-bound one with a
+ * `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662) for keyway's own access tokens; `/revoke` takes back the GitHub
+ * installation tokens the broker issued too. Revoking needs no other credential than the token itself (its holder ends it; a DPoP-bound one with a
  * `DPoP` proof of its key) unless an `Authorization` header comes, which must then be an operator's keyway token with `tokens:revoke`;
  * introspection needs a keyway token with `tokens:introspect`. Both are audited.
  */

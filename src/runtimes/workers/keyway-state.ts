@@ -289,6 +289,12 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return count;
   }
 
+  async dueForHandBack(tokenSha256: string, now: number): Promise<string | undefined> {
+    const id = await this.#revocations.dueForHandBack(tokenSha256, now);
+    if (id !== undefined) await this.armAlarm(now);
+    return id;
+  }
+
   observe(event: AuditEvent, link: ChainLink, options: ObserveOptions): Promise<AlertObservation> {
     return this.#alerts.observe(event, link, options);
   }
@@ -494,6 +500,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       remove: (id) => stub().remove(id),
       retry: (id, attempts, nextAttemptAt) => stub().retry(id, attempts, nextAttemptAt),
       dueForEndedWork: (repositoryId, runId, ended, now) => stub().dueForEndedWork(repositoryId, runId, ended, now),
+      dueForHandBack: (tokenSha256, now) => stub().dueForHandBack(tokenSha256, now),
     },
   };
 }

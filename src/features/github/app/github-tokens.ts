@@ -1,6 +1,7 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { RunEnd } from '../../../core/claims/github-run.ts';
 import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
+import type { PendingGitHubTokens } from '../../../core/revocation/rfc7009-revoke.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
 import { isOrganizationPermission, levelCovers } from '../../../core/policy/github-permissions.ts';
@@ -51,7 +52,7 @@ export interface GitHubTokensDeps {
  * at the policy TTL, the token sealed under the master key until then. A token is never handed
  * out without its revocation on record: when scheduling fails it is revoked at once.
  */
-export class GitHubTokens implements GitHubTokenMinter {
+export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
   readonly #deps: GitHubTokensDeps;
   /** Per App (by index): until when it is left out, and why. */
   readonly #backedOff = new Map<number, { readonly until: number; readonly why: string }>();
@@ -274,5 +275,15 @@ export class GitHubTokens implements GitHubTokenMinter {
     const count = await this.#deps.revocations.dueForEndedWork(repositoryId, runId, ended, this.#deps.now());
     if (count > 0) this.#deps.scheduled();
     return count;
+  }
+
+  /**
+   * Its holder handed the token with this SHA-256 back (`POST /revoke`): the revocation round revokes it now, at the API
+   * its row keeps (the App's), rather than at its TTL. Returns the id of its grant's audit record, if it is pending.
+   */
+  async handBack(tokenSha256: string): Promise<string | undefined> {
+    const id = await this.#deps.revocations.dueForHandBack(tokenSha256, this.#deps.now());
+    if (id !== undefined) this.#deps.scheduled();
+    return id;
   }
 }

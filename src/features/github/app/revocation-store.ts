@@ -43,4 +43,9 @@ export interface RevocationStore {
    * one call only, however many are made at once and whatever their `now`.
    */
   dueForEndedWork(repositoryId: string, runId: string, ended: RunEnd, now: number): Promise<number>;
+  /**
+   * Its holder handed back the token with this SHA-256 (`POST /revoke`): makes it due at `now`, unless an attempt to revoke
+   * it already failed (it keeps its backoff), and returns its id; undefined when no such token is pending.
+   */
+  dueForHandBack(tokenSha256: string, now: number): Promise<string | undefined>;
 }
