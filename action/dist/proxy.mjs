@@ -1251,26 +1251,22 @@ var DPOP_PROOF_LIMITS = {
 // src/cli/pipeline/revoke-token.ts
 var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
 var REVOCATIONS = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: handBackGithubInstallationToken
 };
-async function revokeGithubInstallationToken(token, { env, fetch: fetch2 }) {
-  const api = env["GITHUB_API_URL"];
-  if (!api) throw new Error("GITHUB_API_URL is not set: the runner names the GitHub API");
-  const url = URL.canParse(api) ? new URL(api) : void 0;
-  if (url === void 0 || url.protocol !== "https:" && !isLoopbackHttpUrl(url)) {
-    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
-  }
-  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
+async function handBackGithubInstallationToken(token, { broker, fetch: fetch2 }) {
+  await revokeAtBroker(token, { url: revocationEndpoint(broker), fetch: fetch2 });
+  return "handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API";
+}
+function revocationEndpoint(broker) {
+  return new URL("/revoke", broker).href;
+}
+async function revokeAtBroker(token, { url, fetch: fetch2, proof }) {
+  const response = await fetch2(url, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...proof === void 0 ? {} : { dpop: proof } },
+    body: new URLSearchParams({ token, token_type_hint: "access_token" }).toString()
   });
-  await response.body?.cancel();
-  if (response.status === 204) return "revoked the GitHub installation token";
-  if (response.status === 401 && response.headers.has("x-github-request-id") && !response.headers.has("keyway-error")) {
-    return "the GitHub installation token had already expired";
-  }
-  const from = response.headers.has("x-github-request-id") ? "GitHub" : `${url.host} (not GitHub: no x-github-request-id)`;
-  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
+  if (response.status !== 200) throw new Error(`the broker answered ${response.status} to the revocation`);
 }
 
 // src/cli/pipeline/exchange-with-broker.ts

@@ -3,7 +3,7 @@ import { annotation } from '../../src/cli/pipeline/github-commands.ts';
 import { jobLogLine } from '../../src/cli/pipeline/job-log-line.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
-import { REVOKE_STATE } from './runner.ts';
+import { actionInput, REVOKE_STATE } from './runner.ts';
 
 const log = (line: string): void => {
   process.stdout.write(jobLogLine(line));
@@ -17,9 +17,11 @@ async function post(): Promise<void> {
   const revoke = REVOCATIONS[type];
   if (revoke === undefined) return log(`nothing to revoke: no revocation for ${type}`);
   const fetch = retryingFetch(DEFAULT_RETRY_POLICY, () => {});
+  // The broker that issued them (the post step gets the main step's inputs): it knows the GitHub they are revoked at.
+  const broker = new URL(actionInput('url'));
   for (const each of tokens ?? (token === undefined ? [] : [token])) {
     // Each on its own: one that cannot be revoked must not keep the others alive.
-    await revoke(each, { env: process.env, fetch }).then(log, warnNotRevoked);
+    await revoke(each, { broker, fetch }).then(log, warnNotRevoked);
   }
 }
 

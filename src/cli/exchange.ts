@@ -181,7 +181,7 @@ export const exchange: Command = {
     const scopes = values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== '');
     if (map) {
       const asked = { url: new URL(url), subjectAudience: values['subject-audience'], audiences: values.repository, scopes, fetch, log };
-      return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, fetch, log });
+      return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, broker: asked.url, fetch, log });
     }
     // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: a token is masked
     // once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file, or printed
@@ -219,13 +219,13 @@ export const exchange: Command = {
       const status =
         key === undefined ? await execWithToken(command, variable, issued.accessToken, log) : await execWithSigningHelper(key, issued, command, variable, log);
       const type = issued.issuedTokenType;
-      const atGitHub = type === undefined ? undefined : REVOCATIONS[type];
+      const handBack = type === undefined ? undefined : REVOCATIONS[type];
       const revoke =
         type === TOKEN_TYPE.accessToken
           ? () => revokeKeywayToken(issued.accessToken, { broker: new URL(url), fetch, ...(key === undefined ? {} : { dpop: key }) })
-          : atGitHub === undefined
+          : handBack === undefined
             ? undefined
-            : () => atGitHub(issued.accessToken, { env: process.env, fetch });
+            : () => handBack(issued.accessToken, { broker: new URL(url), fetch });
       if (revoke !== undefined) {
         // The command is done with it: take it back now rather than at the policy's TTL.
         await revoke().then(log, (error: unknown) => log(`could not revoke the token: ${(error as Error).message}`));
@@ -255,11 +255,12 @@ async function runTokenMap(
     readonly values: { readonly exec: boolean; readonly 'exec-env'?: string | undefined } & Readonly<Record<string, unknown>>;
     readonly command: readonly string[];
     readonly deliveries: readonly (typeof RUNNER_FILES)[number][];
+    readonly broker: URL;
     readonly fetch: FetchLike;
     readonly log: (line: string) => void;
   },
 ): Promise<number> {
-  const { values, command, deliveries, fetch, log } = options;
+  const { values, command, deliveries, broker, fetch, log } = options;
   let issued: IssuedTokenMap;
   try {
     issued = await exchangeMap();
@@ -275,7 +276,7 @@ async function runTokenMap(
     // The command is done with them: take each back now rather than at its policy's TTL.
     const revoke = REVOCATIONS[GITHUB_INSTALLATION_TOKEN_TYPE]!;
     for (const token of issued.tokens) {
-      await revoke(token.accessToken, { env: process.env, fetch }).then(
+      await revoke(token.accessToken, { broker, fetch }).then(
         (line) => log(`${token.owner}: ${line}`),
         (error: unknown) => log(`${token.owner}: could not revoke the token: ${(error as Error).message}`),
       );

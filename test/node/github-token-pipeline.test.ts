@@ -22,11 +22,14 @@ describe('GitHub tokens in a pipeline', () => {
   let ci: FakeCi;
   let broker: NodeBroker;
   let github: FakeGitHub;
+  /** Another GitHub deployment than the App's: the runner's own (a GitHub Enterprise Server job, the App on github.com). */
+  let runnerGitHub: FakeGitHub;
 
   beforeAll(async () => {
     const issuer = new TestIssuer(inject('testIssuerBase'), `github-pipeline-${crypto.randomUUID().slice(0, 8)}`);
     ci = await startFakeCi(issuer);
     github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    runnerGitHub = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
     const root = writeTree({
       'policies/release.yaml': `
@@ -45,6 +48,8 @@ grant:
   });
 
   const tokenState = async (sha256: string) => (await github.tokens()).find((state) => state.sha256 === sha256);
+  /** Whatever reached the runner's GitHub API, which is not the App's: a token must never be sent there. */
+  const sentToRunnerGitHub = async () => (await runnerGitHub.calls()).map((call) => `${call.method} ${call.path}`);
 
   it('keyway exchange --github-token --exec: the command sees exactly the repositories asked for, and the token is revoked when it ends', async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
@@ -74,13 +79,35 @@ grant:
     const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe('visible: docs\n');
-    expect(result.stderr).toMatch(/revoked the GitHub installation token/);
+    expect(result.stderr).toContain("keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n");
     const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
+    // The broker's revocation round, which the hand-back started, is over once this returns.
+    await broker.revokeDueGitHubTokens();
     expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'], permissions: { contents: 'read', metadata: 'read' } });
     expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).at(-1)?.body).toEqual({
       repositories: ['docs'],
       permissions: { contents: 'read' },
     });
+  });
+
+  it("keyway exchange --github-token --exec on a runner of another GitHub deployment: the token is revoked at the App's GitHub and never sent to the runner's", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
+    const env: Environment = {
+      PATH: process.env['PATH'],
+      HOME: cwd,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_API_URL: runnerGitHub.apiUrl,
+      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
+    };
+    const args = ['exchange', '--url', broker.url, '--github-token', '--repository', 'acme/docs', '--exec', '--', process.execPath, '-e', ''];
+    const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
+    expect(result.code, result.stderr).toBe(0);
+    expect(await sentToRunnerGitHub()).toEqual([]);
+    await broker.revokeDueGitHubTokens();
+    const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
+    expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'] });
+    expect(result.stderr).toContain("keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n");
   });
 
   it('keyway exchange refuses --repository without --github-token', async () => {
@@ -93,9 +120,9 @@ grant:
     expect(result.stderr).toMatch(/needs --github-token/);
   });
 
-  it('the GitHub Action: main sets the GitHub token as its output, post revokes it with the token itself', async () => {
+  it("the GitHub Action on a runner of another GitHub deployment: main sets the GitHub token as its output, post hands it back to the broker, which revokes it at the App's GitHub", async () => {
     const step = actionStep(
-      { ...ci, githubApiUrl: github.apiUrl },
+      { ...ci, githubApiUrl: runnerGitHub.apiUrl },
       { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'pull_requests:write' },
     );
     const files = step.files;
@@ -108,8 +135,13 @@ grant:
 
     const state = readEnvironmentFile(files.GITHUB_STATE)['revoke'] ?? '';
     const post = await step.run('post', { STATE_revoke: state });
-    expect(post).toMatchObject({ code: 0, stdout: 'keyway: revoked the GitHub installation token\n' });
+    expect(await sentToRunnerGitHub()).toEqual([]);
+    await broker.revokeDueGitHubTokens();
     expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
     expect(await tokenState(sha256Hex(token))).toMatchObject({ revoked: true, repositories: ['api'] });
+    expect(post).toMatchObject({
+      code: 0,
+      stdout: "keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n",
+    });
   });
 });

@@ -1,62 +1,54 @@
 import { createDpopProof, type DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
-import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
-import type { Environment } from './ci-token-sources.ts';
 import type { FetchLike } from './retrying-fetch.ts';
 
 /**
  * Issued token types a job can hand back when it is done, and how. A GitHub App installation
- * token lives an hour, so `keyway exchange --exec` revokes it when the command ends and the
+ * token lives an hour, so `keyway exchange --exec` hands it back when the command ends and the
  * GitHub Action's post step once the job no longer needs it (the broker also revokes it when
- * the policy TTL passes). keyway's own access tokens are revoked at the broker
+ * the policy TTL passes). keyway's own access tokens are revoked at the broker too
  * (`revokeKeywayToken`), by `--exec` when the command ends.
  */
 export const GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
 
-export type Revoke = (token: string, context: { readonly env: Environment; readonly fetch: FetchLike }) => Promise<string>;
+export type Revoke = (token: string, context: { readonly broker: URL; readonly fetch: FetchLike }) => Promise<string>;
 
 export const REVOCATIONS: Readonly<Record<string, Revoke>> = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: revokeGithubInstallationToken,
+  [GITHUB_INSTALLATION_TOKEN_TYPE]: handBackGithubInstallationToken,
 };
 
 /**
- * `DELETE $GITHUB_API_URL/installation/token`, authenticated by the token itself. Sent over https only (http on this
- * machine, for tests): outside GitHub Actions whoever sets CI variables names that URL, and the token is live.
+ * The broker's `POST /revoke`, which revokes a GitHub token it issued at its App's own API: only the broker knows which
+ * GitHub that is. The runner's `$GITHUB_API_URL` may be another deployment (a GitHub Enterprise Server job, an App on
+ * github.com), which would be handed the live token and answer it with a 401. The broker answers 200 whatever the token
+ * (RFC 7009), so this says what was asked, not what GitHub did.
  */
-async function revokeGithubInstallationToken(token: string, { env, fetch }: { env: Environment; fetch: FetchLike }): Promise<string> {
-  const api = env['GITHUB_API_URL'];
-  if (!api) throw new Error('GITHUB_API_URL is not set: the runner names the GitHub API');
-  const url = URL.canParse(api) ? new URL(api) : undefined;
-  if (url === undefined || (url.protocol !== 'https:' && !isLoopbackHttpUrl(url))) {
-    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
-  }
-  const response = await fetch(`${api.replace(/\/$/, '')}/installation/token`, {
-    method: 'DELETE',
-    headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
-  });
-  await response.body?.cancel();
-  if (response.status === 204) return 'revoked the GitHub installation token';
-  // GitHub's 401 (it names every answer with a request id): the token already expired or was revoked, the outcome wanted.
-  // Another server's (keyway proxy's forwarder, which takes only its own secret, says keyway-error) is no such answer.
-  if (response.status === 401 && response.headers.has('x-github-request-id') && !response.headers.has('keyway-error')) {
-    return 'the GitHub installation token had already expired';
-  }
-  const from = response.headers.has('x-github-request-id') ? 'GitHub' : `${url.host} (not GitHub: no x-github-request-id)`;
-  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
+async function handBackGithubInstallationToken(token: string, { broker, fetch }: { broker: URL; fetch: FetchLike }): Promise<string> {
+  await revokeAtBroker(token, { url: revocationEndpoint(broker), fetch });
+  return "handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API";
+}
+
+/** A keyway token, at the broker that issued it; `dpop` is the key the token is bound to, if it is. */
+export async function revokeKeywayToken(token: string, { broker, fetch, dpop }: { broker: URL; fetch: FetchLike; dpop?: DpopKeyPair }): Promise<string> {
+  const url = revocationEndpoint(broker);
+  const proof = dpop === undefined ? undefined : await createDpopProof(dpop, { method: 'POST', url, accessToken: token });
+  await revokeAtBroker(token, { url, fetch, ...(proof === undefined ? {} : { proof }) });
+  return 'revoked the keyway token';
+}
+
+function revocationEndpoint(broker: URL): string {
+  return new URL('/revoke', broker).href;
 }
 
 /**
  * `POST <broker>/revoke` (RFC 7009) with the token as its own credential: its holder ends it. The broker answers 200 whatever the token was,
- * but refuses (400 invalid_dpop_proof) a DPoP-bound one without a proof of its key: `dpop` is the key the token is bound to.
+ * but refuses (400 invalid_dpop_proof) a DPoP-bound one without a `proof` of its key.
  */
-export async function revokeKeywayToken(token: string, { broker, fetch, dpop }: { broker: URL; fetch: FetchLike; dpop?: DpopKeyPair }): Promise<string> {
-  const url = new URL('/revoke', broker).href;
-  const proof = dpop === undefined ? undefined : await createDpopProof(dpop, { method: 'POST', url, accessToken: token });
+async function revokeAtBroker(token: string, { url, fetch, proof }: { url: string; fetch: FetchLike; proof?: string }): Promise<void> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...(proof === undefined ? {} : { dpop: proof }) },
     body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
   });
   if (response.status !== 200) throw new Error(`the broker answered ${response.status} to the revocation`);
-  return 'revoked the keyway token';
 }
