@@ -21,7 +21,7 @@ async function post(): Promise<void> {
   const broker = new URL(actionInput('url'));
   for (const each of tokens ?? (token === undefined ? [] : [token])) {
     // Each on its own: one that cannot be revoked must not keep the others alive.
-    await revoke(each, { broker, fetch }).then(log, warnNotRevoked);
+    await revoke(each, { broker, env: process.env, fetch }).then(log, warnNotRevoked);
   }
 }
 

@@ -225,7 +225,7 @@ export const exchange: Command = {
           ? () => revokeKeywayToken(issued.accessToken, { broker: new URL(url), fetch, ...(key === undefined ? {} : { dpop: key }) })
           : handBack === undefined
             ? undefined
-            : () => handBack(issued.accessToken, { broker: new URL(url), fetch });
+            : () => handBack(issued.accessToken, { broker: new URL(url), env: process.env, fetch });
       if (revoke !== undefined) {
         // The command is done with it: take it back now rather than at the policy's TTL.
         await revoke().then(log, (error: unknown) => log(`could not revoke the token: ${(error as Error).message}`));
@@ -276,7 +276,7 @@ async function runTokenMap(
     // The command is done with them: take each back now rather than at its policy's TTL.
     const revoke = REVOCATIONS[GITHUB_INSTALLATION_TOKEN_TYPE]!;
     for (const token of issued.tokens) {
-      await revoke(token.accessToken, { broker, fetch }).then(
+      await revoke(token.accessToken, { broker, env: process.env, fetch }).then(
         (line) => log(`${token.owner}: ${line}`),
         (error: unknown) => log(`${token.owner}: could not revoke the token: ${(error as Error).message}`),
       );

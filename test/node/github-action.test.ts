@@ -111,15 +111,15 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
     expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
   });
 
-  it("post hands a GitHub installation token the main step saved back to the broker, and sends it to no GitHub of the runner's", async () => {
+  it("post revokes a GitHub installation token at the runner's GitHub, with the token itself, when the broker takes none back (it has no GitHub App)", async () => {
     const step = runner({ url: broker.url });
     const saved = JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, token: 'ghs_installation' });
     const result = await step.run('post', { STATE_revoke: saved });
     expect(result).toMatchObject({
       code: 0,
-      stdout: "keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n",
+      stdout: "keyway: revoked the GitHub installation token at the runner's GitHub (the broker does not take GitHub tokens back)\n",
     });
-    expect(ci.githubApiCalls).toEqual([]);
+    expect(ci.githubApiCalls).toEqual([{ method: 'DELETE', path: '/installation/token', authorization: 'Bearer ghs_installation' }]);
   });
 
   it('proxy mode asks for no token: it installs keyway-proxy on GITHUB_PATH for later steps, writes no secret, and a later step runs a command with it', async () => {

@@ -352,6 +352,8 @@ grant:
       const answer = await handBack();
       expect(answer.status).toBe(200);
       expect(await answer.text()).toBe('');
+      // Which tokens this broker takes back, said whatever the token: a pipeline hands a GitHub token back only to one that says so.
+      expect(answer.headers.get('keyway-revokes')).toBe('urn:keyway:params:oauth:token-type:github-installation-token');
       // Its ten minutes are far off: only the hand-back makes it due now (a Workers alarm may have run the round already).
       await broker.revokeDueGitHubTokens();
       expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
@@ -365,12 +367,14 @@ grant:
       expect(JSON.stringify(record)).not.toContain(token);
 
       // Its row is gone: handed back again, it is a token the broker does not know, answered alike and sent nowhere.
-      expect((await handBack()).status).toBe(200);
+      const again = await handBack();
+      expect(again.status).toBe(200);
+      expect(again.headers.get('keyway-revokes')).toBe(answer.headers.get('keyway-revokes'));
       await broker.revokeDueGitHubTokens();
       expect(await revocations()).toHaveLength(1);
-      const [again] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_malformed');
+      const [unknown] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_malformed');
       // Kept by its length alone, as any token that is not this broker's: a SHA-256 of a guessable secret would give it away.
-      expect(again?.subject_token).toEqual({ length: token.length });
+      expect(unknown?.subject_token).toEqual({ length: token.length });
     });
 
     it('revokes the token when the policy TTL passes, and only then', async () => {

@@ -106,6 +106,8 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       const response = await revoke(token);
       expect(response.status).toBe(200);
       expect(response.headers.get('cache-control')).toBe('no-store');
+      // Without a GitHub App, no GitHub token to take back: a pipeline revokes one where the runner's GitHub is.
+      expect(response.headers.get('keyway-revokes')).toBeNull();
       expect(await introspect(token)).toMatchObject({ status: 200, body: { active: false } });
       expect((await introspect(token)).body).toEqual({ active: false });
       const record = await recordAbout(token, 'token_revoked');

@@ -9,6 +9,8 @@ import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken, type PendingGitHubTokens, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
+import { HANDED_BACK_HEADER } from '../../core/revocation/handed-back-tokens.ts';
+import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
 import { revokeByJti, type RevocationByJti } from '../../core/revocation/revoke-by-jti.ts';
 import * as v from 'valibot';
@@ -95,6 +97,8 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
 
   // A revoked operator token is refused after the shed, and only once the broker's keys verified its signature: a flood of
   // forged tokens naming any jti costs no read of the revocation list (a Durable Object call on Workers).
+  // Said on every 200, whatever the token (RFC 7009): which tokens this broker takes back, not whether it took this one.
+  const handedBack = deps.github === undefined ? NO_STORE : { ...NO_STORE, [HANDED_BACK_HEADER]: TOKEN_TYPE.githubInstallationToken };
   const refuseRevoked = refuseRevokedTokens(deps.revocations, examine.keys, deps.now, own.refusals);
   routes.post(
     '/revoke',
@@ -114,7 +118,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       return answer(c, async () => {
         const { refused, limited } = await revokeToken(examine, token, caller, context(c));
         if (limited !== undefined) deps.metrics.rateLimited(limited.limit, 'revoke');
-        if (refused === undefined) return c.body(null, 200, NO_STORE);
+        if (refused === undefined) return c.body(null, 200, handedBack);
         const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
         if (limited !== undefined) {
           const retryAfter = { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) };
