@@ -313,6 +313,28 @@ describe('regex', () => {
       /more ways than two unbounded repetitions/,
     ],
     ['refs/heads/.*-.*-.*', 'three unbounded repetitions', /more ways than two unbounded repetitions/],
+    ['main|refs/heads/.*-.*-.*', 'three unbounded repetitions in an alternative after a cheap one', /more ways than two unbounded repetitions/],
+    [
+      'refs/heads/[a-z]*-?[a-z]*-?[a-z]*',
+      'three unbounded repetitions over the same letters, each before an optional separator: it can end anywhere',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      'refs/heads/[a-z]*.[a-z]*.[a-z]*',
+      'three unbounded repetitions over the same letters, each before a wildcard, which matches a letter too',
+      /more ways than two unbounded repetitions/,
+    ],
+    ['x?x?x?x?.*.*', 'two unbounded repetitions and four optional parts, one more than the limit leaves room for', /more ways than two unbounded repetitions/],
+    [
+      'refs/heads/(?:[a-z]|[a-z0-9-]){1,16}',
+      'alternatives repeated up to 16 times, the fewest refused: each tried costs 16 steps, each repetition 4',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      'refs/heads/.*-.*[0-9]{0,2}[0-9]{0,2}',
+      'two unbounded repetitions and two bounded ones of three lengths each, whose steps cost 4',
+      /more ways than two unbounded repetitions/,
+    ],
     ['(-a)*-(-a)*-.*', 'three unbounded repetitions, each of a group that can begin with the separator', /more ways than two unbounded repetitions/],
     ['.{0,64}.{0,64}.{0,64}.{0,64}', 'long bounded repetitions', /more ways than two unbounded repetitions/],
     [
@@ -352,6 +374,11 @@ describe('regex', () => {
       '(ab)+',
       '[\\]|(]*x',
       '\\u{1F600}+a*',
+      // The most the limit takes of each kind: three optional parts beside two unbounded repetitions, one bounded
+      // repetition of three lengths after them, a group of two alternatives repeated up to 15 times.
+      'x?x?x?.*.*',
+      'refs/heads/(?:[a-z]|[a-z0-9-]){1,15}',
+      'refs/heads/.*-.*[0-9]{0,2}',
     ]) {
       expect(() => compileSafeRegex(pattern, 'exact', false), pattern).not.toThrow();
     }
@@ -384,6 +411,9 @@ describe('regex', () => {
       expect(compileSafeRegex('a*', 'whole', overLong)('A'.repeat(REGEX_MAX_INPUT))).toBe(true);
       expect(compileSafeRegex('b', 'whole', overLong)('A'.repeat(REGEX_MAX_INPUT + 1))).toBe(overLong);
     }
+    // The cap the docs name: 1,024 characters are read, 1,025 are not.
+    expect(compileSafeRegex('a*', 'exact', false)('a'.repeat(1024))).toBe(true);
+    expect(compileSafeRegex('b', 'exact', true)('a'.repeat(1025))).toBe(true);
   });
 
   it("answers a deny line's overLong (true) for a value past the cap, an allow's (false), and the other under not", () => {
