@@ -75,6 +75,12 @@ describe('completed CI work', () => {
     // A plain OIDC issuer's claims of those names mean whatever it says: nothing GitHub's webhooks speak for.
     const other = resolveIssuer('https://idp.acme.dev', { allowHttpLoopback: false });
     await expect(refuseEndedCiWork(check, { issuer: other, claims }, now)).resolves.toBeUndefined();
+    // Nor where the App's deployment is unknown (webhooks without an App), nor on the host of the App's own GitHub.
+    await expect(refuseEndedCiWork({ ended, deployment: undefined }, { issuer: other, claims }, now)).resolves.toBeUndefined();
+    const onServer = { ended, deployment: githubDeploymentOf('https://ghes.acme.dev/api/v3') };
+    const besideServer = resolveIssuer('https://ghes.acme.dev/oidc', { allowHttpLoopback: false });
+    expect(besideServer.preset.name).not.toBe('github');
+    await expect(refuseEndedCiWork(onServer, { issuer: besideServer, claims }, now)).resolves.toBeUndefined();
     await expect(refuseEndedCiWork(undefined, { issuer: github, claims }, now)).resolves.toBeUndefined();
   });
 
@@ -99,6 +105,14 @@ describe('completed CI work', () => {
     await expect(refuseEndedCiWork(onTenant, { issuer: issuer('https://token.actions.acme.ghe.com'), claims }, now)).rejects.toMatchObject({
       reason: 'ci_work_ended',
     });
+    // A host that only holds a tenant's host in its name is a deployment of its own, as any other host is.
+    for (const url of [
+      'https://token.actions.acme.ghe.com.evil.dev/_services/token',
+      'https://api.acme.ghe.com.evil.dev/_services/token',
+      'https://evil-token.actions.acme.ghe.com/_services/token',
+    ]) {
+      await expect(refuseEndedCiWork(onTenant, { issuer: issuer(url), claims }, now), url).resolves.toBeUndefined();
+    }
     // Webhooks without an App, whose API URL is unknown: any GitHub Actions issuer's token is checked, as before.
     await expect(
       refuseEndedCiWork({ ended, deployment: undefined }, { issuer: issuer('https://ghes.acme.dev/_services/token'), claims }, now),
