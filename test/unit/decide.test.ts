@@ -46,6 +46,22 @@ describe('decide', () => {
     expect(denied).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { deniedBy: ['guard'] } });
   });
 
+  it("holds a deny policy's match_actor regex on an actor's claim too long for it to read, as on the subject's", () => {
+    const set = load({
+      'allow.yaml': allow('  repository_id: "1"', undefined, 'match_actor: { iss: https://ci.example, sub: orchestrator }\n'),
+      'guard.yaml':
+        'version: 1\neffect: deny\nissuer: github\nmatch_actor: { iss: https://ci.example, ref: { regex: "refs/heads/feature/.*" } }\nmatch:\n  repository_id: "1"\n',
+    });
+    const acting = (ref: string): AccessRequest => ({ ...ANY, actor: { via: 'actor_token', claims: { iss: 'https://ci.example', sub: 'orchestrator', ref } } });
+    const subject = token(set, { repository_id: '1' });
+    expect(decide(set, subject, acting('refs/heads/main')).granted).toBe(true);
+    expect(decide(set, subject, acting('refs/heads/feature/x'))).toMatchObject({ granted: false, reason: 'denied_by_policy' });
+    // Past the 1,024 characters a regex reads: held by the deny's regex, whatever the value holds.
+    for (const ref of [`refs/heads/feature/${'x'.repeat(1024)}`, `refs/heads/${'x'.repeat(1024)}`]) {
+      expect(decide(set, subject, acting(ref))).toMatchObject({ granted: false, reason: 'denied_by_policy', trace: { deniedBy: ['guard'] } });
+    }
+  });
+
   it('denies when nothing matches, and when a claim a line needs is missing', () => {
     const set = load({ 'p.yaml': allow('  repository_id: "1"\n  environment: production') });
     expect(decide(set, token(set, { repository_id: '2', environment: 'production' }), ANY)).toMatchObject({ granted: false, reason: 'no_policy_matched' });
