@@ -153,6 +153,10 @@ describe('reading a cut in what a record kept', () => {
     expect(bounded[7]).toMatch(/^b{100,250}…$/);
     expect(jsonShowsCut(bounded, AUDIT_BOUNDS.value)).toBe(true);
     expect(jsonShowsCut(bounded.slice(0, 7), AUDIT_BOUNDS.value)).toBe(false);
+    // Cut before a character of the widest JSON size, the eighth keeps the least a cut to 214 can: 208 characters and ….
+    const wide = boundJson([...full.slice(0, 7), `${'b'.repeat(208)}\u0001${'b'.repeat(100)}`], AUDIT_BOUNDS.value) as string[];
+    expect(wide[7]).toBe(`${'b'.repeat(208)}…`);
+    expect(jsonShowsCut(wide, AUDIT_BOUNDS.value)).toBe(true);
   });
 
   it('reads a cut object by its … key, a cut key, or any member ending in …', () => {
