@@ -277,8 +277,11 @@ describe('explaining an audit event', () => {
     });
 
     it('names a cut subject and cut requested lists, but not a list asked for instead', () => {
+      const subject = `repo:acme/${'a'.repeat(400)}`;
       const record = recorded({
-        subject: `repo:acme/${'a'.repeat(400)}`,
+        subject,
+        // The sub claim the record keeps too, cut alike: named once.
+        claims: claims({ repository: 'acme/api', run_id: '7', ref: longRef, sub: subject }),
         request: { id: 'r4', audience: Array.from({ length: 20 }, (_, index) => `https://a${index}.example`), scope: ['deploy'] },
       });
       const explained = explainAuditEvent(record, branches, BROKER);
@@ -287,13 +290,30 @@ describe('explaining an audit event', () => {
       expect(explainAuditEvent(record, branches, BROKER, { audience: ['https://deploy.example'] })).toMatchObject({
         cut: { claims: ['ref', 'sub'], request: [] },
       });
+      // A cut scope list; the claims named in order, the subject among them.
+      const scoped = recorded({
+        subject,
+        claims: claims({ repository: 'acme/api', run_id: '7', ref: longRef, workflow_ref: `acme/api/${'w'.repeat(300)}` }),
+        request: { id: 'r5', scope: Array.from({ length: 20 }, (_, index) => `scope-${index}`) },
+      });
+      expect(explainAuditEvent(scoped, branches, BROKER)).toMatchObject({ cut: { claims: ['ref', 'sub', 'workflow_ref'], request: ['scope'] } });
+      expect(explainAuditEvent(scoped, branches, BROKER).note).toMatch(/the record keeps claims ref, sub, workflow_ref and the requested scope cut/);
+    });
+
+    it("names no cut iss: the replay reads the record's issuer, which it keeps whole", () => {
+      const issuer = `https://ghes.acme.dev/${'o'.repeat(300)}/_services/token`;
+      const record = recorded({ issuer, claims: claims({ iss: issuer, repository: 'acme/api', run_id: '7' }) });
+      expect(record.issuer).toBe(issuer);
+      expect(record.claims?.['iss']).toHaveLength(AUDIT_BOUNDS.text);
+      expect(explainAuditEvent(record, branches, BROKER)).toMatchObject({ cut: { claims: [], request: [] } });
     });
 
     it('names nothing when nothing was cut, even a value that ends in …', () => {
       const record = recorded({
         decision: 'granted',
         reason: 'granted',
-        claims: claims({ repository: 'acme/api', run_id: '7', ref: 'refs/heads/wait…' }),
+        // One ending in …, a character shorter than the shortest cut of a claim keeps.
+        claims: claims({ repository: 'acme/api', run_id: '7', ref: 'refs/heads/wait…', environment: `${'e'.repeat(AUDIT_BOUNDS.text - 7)}…` }),
         policy: {
           granted_by: 'branches',
           candidates: ['branches'],
