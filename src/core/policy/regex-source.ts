@@ -80,8 +80,9 @@ function escapeDenotesAt(sequence: string): boolean {
 
 /**
  * How many ways, at most, a backtracking engine tries a source against one value of at most `longest` characters that does
- * not match: along the pattern, each way of reaching a term times that term's choices (a repetition's lengths, a group's
- * alternatives), the ways that go on multiplying what follows; summed over alternatives. A repetition that can end only
+ * not match: along the pattern, each way of reaching a term times that term's choices (a repetition's lengths, or the
+ * times it runs when more, as `[0-9a-f]{40}` runs 40 times to end at one length; a group's alternatives), the ways that go
+ * on multiplying what follows; summed over alternatives. A repetition that can end only
  * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of
  * something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can split a value into its repetitions in
  * exponentially many ways, whatever `longest`: Infinity. Counted in steps of a one-character repetition without bound,
@@ -156,8 +157,12 @@ function sequence(source: string, at: { i: number }, longest: number): Cost {
       reaching *= atom.ways;
       return;
     }
-    const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(Math.min(max, longest) - min + 1, 1);
-    work += reaching * tries * atom.work * (max !== Number.POSITIVE_INFINITY && max > 1 ? BOUNDED_STEP_WORK : 1);
+    // A repetition runs as far as it can (up to `reach` times) before it gives repetitions back down to `min`: the lengths
+    // it can end at are its ways on, but it takes `reach` steps even when they are few (`a{1000}` ends at one length, after 1000).
+    const reach = Math.min(max, longest);
+    const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(reach - min + 1, 1);
+    const steps = atom.ways > 1 ? tries : Math.max(tries, reach);
+    work += reaching * steps * atom.work * (max !== Number.POSITIVE_INFINITY && max > 1 ? BOUNDED_STEP_WORK : 1);
     if (atom.ways > 1 || !stopsBefore(text, terms[n + 1])) reaching *= tries;
   });
   return { work, ways: reaching };
