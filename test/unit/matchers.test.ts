@@ -334,6 +334,11 @@ describe('regex', () => {
       'two unbounded repetitions and a count past what they leave: 1.1-1.5 s on 1,023 `a`s and a `!`',
       /more ways than two unbounded repetitions/,
     ],
+    [
+      'refs/heads/[a-z]*?[a-z]*?[a-z]*?-',
+      'three lazy unbounded repetitions over the same letters: lazy or greedy, a value that does not match is tried at every split',
+      /more ways than two unbounded repetitions/,
+    ],
     ['x?x?x?x?.*.*', 'two unbounded repetitions and four optional parts, one more than the limit leaves room for', /more ways than two unbounded repetitions/],
     [
       'refs/heads/(?:[a-z]|[a-z0-9-]){1,16}',
