@@ -157,6 +157,10 @@ describe('reading a cut in what a record kept', () => {
     const wide = boundJson([...full.slice(0, 7), `${'b'.repeat(208)}\u0001${'b'.repeat(100)}`], AUDIT_BOUNDS.value) as string[];
     expect(wide[7]).toBe(`${'b'.repeat(208)}…`);
     expect(jsonShowsCut(wide, AUDIT_BOUNDS.value)).toBe(true);
+    // A cut inside an object or a list the list holds.
+    expect(jsonShowsCut(boundJson([{ team: 'x'.repeat(300) }], AUDIT_BOUNDS.value), AUDIT_BOUNDS.value)).toBe(true);
+    expect(jsonShowsCut(boundJson([['x'.repeat(300)]], AUDIT_BOUNDS.value), AUDIT_BOUNDS.value)).toBe(true);
+    expect(jsonShowsCut([{ team: 'ops' }, ['a']], AUDIT_BOUNDS.value)).toBe(false);
   });
 
   it('reads a cut object by its … key, a cut key, or any member ending in …', () => {
