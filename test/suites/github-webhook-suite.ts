@@ -852,6 +852,12 @@ grant:
       });
       const runOfElsewhere = { action: 'completed', workflow_run: { id: run, run_attempt: 1 }, repository: { id: 734201, url: repositoryAt(elsewhere) } };
       expect(await deliver({ event: 'workflow_run', payload: runOfElsewhere })).toMatchObject({ status: 200, body: { status: 'ignored' } });
+      // A URL that does not parse names no GitHub: not the App's either.
+      const unparsed = workflowJob(run, 'completed', { id: job });
+      expect(await deliver({ event: 'workflow_job', payload: { ...unparsed, repository: { ...unparsed.repository, url: 'https://[acme' } } })).toMatchObject({
+        status: 200,
+        body: { status: 'ignored', detail: expect.stringContaining('named by no URL') },
+      });
       expect(await (await introspection())(token)).toEqual([true]);
       expect((await postToken(broker, exchangeForm(await ci.sign(ciClaims(ci.url, broker.issuer, jobClaims(run, job)))))).status).toBe(200);
       // The same completion from the App's own GitHub ends the job.
