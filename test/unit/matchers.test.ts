@@ -330,6 +330,11 @@ describe('regex', () => {
       /more ways than two unbounded repetitions/,
     ],
     [
+      'refs/heads/.*.*(?:ab){400}',
+      'two unbounded repetitions and a group repeated 400 times: 0.2-0.3 s on 506 `ab`s and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
       '.*.*a{1000}',
       'two unbounded repetitions and a count past what they leave: 1.1-1.5 s on 1,023 `a`s and a `!`',
       /more ways than two unbounded repetitions/,
