@@ -4053,7 +4053,7 @@ async function main() {
       process.env["GITHUB_STATE"],
       "GITHUB_STATE",
       REVOKE_STATE,
-      JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken })
+      JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken, broker: url })
     );
   }
   appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", "token", issued.accessToken);
@@ -4074,7 +4074,12 @@ async function tokenMap(url, fetch2) {
   });
   for (const token of issued.tokens) mask(token.accessToken);
   const tokens = issued.tokens.map((token) => token.accessToken);
-  appendEnvironmentFile(process.env["GITHUB_STATE"], "GITHUB_STATE", REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
+  appendEnvironmentFile(
+    process.env["GITHUB_STATE"],
+    "GITHUB_STATE",
+    REVOKE_STATE,
+    JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens, broker: url })
+  );
   for (const token of issued.tokens) {
     appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", ownerOutput("token", token.owner), token.accessToken);
     appendEnvironmentFile(process.env["GITHUB_OUTPUT"], "GITHUB_OUTPUT", ownerOutput("expires-at", token.owner), token.expiresAt.toISOString());

@@ -237,9 +237,6 @@ async function revokeAtBroker(token, { url, fetch: fetch2, proof }) {
 }
 
 // action/src/runner.ts
-function actionInput(name) {
-  return (process.env[`INPUT_${name.replaceAll(" ", "_").toUpperCase()}`] ?? "").trim();
-}
 var REVOKE_STATE = "revoke";
 
 // action/src/post.ts
@@ -249,12 +246,13 @@ var log = (line) => {
 async function post() {
   const saved = process.env[`STATE_${REVOKE_STATE}`];
   if (!saved) return log("nothing to revoke: keyway access tokens expire on their own");
-  const { type, token, tokens } = JSON.parse(saved);
+  const state = JSON.parse(saved);
+  const { type, token, tokens } = state;
   const revoke = REVOCATIONS[type];
   if (revoke === void 0) return log(`nothing to revoke: no revocation for ${type}`);
   const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, () => {
   });
-  const broker = new URL(actionInput("url"));
+  const broker = new URL(state.broker);
   for (const each of tokens ?? (token === void 0 ? [] : [token])) {
     await revoke(each, { broker, env: process.env, fetch: fetch2 }).then(log, warnNotRevoked);
   }

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
       process.env['GITHUB_STATE'],
       'GITHUB_STATE',
       REVOKE_STATE,
-      JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken }),
+      JSON.stringify({ type: issued.issuedTokenType, token: issued.accessToken, broker: url }),
     );
   }
   appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', 'token', issued.accessToken);
@@ -80,7 +80,12 @@ async function tokenMap(url: string, fetch: FetchLike): Promise<void> {
   for (const token of issued.tokens) mask(token.accessToken);
   // Saved for the post step before anything else can fail: a token minted is a token to take back.
   const tokens = issued.tokens.map((token) => token.accessToken);
-  appendEnvironmentFile(process.env['GITHUB_STATE'], 'GITHUB_STATE', REVOKE_STATE, JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens }));
+  appendEnvironmentFile(
+    process.env['GITHUB_STATE'],
+    'GITHUB_STATE',
+    REVOKE_STATE,
+    JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, tokens, broker: url }),
+  );
   for (const token of issued.tokens) {
     appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', ownerOutput('token', token.owner), token.accessToken);
     appendEnvironmentFile(process.env['GITHUB_OUTPUT'], 'GITHUB_OUTPUT', ownerOutput('expires-at', token.owner), token.expiresAt.toISOString());

@@ -113,7 +113,7 @@ grant: { audience: ${AUDIENCE}, scopes: [deploy:write, artifacts:read], ttl: 10m
 
   it("post revokes a GitHub installation token at the runner's GitHub, with the token itself, when the broker takes none back (it has no GitHub App)", async () => {
     const step = runner({ url: broker.url });
-    const saved = JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, token: 'ghs_installation' });
+    const saved = JSON.stringify({ type: GITHUB_INSTALLATION_TOKEN_TYPE, token: 'ghs_installation', broker: broker.url });
     const result = await step.run('post', { STATE_revoke: saved });
     expect(result).toMatchObject({
       code: 0,

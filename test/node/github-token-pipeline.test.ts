@@ -1,4 +1,6 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -6,6 +8,8 @@ import { readGitHubAppSettings } from '../../src/features/github/app/github-sett
 import { silentLogger } from '../../src/core/log.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
+import { HANDED_BACK_HEADER } from '../../src/core/revocation/handed-back-tokens.ts';
+import { GITHUB_INSTALLATION_TOKEN_TYPE } from '../../src/cli/pipeline/revoke-token.ts';
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
@@ -143,5 +147,42 @@ grant:
       code: 0,
       stdout: "keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n",
     });
+  });
+
+  it('the GitHub Action: post hands the token back to the broker main exchanged with, whatever its url input reads by then', async () => {
+    // Where a later step pointed the input (`url: ${{ env.KEYWAY_URL }}`, KEYWAY_URL rewritten through GITHUB_ENV): a server that
+    // answers as a broker taking GitHub tokens back, and keeps what it is sent.
+    const received: string[] = [];
+    const elsewhere = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        received.push(`${request.method} ${request.url} ${body}`);
+        response.writeHead(200, { [HANDED_BACK_HEADER]: GITHUB_INSTALLATION_TOKEN_TYPE }).end();
+      });
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    try {
+      const step = actionStep(
+        { ...ci, githubApiUrl: github.apiUrl },
+        { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'contents:read' },
+      );
+      const main = await step.run('main');
+      expect(main.code, main.stdout + main.stderr).toBe(0);
+      const token = readEnvironmentFile(step.files.GITHUB_OUTPUT)['token'] ?? '';
+      const post = await step.run('post', {
+        STATE_revoke: readEnvironmentFile(step.files.GITHUB_STATE)['revoke'] ?? '',
+        INPUT_URL: `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`,
+      });
+      expect(post).toMatchObject({
+        code: 0,
+        stdout: "keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n",
+      });
+      expect(received).toEqual([]);
+      await broker.revokeDueGitHubTokens();
+      expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+    } finally {
+      await new Promise((resolve) => elsewhere.close(resolve));
+    }
   });
 });
