@@ -52,19 +52,26 @@ grant:
   });
 
   const tokenState = async (sha256: string) => (await github.tokens()).find((state) => state.sha256 === sha256);
+  /** A GitHub Actions job's working directory and environment, its runner's GitHub API at `apiUrl`. */
+  const job = (apiUrl: string): { cwd: string; env: Environment } => {
+    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
+    return {
+      cwd,
+      env: {
+        PATH: process.env['PATH'],
+        HOME: cwd,
+        GITHUB_ACTIONS: 'true',
+        GITHUB_API_URL: apiUrl,
+        ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
+      },
+    };
+  };
   /** Whatever reached the runner's GitHub API, which is not the App's: a token must never be sent there. */
   const sentToRunnerGitHub = async () => (await runnerGitHub.calls()).map((call) => `${call.method} ${call.path}`);
 
   it('keyway exchange --github-token --exec: the command sees exactly the repositories asked for, and the token is revoked when it ends', async () => {
-    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
-    const env: Environment = {
-      PATH: process.env['PATH'],
-      HOME: cwd,
-      GITHUB_ACTIONS: 'true',
-      GITHUB_API_URL: github.apiUrl,
-      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
-    };
+    const { cwd, env } = job(github.apiUrl);
     const args = [
       'exchange',
       '--url',
@@ -95,15 +102,7 @@ grant:
   });
 
   it("keyway exchange --github-token --exec on a runner of another GitHub deployment: the token is revoked at the App's GitHub and never sent to the runner's", async () => {
-    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
-    const env: Environment = {
-      PATH: process.env['PATH'],
-      HOME: cwd,
-      GITHUB_ACTIONS: 'true',
-      GITHUB_API_URL: runnerGitHub.apiUrl,
-      ACTIONS_ID_TOKEN_REQUEST_URL: ci.githubRequestUrl,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: ci.githubRequestToken,
-    };
+    const { cwd, env } = job(runnerGitHub.apiUrl);
     const args = ['exchange', '--url', broker.url, '--github-token', '--repository', 'acme/docs', '--exec', '--', process.execPath, '-e', ''];
     const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
     expect(result.code, result.stderr).toBe(0);
