@@ -409,6 +409,20 @@ describe('regex', () => {
     expect(performance.now() - started).toBeLessThan(250);
   });
 
+  it('estimates a before-@ regex as it runs, each side of its @ on its own, so repetitions in the names do not multiply the ref', () => {
+    const pattern = 'acme/.*@refs/heads/.*-[0-9a-f]{40}';
+    expect(() => compileSafeRegex(pattern, 'exact', false)).toThrow(/more ways than two unbounded repetitions/);
+    const test = compileSafeRegex(pattern, 'before-@', false);
+    expect(test(`acme/api/.github/workflows/ci.yml@refs/heads/fix-${'a'.repeat(40)}`)).toBe(true);
+    // Each side still answers for its own repetitions, and an alternative for its own.
+    expect(() => compileSafeRegex('acme/.*@refs/heads/.*.*[0-9a-f]{40}', 'before-@', false)).toThrow(/more ways than two unbounded repetitions/);
+    expect(() => compileSafeRegex('acme/x@main|.*.*a{1000}', 'before-@', false)).toThrow(/more ways than two unbounded repetitions/);
+    // The longest value the ref's side can be crafted into, with a dash before every run of 39 hex digits.
+    const started = performance.now();
+    expect(test(`acme/x@refs/heads/${`-${'a'.repeat(39)}`.repeat(25)}!`)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(50);
+  });
+
   it('takes up to 10 repetitions in one pattern', () => {
     expect(compileSafeRegex('a?'.repeat(10), 'exact', false)('aaaaa')).toBe(true);
   });
