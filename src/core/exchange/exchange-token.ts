@@ -25,7 +25,7 @@ import { parseTokenRequest } from './rfc7523-grants.ts';
 import type { Decision, Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
-import { appGitHubDeployment, DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
+import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
 import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
@@ -223,10 +223,7 @@ async function grantOrThrow(
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
   const githubApi = deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL;
   const github = wantsGitHub
-    ? {
-        ...parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(githubApi)),
-        deployment: appGitHubDeployment(deps.github?.apiUrl),
-      }
+    ? { ...parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(githubApi)), deployment: githubDeploymentOf(githubApi) }
     : undefined;
   // Issue 19: a repository's own policy grants a token for that repository only; a map is for the central set's owners.
   if (wantsMap && repositoryPolicy !== undefined) {
