@@ -11,7 +11,7 @@ import { testConfig, writeTree } from './node-harness.ts';
  * A pipeline names its own branch, and /token matches it against the policies' regexes on the thread that serves every
  * request. A regex that tries a value in exponentially many ways (`([a-z]|[a-z0-9-])+`: 26 letters and a `!` took 5.5 s,
  * each more letter twice as long), or in polynomially many (`.*-.*-.*-.*`: 400 dashes took 8 s), would let one crafted
- * branch stall the broker; safe-regex2 passes both (one level of repetition). Such a policy does not load.
+ * branch stall the broker; a check of nesting alone passes both (one level of repetition). Such a policy does not load.
  */
 describe('a policy regex that backtracks catastrophically on a value the pipeline chooses', () => {
   let broker: NodeBroker;

@@ -288,10 +288,18 @@ describe('regex', () => {
 
   // Each refused for its own reason, and saying so: a check that another one happens to cover is still checked.
   it.each([
-    ['(a+)+$', 'nested quantifiers', /can backtrack catastrophically/],
-    ['(a*)*b', 'nested quantifiers', /can backtrack catastrophically/],
-    ['(x+x+)+y', 'nested quantifiers', /can backtrack catastrophically/],
-    ['a?'.repeat(11), 'more than 10 repetitions', /can backtrack catastrophically/],
+    ['(a+)+$', 'nested quantifiers', /a repeated group matches in more than one way/],
+    ['(a*)*b', 'nested quantifiers', /a repeated group matches in more than one way/],
+    ['(x+x+)+y', 'nested quantifiers', /a repeated group matches in more than one way/],
+    ['(a+){2,}', 'nested quantifiers, the outer one counted', /a repeated group matches in more than one way/],
+    ['(?:a+){3}', 'a repetition repeated three times: three unbounded repetitions', /more ways than two unbounded repetitions/],
+    ['(a{1,30}){1,30}', 'bounded repetitions nested', /more ways than two unbounded repetitions/],
+    [`${'a?'.repeat(25)}${'a'.repeat(25)}`, 'optional parts in a row, each doubling the ways', /more ways than two unbounded repetitions/],
+    [
+      'refs/tags/v[0-9]*(x)?[0-9]*(x)?[0-9]*(x)?.*',
+      'optional parts between repetitions that can each begin where the last ends',
+      /more ways than two unbounded repetitions/,
+    ],
     ['(a|ab)*c', 'a repeated group that matches in more than one way', /a repeated group matches in more than one way/],
     ['refs/heads/(\\w|\\d)+', 'overlapping alternatives repeated', /a repeated group matches in more than one way/],
     ['((a|b)c)*', 'alternatives in a group inside a repeated one', /a repeated group matches in more than one way/],
@@ -346,8 +354,8 @@ describe('regex', () => {
     ],
     ['x?x?x?x?.*.*', 'two unbounded repetitions and four optional parts, one more than the limit leaves room for', /more ways than two unbounded repetitions/],
     [
-      'refs/heads/(?:[a-z]|[a-z0-9-]){1,16}',
-      'alternatives repeated up to 16 times, the fewest refused: each tried costs 16 steps, each repetition 4',
+      'refs/heads/(?:[a-z]|[a-z0-9-]){1,17}',
+      'alternatives repeated up to 17 times, the fewest refused: each tried costs 16 steps, each repetition 4',
       /more ways than two unbounded repetitions/,
     ],
     [
@@ -395,9 +403,9 @@ describe('regex', () => {
       '[\\]|(]*x',
       '\\u{1F600}+a*',
       // The most the limit takes of each kind: three optional parts beside two unbounded repetitions, one bounded
-      // repetition of three lengths after them, a group of two alternatives repeated up to 15 times.
+      // repetition of three lengths after them, a group of two alternatives repeated up to 16 times.
       'x?x?x?.*.*',
-      'refs/heads/(?:[a-z]|[a-z0-9-]){1,15}',
+      'refs/heads/(?:[a-z]|[a-z0-9-]){1,16}',
       'refs/heads/.*-.*[0-9]{0,2}',
       'refs/heads/.*[0-9a-f]{40}',
     ]) {
@@ -423,8 +431,34 @@ describe('regex', () => {
     expect(performance.now() - started).toBeLessThan(50);
   });
 
-  it('takes up to 10 repetitions in one pattern', () => {
-    expect(compileSafeRegex('a?'.repeat(10), 'exact', false)('aaaaa')).toBe(true);
+  it('takes many repetitions in one pattern when they are cheap: the estimate bounds them, not a count', () => {
+    expect(compileSafeRegex('a?'.repeat(12), 'exact', false)('aaaaa')).toBe(true);
+  });
+
+  // A group repeated at most once is no nesting: it cannot split a value in many ways. And a repetition that can end only
+  // where an optional part or the value's end begins (`[0-9]+(-rc)?$`) adds no ways to what follows.
+  it('takes release tag patterns with optional parts, and answers a crafted tag at once', () => {
+    const patterns = [
+      'refs/tags/v[0-9]+\\.[0-9]+\\.[0-9]+(-rc\\.[0-9]+)?',
+      'refs/tags/v[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9a-z.-]+)?(\\+[0-9a-z.-]+)?',
+      'refs/tags/v[0-9]+(\\.[0-9]+)?(\\.[0-9]+)?',
+      'refs/tags/v[0-9]+(?:\\.[0-9]+){0,2}',
+    ];
+    for (const pattern of patterns) {
+      const test = compileSafeRegex(pattern, 'exact', false);
+      const started = performance.now();
+      expect(test(`refs/tags/v1.2.${'3'.repeat(REGEX_MAX_INPUT - 20)}!`), pattern).toBe(false);
+      expect(test(`refs/tags/v1${'.1'.repeat(400)}-${'1.'.repeat(100)}x!`), pattern).toBe(false);
+      expect(performance.now() - started, pattern).toBeLessThan(50);
+    }
+    const tag = compileSafeRegex(patterns[0] ?? '', 'exact', false);
+    expect(tag('refs/tags/v1.2.3')).toBe(true);
+    expect(tag('refs/tags/v1.2.3-rc.4')).toBe(true);
+    expect(tag('refs/tags/v1.2.3-rc.')).toBe(false);
+    expect(tag('refs/tags/v1.2.3-beta.4')).toBe(false);
+    expect(compileSafeRegex(patterns[1] ?? '', 'exact', false)('refs/tags/v1.2.3-beta.1+build.7')).toBe(true);
+    expect(compileSafeRegex(patterns[2] ?? '', 'exact', false)('refs/tags/v1.2')).toBe(true);
+    expect(compileSafeRegex(patterns[3] ?? '', 'exact', false)('refs/tags/v1.2.3.4')).toBe(false);
   });
 
   it('refuses inline modifier groups by name: the claim folds case, never the pattern', () => {

@@ -91,7 +91,7 @@ function escapeDenotesAt(sequence: string): boolean {
  */
 export function backtrackingWork(source: string, longest: number): number {
   const at = { i: 0 };
-  return disjunction(source, at, longest).work;
+  return disjunction(source, at, longest, true).work;
 }
 
 /** What a part of a pattern costs: the steps it takes (`work`), and the ways it can end, each of which the rest is tried after. */
@@ -117,12 +117,13 @@ const ALTERNATIVE_WORK = 16;
  */
 const BOUNDED_STEP_WORK = 4;
 
-function disjunction(source: string, at: { i: number }, longest: number): Cost {
-  let { work, ways } = sequence(source, at, longest);
+/** `whole`: the part is the whole pattern, so its sequences end where the value must end. */
+function disjunction(source: string, at: { i: number }, longest: number, whole: boolean): Cost {
+  let { work, ways } = sequence(source, at, longest, whole);
   let alternatives = 1;
   while (source[at.i] === '|') {
     at.i += 1;
-    const next = sequence(source, at, longest);
+    const next = sequence(source, at, longest, whole);
     work += next.work;
     ways += next.ways;
     alternatives += 1;
@@ -130,7 +131,7 @@ function disjunction(source: string, at: { i: number }, longest: number): Cost {
   return { work: alternatives === 1 ? work : work + alternatives * ALTERNATIVE_WORK, ways };
 }
 
-function sequence(source: string, at: { i: number }, longest: number): Cost {
+function sequence(source: string, at: { i: number }, longest: number, whole: boolean): Cost {
   const terms: { readonly text: string; readonly atom: Cost; readonly min: number; readonly max: number }[] = [];
   while (at.i < source.length && source[at.i] !== '|' && source[at.i] !== ')') {
     const from = at.i;
@@ -159,24 +160,45 @@ function sequence(source: string, at: { i: number }, longest: number): Cost {
     }
     // A repetition runs as far as it can (up to `reach` times) before it gives repetitions back down to `min`: the lengths
     // it can end at are its ways on, but it takes `reach` steps even when they are few (`a{1000}` ends at one length, after 1000).
+    // A group of several ways is entered once for each way of reaching each repetition before the last: `(-rc\.[0-9]+)?`
+    // once, not once for each of its lengths.
     const reach = Math.min(max, longest);
     const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(reach - min + 1, 1);
-    const steps = atom.ways > 1 ? tries : Math.max(tries, reach);
+    const steps = atom.ways > 1 ? repeatedWays(atom.ways, 0, max - 1) : Math.max(tries, reach);
     work += reaching * steps * atom.work * (max !== Number.POSITIVE_INFINITY && max > 1 ? BOUNDED_STEP_WORK : 1);
-    if (atom.ways > 1 || !stopsBefore(text, terms[n + 1])) reaching *= tries;
+    if (atom.ways > 1 || !stopsBefore(text, terms.slice(n + 1), whole)) reaching *= tries;
   });
   return { work, ways: reaching };
 }
 
 /**
- * Whether a repetition of `repeated`, one character (a character, an escape or a class, not a group), can end only before
- * the next term, a character it cannot match (`[^-]*-`, `\w+\.`): any other end fails at once on that character, so it adds
- * no ways to the rest.
+ * Whether a repetition of `repeated`, one character (a character, an escape or a class, not a group), can end only where
+ * what follows begins with a character it cannot match (`[^-]*-`, `\w+\.`, `[0-9]+(-rc)?$`): any other end fails at
+ * once on that character, so it adds no ways to the rest. What follows is read up to its first term that must match
+ * (`min` at least 1), each optional term before it beginning with such a character too; at the end of the whole
+ * pattern the value must end, which no shorter end of the repetition does.
  */
-function stopsBefore(repeated: string, next: { readonly text: string; readonly min: number } | undefined): boolean {
-  if (next === undefined || next.min < 1 || repeated.startsWith('(')) return false;
-  const literal = next.text.length === 1 && !'.^$'.includes(next.text) ? next.text : /^\\([\^$\\.*+?()[\]{}|/-])$/.exec(next.text)?.[1];
-  return literal !== undefined && !new RegExp(`^(?:${repeated})$`, 'u').test(literal);
+function stopsBefore(repeated: string, following: readonly { readonly text: string; readonly min: number }[], whole: boolean): boolean {
+  if (repeated.startsWith('(')) return false;
+  for (const { text, min } of following) {
+    const literal = firstLiteral(text);
+    if (literal === undefined || new RegExp(`^(?:${repeated})$`, 'u').test(literal)) return false;
+    if (min >= 1) return true;
+  }
+  return whole;
+}
+
+/**
+ * The character a term must begin with, when it is one: a literal character or escaped symbol, or a group of one
+ * alternative that begins with one (`(\.[0-9]+)`, `(?:-rc)`).
+ */
+function firstLiteral(term: string): string | undefined {
+  const literal = (text: string) => (text.length === 1 && !'.^$'.includes(text) ? text : /^\\([\^$\\.*+?()[\]{}|/-])$/.exec(text)?.[1]);
+  if (!term.startsWith('(')) return literal(term);
+  const body = term.slice(/^\((?:\?:|\?<[^>]*>)?/.exec(term)?.[0].length ?? 1, -1);
+  if (readRegexSource(body).alternatives.length !== 1) return undefined;
+  const first = /^(?:\\[\^$\\.*+?()[\]{}|/-]|[^\\[(.^$|])(?![*?]|\{0)/.exec(body)?.[0];
+  return first === undefined ? undefined : literal(first);
 }
 
 /** An atom of several ways repeated `min` to `max` times is tried in each of its ways at each repetition: Infinity unbounded. */
@@ -202,7 +224,7 @@ function atomCost(source: string, at: { i: number }, longest: number): Cost {
   }
   if (char === '(') {
     at.i += /^\(\?<[^>]*>/.exec(source.slice(at.i))?.[0].length ?? (source[at.i + 1] === '?' ? 3 : 1);
-    const cost = disjunction(source, at, longest);
+    const cost = disjunction(source, at, longest, false);
     at.i += 1;
     return cost;
   }

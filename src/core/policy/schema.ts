@@ -64,7 +64,7 @@ export const MatcherSchema: v.GenericSchema<Matcher> = v.pipe(
           v.string(),
           v.minLength(1),
           v.maxLength(512),
-          v.description('whole value (anchored); no backreferences, lookaround or nested quantifiers'),
+          v.description('whole value (anchored); no backreferences, lookaround, or nesting and runs of repetitions that backtrack catastrophically'),
         ),
       }),
       v.strictObject({
