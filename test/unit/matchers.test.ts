@@ -370,6 +370,16 @@ describe('regex', () => {
       'three repetitions over the same letters, the last ending at a separator: it tries each of its lengths after every split of the two before',
       /more ways than two unbounded repetitions/,
     ],
+    [
+      '(?:\u{1F600}*(?:\u{1F600}))+',
+      'a repetition of a character past 16 bits before a group that begins with it, repeated: read by units, it seemed to stop before the group',
+      /a repeated group matches in more than one way/,
+    ],
+    [
+      '(?:[a-z]*(?:\u{1F600}?a))+',
+      'a group whose first character, past 16 bits, is optional after a repetition, repeated: read by units, the character seemed mandatory',
+      /a repeated group matches in more than one way/,
+    ],
     ['(a|a)'.repeat(30), 'alternatives in sequence', /more ways than two unbounded repetitions/],
     ['(a)\\1', 'backreference', /uses a backreference/],
     ['(?<n>a)\\k<n>', 'backreference', /uses a backreference/],
