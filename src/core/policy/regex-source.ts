@@ -165,27 +165,32 @@ function sequence(source: string, at: { i: number }, longest: number, whole: boo
     const reach = Math.min(max, longest);
     const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(reach - min + 1, 1);
     const steps = atom.ways > 1 ? repeatedWays(atom.ways, 0, max - 1) : Math.max(tries, reach);
-    work += reaching * steps * atom.work * (max !== Number.POSITIVE_INFINITY && max > 1 ? BOUNDED_STEP_WORK : 1);
-    if (atom.ways > 1 || !stopsBefore(text, terms.slice(n + 1), whole)) reaching *= tries;
+    const skipped = atom.ways > 1 ? undefined : stopsBefore(text, terms.slice(n + 1), whole);
+    work += reaching * steps * atom.work * (1 + (skipped ?? 0)) * (max !== Number.POSITIVE_INFINITY && max > 1 ? BOUNDED_STEP_WORK : 1);
+    if (skipped === undefined) reaching *= tries;
   });
   return { work, ways: reaching };
 }
 
 /**
  * Whether a repetition of `repeated`, one character (a character, an escape or a class, not a group), can end only where
- * what follows begins with a character it cannot match (`[^-]*-`, `\w+\.`, `[0-9]+(-rc)?$`): any other end fails at
- * once on that character, so it adds no ways to the rest. What follows is read up to its first term that must match
- * (`min` at least 1), each optional term before it beginning with such a character too; at the end of the whole
- * pattern the value must end, which no shorter end of the repetition does.
+ * what follows begins with a character it cannot match (`[^-]*-`, `\w+\.`, `[0-9]+(-rc)?$`): any other end fails on
+ * that character, so it adds no ways to the rest. What follows is read up to its first term that must match (`min` at
+ * least 1), each optional term before it beginning with such a character too; at the end of the whole pattern the value
+ * must end, which no shorter end of the repetition does. Each other end still tries every optional term before it fails,
+ * a step each: their count (`[0-9]*a?b?-`: two), or undefined if the repetition can end elsewhere. Uncounted,
+ * `.*.{0,7}[0-9]*` and twenty optional letters before a `!` priced below the limit and took 0.2-0.3 s on 1,023 digits and a `#`.
  */
-function stopsBefore(repeated: string, following: readonly { readonly text: string; readonly min: number }[], whole: boolean): boolean {
-  if (repeated.startsWith('(')) return false;
+function stopsBefore(repeated: string, following: readonly { readonly text: string; readonly min: number }[], whole: boolean): number | undefined {
+  if (repeated.startsWith('(')) return undefined;
+  let optional = 0;
   for (const { text, min } of following) {
     const literal = firstLiteral(text);
-    if (literal === undefined || new RegExp(`^(?:${repeated})$`, 'u').test(literal)) return false;
-    if (min >= 1) return true;
+    if (literal === undefined || new RegExp(`^(?:${repeated})$`, 'u').test(literal)) return undefined;
+    if (min >= 1) return optional;
+    optional += 1;
   }
-  return whole;
+  return whole ? optional : undefined;
 }
 
 /**
