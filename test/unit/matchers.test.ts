@@ -476,6 +476,27 @@ describe('regex', () => {
     expect(compileSafeRegex(patterns[3] ?? '', 'exact', false)('refs/tags/v1.2.3.4')).toBe(false);
   });
 
+  // V8 saves a capturing group's positions each time a repetition around it runs, which the estimate does not count:
+  // 200 empty groups in a repetition after `.*` took 1 s on this value. Nothing reads a capture, so none is made.
+  it('compiles its groups without capturing, so a crafted value costs what the estimate counts, and groups still group', () => {
+    const crafted = `${'a'.repeat(REGEX_MAX_INPUT - 1)}#`;
+    const empty = compileSafeRegex(`.*(?:a${'()'.repeat(200)})*!`, 'exact', false);
+    const nested = compileSafeRegex(`.*(a(?<n>)${'(())'.repeat(90)})*!`, 'whole', false);
+    const aligned = compileSafeRegex(`acme/x@.*(?:a${'()'.repeat(200)})*!`, 'before-@', false);
+    const started = performance.now();
+    expect(empty(crafted)).toBe(false);
+    expect(nested(crafted)).toBe(false);
+    expect(aligned(`acme/x@${crafted.slice(7)}`)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(250);
+    expect(compileSafeRegex('refs/tags/v(?<major>[0-9]+)(\\.[0-9]+)?', 'exact', false)('refs/tags/v1.2')).toBe(true);
+    expect(compileSafeRegex('(ab)+', 'exact', false)('abab')).toBe(true);
+    expect(compileSafeRegex('(ab)+', 'exact', false)('aba')).toBe(false);
+    // A parenthesis in a class or escaped is no group.
+    expect(compileSafeRegex('[(]a\\(b\\)', 'exact', false)('(a(b)')).toBe(true);
+    expect(compileSafeRegex('[(]a', 'exact', false)('?a')).toBe(false);
+    expect(compileSafeRegex('acme/(api|web)@refs/heads/(main|dev)', 'before-@', false)('ACME/Web@refs/heads/dev')).toBe(true);
+  });
+
   it('refuses inline modifier groups by name: the claim folds case, never the pattern', () => {
     expect(() => compileSafeRegex('refs/heads/(?i:main)', 'exact', false)).toThrow(/inline modifier group/);
     expect(() => compileSafeRegex('(?ims-s:x)', 'exact', false)).toThrow(/inline modifier group/);

@@ -1,5 +1,5 @@
 import { foldCase, type CaseFold } from '../claims/case-fold.ts';
-import { backtrackingWork, readRegexSource, type Place, type RegexAlternative } from './regex-source.ts';
+import { backtrackingWork, readRegexSource, withoutCaptures, type Place, type RegexAlternative } from './regex-source.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /**
@@ -46,6 +46,9 @@ export type RegexTest = (text: string) => boolean;
  * that writes `@` only inside a group or class, as an escape, or under a quantifier could align
  * anywhere and is refused.
  *
+ * Its groups are compiled without capturing (withoutCaptures): it only tests, and a capture in a
+ * repetition costs what the estimate does not count.
+ *
  * A value over REGEX_MAX_INPUT characters is not read: the test answers `overLong` for it.
  */
 export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean): RegexTest {
@@ -55,10 +58,12 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
     throw new UnsafeRegexError(`regex ${pattern} uses an inline modifier group such as (?i:…); case folding is the claim's, not the pattern's`);
   }
   let regex: RegExp;
+  let plain: string;
   try {
     // Compiled alone first: a `)` of its own would close the anchoring group, and `main)|(?:.*` match any value.
     new RegExp(pattern, 'u');
-    regex = new RegExp(`^(?:${pattern})$`, 'u');
+    plain = withoutCaptures(pattern);
+    regex = new RegExp(`^(?:${plain})$`, 'u');
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
   }
@@ -74,7 +79,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
     );
   }
   if (fold === 'exact') return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(text));
-  const source = readRegexSource(pattern);
+  const source = readRegexSource(plain);
   if (fold === 'whole') {
     for (const { text, places } of source.alternatives) refuseCapitals(pattern, text, places);
     return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(foldCase(text, fold)));
