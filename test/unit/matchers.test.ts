@@ -4,7 +4,7 @@ import { carriesGitRef, type CaseFold } from '../../src/core/claims/case-fold.ts
 import { compileMatcher } from '../../src/core/policy/compile-matcher.ts';
 import { compareMatchers, matcherIncludes, type Widening } from '../../src/core/policy/diff/matcher-inclusion.ts';
 import { compileGlob, globIncludes } from '../../src/core/policy/glob.ts';
-import { compileSafeRegex, REGEX_MAX_INPUT, UnsafeRegexError } from '../../src/core/policy/safe-regex.ts';
+import { compileSafeRegex, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT, UnsafeRegexError } from '../../src/core/policy/safe-regex.ts';
 import type { Matcher } from '../../src/core/policy/schema.ts';
 
 const matches = (matcher: Matcher, value: unknown, fold: CaseFold = 'exact') => compileMatcher(matcher, fold, false).test(value);
@@ -294,6 +294,8 @@ describe('regex', () => {
     ['(a+){2,}', 'nested quantifiers, the outer one counted', /a repeated group matches in more than one way/],
     ['(?:a+){3}', 'a repetition repeated three times: three unbounded repetitions', /more ways than two unbounded repetitions/],
     ['(a{1,30}){1,30}', 'bounded repetitions nested', /more ways than two unbounded repetitions/],
+    ['x?x?x?\\p{L}*\\p{L}*', 'two repetitions of a Unicode property, whose steps cost 4, and three optional parts', /more ways than two unbounded repetitions/],
+    ['x?x?x?[\\p{L}\\d]*[\\p{L}\\d]*', 'two repetitions of a class holding a Unicode property', /more ways than two unbounded repetitions/],
     [`${'a?'.repeat(25)}${'a'.repeat(25)}`, 'optional parts in a row, each doubling the ways', /more ways than two unbounded repetitions/],
     [
       'refs/tags/v[0-9]*(x)?[0-9]*(x)?[0-9]*(x)?.*',
@@ -519,6 +521,31 @@ describe('regex', () => {
     // The cap the docs name: 1,024 characters are read, 1,025 are not.
     expect(compileSafeRegex('a*', 'exact', false)('a'.repeat(1024))).toBe(true);
     expect(compileSafeRegex('b', 'exact', true)('a'.repeat(1025))).toBe(true);
+  });
+
+  // V8 matches a string holding a character beyond Latin-1 on a slower path, 5 to 30 times as slow: such a value is read
+  // to a quarter of the length, whatever the fold.
+  it('reads a value holding a character beyond Latin-1 only to REGEX_MAX_WIDE_INPUT characters', () => {
+    expect(REGEX_MAX_WIDE_INPUT).toBe(256);
+    for (const overLong of [false, true]) {
+      const wide = `${'a'.repeat(REGEX_MAX_WIDE_INPUT - 1)}ꞵ`;
+      expect(compileSafeRegex('a*ꞵ', 'exact', overLong)(wide)).toBe(true);
+      expect(compileSafeRegex('a*ꞵ', 'exact', overLong)(`a${wide}`)).toBe(overLong);
+      expect(compileSafeRegex('b', 'exact', overLong)(`a${wide}`)).toBe(overLong);
+      expect(compileSafeRegex('a*😀', 'exact', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT - 1)}😀`)).toBe(overLong);
+      expect(compileSafeRegex('a*ꞵ', 'whole', overLong)(`A${wide}`)).toBe(overLong);
+      expect(compileSafeRegex('a*@refs/heads/ꞵ', 'before-@', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT)}@refs/heads/ꞵ`)).toBe(overLong);
+      expect(compileSafeRegex('b@refs/heads/ꞵ', 'before-@', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT)}@refs/heads/ꞵ`)).toBe(overLong);
+      // Latin-1 is kept in one byte a character: read to the whole cap.
+      expect(compileSafeRegex('é*', 'exact', overLong)('é'.repeat(REGEX_MAX_INPUT))).toBe(true);
+      expect(compileSafeRegex('b', 'exact', overLong)('ÿ'.repeat(REGEX_MAX_INPUT))).toBe(false);
+    }
+    // The two unbounded repetitions the limit is measured on, on the longest wide value read and on one past it.
+    const test = compileSafeRegex('x?x?x?.*.*', 'exact', false);
+    const started = performance.now();
+    expect(test(`${'ꞵ'.repeat(REGEX_MAX_WIDE_INPUT - 1)}\n`)).toBe(false);
+    expect(test(`${'ꞵ'.repeat(REGEX_MAX_INPUT - 1)}\n`)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(100);
   });
 
   it("answers a deny line's overLong (true) for a value past the cap, an allow's (false), and the other under not", () => {

@@ -8,6 +8,22 @@ import { KeywayError } from '../errors/keyway-error.ts';
  */
 export const REGEX_MAX_INPUT = 1024;
 
+/**
+ * Values longer than this that hold a character beyond Latin-1 a regex does not read either. V8 keeps such a string in
+ * two bytes a character and matches it on a slower path: `x?x?x?.*.*`, which the estimate's limit is measured on, took
+ * 5 to 10 times as long on 1,023 characters when one of them was `ꞵ`, and `\p{L}` repetitions some 30 times. A quarter
+ * of the length is a sixteenth of the work of two unbounded repetitions. A claim is read from the token's JSON, whose
+ * parser keeps a value of Latin-1 characters in one byte each whatever else the token holds.
+ */
+export const REGEX_MAX_WIDE_INPUT = 256;
+
+const WIDE = /[\u{100}-\u{10FFFF}]/u;
+
+/** Whether a regex leaves `text` unread, answering `overLong` for it. */
+function tooLongToRead(text: string): boolean {
+  return text.length > REGEX_MAX_INPUT || (text.length > REGEX_MAX_WIDE_INPUT && WIDE.test(text));
+}
+
 export class UnsafeRegexError extends KeywayError {
   override readonly name = 'UnsafeRegexError';
   readonly code = 'regex_unsafe';
@@ -49,7 +65,8 @@ export type RegexTest = (text: string) => boolean;
  * Its groups are compiled without capturing (withoutCaptures): it only tests, and a capture in a
  * repetition costs what the estimate does not count.
  *
- * A value over REGEX_MAX_INPUT characters is not read: the test answers `overLong` for it.
+ * A value over REGEX_MAX_INPUT characters is not read, nor one over REGEX_MAX_WIDE_INPUT that holds a character beyond
+ * Latin-1: the test answers `overLong` for it.
  */
 export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean): RegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
@@ -78,16 +95,16 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
       `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters can be tried in more ways than two unbounded repetitions try it: three over the same characters, as in .*-.*-.*, try every split, and so do many alternatives or bounded repetitions in a row): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*), and write a class for alternatives of one character ([a-z0-9-] for (?:[a-z]|[a-z0-9-]))`,
     );
   }
-  if (fold === 'exact') return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(text));
+  if (fold === 'exact') return (text) => (tooLongToRead(text) ? overLong : regex.test(text));
   const source = readRegexSource(plain);
   if (fold === 'whole') {
     for (const { text, places } of source.alternatives) refuseCapitals(pattern, text, places);
-    return (text) => (text.length > REGEX_MAX_INPUT ? overLong : regex.test(foldCase(text, fold)));
+    return (text) => (tooLongToRead(text) ? overLong : regex.test(foldCase(text, fold)));
   }
   if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where the names end and the ref begins`);
   const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative));
   return (text) => {
-    if (text.length > REGEX_MAX_INPUT) return overLong;
+    if (tooLongToRead(text)) return overLong;
     const folded = foldCase(text, fold);
     return alternatives.some((test) => test(folded));
   };
