@@ -674,7 +674,7 @@ grant:
       }
     });
 
-    it('strips hop-by-hop headers both ways, the upstream’s cookies, what it would say of keyway’s own origin, and a Keyway-Error it tries to forge', async () => {
+    it('strips hop-by-hop headers both ways, the upstream’s cookies, what it would say of keyway’s own origin or to the server in front of it, and a Keyway-Error it tries to forge', async () => {
       // Connection names its headers in any case, in a list with white space after its commas.
       const headers = {
         authorization: `Bearer ${await job()}`,
@@ -705,6 +705,16 @@ grant:
         'clear-site-data',
         'nel',
         'report-to',
+        'x-accel-redirect',
+        'x-accel-expires',
+        'x-sendfile',
+        'x-sendfile2',
+        'x-lighttpd-send-file',
+        'x-envoy-immediate-health-check-fail',
+        'x-envoy-degraded',
+        'surrogate-control',
+        'cdn-cache-control',
+        'cloudflare-cdn-cache-control',
       ])
         expect(response.headers.get(name)).toBeNull();
       // keyway's own server may keep its connection alive; the upstream's Keep-Alive is never passed on.

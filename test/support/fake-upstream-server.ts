@@ -174,6 +174,17 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
         'clear-site-data': '"cookies", "storage"',
         nel: '{"report_to":"upstream","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
         'report-to': '{"group":"upstream","max_age":31536000,"endpoints":[{"url":"https://reports.upstream.example/nel"}]}',
+        // Said to the reverse proxy or CDN in front of keyway, which acts on them in an answer it relays.
+        'x-accel-redirect': '/internal/metrics',
+        'X-Accel-Expires': '86400',
+        'x-sendfile': '/etc/keyway/master.key',
+        'x-sendfile2': '/etc/keyway/master.key 0-',
+        'x-lighttpd-send-file': '/etc/keyway/master.key',
+        'x-envoy-immediate-health-check-fail': 'true',
+        'x-envoy-degraded': 'true',
+        'surrogate-control': 'max-age=86400',
+        'cdn-cache-control': 'public, max-age=86400',
+        'cloudflare-cdn-cache-control': 'public, max-age=86400',
         'x-upstream-own': 'kept',
       });
       return void response.end('{"ok":true}');

@@ -64,7 +64,21 @@ const UPSTREAM_ONLY = [
   // Report-To endpoints the same answer names.
   'nel',
   'report-to',
+  // What the server or CDN in front of keyway (docs/operations/node.md: a TLS reverse proxy) takes from the answer it
+  // relays as said to itself: how long to cache it for everyone who asks that URL, with or without a credential.
+  'surrogate-control',
+  'cdn-cache-control',
+  'cloudflare-cdn-cache-control',
 ];
+
+/**
+ * Never passed back either, by prefix: what such a server acts on in an answer it relays. nginx's `X-Accel-Redirect`
+ * (on by default) serves another URI in its place, `internal` locations included, and replays the caller's request
+ * headers (its CI token among them) there; `X-Accel-Expires` caches it whatever Cache-Control says. Apache's and
+ * lighttpd's `X-Sendfile` (`-Temporary`, `2`) and `X-LIGHTTPD-send-file` serve a file from that server's disk. Envoy's
+ * `x-envoy-*` mark the host that answered (keyway) failed or degraded for its health checks and load balancing.
+ */
+const UPSTREAM_ONLY_PREFIXES = ['x-accel-', 'x-sendfile', 'x-lighttpd-send-', 'x-envoy-'];
 
 /**
  * Headers that ask the upstream to act as someone other than keyway's credential: GitLab's `Sudo` (an administrator's
@@ -195,7 +209,7 @@ export function callerResponseHeaders(upstream: Headers, credential: string | un
   const named = connectionNamed(upstream.get('connection') ?? undefined);
   const headers = new Headers();
   for (const [name, value] of upstream) {
-    if (dropped(name, named, UPSTREAM_ONLY)) continue;
+    if (dropped(name, named, UPSTREAM_ONLY) || UPSTREAM_ONLY_PREFIXES.some((prefix) => name.toLowerCase().startsWith(prefix))) continue;
     // The name too: a credential is a valid header name, and a server may turn what it received into one.
     if (echoesCredential(`${name}: ${value}`, credential)) continue;
     headers.append(name, value);
