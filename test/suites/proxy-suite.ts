@@ -1179,6 +1179,13 @@ grant:
         ['X-Rewrite-URL', () => send('/proxy/vendor/x/y', { headers: { 'x-rewrite-url': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
         ['X-Original-URI', () => send('/proxy/vendor/x/y', { headers: { 'x-original-uri': '/admin/keys' } }), 400, 'invalid_request', 'proxy_header_refused'],
         [
+          'X-Script-Name (a WSGI app behind a prefix routes /x/admin/keys as /admin/keys)',
+          () => send('/proxy/vendor/x/admin/keys', { headers: { 'x-script-name': '/x' } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ],
+        [
           'X_Original_URL (CGI reads _ as -)',
           () => send('/proxy/vendor/x/y', { headers: { x_original_url: '/admin/keys' } }),
           400,

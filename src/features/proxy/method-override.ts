@@ -15,6 +15,10 @@ const OVERRIDE_HEADERS = [
   'x-original-url',
   'x-original-uri',
   'x-rewrite-url',
+  // The path prefix a reverse proxy mounted the app under, cut off the path before routing (Flask's ReverseProxied
+  // snippet and its many copies, Django middlewares, calibre-web, SearXNG): `/a/b/admin` with `X-Script-Name: /a/b` is
+  // routed as `/admin`.
+  'x-script-name',
 ];
 
 /** The override header the request carries, or undefined. CGI, PHP and WSGI read `_` as `-`, so `X_Original_URL` counts. */
