@@ -1186,6 +1186,13 @@ grant:
           'proxy_header_refused',
         ],
         [
+          'X-Vault-Namespace (Vault reads /x/secret in namespace team-b as /team-b/x/secret)',
+          () => send('/proxy/vendor/x/secret', { headers: { 'x-vault-namespace': 'team-b' } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        ],
+        [
           'X_Original_URL (CGI reads _ as -)',
           () => send('/proxy/vendor/x/y', { headers: { x_original_url: '/admin/keys' } }),
           400,

@@ -19,6 +19,9 @@ const OVERRIDE_HEADERS = [
   // snippet and its many copies, Django middlewares, calibre-web, SearXNG): `/a/b/admin` with `X-Script-Name: /a/b` is
   // routed as `/admin`.
   'x-script-name',
+  // Vault's and OpenBao's namespace, which prefixes the path: `/v1/secret/data/x` with `X-Vault-Namespace: team-b` is
+  // `/v1/team-b/secret/data/x`, the path a rule would have to name.
+  'x-vault-namespace',
 ];
 
 /** The override header the request carries, or undefined. CGI, PHP and WSGI read `_` as `-`, so `X_Original_URL` counts. */
