@@ -13,6 +13,25 @@ import { startNodeHarness } from './node-harness.ts';
 const masterKey = randomBytes(32).toString('base64');
 /** The static upstream's secret: the caller must never get it back, in any form the caller can read. */
 const SECRET = `echoed-secret-${randomBytes(12).toString('hex')}`;
+/** A static secret as base64 and vendors write them, with the characters JSON encoders escape beyond what JSON requires. */
+const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h==`;
+
+/** JSON with each character `characters` matches written as a `\\uXXXX` escape. */
+const unicodeEscaped =
+  (characters: RegExp) =>
+  (json: string): string =>
+    json.replace(characters, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** The credential in a JSON string as an encoder writes it: JSON.stringify, then the escapes that encoder adds. */
+const JSON_ENCODERS: Readonly<Record<string, (json: string) => string>> = {
+  // PHP's json_encode escapes `/` by default.
+  php: (json) => json.replaceAll('/', '\\/'),
+  // Go's encoding/json (and Rails) escape `<`, `>` and `&` to keep the output safe inside HTML.
+  go: unicodeEscaped(/[<>&]/g),
+  // Gson escapes `=` and `'` too.
+  gson: unicodeEscaped(/[<>&=']/g),
+};
+const ENCODERS = Object.keys(JSON_ENCODERS);
 
 /**
  * An upstream that echoes the Authorization it received (a debugging endpoint, a reflected error), each path in one
@@ -66,6 +85,11 @@ function echo(request: IncomingMessage, response: ServerResponse): void {
     });
     return void response.end(slice);
   }
+  const encoder = JSON_ENCODERS[path.replace(/^\/echo\/json-/, '')];
+  if (path.startsWith('/echo/json-') && encoder !== undefined) {
+    response.writeHead(200, { 'content-type': 'application/json' });
+    return void response.end(encoder(body));
+  }
   response.writeHead(404, { 'content-type': 'application/json' });
   response.end('{"message":"Not Found"}');
 }
@@ -81,6 +105,7 @@ describe('proxy mode: an upstream that echoes keyway’s credential', () => {
     const issuer = freshIssuer(inject('testIssuerBase'), 'proxy-echo');
     const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey })!);
     const sealed = await box.seal(SECRET, UPSTREAM_SECRET_PURPOSE, 'echo');
+    const sealedEscaped = await box.seal(ESCAPED_SECRET, UPSTREAM_SECRET_PURPOSE, 'escaping');
     broker = await startNodeHarness(
       {
         'proxy/echo.yaml': `version: 1
@@ -88,6 +113,12 @@ issuer: { kind: github, url: "${issuer.url}" }
 match: { repository_owner_id: "1200934", repository: acme/api }
 grant:
   proxy: { upstream: echo, allow: [{ method: GET, path: "/echo/*" }] }
+`,
+        'proxy/escaping.yaml': `version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_owner_id: "1200934", repository: acme/api }
+grant:
+  proxy: { upstream: escaping, allow: [{ method: GET, path: "/echo/*" }] }
 `,
       },
       {
@@ -98,6 +129,9 @@ grant:
   echo:
     url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
     auth: { kind: static, sealed: "${sealed}" }
+  escaping:
+    url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: { kind: static, sealed: "${sealedEscaped}" }
 `,
         },
       },
@@ -161,6 +195,15 @@ grant:
       expect(response.headers.has('content-range')).toBe(false);
     }
     expect(joined).toContain('[redacted]');
+  });
+
+  it.each(ENCODERS)('hands back no echo of the credential in a JSON string as %s escapes it', async (encoder) => {
+    const response = await get(`/proxy/escaping/echo/json-${encoder}`);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    // Read as the caller's JSON reader reads it: the escapes undone.
+    expect(JSON.parse(text)).toEqual({ credential: 'Bearer [redacted]' });
+    expect(text).not.toContain(ESCAPED_SECRET);
   });
 
   it('hands back no body the caller can decode to the credential: a gzip transfer coding fetch left on is not passed on unlabelled', async () => {

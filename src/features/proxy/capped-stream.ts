@@ -96,15 +96,37 @@ function encodings(text: string): readonly Uint8Array[] {
   return [new TextEncoder().encode(text), written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false)];
 }
 
+/** Escapes of ASCII characters as `\uXXXX`, as JSON encoders that make their output safe inside HTML write them. */
+const unicodeEscapes = (characters: string) =>
+  new Map([...characters].map((character) => [character, `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`]));
+
 /**
- * The stream with every occurrence of `secret` replaced, in UTF-8, UTF-16 or UTF-32, also across chunk boundaries
- * (the last bytes that could start one are held back until the next chunk or the end): an upstream that echoes
- * keyway's credential in its body does not hand it to the caller.
+ * How JSON encoders write a character inside a string beyond what JSON requires (`"` and `\` escaped): PHP's json_encode
+ * escapes `/` as `\/` by default, Go's encoding/json and Rails `<`, `>` and `&` as `\u003c`, `\u003e` and `\u0026`,
+ * Gson those and `=` and `'` too.
+ */
+const JSON_STYLES: readonly ReadonlyMap<string, string>[] = [new Map(), new Map([['/', '\\/']]), unicodeEscapes('<>&'), unicodeEscapes("<>&='")];
+
+/**
+ * The text as it is, and as each JSON encoder style writes it in a string: an upstream that echoes the credential in a
+ * JSON answer writes it so, and a JSON reader gets the credential back whole.
+ */
+function writtenForms(text: string): readonly string[] {
+  const forms = JSON_STYLES.map((style) =>
+    [...text].map((character) => (character === '"' || character === '\\' ? `\\${character}` : (style.get(character) ?? character))).join(''),
+  );
+  return [...new Set([text, ...forms])];
+}
+
+/**
+ * The stream with every occurrence of `secret` replaced, as it is or escaped in a JSON string as common encoders escape
+ * it, in UTF-8, UTF-16 or UTF-32, also across chunk boundaries (the last bytes that could start one are held back until
+ * the next chunk or the end): an upstream that echoes keyway's credential in its body does not hand it to the caller.
  */
 export function redactedStream(source: ReadableStream<Uint8Array>, secret: string): ReadableStream<Uint8Array> {
   if (secret === '') return source;
   const replacements = encodings('[redacted]');
-  const needles = encodings(secret).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! }));
+  const needles = writtenForms(secret).flatMap((form) => encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! })));
   let held: Uint8Array = new Uint8Array(0);
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
