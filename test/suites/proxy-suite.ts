@@ -674,7 +674,7 @@ grant:
       }
     });
 
-    it('strips hop-by-hop headers both ways, the upstream’s cookies, what it would say of keyway’s own origin or to the server in front of it, and a Keyway-Error it tries to forge', async () => {
+    it('strips hop-by-hop headers both ways, the upstream’s cookies, what it would say of keyway’s own origin or to the server or cache in front of it, and a Keyway-Error it tries to forge', async () => {
       // Connection names its headers in any case, in a list with white space after its commas.
       const headers = {
         authorization: `Bearer ${await job()}`,
@@ -717,6 +717,12 @@ grant:
         'cloudflare-cdn-cache-control',
       ])
         expect(response.headers.get(name)).toBeNull();
+      // For the caller's own cache alone: a shared cache in front of keyway would hand it to whoever asks that URL.
+      expect(response.headers.get('cache-control')).toBe('private, max-age=86400, must-revalidate');
+      const uncached = await send('/proxy/vendor/x/ok');
+      expect(uncached.status).toBe(200);
+      expect(uncached.headers.get('cache-control')).toBe('private');
+      await uncached.arrayBuffer();
       // keyway's own server may keep its connection alive; the upstream's Keep-Alive is never passed on.
       expect(response.headers.get('keep-alive')).not.toBe('timeout=77, max=3');
       expect(response.headers.get('x-upstream-own')).toBe('kept');

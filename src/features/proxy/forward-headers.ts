@@ -214,7 +214,20 @@ export function callerResponseHeaders(upstream: Headers, credential: string | un
     if (echoesCredential(`${name}: ${value}`, credential)) continue;
     headers.append(name, value);
   }
+  // The answer is for the caller keyway's policies let through, fetched with keyway's credential: a shared cache in front of
+  // keyway (nginx's proxy_cache, which ignores the request's Authorization; Varnish) must not hand it to whoever asks the
+  // same URL, whatever the upstream allowed the caches between it and keyway.
+  headers.set('cache-control', privateCacheControl(headers.get('cache-control')));
   return headers;
+}
+
+/** What lets a shared cache store an answer to a request with a credential (RFC 9111 §3.5), or speaks to shared caches alone. */
+const SHARED_CACHE_DIRECTIVE = /^\s*(?:public|private|proxy-revalidate|s-maxage\s*=.*)\s*$/i;
+
+/** The upstream's Cache-Control for the caller's own cache: `private`, and its other directives but those for shared caches. */
+function privateCacheControl(given: string | null): string {
+  const kept = (given ?? '').split(',').filter((directive) => directive.trim() !== '' && !SHARED_CACHE_DIRECTIVE.test(directive));
+  return ['private', ...kept.map((directive) => directive.trim())].join(', ');
 }
 
 /** Whether a value holds the credential, as it is or percent-encoded (a URL that carries it, such as a redirect's Location). */
