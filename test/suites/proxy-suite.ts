@@ -1243,6 +1243,10 @@ grant:
             ['X-Remote-Extra-Scopes (Kubernetes request-header auth)', 'x-remote-extra-scopes', 'admin'],
             ['X-Authenticated-Userid (Kong)', 'x-authenticated-userid', 'admin'],
             ['X-Goog-IAP-JWT-Assertion (Google IAP)', 'x-goog-iap-jwt-assertion', 'eyJhbGciOiJub25lIn0.e30.'],
+            ['X-authentik-username (authentik)', 'x-authentik-username', 'akadmin'],
+            ['X-Vouch-User (Vouch Proxy)', 'x-vouch-user', 'admin@acme.dev'],
+            ['X-MS-TOKEN-AAD-ID-TOKEN (Azure App Service)', 'x-ms-token-aad-id-token', 'eyJhbGciOiJub25lIn0.e30.'],
+            ['Teleport-Jwt-Assertion (Teleport)', 'teleport-jwt-assertion', 'eyJhbGciOiJub25lIn0.e30.'],
           ] as const
         ).map(([label, name, value]): [string, () => Promise<Response>, number, string, Reason] => [
           label,

@@ -89,8 +89,9 @@ const UPSTREAM_ONLY_PREFIXES = ['x-accel-', 'x-sendfile', 'x-lighttpd-send-', 'x
  * `X-User` and `X-Email`; Grafana's and Gitea's `X-WEBAUTH-*`, oauth2-proxy's `X-Auth-Request-*`, Louketo's
  * `X-Auth-Username` and the like, Kong's `X-Consumer-*`, `X-Authenticated-*` and `X-Userinfo`, Pomerium's
  * `X-Pomerium-Claim-*`, Tailscale's `Tailscale-User-*`, Google IAP's `X-Goog-Authenticated-User-*` and `X-Goog-IAP-*`,
- * AWS ALB's `X-Amzn-Oidc-*`, Azure App Service's `X-MS-Client-Principal*`). keyway is that proxy to the upstream: a rule
- * allows a method and path done as its credential.
+ * AWS ALB's `X-Amzn-Oidc-*`, Azure App Service's `X-MS-Client-Principal*` and `X-MS-TOKEN-*` (the user's own tokens it
+ * hands the app), authentik's `X-authentik-*`, Vouch Proxy's `X-Vouch-*`, Teleport's `Teleport-Jwt-Assertion`). keyway is
+ * that proxy to the upstream: a rule allows a method and path done as its credential.
  */
 const IMPERSONATION_HEADERS = [
   'sudo',
@@ -106,6 +107,7 @@ const IMPERSONATION_HEADERS = [
   'x-auth-roles',
   'x-auth-groups',
   'x-pomerium-jwt-assertion',
+  'teleport-jwt-assertion',
   'remote-user',
   'remote-groups',
   'remote-name',
@@ -126,6 +128,9 @@ const IMPERSONATION_PREFIXES = [
   'x-goog-iap-',
   'x-amzn-oidc-',
   'x-ms-client-principal',
+  'x-ms-token-',
+  'x-authentik-',
+  'x-vouch-',
 ];
 
 /** The header that names someone for the upstream to act as, or undefined. CGI, PHP and WSGI read `_` as `-`, so `X_Remote_User` counts. */
