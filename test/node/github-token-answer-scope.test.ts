@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FakeGitHub, type FakeInstallation } from '../support/fake-github.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
-import { freshIssuer, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
+import { expectRefusal, freshIssuer, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { githubForm } from '../suites/github-exchange-suite.ts';
 import { startNodeHarness } from './node-harness.ts';
 
@@ -38,14 +38,15 @@ grant:
     permissions: { contents: 'write', metadata: 'read' },
     ...answer,
   });
+  /** Refused as GitHub's own failure (503 github_refused, recorded, no token), and the one token GitHub minted for it taken back at once. */
   const expectRefusedAndRevoked = async (): Promise<void> => {
+    const mintedBefore = (await github.tokens()).length;
     const result = await postToken(broker, githubForm(await issuer.sign(ciClaims(issuer.url, broker.issuer))));
-    expect(result.status).not.toBe(500);
-    expect(result.body).not.toHaveProperty('access_token');
+    const event = await expectRefusal(broker, result, { status: 503, error: 'temporarily_unavailable', reason: 'github_refused' });
+    expect(event.detail).toContain('the token was revoked');
     // Minted, and taken back at once, as a token wider than asked is.
-    const tokens = await github.tokens();
-    expect(tokens.length).toBeGreaterThan(0);
-    for (const token of tokens) expect(token.revoked).toBe(true);
+    const minted = (await github.tokens()).slice(mintedBefore);
+    expect(minted.map((token) => token.revoked)).toEqual([true]);
   };
 
   it('hands out no token whose repositories GitHub did not name: it cannot be shown to be no wider than the policy grants', async () => {
