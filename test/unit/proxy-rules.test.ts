@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decide } from '../../src/core/policy/decide.ts';
 import { loadPolicies, PolicyLoadError } from '../../src/core/policy/load-policies.ts';
 import { normaliseProxyPath } from '../../src/core/policy/proxy-path.ts';
-import { compileProxyRule, matchProxyRule } from '../../src/core/policy/proxy-rule.ts';
+import { compileProxyRule, matchProxyRule, ProxyRuleError } from '../../src/core/policy/proxy-rule.ts';
 import { readBrokerSettings } from '../../src/config/broker-settings.ts';
 import { parseProxyUpstreams } from '../../src/features/proxy/proxy-settings.ts';
 import { github } from '../../src/core/verify/presets/github.ts';
@@ -105,8 +105,17 @@ describe('grant.proxy rules', () => {
     }
   });
 
-  it('refuses rule paths that cannot be matched unambiguously', () => {
-    for (const path of ['/a/**/b', '/a/b*', '/a/../b', '/a//b', 'a/b']) expect(() => rule(path)).toThrow();
+  // A ProxyRuleError, which loading turns into the policy file's own error; any other would escape it.
+  it.each([
+    ['/a/**/b', 'path /a/**/b: ** may only be the last segment'],
+    ['/a/b*', 'path /a/b*: * and ** stand for whole segments only'],
+    ['/a/../b', 'path /a/../b: segment ".." is not a plain path segment'],
+    ['/a//b', 'path /a//b: segment "" is not a plain path segment'],
+    ['a/b', 'path a/b must start with /'],
+  ])('refuses the rule path %s, which cannot be matched unambiguously', (path, message) => {
+    const compiling = () => rule(path);
+    expect(compiling).toThrow(ProxyRuleError);
+    expect(compiling).toThrow(message);
   });
 
   const policy = (allow: string) => `version: 1
