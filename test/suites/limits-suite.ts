@@ -274,8 +274,14 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
         if (request !== 10) continue;
         // Mid-flood, the identity's own refusal (no policy grants it this upstream): answered and recorded as ever.
         const own = await call(await good());
-        expect(own.response.status).not.toBe(429);
-        expect(await broker.auditEvent(own.body['audit_event_id'] as string)).toMatchObject({ subject: 'repo:acme/api:environment:production' });
+        expect({ status: own.response.status, keywayError: own.response.headers.get('keyway-error') }).toEqual({
+          status: 403,
+          keywayError: 'proxy_not_allowed',
+        });
+        expect(await broker.auditEvent(own.body['audit_event_id'] as string)).toMatchObject({
+          reason: 'proxy_not_allowed',
+          subject: 'repo:acme/api:environment:production',
+        });
       }
       expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('signature_invalid')]);
 
