@@ -247,8 +247,8 @@ export function dpopSuite(runtime: string, start: StartBroker, issuerBase: () =>
 
     it('advertises the proof algorithms it accepts in its metadata', async () => {
       const metadata = (await (await broker.request('/.well-known/oauth-authorization-server')).json()) as Record<string, unknown>;
-      expect(metadata['dpop_signing_alg_values_supported']).toEqual(expect.arrayContaining(['ES256', 'EdDSA']));
-      expect(metadata['dpop_signing_alg_values_supported']).not.toContain('HS256');
+      // As docs/dpop-and-revocation.md lists them: asymmetric only, never none or HMAC.
+      expect(metadata['dpop_signing_alg_values_supported']).toEqual(['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256']);
     });
 
     describe('with server nonces (KEYWAY_DPOP_NONCE_KEY)', () => {
