@@ -40,7 +40,9 @@ describe('DPoP-bound tokens downstream (verifyAccessToken, keywayAuth)', () => {
   const expectRefused = async (response: Response, error: string, scheme = 'DPoP') => {
     expect(response.status).toBe(401);
     expect(((await response.json()) as { error: string }).error).toBe(error);
-    expect(response.headers.get('www-authenticate')).toMatch(new RegExp(`^${scheme} error="${error}"`));
+    // RFC 9449 §7.1: a DPoP challenge names the proof algorithms the service takes.
+    const algs = scheme === 'DPoP' ? ', algs="ES256 ES384 EdDSA Ed25519 PS256 RS256"' : '';
+    expect(response.headers.get('www-authenticate')).toBe(`${scheme} error="${error}"${algs}`);
   };
 
   beforeAll(async () => {
