@@ -166,6 +166,20 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
       },
     ]),
     [
+      "signed by the broker's RS256 key, which its JWKS publishes for Entra's tokens: keyway's own tokens are ES256 only",
+      async () => {
+        const rsa = ring.signingFor('RS256');
+        return new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })
+          .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: rsa.kid })
+          .setIssuer(broker.config.issuer)
+          .setAudience(SERVICE)
+          .setSubject('repo:acme/api')
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .sign(rsa.key);
+      },
+    ],
+    [
       'typed JWT, not at+jwt (an ID token signed by the broker key)',
       () =>
         new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })
