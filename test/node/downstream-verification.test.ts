@@ -151,6 +151,17 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
           .setIssuedAt()
           .sign(ring.signing.key),
     ],
+    [
+      'without iat (an at+jwt signed by the broker key that says nothing of when it was issued, RFC 9068 section 2.2)',
+      () =>
+        new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })
+          .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: ring.signing.kid })
+          .setIssuer(broker.config.issuer)
+          .setAudience(SERVICE)
+          .setSubject('repo:acme/api')
+          .setExpirationTime('5m')
+          .sign(ring.signing.key),
+    ],
     ...['sub', 'jti', 'client_id'].map((claim): [string, () => Promise<string>] => [
       `without ${claim} (an at+jwt signed by the broker key, every other claim in place)`,
       () => {
