@@ -10,7 +10,7 @@
 // every-core run) and the CPU time is the process tree's, the supervisor's included, split by nothing.
 // Not a test, no target. Settings: AB_ROUNDS (6), AB_EXCHANGES (2500), AB_CONNECTIONS (32), AB_WARM_UP (2500), AB_PROCESSES (1).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BROKER_ISSUER, cpuPlan, pinSelf, processTreeCpuMs, startBenchBroker, startBenchIssuer, threadCpuMs, type BenchBroker } from './broker-process.ts';
@@ -35,8 +35,27 @@ function checkout(revision: string): string {
   const dir = mkdtempSync(join(tmpdir(), `keyway-ab-${commit}-`));
   const archive = spawnSync('sh', ['-c', `git archive ${commit} | tar -x -C ${dir}`], { cwd: ROOT, encoding: 'utf8' });
   if (archive.status !== 0) throw new Error(`git archive ${revision} failed: ${archive.stderr}`);
+  const missing = dependenciesNotInstalled(dir);
+  if (missing.length > 0) {
+    throw new Error(
+      `${revision} runs on ${missing.join(', ')}, which this checkout has not installed: bench:ab runs every revision on this checkout's node_modules, so it compares revisions of the same dependencies`,
+    );
+  }
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;
+}
+
+/** The runtime dependencies of the checkout at `dir` (name@version, from its lock) that this checkout's node_modules lacks or holds at another version. */
+function dependenciesNotInstalled(dir: string): string[] {
+  const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const { dependencies = {} } = readJson(join(dir, 'package.json')) as { dependencies?: Record<string, string> };
+  const { packages = {} } = readJson(join(dir, 'package-lock.json')) as { packages?: Record<string, { version?: string }> };
+  return Object.keys(dependencies).flatMap((name) => {
+    const wanted = packages[`node_modules/${name}`]?.version;
+    const installed = join(ROOT, 'node_modules', name, 'package.json');
+    const version = existsSync(installed) ? (readJson(installed) as { version?: string }).version : undefined;
+    return version !== undefined && version === wanted ? [] : [`${name}@${wanted ?? dependencies[name]}`];
+  });
 }
 
 interface Contender {
