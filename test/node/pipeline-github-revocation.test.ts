@@ -23,10 +23,14 @@ describe('the pipeline revoking a GitHub installation token', () => {
   beforeAll(async () => {
     github = await FakeGitHub.create(inject('fakeGitHubBase'));
     // Answers as `keyway proxy`'s forwarder does a token that is not its per-run secret; under /relayed, as keyway does
-    // with an upstream's headers passed on (GitHub's request id among them) beside its own refusal.
+    // with an upstream's headers passed on (GitHub's request id among them) beside its own refusal. Under /plain, as any
+    // other server refuses it, naming neither; under /github/<status>, as GitHub answers with that status.
     server = await serveOnLoopback((request) => {
       const { pathname } = new URL(request.url);
       received.push(`${request.method} ${pathname} ${request.headers.get('authorization')}`);
+      if (pathname.startsWith('/plain/')) return new Response(null, { status: 401 });
+      const asGitHub = /^\/github\/(\d{3})\//.exec(pathname);
+      if (asGitHub !== null) return new Response(null, { status: Number(asGitHub[1]), headers: { 'x-github-request-id': 'C0FE:5678' } });
       const relayed: Record<string, string> = pathname.startsWith('/relayed/') ? { 'x-github-request-id': 'C0FE:1234' } : {};
       return Response.json({ error: 'invalid_client' }, { status: 401, headers: { 'keyway-error': 'forwarder_unauthenticated', ...relayed } });
     });
@@ -73,6 +77,18 @@ describe('the pipeline revoking a GitHub installation token', () => {
     await expect(revoke(TOKEN, atOldBroker({ GITHUB_API_URL: `${server.base}/relayed` }))).rejects.toThrow(
       /^GitHub answered 401 to the revocation: the token was not revoked$/,
     );
+    // Nor one from a server that is not GitHub at all, which names no request id of GitHub's.
+    await expect(revoke(TOKEN, atOldBroker({ GITHUB_API_URL: `${server.base}/plain` }))).rejects.toThrow(
+      /^127\.0\.0\.1:\d+ \(not GitHub: no x-github-request-id\) answered 401 to the revocation: the token was not revoked$/,
+    );
+  });
+
+  it("counts as revoked GitHub's 204 only, and as gone its 401 only: any other answer of GitHub's leaves the token live", async () => {
+    for (const status of [200, 403, 404, 500]) {
+      await expect(revoke(TOKEN, atOldBroker({ GITHUB_API_URL: `${server.base}/github/${status}` })), String(status)).rejects.toThrow(
+        new RegExp(`^GitHub answered ${status} to the revocation: the token was not revoked$`),
+      );
+    }
   });
 
   it('sends the token over plain http to no host but this machine by name (0.0.0.0 reaches it, and is not one)', async () => {
