@@ -17,6 +17,9 @@ describe('the pipeline revoking a GitHub installation token', () => {
   let server: Awaited<ReturnType<typeof serveOnLoopback>>;
   let oldBroker: Awaited<ReturnType<typeof serveOnLoopback>>;
   let newBroker: Awaited<ReturnType<typeof serveOnLoopback>>;
+  /** A broker of this release that answers /revoke as a test sets `brokerAnswer`. */
+  let setBroker: Awaited<ReturnType<typeof serveOnLoopback>>;
+  let brokerAnswer = (): Response => new Response(null, { status: 200 });
   const received: string[] = [];
   const handedBack: string[] = [];
 
@@ -43,9 +46,13 @@ describe('the pipeline revoking a GitHub installation token', () => {
       handedBack.push(`new ${request.method} ${new URL(request.url).pathname} ${new URLSearchParams(await request.text()).get('token')}`);
       return new Response(null, { status: 200, headers: { 'keyway-revokes': GITHUB_INSTALLATION_TOKEN_TYPE } });
     });
+    setBroker = await serveOnLoopback(async (request) => {
+      handedBack.push(`set ${request.method} ${new URL(request.url).pathname} ${new URLSearchParams(await request.text()).get('token')}`);
+      return brokerAnswer();
+    });
   });
   afterAll(async () => {
-    await Promise.all([server.close(), oldBroker.close(), newBroker.close()]);
+    await Promise.all([server.close(), oldBroker.close(), newBroker.close(), setBroker.close()]);
   });
 
   const atOldBroker = (env: Record<string, string>) => ({ broker: new URL(oldBroker.base), env, fetch });
@@ -56,6 +63,15 @@ describe('the pipeline revoking a GitHub installation token', () => {
     const answer = await revoke(TOKEN, { broker: new URL(newBroker.base), env: { GITHUB_API_URL: server.base }, fetch });
     expect(answer).toBe("handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API");
     expect(handedBack).toEqual([`new POST /revoke ${TOKEN}`]);
+    expect(received).toEqual([]);
+  });
+
+  it("sends the token nowhere else when the broker answers other than 200 (a flood's 429): the token was not revoked", async () => {
+    received.length = 0;
+    brokerAnswer = () => Response.json({ error: 'temporarily_unavailable' }, { status: 429, headers: { 'retry-after': '30' } });
+    await expect(revoke(TOKEN, { broker: new URL(setBroker.base), env: { GITHUB_API_URL: server.base }, fetch })).rejects.toThrow(
+      /^the broker answered 429 to the revocation$/,
+    );
     expect(received).toEqual([]);
   });
 
