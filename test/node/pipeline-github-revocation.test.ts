@@ -66,6 +66,16 @@ describe('the pipeline revoking a GitHub installation token', () => {
     expect(received).toEqual([]);
   });
 
+  it('hands the token to a broker that names GitHub tokens among other types it takes back, with spaces after the commas', async () => {
+    received.length = 0;
+    handedBack.length = 0;
+    brokerAnswer = () => new Response(null, { status: 200, headers: { 'keyway-revokes': `urn:example:token-type:other, ${GITHUB_INSTALLATION_TOKEN_TYPE}` } });
+    const answer = await revoke(TOKEN, { broker: new URL(setBroker.base), env: { GITHUB_API_URL: server.base }, fetch });
+    expect(answer).toBe("handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API");
+    expect(handedBack).toEqual([`set POST /revoke ${TOKEN}`]);
+    expect(received).toEqual([]);
+  });
+
   it("sends the token nowhere else when the broker answers other than 200 (a flood's 429): the token was not revoked", async () => {
     received.length = 0;
     brokerAnswer = () => Response.json({ error: 'temporarily_unavailable' }, { status: 429, headers: { 'retry-after': '30' } });
