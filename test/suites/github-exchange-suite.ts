@@ -366,6 +366,8 @@ grant:
         subject_token: { sha256: tokenSha256 },
       });
       expect(JSON.stringify(record)).not.toContain(token);
+      // Its one record: not also one of a token that is no JWT, which would say it was not revoked.
+      expect((await broker.recentAuditEvents()).filter((event) => event.request.id === record?.request.id)).toEqual([record]);
 
       // Its row is gone: handed back again, it is a token the broker does not know, answered alike and sent nowhere.
       const again = await handBack();
