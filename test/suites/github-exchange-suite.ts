@@ -117,9 +117,9 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
         repositories: [{ id: 96601, name: 'cfg' }],
         permissions: { contents: 'write', metadata: 'read' },
       });
-      // The suite's auditors read records on the /audit page (audience: the broker, as a harness runs it).
+      // The suite's auditors read records on the /audit page (audience: the broker, as a harness runs it), and revoke tokens.
       const auditors = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/auditors }
-grant: { audience: https://keyway.test, scopes: [audit:read] }
+grant: { audience: https://keyway.test, scopes: [audit:read, tokens:revoke] }
 `;
       // That server's jobs of its account 1200934, the number acme's account has on the App's GitHub, granted acme's repositories unpinned.
       const serverJobs = `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934", ref: refs/heads/main }
@@ -378,6 +378,25 @@ grant:
       const [unknown] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_malformed');
       // Kept by its length alone, as any token that is not this broker's: a SHA-256 of a guessable secret would give it away.
       expect(unknown?.subject_token).toEqual({ length: token.length });
+    });
+
+    it('revokes a GitHub token an operator with tokens:revoke hands back, as its holder can, recording the operator', async () => {
+      const granted = await postToken(broker, githubForm(await job()));
+      expect(granted.status).toBe(200);
+      const token = granted.body['access_token'] as string;
+      const tokenSha256 = (await broker.auditEvent(granted.body['audit_event_id'] as string))?.github?.token_sha256 ?? '';
+      const operator = await postToken(broker, exchangeForm(await job('refs/heads/auditors'), { scope: 'tokens:revoke' }));
+      expect(operator.status, JSON.stringify(operator.body)).toBe(200);
+      const answer = await broker.request('/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${String(operator.body['access_token'])}` },
+      });
+      expect(answer.status).toBe(200);
+      await broker.revokeDueGitHubTokens();
+      expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+      const [record] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked' && event.subject_token?.sha256 === tokenSha256);
+      expect(record?.detail).toMatch(/^a GitHub installation token \(granted in [^)]+\) handed back by operator \S+: revoked at its App's API/);
     });
 
     it('revokes the token when the policy TTL passes, and only then', async () => {
