@@ -158,4 +158,26 @@ describe('GitHub token maps in a pipeline', () => {
     await broker.revokeDueGitHubTokens();
     for (const token of saved.tokens ?? []) expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
   });
+
+  it('the GitHub Action: post hands back every token of a map though the broker refuses one of them', async () => {
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token-map': 'true', repositories: 'acme/api Octo-Org/site', scope: 'contents:read' },
+    );
+    const main = await step.run('main');
+    expect(main.code, main.stdout + main.stderr).toBe(0);
+    const saved = JSON.parse(readEnvironmentFile(step.files.GITHUB_STATE)['revoke'] ?? '{}') as { tokens: string[] };
+    // First in the list, a token the broker refuses to revoke (400): one that claims a DPoP key, sent with no proof of it.
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const bound = `${part({ alg: 'ES256', typ: 'JWT' })}.${part({ cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } })}.c2ln`;
+    const post = await step.run('post', { STATE_revoke: JSON.stringify({ ...saved, tokens: [bound, ...saved.tokens] }) });
+    expect(post).toMatchObject({
+      code: 0,
+      stdout:
+        '::warning::keyway: could not revoke the token: the broker answered 400 to the revocation\n' +
+        "keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n".repeat(2),
+    });
+    await broker.revokeDueGitHubTokens();
+    for (const token of saved.tokens) expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+  });
 });
