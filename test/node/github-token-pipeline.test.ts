@@ -148,6 +148,25 @@ grant:
     });
   });
 
+  it('the GitHub Action: a token whose outputs cannot be written is still left for the post step to hand back', async () => {
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token': 'true', repositories: 'acme/api', scope: 'contents:read' },
+    );
+    // A directory where the runner's output file should be: the first output write fails.
+    const main = await step.run('main', { GITHUB_OUTPUT: writeTree({ 'output/.keep': '' }) });
+    expect(main.code).toBe(1);
+    const saved = JSON.parse(readEnvironmentFile(step.files.GITHUB_STATE)['revoke'] ?? '{}') as { token?: string };
+    expect(saved.token).toMatch(/^ghs_/);
+    const post = await step.run('post', { STATE_revoke: JSON.stringify(saved) });
+    expect(post).toMatchObject({
+      code: 0,
+      stdout: "keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n",
+    });
+    await broker.revokeDueGitHubTokens();
+    expect((await github.repositoriesVisibleTo(saved.token ?? '')).status).toBe(401);
+  });
+
   it('the GitHub Action: post hands the token back to the broker main exchanged with, whatever its url input reads by then', async () => {
     // Where a later step pointed the input (`url: ${{ env.KEYWAY_URL }}`, KEYWAY_URL rewritten through GITHUB_ENV): a server that
     // answers as a broker taking GitHub tokens back, and keeps what it is sent.
