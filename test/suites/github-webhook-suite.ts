@@ -587,6 +587,39 @@ grant:
       );
     });
 
+    it("warns on the line of a proposed policy whose GitHub grant pins no owner_id for another GitHub deployment's jobs than the App's", async () => {
+      const base = sha('unreachable-base');
+      const head = sha('unreachable-head');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production') });
+      // github.com's jobs, where the App is on this (fake) GitHub: their accounts are numbered apart from its own.
+      const unreachable = `version: 1
+issuer: github
+match:
+  repository_owner_id: "1200934"
+  repository_id: "${POLICY_REPO_ID}"
+  ref: refs/heads/main
+grant:
+  github: { owner: ${OWNER}, repositories: [${POLICY_REPO.name}], permissions: { contents: read } }
+`;
+      await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'unreachable.yaml': unreachable });
+      const before = (await checkRuns()).length;
+      expect(await deliver({ event: 'pull_request', payload: payloads.pullRequest(POLICY_REPO, { number: 84, baseSha: base, headSha: head }) })).toMatchObject({
+        status: 200,
+        body: { status: 'handled' },
+      });
+      const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+      expect(run).toMatchObject({ head_sha: head, status: 'completed', conclusion: 'success' });
+      expect(run.output.annotations).toContainEqual(
+        expect.objectContaining({
+          path: `${POLICY_DIR}/unreachable.yaml`,
+          start_line: 8,
+          annotation_level: 'warning',
+          title: 'keyway unreachable-github-grant',
+          message: expect.stringContaining(`the App's GitHub deployment (${new URL(github.apiUrl).hostname}, KEYWAY_GITHUB_API_URL's)`),
+        }),
+      );
+    });
+
     it('reviews a pull request again when its base branch is changed: a review against the old base would hide a widening from the new one', async () => {
       // staging already holds the widening (deploy to staging); main does not. The pull request adds a guardrail on top.
       const [staging, main, head] = [sha('retarget-staging'), sha('retarget-main'), sha('retarget-head')];
