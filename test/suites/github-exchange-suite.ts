@@ -117,9 +117,9 @@ export function githubExchangeSuite(runtime: string, start: StartBroker, issuerB
         repositories: [{ id: 96601, name: 'cfg' }],
         permissions: { contents: 'write', metadata: 'read' },
       });
-      // The suite's auditors read records on the /audit page (audience: the broker, as a harness runs it), and revoke tokens.
+      // The suite's auditors read records on the /audit page (audience: the broker, as a harness runs it), revoke tokens and ask who can.
       const auditors = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201", ref: refs/heads/auditors }
-grant: { audience: https://keyway.test, scopes: [audit:read, tokens:revoke] }
+grant: { audience: https://keyway.test, scopes: [audit:read, tokens:revoke, policy:explain] }
 `;
       // That server's jobs of its account 1200934, the number acme's account has on the App's GitHub, granted acme's repositories unpinned.
       const serverJobs = `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934", ref: refs/heads/main }
@@ -397,6 +397,21 @@ grant:
       expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
       const [record] = (await broker.recentAuditEvents()).filter((event) => event.reason === 'token_revoked' && event.subject_token?.sha256 === tokenSha256);
       expect(record?.detail).toMatch(/^a GitHub installation token \(granted in [^)]+\) handed back by operator \S+: revoked at its App's API/);
+    });
+
+    it("lists for a GitHub permission, on POST /v1/policy/who-can, the grants that pin no owner_id for the App's deployment's jobs only", async () => {
+      const operator = await postToken(broker, exchangeForm(await job('refs/heads/auditors'), { scope: 'policy:explain' }));
+      expect(operator.status, JSON.stringify(operator.body)).toBe(200);
+      const response = await broker.request('/v1/policy/who-can', {
+        method: 'POST',
+        body: JSON.stringify({ github_permission: 'contents:read' }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${String(operator.body['access_token'])}` },
+      });
+      expect(response.status).toBe(200);
+      // The App is on this machine's (fake) GitHub, as the suite's issuer is: the server's jobs beside it number their accounts apart.
+      const listed = ((await response.json()) as { allow: { id: string }[] }).allow.map((policy) => policy.id);
+      expect(listed).toEqual(expect.arrayContaining(['github/release', 'github/short']));
+      expect(listed).not.toContain('github/server');
     });
 
     it('revokes the token when the policy TTL passes, and only then', async () => {
