@@ -49,13 +49,14 @@ describe('GitHub App settings', () => {
     });
     expect(settings?.apiUrl).toBe('https://api.github.com');
     expect(settings?.privateKeyPem).toContain('\nAAAA\n');
-    expect(
-      readGitHubAppSettings({
-        KEYWAY_GITHUB_APP_ID: '1',
-        KEYWAY_GITHUB_APP_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----',
-        KEYWAY_GITHUB_API_URL: 'https://ghe.example.com/api/v3/',
-      })?.apiUrl,
-    ).toBe('https://ghe.example.com/api/v3');
+    // Without its trailing slashes, however many.
+    for (const written of ['https://ghe.example.com/api/v3/', 'https://ghe.example.com/api/v3//']) {
+      expect(
+        readGitHubAppSettings({ KEYWAY_GITHUB_APP_ID: '1', KEYWAY_GITHUB_APP_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----', KEYWAY_GITHUB_API_URL: written })
+          ?.apiUrl,
+        written,
+      ).toBe('https://ghe.example.com/api/v3');
+    }
   });
 });
 
