@@ -29,6 +29,21 @@ describe('a setting that can carry a secret, refused at start-up', () => {
       /^KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment$/,
     ],
     [
+      'the GitHub API URL with a token as its user name alone',
+      { ...APP, KEYWAY_GITHUB_API_URL: `https://${SECRET}@ghe.example.com/api/v3` },
+      /^KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment$/,
+    ],
+    [
+      'the GitHub API URL with a token as its password and no user name',
+      { ...APP, KEYWAY_GITHUB_API_URL: `https://:${SECRET}@ghe.example.com/api/v3` },
+      /^KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment$/,
+    ],
+    [
+      'the GitHub API URL with a token in its fragment',
+      { ...APP, KEYWAY_GITHUB_API_URL: `https://ghe.example.com/api/v3#${SECRET}` },
+      /^KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment$/,
+    ],
+    [
       'the GitHub API URL with a token in its query',
       { ...APP, KEYWAY_GITHUB_API_URL: `https://ghe.example.com/api/v3?access_token=${SECRET}` },
       /^KEYWAY_GITHUB_API_URL must be a URL without credentials, query or fragment$/,
