@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { boundKeyThumbprint, dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import type { DpopReplayStore } from '../dpop/dpop-replay.ts';
-import type { AuditEvent } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditEventDraft } from '../audit/audit-event.ts';
 import type { Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
@@ -70,12 +70,7 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
     refused: { message, auditEventId: await appendExamination(deps, event) },
   });
   const proof = 'holder' in caller ? await holderProof(deps, token, caller.dpopProof, now) : undefined;
-  if (proof?.refusal !== undefined) {
-    const event = record('dpop_proof_invalid', `not revoked: ${proof.refusal}`);
-    const limited = await spendUnverifiedBudget(deps, event);
-    if (limited === undefined) return refuse(event, proof.refusal);
-    return { refused: { message: limited.message, ...(limited.recorded ? { auditEventId: await appendExamination(deps, event) } : {}) }, limited };
-  }
+  if (proof?.refusal !== undefined) return refuseStranger(deps, record('dpop_proof_invalid', `not revoked: ${proof.refusal}`), proof.refusal);
   const examined = await examineToken(deps, token, now);
   const by = 'operator' in caller ? `operator ${caller.operator}` : 'its holder';
   if (!examined.live && examined.reason === 'token_malformed' && deps.github !== undefined) {
@@ -110,6 +105,19 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
   const recorded = recordExamination(deps, { token, caller: recordedCaller, reason: 'token_revoked', detail: `revoked by ${by}`, context, now });
   await deps.revocations.revoke(examined.claims, await recorded, now);
   return {};
+}
+
+/** A revocation or introspection refused: with `limited`, by the unverified budget, in its stead. */
+export type RefusedRevocation = Revocation & { readonly refused: NonNullable<Revocation['refused']> };
+
+/**
+ * Refuses a stranger's request (no operator asked, and nothing it sent verified) with `message`: recorded as `event` within the
+ * unverified budget of its chain; past it, the limit's refusal, recorded only as the first of its run.
+ */
+export async function refuseStranger(deps: Pick<RevokeDeps, 'audit' | 'limits'>, event: AuditEventDraft, message: string): Promise<RefusedRevocation> {
+  const limited = await spendUnverifiedBudget(deps, event);
+  if (limited === undefined) return { refused: { message, auditEventId: await appendExamination(deps, event) } };
+  return { refused: { message: limited.message, ...(limited.recorded ? { auditEventId: await appendExamination(deps, event) } : {}) }, limited };
 }
 
 /**
