@@ -6,7 +6,7 @@ import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, freshIssuer, GRANT_TYPE, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { silentLogger, type LogFields } from '../../src/core/log.ts';
 import { startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
-import { startNodeHarness, testConfig, writeTree } from './node-harness.ts';
+import { BROKER_ISSUER, startNodeHarness, testConfig, writeTree } from './node-harness.ts';
 
 /** Raw HTTP/1.1 over a socket: what a hostile client sends, not what fetch would. Resolves with the first response's head, or 'closed'. */
 function raw(url: string, send: (socket: ReturnType<typeof connect>) => void): Promise<{ head: string; elapsedMs: number }> {
@@ -166,14 +166,20 @@ function refusedThenGranted(broker: () => BrokerHarness, github: () => TestIssue
 describe('inbound bounds on Node', () => {
   let broker: BrokerHarness;
   let github: TestIssuer;
+  let generic: TestIssuer;
   let url: string;
   /** What the broker logged as an error: a fault of its own, never a client's doing. */
   const errors: { message: string; fields?: LogFields }[] = [];
   beforeAll(async () => {
     github = freshIssuer(inject('testIssuerBase'), 'bounds-gh');
-    broker = await startNodeHarness(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'bounds-oidc')), {
-      log: { ...silentLogger, error: (message, fields) => void errors.push({ message, ...(fields === undefined ? {} : { fields }) }) },
-    });
+    generic = freshIssuer(inject('testIssuerBase'), 'bounds-oidc');
+    const introspector = `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-rs }\ngrant: { audience: "${BROKER_ISSUER}", scopes: [tokens:introspect] }\n`;
+    broker = await startNodeHarness(
+      { ...suitePolicies(github, generic), 'ops/introspector.yaml': introspector },
+      {
+        log: { ...silentLogger, error: (message, fields) => void errors.push({ message, ...(fields === undefined ? {} : { fields }) }) },
+      },
+    );
     url = (await broker.request('/healthz')).url.replace('/healthz', '');
   });
   afterAll(() => broker.close());
@@ -335,17 +341,63 @@ describe('inbound bounds on Node', () => {
     });
 
     it.each([
-      ['a holder at /revoke', '/revoke', ''],
-      ['the /audit sign-in form', '/audit/sign-in', 'Sec-Fetch-Site: same-origin\r\n'],
-    ])('%s, its length declared or chunked: nothing logged as an error', async (_who, path, extra) => {
-      errors.length = 0;
-      await leaveMidBody(declared(path, extra));
-      await leaveMidBody(chunked(path, extra));
-      // Each answer (to nobody) was given by the time a later request on another connection is.
-      await broker.request('/livez');
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(errors).toEqual([]);
-    });
+      ['declared', declared],
+      ['chunked', chunked],
+    ])(
+      "POST /revoke from a stranger and /introspect from an operator, its length %s: a malformed_request record each, the operator's naming it",
+      async (_how, request) => {
+        errors.length = 0;
+        const now = Math.floor(Date.now() / 1000);
+        const subject = await generic.sign({ iss: generic.url, aud: broker.issuer, sub: 'svc-rs', iat: now, exp: now + 300, jti: crypto.randomUUID() });
+        const granted = await broker.request('/token', {
+          method: 'POST',
+          body: exchangeForm(subject),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        const operator = ((await granted.json()) as Record<string, unknown>)['access_token'] as string;
+        const recorded: unknown[] = [];
+        for (const [path, extra] of [
+          ['/revoke', ''],
+          ['/introspect', `Authorization: Bearer ${operator}\r\n`],
+        ] as const) {
+          const last = (await broker.recentAuditEvents())[0]?.id;
+          await leaveMidBody(request(path, extra));
+          await vi.waitFor(async () => expect((await broker.recentAuditEvents())[0]?.id).not.toBe(last), { timeout: 5000 });
+          recorded.push((await broker.recentAuditEvents())[0]);
+        }
+        const ended = 'the request body ended before it was received whole: the client closed the connection or ran out of time';
+        expect(recorded).toEqual([
+          expect.objectContaining({
+            reason: 'malformed_request',
+            decision: 'malformed',
+            detail: `POST /revoke: ${ended}`,
+            request: expect.objectContaining({ client_ip: '127.0.0.1' }),
+          }),
+          expect.objectContaining({
+            reason: 'malformed_request',
+            detail: `POST /introspect: ${ended}`,
+            issuer: broker.issuer,
+            subject: expect.stringContaining('svc-rs'),
+          }),
+        ]);
+        expect(recorded[0]).not.toHaveProperty('subject');
+        expect(recorded.map((event) => Object.hasOwn(event as object, 'subject_token'))).toEqual([false, false]);
+        expect(errors).toEqual([]);
+      },
+    );
+
+    it.each([['the /audit sign-in form', '/audit/sign-in', 'Sec-Fetch-Site: same-origin\r\n']])(
+      '%s, its length declared or chunked: nothing logged as an error',
+      async (_who, path, extra) => {
+        errors.length = 0;
+        await leaveMidBody(declared(path, extra));
+        await leaveMidBody(chunked(path, extra));
+        // Each answer (to nobody) was given by the time a later request on another connection is.
+        await broker.request('/livez');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(errors).toEqual([]);
+      },
+    );
   });
 
   it('answers 431 to request headers over 16 KiB', async () => {

@@ -751,6 +751,34 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect((await recordsFrom(broker, stranger)).map((event) => event.reason)).toEqual(['rate_limited', ...Array(3).fill('dpop_proof_invalid')]);
     });
 
+    it("refuses a stranger's /revoke without a token past the unverified budget with the limit's 429, recording the first of the run as the limit's", async () => {
+      const { broker } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const send = async () => {
+        const response = await broker.request('/revoke', {
+          method: 'POST',
+          body: 'token_type_hint=access_token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1' },
+        });
+        return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+      };
+      // Its record names no identity, so it goes to the chain of its own id: on Workers any of the 16 shards, each with a budget of 3.
+      const answers = [];
+      for (let request = 0; request < 16 * 3 + 1; request += 1) {
+        answers.push(await send());
+        if (answers.at(-1)?.status !== 400) break;
+      }
+      const limited = answers.pop();
+      expect(answers.length).toBeGreaterThanOrEqual(3);
+      expect(answers.every((answer) => answer.body['error'] === 'invalid_request' && typeof answer.body['audit_event_id'] === 'string')).toBe(true);
+      expect(limited).toMatchObject({ status: 429, body: { error: 'temporarily_unavailable', audit_event_id: expect.any(String) } });
+      expect([limited?.headers.get('retry-after'), limited?.headers.get('cache-control')]).toEqual(['60', 'no-store']);
+      expect(limited?.body['error_description']).toContain('unverified rate limit');
+      expect(await broker.auditEvent(limited?.body['audit_event_id'] as string)).toMatchObject({
+        reason: 'rate_limited',
+        detail: expect.stringContaining('refused: malformed_request'),
+      });
+    });
+
     it("records a holder's /revoke of a keyway token already revoked whatever the unverified budget: the token verified, so its holder is no stranger", async () => {
       const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const holder = `holder-${crypto.randomUUID()}`;

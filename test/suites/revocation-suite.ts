@@ -563,16 +563,86 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       });
     });
 
-    it('refuses a revocation request without exactly one token parameter', async () => {
-      const none = await broker.request('/revoke', { method: 'POST', body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-      expect(none.status).toBe(400);
-      expect(((await none.json()) as Record<string, unknown>)['error']).toBe('invalid_request');
-      const two = await broker.request('/revoke', {
-        method: 'POST',
-        body: 'token=a.b.c&token=d.e.f',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    describe('a request that holds no one token: 400 invalid_request, recorded as malformed_request with what was wrong, and no token', () => {
+      const FORM = 'application/x-www-form-urlencoded';
+      /** What was sent (the token, when there is one, a keyway token of svc-a's), and what the record's detail names. */
+      const malformed: readonly [string, string, (token: string) => string, RegExp][] = [
+        ['no token parameter', FORM, () => 'token_type_hint=access_token', /the body holds no token parameter/],
+        ['an empty body', FORM, () => '', /the body holds no token parameter/],
+        ['two token parameters', FORM, (token) => `token=${token}&token=${token}`, /the body holds more than one token parameter/],
+        ['an empty token', FORM, () => 'token=&token_type_hint=access_token', /the token parameter is empty/],
+        ['a body that is not form-encoded', 'application/json', (token) => JSON.stringify({ token }), /the body must be application\/x-www-form-urlencoded/],
+      ];
+      const refusedAndRecorded = async (
+        path: '/revoke' | '/introspect',
+        contentType: string,
+        body: (token: string) => string,
+        problem: RegExp,
+        authorization?: string,
+      ) => {
+        const token = await tokenFor('svc-a');
+        const requestId = `malformed-${crypto.randomUUID()}`;
+        const response = await broker.request(path, {
+          method: 'POST',
+          body: body(token),
+          headers: {
+            'content-type': contentType,
+            'x-request-id': requestId,
+            'cf-connecting-ip': '127.0.0.1',
+            ...(authorization === undefined ? {} : { authorization }),
+          },
+        });
+        const answer = (await response.json()) as Record<string, unknown>;
+        expect({ status: response.status, cacheControl: response.headers.get('cache-control') }).toEqual({ status: 400, cacheControl: 'no-store' });
+        expect(answer).toEqual({ error: 'invalid_request', error_description: expect.stringMatching(problem), audit_event_id: expect.any(String) });
+        const record = await broker.auditEvent(answer['audit_event_id'] as string);
+        expect(record).toMatchObject({
+          decision: 'malformed',
+          reason: 'malformed_request',
+          detail: expect.stringMatching(new RegExp(`^POST ${path}: ${problem.source}`)),
+          request: { id: requestId, client_ip: '127.0.0.1' },
+        });
+        expect(record).not.toHaveProperty('subject_token');
+        expect(JSON.stringify(record)).not.toContain(token.split('.')[2]);
+        return record;
+      };
+
+      it.each(malformed)('at /revoke from a stranger: %s', async (_what, contentType, body, problem) => {
+        const record = await refusedAndRecorded('/revoke', contentType, body, problem);
+        expect(record).not.toHaveProperty('subject');
       });
-      expect(two.status).toBe(400);
+
+      it.each(malformed)('at /introspect from an operator, who is named: %s', async (_what, contentType, body, problem) => {
+        const record = await refusedAndRecorded('/introspect', contentType, body, problem, `Bearer ${await tokenFor('svc-rs')}`);
+        expect(record).toMatchObject({ issuer: broker.issuer, subject: expect.stringContaining('svc-rs') });
+      });
+
+      it('answers 503, never a 500, when the record cannot be written', async () => {
+        await broker.tamper(
+          "CREATE TRIGGER malformed_audit_down BEFORE INSERT ON audit_events WHEN NEW.reason = 'malformed_request' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+          [],
+        );
+        const answers: unknown[] = [];
+        try {
+          for (const authorization of [undefined, `Bearer ${await tokenFor('svc-rs')}`]) {
+            const path = authorization === undefined ? '/revoke' : '/introspect';
+            const response = await broker.request(path, {
+              method: 'POST',
+              body: '',
+              headers: { 'content-type': FORM, ...(authorization === undefined ? {} : { authorization }) },
+            });
+            answers.push({ path, status: response.status, cacheControl: response.headers.get('cache-control'), body: await response.json() });
+          }
+        } finally {
+          // Named on audit_events so the Workers harness runs it on every audit shard, as it ran the CREATE.
+          await broker.tamper('DROP TRIGGER malformed_audit_down /* audit_events */', []);
+        }
+        const unavailable = { status: 503, cacheControl: 'no-store', body: { error: 'temporarily_unavailable', error_description: expect.any(String) } };
+        expect(answers).toEqual([
+          { path: '/revoke', ...unavailable },
+          { path: '/introspect', ...unavailable },
+        ]);
+      });
     });
 
     it('introspects an active token with its claims, and a DPoP-bound one with its cnf', async () => {

@@ -8,7 +8,8 @@ import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
-import { revokeToken, type PendingGitHubTokens, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
+import { revokeToken, type PendingGitHubTokens, type RefusedRevocation, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
+import { refuseMalformedExamination, type MalformedExamination } from '../../core/revocation/malformed-examination.ts';
 import { HANDED_BACK_HEADER } from '../../core/revocation/handed-back-tokens.ts';
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
@@ -70,19 +71,14 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const shedRevocationAsHolder = shedBeforeBody(deps.limits.beforeVerification, deps.clientIp, countRevocation);
   const shedRevocation: MiddlewareHandler = (c, next) =>
     (c.req.header('authorization') === undefined ? shedRevocationAsHolder : shedRevocationAsOperator)(c, next);
-  const noToken = (c: Context) => c.json(invalidRequest('send one token parameter, form-encoded'), 400, NO_STORE);
-  // A body that ended before it was received whole (the client left, or ran out of time) holds no token.
-  const limit = bodyLimit({
-    maxSize: BODY_BYTES,
-    onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE),
-    onIncomplete: noToken,
-  });
-  const tokenOf = async (c: Context<Env>): Promise<string | undefined> => {
-    if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return undefined;
+  const tokenOf = async (c: Context<Env>): Promise<{ readonly token: string } | { readonly malformed: MalformedExamination }> => {
+    if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return { malformed: 'not_form_encoded' };
     const body = await c.req.arrayBuffer().catch(() => undefined);
-    if (body === undefined) return undefined;
-    const values = new URLSearchParams(new TextDecoder().decode(body)).getAll('token');
-    return values.length === 1 && values[0] !== '' ? values[0] : undefined;
+    if (body === undefined) return { malformed: 'body_incomplete' };
+    const [token, ...more] = new URLSearchParams(new TextDecoder().decode(body)).getAll('token');
+    if (token === undefined) return { malformed: 'no_token' };
+    if (more.length > 0) return { malformed: 'several_tokens' };
+    return token === '' ? { malformed: 'empty_token' } : { token };
   };
   // The audit log or the revocation list cannot be written or read: nothing was done, and the caller may retry.
   const answer = async (c: Context<Env>, work: () => Promise<Response>): Promise<Response> => {
@@ -94,6 +90,28 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     }
   };
   const context = (c: Context<Env>) => requestContext(c, deps.clientIp);
+  // Both routes check an Authorization header before they read the body: with one, the caller is the operator it verified.
+  const callerOf = (c: Context<Env>) => (c.req.header('authorization') === undefined ? ({ holder: true } as const) : { operator: c.get('keywayToken').sub });
+  // A refusal the core recorded: the unverified budget's 429 in its stead when the budget refused it.
+  const refusal = (c: Context<Env>, error: string, refused: RefusedRevocation['refused'], limited: RateLimitedError | undefined): Response => {
+    const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
+    if (limited === undefined) return c.json({ error, error_description: refused.message, ...recorded }, 400, NO_STORE);
+    deps.metrics.rateLimited(limited.limit, 'revoke');
+    const retryAfter = { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) };
+    return c.json({ error: 'temporarily_unavailable', error_description: refused.message, ...recorded }, 429, retryAfter);
+  };
+  const refuseMalformed = (c: Context<Env>, endpoint: '/revoke' | '/introspect', problem: MalformedExamination) =>
+    answer(c, async () => {
+      const { refused, limited } = await refuseMalformedExamination(examine, endpoint, callerOf(c), problem, context(c));
+      return refusal(c, 'invalid_request', refused, limited);
+    });
+  // A body that ended before it was received whole (the client left, or ran out of time) holds no token.
+  const limit = (endpoint: '/revoke' | '/introspect') =>
+    bodyLimit({
+      maxSize: BODY_BYTES,
+      onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE),
+      onIncomplete: (c) => refuseMalformed(c as Context<Env>, endpoint, 'body_incomplete'),
+    });
 
   // A revoked operator token is refused after the shed, and only once the broker's keys verified its signature: a flood of
   // forged tokens naming any jti costs no read of the revocation list (a Durable Object call on Workers).
@@ -104,28 +122,21 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     '/revoke',
     shedRevocation,
     refuseRevoked,
-    limit,
     // An operator only when an Authorization header comes. keywayAuth is typed for its own variables; this router also has the request id's.
     async (c, next) => (c.req.header('authorization') === undefined ? next() : revoker(c as unknown as Context<{ Variables: KeywayAuthVariables }>, next)),
+    limit('/revoke'),
     async (c) => {
-      const token = await tokenOf(c);
-      if (token === undefined) return noToken(c);
+      const form = await tokenOf(c);
+      if ('malformed' in form) return refuseMalformed(c, '/revoke', form.malformed);
       const dpopProof = c.req.header('dpop');
-      const caller: Revoker =
-        c.req.header('authorization') === undefined
-          ? { holder: true, ...(dpopProof === undefined ? {} : { dpopProof }) }
-          : { operator: c.get('keywayToken').sub };
+      const caller = callerOf(c);
+      const revoker: Revoker = 'holder' in caller && dpopProof !== undefined ? { ...caller, dpopProof } : caller;
       return answer(c, async () => {
-        const { refused, limited } = await revokeToken(examine, token, caller, context(c));
-        if (limited !== undefined) deps.metrics.rateLimited(limited.limit, 'revoke');
-        if (refused === undefined) return c.body(null, 200, handedBack);
-        const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
-        if (limited !== undefined) {
-          const retryAfter = { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) };
-          return c.json({ error: 'temporarily_unavailable', error_description: refused.message, ...recorded }, 429, retryAfter);
-        }
+        const { refused, limited } = await revokeToken(examine, form.token, revoker, context(c));
         // A bound token's holder sent no proof of its key, or a bad one (RFC 9449 §5's answer at an authorization server).
-        return c.json({ error: 'invalid_dpop_proof', error_description: refused.message, ...recorded }, 400, NO_STORE);
+        if (refused !== undefined) return refusal(c, 'invalid_dpop_proof', refused, limited);
+        if (limited !== undefined) deps.metrics.rateLimited(limited.limit, 'revoke');
+        return c.body(null, 200, handedBack);
       });
     },
   );
@@ -142,10 +153,10 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       return c.json(answered, status, NO_STORE);
     });
   });
-  routes.post('/introspect', shedAsOperator, refuseRevoked, limit, operator(TOKENS_INTROSPECT_SCOPE), async (c) => {
-    const token = await tokenOf(c);
-    if (token === undefined) return noToken(c);
-    return answer(c, async () => c.json(await introspectToken(examine, token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
+  routes.post('/introspect', shedAsOperator, refuseRevoked, operator(TOKENS_INTROSPECT_SCOPE), limit('/introspect'), async (c) => {
+    const form = await tokenOf(c);
+    if ('malformed' in form) return refuseMalformed(c, '/introspect', form.malformed);
+    return answer(c, async () => c.json(await introspectToken(examine, form.token, c.get('keywayToken').sub, context(c)), 200, NO_STORE));
   });
   return routes;
 }
