@@ -563,21 +563,27 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       });
     });
 
-    describe('a request that holds no one token: 400 invalid_request, recorded as malformed_request with what was wrong, and no token', () => {
+    describe('a request that holds no one token: invalid_request, recorded as malformed_request (or request_too_large) with what was wrong, and no token', () => {
       const FORM = 'application/x-www-form-urlencoded';
-      /** What was sent (the token, when there is one, a keyway token of svc-a's), and what the record's detail names. */
-      const malformed: readonly [string, string, (token: string) => string, RegExp][] = [
-        ['no token parameter', FORM, () => 'token_type_hint=access_token', /the body holds no token parameter/],
-        ['an empty body', FORM, () => '', /the body holds no token parameter/],
-        ['two token parameters', FORM, (token) => `token=${token}&token=${token}`, /the body holds more than one token parameter/],
-        ['an empty token', FORM, () => 'token=&token_type_hint=access_token', /the token parameter is empty/],
-        ['a body that is not form-encoded', 'application/json', (token) => JSON.stringify({ token }), /the body must be application\/x-www-form-urlencoded/],
+      const MALFORMED = [400, 'malformed_request'] as const;
+      /** What was sent (the token, when there is one, a keyway token of svc-a's), what the record's detail names, the status and reason. */
+      const malformed: readonly [string, string, (token: string) => string, RegExp, 400 | 413, Reason][] = [
+        ['no token parameter', FORM, () => 'token_type_hint=access_token', /the body holds no token parameter/, ...MALFORMED],
+        ['an empty body', FORM, () => '', /the body holds no token parameter/, ...MALFORMED],
+        ['two token parameters', FORM, (token) => `token=${token}&token=${token}`, /the body holds more than one token parameter/, ...MALFORMED],
+        ['an empty token', FORM, () => 'token=&token_type_hint=access_token', /the token parameter is empty/, ...MALFORMED],
+        [
+          'a body that is not form-encoded',
+          'application/json',
+          (token) => JSON.stringify({ token }),
+          /the body must be application\/x-www-form-urlencoded/,
+          ...MALFORMED,
+        ],
+        ['a body over 16 KiB', FORM, (token) => `token=${token}&pad=${'x'.repeat(16 * 1024)}`, /the body is larger than 16384 bytes/, 413, 'request_too_large'],
       ];
       const refusedAndRecorded = async (
         path: '/revoke' | '/introspect',
-        contentType: string,
-        body: (token: string) => string,
-        problem: RegExp,
+        [contentType, body, problem, status, reason]: [string, (token: string) => string, RegExp, 400 | 413, Reason],
         authorization?: string,
       ) => {
         const token = await tokenFor('svc-a');
@@ -593,12 +599,12 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
           },
         });
         const answer = (await response.json()) as Record<string, unknown>;
-        expect({ status: response.status, cacheControl: response.headers.get('cache-control') }).toEqual({ status: 400, cacheControl: 'no-store' });
+        expect({ status: response.status, cacheControl: response.headers.get('cache-control') }).toEqual({ status, cacheControl: 'no-store' });
         expect(answer).toEqual({ error: 'invalid_request', error_description: expect.stringMatching(problem), audit_event_id: expect.any(String) });
         const record = await broker.auditEvent(answer['audit_event_id'] as string);
         expect(record).toMatchObject({
           decision: 'malformed',
-          reason: 'malformed_request',
+          reason,
           detail: expect.stringMatching(new RegExp(`^POST ${path}: ${problem.source}`)),
           request: { id: requestId, client_ip: '127.0.0.1' },
         });
@@ -607,13 +613,13 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
         return record;
       };
 
-      it.each(malformed)('at /revoke from a stranger: %s', async (_what, contentType, body, problem) => {
-        const record = await refusedAndRecorded('/revoke', contentType, body, problem);
+      it.each(malformed)('at /revoke from a stranger: %s', async (_what, ...request) => {
+        const record = await refusedAndRecorded('/revoke', request);
         expect(record).not.toHaveProperty('subject');
       });
 
-      it.each(malformed)('at /introspect from an operator, who is named: %s', async (_what, contentType, body, problem) => {
-        const record = await refusedAndRecorded('/introspect', contentType, body, problem, `Bearer ${await tokenFor('svc-rs')}`);
+      it.each(malformed)('at /introspect from an operator, who is named: %s', async (_what, ...request) => {
+        const record = await refusedAndRecorded('/introspect', request, `Bearer ${await tokenFor('svc-rs')}`);
         expect(record).toMatchObject({ issuer: broker.issuer, subject: expect.stringContaining('svc-rs') });
       });
 

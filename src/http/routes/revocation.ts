@@ -9,7 +9,7 @@ import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken, type PendingGitHubTokens, type RefusedRevocation, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
-import { refuseMalformedExamination, type MalformedExamination } from '../../core/revocation/malformed-examination.ts';
+import { EXAMINATION_BODY_BYTES, refuseMalformedExamination, type MalformedExamination } from '../../core/revocation/malformed-examination.ts';
 import { HANDED_BACK_HEADER } from '../../core/revocation/handed-back-tokens.ts';
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
@@ -43,8 +43,6 @@ export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys' | 'issu
 
 type Env = { Variables: KeywayAuthVariables & RequestIdVariables };
 
-/** A keyway token is a few hundred bytes; the form holds it and a hint. */
-const BODY_BYTES = 16 * 1024;
 const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 const invalidRequest = (description: string) => ({ error: 'invalid_request', error_description: description });
 /** `POST /v1/tokens/revoke`'s body: the `jti` of a keyway token, as its grant record's `issued.jti` gives it. */
@@ -93,9 +91,15 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   // Both routes check an Authorization header before they read the body: with one, the caller is the operator it verified.
   const callerOf = (c: Context<Env>) => (c.req.header('authorization') === undefined ? ({ holder: true } as const) : { operator: c.get('keywayToken').sub });
   // A refusal the core recorded: the unverified budget's 429 in its stead when the budget refused it.
-  const refusal = (c: Context<Env>, error: string, refused: RefusedRevocation['refused'], limited: RateLimitedError | undefined): Response => {
+  const refusal = (
+    c: Context<Env>,
+    error: string,
+    refused: RefusedRevocation['refused'],
+    limited: RateLimitedError | undefined,
+    status: 400 | 413 = 400,
+  ): Response => {
     const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
-    if (limited === undefined) return c.json({ error, error_description: refused.message, ...recorded }, 400, NO_STORE);
+    if (limited === undefined) return c.json({ error, error_description: refused.message, ...recorded }, status, NO_STORE);
     deps.metrics.rateLimited(limited.limit, 'revoke');
     const retryAfter = { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) };
     return c.json({ error: 'temporarily_unavailable', error_description: refused.message, ...recorded }, 429, retryAfter);
@@ -103,13 +107,13 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const refuseMalformed = (c: Context<Env>, endpoint: '/revoke' | '/introspect', problem: MalformedExamination) =>
     answer(c, async () => {
       const { refused, limited } = await refuseMalformedExamination(examine, endpoint, callerOf(c), problem, context(c));
-      return refusal(c, 'invalid_request', refused, limited);
+      return refusal(c, 'invalid_request', refused, limited, problem === 'body_too_large' ? 413 : 400);
     });
-  // A body that ended before it was received whole (the client left, or ran out of time) holds no token.
+  // A body over the limit, or one that ended before it was received whole (the client left, or ran out of time), holds no token to examine.
   const limit = (endpoint: '/revoke' | '/introspect') =>
     bodyLimit({
-      maxSize: BODY_BYTES,
-      onError: (c) => c.json(invalidRequest(`the body is larger than ${BODY_BYTES} bytes`), 413, NO_STORE),
+      maxSize: EXAMINATION_BODY_BYTES,
+      onError: (c) => refuseMalformed(c as Context<Env>, endpoint, 'body_too_large'),
       onIncomplete: (c) => refuseMalformed(c as Context<Env>, endpoint, 'body_incomplete'),
     });
 
@@ -141,7 +145,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     },
   );
   // An operator who knows a token only from the audit log (an incident) ends it by the jti its grant record names.
-  routes.post('/v1/tokens/revoke', revoker as unknown as MiddlewareHandler<Env>, jsonBodyLimit(BODY_BYTES), async (c) => {
+  routes.post('/v1/tokens/revoke', revoker as unknown as MiddlewareHandler<Env>, jsonBodyLimit(EXAMINATION_BODY_BYTES), async (c) => {
     const body = await readJsonBody(c, JTI_BODY);
     if (!body.ok) return body.answer;
     const { jti } = body.value;
