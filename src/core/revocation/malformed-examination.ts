@@ -1,10 +1,13 @@
 import type { Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
-import { appendExamination, examinationRecord } from './examine-token.ts';
-import { refuseStranger, type RefusedRevocation, type RevokeDeps } from './rfc7009-revoke.ts';
+import { examinationRecord } from './examine-token.ts';
+import { refuseRecorded, refuseStranger, type RefusedRevocation, type RevokeDeps } from './rfc7009-revoke.ts';
 
 /** The most a body of `/revoke` or `/introspect` may hold: a keyway token is a few hundred bytes, and the form holds it and a hint. */
 export const EXAMINATION_BODY_BYTES = 16 * 1024;
+
+/** The endpoints that examine one token a form names. */
+export type ExaminationEndpoint = '/revoke' | '/introspect';
 
 /** Why a request to `/revoke` or `/introspect` holds no one token to examine. */
 export type MalformedExamination = 'no_token' | 'several_tokens' | 'empty_token' | 'not_form_encoded' | 'body_incomplete' | 'body_too_large';
@@ -30,7 +33,7 @@ const PROBLEMS: Record<MalformedExamination, { readonly reason: Reason; readonly
  */
 export async function refuseMalformedExamination(
   deps: Pick<RevokeDeps, 'audit' | 'issuer' | 'limits' | 'now'>,
-  endpoint: '/revoke' | '/introspect',
+  endpoint: ExaminationEndpoint,
   caller: { readonly holder: true } | { readonly operator: string },
   problem: MalformedExamination,
   context: RequestContext,
@@ -38,5 +41,5 @@ export async function refuseMalformedExamination(
   const { reason, message } = PROBLEMS[problem];
   const event = examinationRecord(deps, { caller, reason, detail: `POST ${endpoint}: ${message}`, context, now: deps.now() });
   if ('holder' in caller) return refuseStranger(deps, event, message);
-  return { refused: { message, auditEventId: await appendExamination(deps, event) } };
+  return refuseRecorded(deps, event, message);
 }

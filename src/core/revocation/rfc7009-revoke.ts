@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { boundKeyThumbprint, dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import type { DpopReplayStore } from '../dpop/dpop-replay.ts';
-import type { AuditEvent, AuditEventDraft } from '../audit/audit-event.ts';
+import type { AuditEventDraft } from '../audit/audit-event.ts';
 import type { Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { RateLimitedError } from '../limits/rate-limited-error.ts';
@@ -66,9 +66,6 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
   const now = deps.now();
   const recordedCaller = 'operator' in caller ? caller : { holder: true as const };
   const record = (reason: Reason, detail: string) => examinationRecord(deps, { token, caller: recordedCaller, reason, detail, context, now });
-  const refuse = async (event: AuditEvent, message: string): Promise<Revocation> => ({
-    refused: { message, auditEventId: await appendExamination(deps, event) },
-  });
   const proof = 'holder' in caller ? await holderProof(deps, token, caller.dpopProof, now) : undefined;
   if (proof?.refusal !== undefined) return refuseStranger(deps, record('dpop_proof_invalid', `not revoked: ${proof.refusal}`), proof.refusal);
   const examined = await examineToken(deps, token, now);
@@ -100,7 +97,7 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
   // and a refused request stores nothing. A store that cannot answer rejects (503: nothing was revoked, retry).
   if (proof?.verified !== undefined && !(await deps.dpopReplay.claim(dpopProofKey(proof.verified), proof.verified.acceptedUntil, now))) {
     const message = 'the DPoP proof was already used; make a new proof for every request';
-    return refuse(record('dpop_proof_replayed', `not revoked: ${message}`), message);
+    return refuseRecorded(deps, record('dpop_proof_replayed', `not revoked: ${message}`), message);
   }
   const recorded = recordExamination(deps, { token, caller: recordedCaller, reason: 'token_revoked', detail: `revoked by ${by}`, context, now });
   await deps.revocations.revoke(examined.claims, await recorded, now);
@@ -110,13 +107,18 @@ export async function revokeToken(deps: RevokeDeps, token: string, caller: Revok
 /** A revocation or introspection refused: with `limited`, by the unverified budget, in its stead. */
 export type RefusedRevocation = Revocation & { readonly refused: NonNullable<Revocation['refused']> };
 
+/** Refuses a request with `message`, recorded as `event`. */
+export async function refuseRecorded(deps: Pick<RevokeDeps, 'audit'>, event: AuditEventDraft, message: string): Promise<RefusedRevocation> {
+  return { refused: { message, auditEventId: await appendExamination(deps, event) } };
+}
+
 /**
  * Refuses a stranger's request (no operator asked, and nothing it sent verified) with `message`: recorded as `event` within the
  * unverified budget of its chain; past it, the limit's refusal, recorded only as the first of its run.
  */
 export async function refuseStranger(deps: Pick<RevokeDeps, 'audit' | 'limits'>, event: AuditEventDraft, message: string): Promise<RefusedRevocation> {
   const limited = await spendUnverifiedBudget(deps, event);
-  if (limited === undefined) return { refused: { message, auditEventId: await appendExamination(deps, event) } };
+  if (limited === undefined) return refuseRecorded(deps, event, message);
   return { refused: { message: limited.message, ...(limited.recorded ? { auditEventId: await appendExamination(deps, event) } : {}) }, limited };
 }
 

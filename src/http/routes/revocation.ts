@@ -9,7 +9,12 @@ import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
 import { revokeToken, type PendingGitHubTokens, type RefusedRevocation, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
-import { EXAMINATION_BODY_BYTES, refuseMalformedExamination, type MalformedExamination } from '../../core/revocation/malformed-examination.ts';
+import {
+  EXAMINATION_BODY_BYTES,
+  refuseMalformedExamination,
+  type ExaminationEndpoint,
+  type MalformedExamination,
+} from '../../core/revocation/malformed-examination.ts';
 import { HANDED_BACK_HEADER } from '../../core/revocation/handed-back-tokens.ts';
 import { TOKEN_TYPE } from '../../core/exchange/token-exchange-request.ts';
 import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
@@ -104,13 +109,13 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     const retryAfter = { ...NO_STORE, 'Retry-After': String(limited.retryAfterSeconds) };
     return c.json({ error: 'temporarily_unavailable', error_description: refused.message, ...recorded }, 429, retryAfter);
   };
-  const refuseMalformed = (c: Context<Env>, endpoint: '/revoke' | '/introspect', problem: MalformedExamination) =>
+  const refuseMalformed = (c: Context<Env>, endpoint: ExaminationEndpoint, problem: MalformedExamination) =>
     answer(c, async () => {
       const { refused, limited } = await refuseMalformedExamination(examine, endpoint, callerOf(c), problem, context(c));
       return refusal(c, 'invalid_request', refused, limited, problem === 'body_too_large' ? 413 : 400);
     });
   // A body over the limit, or one that ended before it was received whole (the client left, or ran out of time), holds no token to examine.
-  const limit = (endpoint: '/revoke' | '/introspect') =>
+  const limit = (endpoint: ExaminationEndpoint) =>
     bodyLimit({
       maxSize: EXAMINATION_BODY_BYTES,
       onError: (c) => refuseMalformed(c as Context<Env>, endpoint, 'body_too_large'),
@@ -134,9 +139,9 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
       if ('malformed' in form) return refuseMalformed(c, '/revoke', form.malformed);
       const dpopProof = c.req.header('dpop');
       const caller = callerOf(c);
-      const revoker: Revoker = 'holder' in caller && dpopProof !== undefined ? { ...caller, dpopProof } : caller;
+      const asker: Revoker = 'holder' in caller && dpopProof !== undefined ? { ...caller, dpopProof } : caller;
       return answer(c, async () => {
-        const { refused, limited } = await revokeToken(examine, form.token, revoker, context(c));
+        const { refused, limited } = await revokeToken(examine, form.token, asker, context(c));
         // A bound token's holder sent no proof of its key, or a bad one (RFC 9449 §5's answer at an authorization server).
         if (refused !== undefined) return refusal(c, 'invalid_dpop_proof', refused, limited);
         if (limited !== undefined) deps.metrics.rateLimited(limited.limit, 'revoke');
