@@ -523,7 +523,7 @@ describe('regex', () => {
     expect(compileSafeRegex('b', 'exact', true)('a'.repeat(1025))).toBe(true);
   });
 
-  // V8 matches a string holding a character beyond Latin-1 on a slower path, 5 to 30 times as slow: such a value is read
+  // V8 matches a string holding a character beyond Latin-1 on a slower path, 4 to 20 times as slow: such a value is read
   // to a quarter of the length, whatever the fold.
   it('reads a value holding a character beyond Latin-1 only to REGEX_MAX_WIDE_INPUT characters', () => {
     expect(REGEX_MAX_WIDE_INPUT).toBe(256);
