@@ -14,7 +14,7 @@ const masterKey = randomBytes(32).toString('base64');
 /** The static upstream's secret: the caller must never get it back, in any form the caller can read. */
 const SECRET = `echoed-secret-${randomBytes(12).toString('hex')}`;
 /** A static secret as base64 and vendors write them, with the characters JSON encoders escape beyond what JSON requires. */
-const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h==`;
+const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h\`i==`;
 
 /** JSON with each character `characters` matches written as a `\\uXXXX` escape. */
 const unicodeEscaped =
@@ -30,6 +30,12 @@ const JSON_ENCODERS: Readonly<Record<string, (json: string) => string>> = {
   go: unicodeEscaped(/[<>&]/g),
   // Gson escapes `=` and `'` too.
   gson: unicodeEscaped(/[<>&=']/g),
+  // .NET's System.Text.Json (ASP.NET Core's default) escapes `"`, `&`, `'`, `+`, `<`, `>` and `` ` `` with capital hex
+  // digits, `"` as `\u0022` rather than `\"`; a `\` stays `\\`.
+  dotnet: (json) =>
+    json.replace(/\\["\\]|[&'+<>`]/g, (written) =>
+      written === '\\\\' ? written : `\\u${written.at(-1)!.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+    ),
 };
 const ENCODERS = Object.keys(JSON_ENCODERS);
 

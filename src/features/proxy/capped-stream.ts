@@ -97,15 +97,27 @@ function encodings(text: string): readonly Uint8Array[] {
 }
 
 /** Escapes of ASCII characters as `\uXXXX`, as JSON encoders that make their output safe inside HTML write them. */
-const unicodeEscapes = (characters: string) =>
-  new Map([...characters].map((character) => [character, `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`]));
+const unicodeEscapes = (characters: string, capitals = false) =>
+  new Map(
+    [...characters].map((character) => {
+      const digits = character.charCodeAt(0).toString(16).padStart(4, '0');
+      return [character, `\\u${capitals ? digits.toUpperCase() : digits}`];
+    }),
+  );
 
 /**
- * How JSON encoders write a character inside a string beyond what JSON requires (`"` and `\` escaped): PHP's json_encode
- * escapes `/` as `\/` by default, Go's encoding/json and Rails `<`, `>` and `&` as `\u003c`, `\u003e` and `\u0026`,
- * Gson those and `=` and `'` too.
+ * How JSON encoders write a character inside a string beyond what JSON requires (`"` and `\` escaped as `\"` and `\\`):
+ * PHP's json_encode escapes `/` as `\/` by default, Go's encoding/json and Rails `<`, `>` and `&` as `\u003c`, `\u003e`
+ * and `\u0026`, Gson those and `=` and `'` too, and .NET's System.Text.Json (ASP.NET Core's default) `"`, `&`, `'`, `+`,
+ * `<`, `>` and `` ` `` with capital hex digits, `+` as `\u002B`.
  */
-const JSON_STYLES: readonly ReadonlyMap<string, string>[] = [new Map(), new Map([['/', '\\/']]), unicodeEscapes('<>&'), unicodeEscapes("<>&='")];
+const JSON_STYLES: readonly ReadonlyMap<string, string>[] = [
+  new Map(),
+  new Map([['/', '\\/']]),
+  unicodeEscapes('<>&'),
+  unicodeEscapes("<>&='"),
+  unicodeEscapes('"&\'+<>`', true),
+];
 
 /**
  * The text as it is, and as each JSON encoder style writes it in a string: an upstream that echoes the credential in a
@@ -113,7 +125,7 @@ const JSON_STYLES: readonly ReadonlyMap<string, string>[] = [new Map(), new Map(
  */
 function writtenForms(text: string): readonly string[] {
   const forms = JSON_STYLES.map((style) =>
-    [...text].map((character) => (character === '"' || character === '\\' ? `\\${character}` : (style.get(character) ?? character))).join(''),
+    [...text].map((character) => style.get(character) ?? (character === '"' || character === '\\' ? `\\${character}` : character)).join(''),
   );
   return [...new Set([text, ...forms])];
 }
