@@ -715,6 +715,9 @@ grant:
         'surrogate-control',
         'cdn-cache-control',
         'cloudflare-cdn-cache-control',
+        'vercel-cdn-cache-control',
+        'netlify-cdn-cache-control',
+        'edge-control',
       ])
         expect(response.headers.get(name)).toBeNull();
       // For the caller's own cache alone: a shared cache in front of keyway would hand it to whoever asks that URL.

@@ -185,6 +185,9 @@ export async function startFakeUpstreamServer(): Promise<{ base: string; close()
         'surrogate-control': 'max-age=86400',
         'cdn-cache-control': 'public, max-age=86400',
         'cloudflare-cdn-cache-control': 'public, max-age=86400',
+        'vercel-cdn-cache-control': 'max-age=86400',
+        'Netlify-CDN-Cache-Control': 'public, max-age=86400',
+        'edge-control': '!no-store, max-age=86400',
         // Storable by every shared cache, whose request carried keyway's credential: in front of keyway, by one that would hand it to anyone.
         'cache-control': 'public, max-age=86400, s-maxage=86400, proxy-revalidate, must-revalidate',
         'x-upstream-own': 'kept',

@@ -65,11 +65,17 @@ const UPSTREAM_ONLY = [
   'nel',
   'report-to',
   // What the server or CDN in front of keyway (docs/operations/node.md: a TLS reverse proxy) takes from the answer it
-  // relays as said to itself: how long to cache it for everyone who asks that URL, with or without a credential.
+  // relays as said to itself: how long to cache it for everyone who asks that URL, with or without a credential
+  // (Akamai's `Edge-Control`, whose `!no-store` caches it even against Cache-Control).
   'surrogate-control',
-  'cdn-cache-control',
-  'cloudflare-cdn-cache-control',
+  'edge-control',
 ];
+
+/**
+ * RFC 9213's targeted cache controls, never passed back either: `CDN-Cache-Control` and each CDN's own
+ * (`Cloudflare-`, `Vercel-`, `Netlify-CDN-Cache-Control`), which the CDN it names obeys instead of Cache-Control.
+ */
+const TARGETED_CACHE_CONTROL = /(?:^|-)cdn-cache-control$/i;
 
 /**
  * Never passed back either, by prefix: what such a server acts on in an answer it relays. nginx's `X-Accel-Redirect`
@@ -214,7 +220,12 @@ export function callerResponseHeaders(upstream: Headers, credential: string | un
   const named = connectionNamed(upstream.get('connection') ?? undefined);
   const headers = new Headers();
   for (const [name, value] of upstream) {
-    if (dropped(name, named, UPSTREAM_ONLY) || UPSTREAM_ONLY_PREFIXES.some((prefix) => name.toLowerCase().startsWith(prefix))) continue;
+    if (
+      dropped(name, named, UPSTREAM_ONLY) ||
+      UPSTREAM_ONLY_PREFIXES.some((prefix) => name.toLowerCase().startsWith(prefix)) ||
+      TARGETED_CACHE_CONTROL.test(name)
+    )
+      continue;
     // The name too: a credential is a valid header name, and a server may turn what it received into one.
     if (echoesCredential(`${name}: ${value}`, credential)) continue;
     headers.append(name, value);
