@@ -181,10 +181,16 @@ function redact(text: Uint8Array, needles: readonly Needle[], final: boolean): {
   return { out: parts.reduce(concat, new Uint8Array(0)), rest: text.slice(text.byteLength - keep) };
 }
 
+/**
+ * Where `needle` is first found in `haystack` from `from`, or -1. Each place its first byte stands is found by the typed
+ * array's own search, which runs far faster than a loop over every byte: redact looks for some 25 needles in each chunk.
+ */
 function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
-  outer: for (let i = from; i <= haystack.byteLength - needle.byteLength; i++) {
-    for (let j = 0; j < needle.byteLength; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
+  const last = haystack.byteLength - needle.byteLength;
+  for (let i = haystack.indexOf(needle[0]!, from); i !== -1 && i <= last; i = haystack.indexOf(needle[0]!, i + 1)) {
+    let j = 1;
+    while (j < needle.byteLength && haystack[i + j] === needle[j]) j++;
+    if (j === needle.byteLength) return i;
   }
   return -1;
 }
