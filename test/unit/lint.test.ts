@@ -536,6 +536,14 @@ describe('lint rules', () => {
       },
     );
 
+    // Its line reads it on each side of the first `@`, where it is priced side by side and loads: compiled whole, it does not.
+    it('reads a job_workflow_ref regex as its line does, on each side of its @', () => {
+      const policy = github(`${PINNED}  job_workflow_ref: { regex: "acme/.*@refs/heads/.*-[0-9a-f]{40}" }`);
+      expect(rules({ 'p.yaml': policy })).toEqual([]);
+      expect(loadPolicies([{ path: 'p.yaml', text: policy }], OPTIONS).policies).toHaveLength(1);
+      expect(rules({ 'p.yaml': github(`${PINNED}  job_workflow_ref: { regex: ".*" }`) })).toContain('matches-everything');
+    });
+
     it('leaves real patterns alone', () => {
       expect(rules({ 'p.yaml': github(`${PINNED}  ref: { glob: "refs/heads/*" }\n  environment: { regex: "prod(-eu)?" }`) })).not.toContain(
         'matches-everything',

@@ -1,5 +1,5 @@
 import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../verify/issuer-preset.ts';
-import { carriesGitRef } from '../../claims/case-fold.ts';
+import { carriesGitRef, type CaseFold } from '../../claims/case-fold.ts';
 import { githubDeploymentOf, isGitHubActionsOf } from '../../claims/github-run.ts';
 import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
@@ -285,7 +285,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     for (const set of sets) {
       for (const condition of set.lines) {
         for (const part of patterns(condition.written)) {
-          if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text)) {
+          if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text, condition.fold)) {
             report(
               'matches-everything',
               `${lineName(set, condition.key)}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`,
@@ -578,8 +578,9 @@ function values(matcher: Matcher): string[] {
 
 const EVERYTHING_PROBES = ['x', 'refs/heads/keyway-lint-probe', 'keyway@lint/probe:42 !', '0'];
 
-function regexMatchesEverything(pattern: string): boolean {
-  const test = compileSafeRegex(pattern, 'exact', false);
+/** Compiled as its line compiled it (`fold`): a `before-@` regex is priced side by side, and may not load whole. */
+function regexMatchesEverything(pattern: string, fold: CaseFold): boolean {
+  const test = compileSafeRegex(pattern, fold, false);
   return EVERYTHING_PROBES.every((probe) => test(probe));
 }
 
