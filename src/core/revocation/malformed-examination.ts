@@ -1,4 +1,4 @@
-import type { Reason } from '../errors/reasons.ts';
+import type { Refusal } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import { examinationRecord } from './examine-token.ts';
 import { refuseRecorded, refuseStranger, type RefusedRevocation, type RevokeDeps } from './rfc7009-revoke.ts';
@@ -12,7 +12,7 @@ export type ExaminationEndpoint = '/revoke' | '/introspect';
 /** Why a request to `/revoke` or `/introspect` holds no one token to examine. */
 export type MalformedExamination = 'no_token' | 'several_tokens' | 'empty_token' | 'not_form_encoded' | 'body_incomplete' | 'body_too_large';
 
-const PROBLEMS: Record<MalformedExamination, { readonly reason: Reason; readonly message: string }> = {
+const PROBLEMS: Record<MalformedExamination, { readonly reason: Refusal; readonly message: string }> = {
   no_token: { reason: 'malformed_request', message: 'the body holds no token parameter: send one, form-encoded' },
   several_tokens: { reason: 'malformed_request', message: 'the body holds more than one token parameter: send one' },
   empty_token: { reason: 'malformed_request', message: 'the token parameter is empty' },
@@ -29,7 +29,7 @@ const PROBLEMS: Record<MalformedExamination, { readonly reason: Reason; readonly
  * a body over EXAMINATION_BODY_BYTES), its `detail` naming the endpoint and the problem (there is no token to describe).
  * A holder's (no operator asked) is a stranger's, so it is recorded within the unverified budget of its chain, as a
  * refused proof is; an operator's, whose keyway token verified, as its other requests are. Rejects if the record cannot
- * be written.
+ * be written. The refusal carries its reason, for the answer's status and error.
  */
 export async function refuseMalformedExamination(
   deps: Pick<RevokeDeps, 'audit' | 'issuer' | 'limits' | 'now'>,
@@ -37,9 +37,9 @@ export async function refuseMalformedExamination(
   caller: { readonly holder: true } | { readonly operator: string },
   problem: MalformedExamination,
   context: RequestContext,
-): Promise<RefusedRevocation> {
+): Promise<RefusedRevocation & { readonly reason: Refusal }> {
   const { reason, message } = PROBLEMS[problem];
   const event = examinationRecord(deps, { caller, reason, detail: `POST ${endpoint}: ${message}`, context, now: deps.now() });
-  if ('holder' in caller) return refuseStranger(deps, event, message);
-  return refuseRecorded(deps, event, message);
+  const refused = 'holder' in caller ? await refuseStranger(deps, event, message) : await refuseRecorded(deps, event, message);
+  return { ...refused, reason };
 }

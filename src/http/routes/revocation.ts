@@ -8,6 +8,7 @@ import type { BrokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { shedBeforeBody } from '../middleware/rate-limit.ts';
 import { refuseRevokedTokens } from '../middleware/refuse-revoked.ts';
 import type { RevocationDeps } from '../../core/revocation/examine-token.ts';
+import type { Refusal } from '../../core/errors/reasons.ts';
 import { revokeToken, type PendingGitHubTokens, type RefusedRevocation, type Revoker, type RevokeDeps } from '../../core/revocation/rfc7009-revoke.ts';
 import {
   EXAMINATION_BODY_BYTES,
@@ -24,7 +25,7 @@ import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
-import { NO_STORE } from '../oauth-errors.ts';
+import { NO_STORE, OAUTH_ERRORS } from '../oauth-errors.ts';
 import { requestContext } from '../request-context.ts';
 
 /** Scopes of the operator's (or resource server's) keyway token: to end any token, and to ask about one. */
@@ -101,7 +102,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
     error: string,
     refused: RefusedRevocation['refused'],
     limited: RateLimitedError | undefined,
-    status: 400 | 413 = 400,
+    status: (typeof OAUTH_ERRORS)[Refusal]['status'] = 400,
   ): Response => {
     const recorded = refused.auditEventId === undefined ? {} : { audit_event_id: refused.auditEventId };
     if (limited === undefined) return c.json({ error, error_description: refused.message, ...recorded }, status, NO_STORE);
@@ -111,8 +112,9 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   };
   const refuseMalformed = (c: Context<Env>, endpoint: ExaminationEndpoint, problem: MalformedExamination) =>
     answer(c, async () => {
-      const { refused, limited } = await refuseMalformedExamination(examine, endpoint, callerOf(c), problem, context(c));
-      return refusal(c, 'invalid_request', refused, limited, problem === 'body_too_large' ? 413 : 400);
+      const { refused, limited, reason } = await refuseMalformedExamination(examine, endpoint, callerOf(c), problem, context(c));
+      const { status, error } = OAUTH_ERRORS[reason];
+      return refusal(c, error, refused, limited, status);
     });
   // A body over the limit, or one that ended before it was received whole (the client left, or ran out of time), holds no token to examine.
   const limit = (endpoint: ExaminationEndpoint) =>
