@@ -22,6 +22,7 @@ import { introspectToken } from '../../core/revocation/rfc7662-introspect.ts';
 import { revokeByJti, type RevocationByJti } from '../../core/revocation/revoke-by-jti.ts';
 import * as v from 'valibot';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
+import { isFormEncoded } from './form-request-body.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { ownKeys } from '../middleware/own-keys.ts';
@@ -49,7 +50,6 @@ export interface RevocationRouteDeps extends Omit<RevocationDeps, 'keys' | 'issu
 
 type Env = { Variables: KeywayAuthVariables & RequestIdVariables };
 
-const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 const invalidRequest = (description: string) => ({ error: 'invalid_request', error_description: description });
 /** `POST /v1/tokens/revoke`'s body: the `jti` of a keyway token, as its grant record's `issued.jti` gives it. */
 const JTI_BODY = v.strictObject({
@@ -76,7 +76,7 @@ export function revocationRoutes(deps: RevocationRouteDeps, own: OwnTokens): Hon
   const shedRevocation: MiddlewareHandler = (c, next) =>
     (c.req.header('authorization') === undefined ? shedRevocationAsHolder : shedRevocationAsOperator)(c, next);
   const tokenOf = async (c: Context<Env>): Promise<{ readonly token: string } | { readonly malformed: MalformedExamination }> => {
-    if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) return { malformed: 'not_form_encoded' };
+    if (!isFormEncoded(c.req.header('content-type'))) return { malformed: 'not_form_encoded' };
     const body = await c.req.arrayBuffer().catch(() => undefined);
     if (body === undefined) return { malformed: 'body_incomplete' };
     const [token, ...more] = new URLSearchParams(new TextDecoder().decode(body)).getAll('token');

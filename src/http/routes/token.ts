@@ -8,6 +8,7 @@ import { REQUEST_LIMITS } from '../../core/exchange/token-exchange-request.ts';
 import { rateLimitBeforeBody } from '../middleware/rate-limit.ts';
 import { oauthResponse } from '../oauth-errors.ts';
 import { requestContext } from '../request-context.ts';
+import { isFormEncoded } from './form-request-body.ts';
 
 type TokenEnv = { Variables: RequestIdVariables };
 
@@ -27,8 +28,6 @@ export interface TokenRouteDeps {
   /** Told of every answered exchange before its response leaves: logs, metrics and alert rules (runtimes/create-broker.ts). */
   readonly answered: (c: Context, answered: AnsweredExchange) => void;
 }
-
-const FORM_CONTENT_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 
 /**
  * `POST /token`, the RFC 8693 token exchange: the request is bounded and parsed here (rate limits
@@ -70,7 +69,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Hono<TokenEnv> {
       onIncomplete: incomplete,
     }),
     async (c) => {
-      if (!FORM_CONTENT_TYPE.test(c.req.header('content-type') ?? '')) {
+      if (!isFormEncoded(c.req.header('content-type'))) {
         return respond(c, refuse('unsupported_media_type', 'the request body must be application/x-www-form-urlencoded'));
       }
       // UTF-8 as TextDecoder reads it; on Node, straight from the body's buffer, without copying it into an ArrayBuffer first.
