@@ -563,11 +563,11 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
       });
     });
 
-    describe('a request that holds no one token: invalid_request, recorded as malformed_request (or request_too_large) with what was wrong, and no token', () => {
+    describe('a request that holds no one token: invalid_request, recorded as malformed_request (or request_too_large, unsupported_media_type) with what was wrong, and no token', () => {
       const FORM = 'application/x-www-form-urlencoded';
       const MALFORMED = [400, 'malformed_request'] as const;
       /** What was sent (the token, when there is one, a keyway token of svc-a's), what the record's detail names, the status and reason. */
-      const malformed: readonly [string, string, (token: string) => string, RegExp, 400 | 413, Reason][] = [
+      const malformed: readonly [string, string, (token: string) => string, RegExp, 400 | 413 | 415, Reason][] = [
         ['no token parameter', FORM, () => 'token_type_hint=access_token', /the body holds no token parameter/, ...MALFORMED],
         ['an empty body', FORM, () => '', /the body holds no token parameter/, ...MALFORMED],
         ['two token parameters', FORM, (token) => `token=${token}&token=${token}`, /the body holds more than one token parameter/, ...MALFORMED],
@@ -577,13 +577,14 @@ export function revocationSuite(runtime: string, start: StartBroker, issuerBase:
           'application/json',
           (token) => JSON.stringify({ token }),
           /the body must be application\/x-www-form-urlencoded/,
-          ...MALFORMED,
+          415,
+          'unsupported_media_type',
         ],
         ['a body over 16 KiB', FORM, (token) => `token=${token}&pad=${'x'.repeat(16 * 1024)}`, /the body is larger than 16384 bytes/, 413, 'request_too_large'],
       ];
       const refusedAndRecorded = async (
         path: '/revoke' | '/introspect',
-        [contentType, body, problem, status, reason]: [string, (token: string) => string, RegExp, 400 | 413, Reason],
+        [contentType, body, problem, status, reason]: [string, (token: string) => string, RegExp, 400 | 413 | 415, Reason],
         authorization?: string,
       ) => {
         const token = await tokenFor('svc-a');
