@@ -34,6 +34,9 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
         'deploy/delegated.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-pipeline }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  sub: deploy-orchestrator\ngrant: { audience: https://deploy.example }\n`,
         'deploy/direct.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-direct }\ngrant: { audience: https://direct.example }\n`,
         'deploy/guard.yaml': `version: 1\neffect: deny\nissuer: ${issuer(ci)}\nmatch: { env: frozen }\n`,
+        // The orchestrator's workflow on main, in each pattern's own way: anything before the `@`, the ref after it.
+        'release/by-glob.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-glob }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  job_workflow_ref: { glob: "acme/orchestrator/**@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
+        'release/by-regex.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-regex }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  job_workflow_ref: { regex: "acme/orchestrator/\\\\.github/workflows/.*@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
         // The orchestrator's issuer is trusted because a policy names it; its own tokens get nothing from the pipeline's policy.
         'orchestrator/own.yaml': `version: 1\nissuer: ${issuer(orchestrators)}\nmatch: { sub: deploy-orchestrator }\ngrant: { audience: https://orchestrator.example }\n`,
       });
@@ -61,6 +64,16 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
 
     it('compares the actor’s claims exactly: a sub differing only in case is another actor', async () => {
       await refused(await pipeline(), await sign(orchestrators, 'Deploy-Orchestrator'), 'no_policy_matched');
+    });
+
+    it('holds an actor’s workflow ref to its pattern’s @, as match does: a branch named x@refs/heads/main is not main', async () => {
+      const workflow = 'acme/orchestrator/.github/workflows/deploy.yml';
+      for (const sub of ['svc-release-glob', 'svc-release-regex']) {
+        const onMain = await delegated(await sign(ci, sub), await orchestrator({ job_workflow_ref: `${workflow}@refs/heads/main` }));
+        expect(onMain.status, JSON.stringify(onMain.body)).toBe(200);
+        // Git allows @ in a branch name, and anyone who can push may create this one, without main's protection.
+        await refused(await sign(ci, sub), await orchestrator({ job_workflow_ref: `${workflow}@refs/heads/evil@refs/heads/main` }), 'no_policy_matched');
+      }
     });
 
     it('keeps deny guardrails in force for delegated requests', async () => {

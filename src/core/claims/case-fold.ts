@@ -4,6 +4,9 @@
  * (`before-@`: a name joined to a git ref, `owner/repo/path@refs/heads/main`). Git refs are
  * case-sensitive: `refs/heads/MAIN` is another branch, which anyone who can push may create
  * without the protection `main` has, so the ref after the `@` always compares exactly.
+ * `split-@` is byte for byte, but split at the first `@` as `before-@` is: for a `match_actor`
+ * line on such a claim, whose actor may come from any issuer, so no preset's case applies, while a
+ * pattern's first `@` still stands for the value's first one (a branch may be named `x@refs/heads/main`).
  * Owner, repository and path names cannot contain `@`; a value whose path does keeps the rest
  * exact, which is stricter, never looser. A value without `@` is not of that shape: it compares
  * exactly. Exact values, the policy index, globs and regexes all fold through here.
@@ -13,14 +16,19 @@
  * disagree (`toLowerCase` turns `İ` into two characters and `Σ` by context, a case-insensitive
  * regex folds `ſ` to `s`).
  */
-export type CaseFold = 'exact' | 'whole' | 'before-@';
+export type CaseFold = 'exact' | 'whole' | 'before-@' | 'split-@';
 
 /** How many UTF-16 units at the start of `text` compare without case. */
 export function foldedLength(text: string, fold: CaseFold): number {
-  if (fold === 'exact') return 0;
+  if (fold === 'exact' || fold === 'split-@') return 0;
   if (fold === 'whole') return text.length;
   const at = text.indexOf('@');
   return at === -1 ? 0 : at;
+}
+
+/** Whether a pattern's first `@` stands for the value's first `@`, where the names end and the ref begins. */
+export function splitsAtFirstAt(fold: CaseFold): boolean {
+  return fold === 'before-@' || fold === 'split-@';
 }
 
 /** The text as the comparison sees it: the folded part with its ASCII letters in lower case, the rest untouched. */

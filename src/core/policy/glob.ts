@@ -1,4 +1,4 @@
-import { asciiLowerCase, foldedLength, type CaseFold } from '../claims/case-fold.ts';
+import { asciiLowerCase, foldedLength, splitsAtFirstAt, type CaseFold } from '../claims/case-fold.ts';
 
 /**
  * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,
@@ -10,7 +10,7 @@ import { asciiLowerCase, foldedLength, type CaseFold } from '../claims/case-fold
  * case only against a character of the value's folded part, so under `before-@` a pattern's
  * letters match the names without case and the ref exactly, wherever its wildcards fall.
  *
- * Under `before-@` the pattern's first `@` is the value's first `@`: wildcards before it never
+ * Under `before-@` (and `split-@`) the pattern's first `@` is the value's first `@`: wildcards before it never
  * match `@`. Git allows `@` in a ref, so otherwise `acme/api/**@refs/heads/main` would match
  * `acme/api/.github/workflows/d.yml@refs/heads/evil@refs/heads/main`, a branch anyone who can
  * push may create. A pattern that writes no `@` pins no ref, and its wildcards may span it.
@@ -50,9 +50,9 @@ function matchesValue(tokens: readonly GlobToken[], literals: number, text: stri
 
 function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
   const chars = Array.from(pattern);
-  // Under `before-@`, everything before the pattern's first `@` meets the value's folded part.
-  const at = fold === 'before-@' ? Math.max(chars.indexOf('@'), 0) : 0;
-  const foldedPrefix = fold === 'whole' ? chars.length : at;
+  // Under `before-@`, everything before the pattern's first `@` meets the value's folded part; under `split-@` nothing folds.
+  const at = splitsAtFirstAt(fold) ? Math.max(chars.indexOf('@'), 0) : 0;
+  const foldedPrefix = fold === 'whole' ? chars.length : fold === 'before-@' ? at : 0;
   const tokens: GlobToken[] = [];
   for (let i = 0; i < chars.length; i++) {
     const char = chars[i] as string;

@@ -9,6 +9,7 @@ import {
 } from '../verify/trusted-issuer.ts';
 import { GITHUB_TOKEN_LIFETIME_SECONDS, ORGANIZATION_PERMISSIONS, REPOSITORY_PERMISSIONS } from './github-permissions.ts';
 import { presetMaySend } from '../verify/issuer-preset.ts';
+import { PRESETS } from '../verify/presets.ts';
 import { asciiLowerCase, type CaseFold } from '../claims/case-fold.ts';
 import { canonicalText, claimReader, ClaimPathError, plainSpellingOf, topLevelClaim } from '../claims/claim-value.ts';
 import { compileMatcher } from './compile-matcher.ts';
@@ -302,6 +303,15 @@ export function parsePolicyFile(text: string): ParsedYamlFile<PolicyDocument> {
   return parseYamlFile(text, PolicySchema);
 }
 
+/** The claims some issuer preset joins names to a git ref in (`before-@`: `job_workflow_ref`, `ci_config_ref_uri`, …). */
+const REF_JOINING_CLAIMS: ReadonlySet<string> = new Set(
+  [...PRESETS.values()].flatMap((preset) =>
+    Object.entries(preset.caseFolds)
+      .filter(([, fold]) => fold === 'before-@')
+      .map(([claim]) => claim),
+  ),
+);
+
 function compilePolicy(
   id: string,
   file: string,
@@ -347,6 +357,7 @@ function compilePolicy(
 
   // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding, and its
   // issuer is named exactly: another trusted issuer (a GitHub Enterprise Server, a self-managed GitLab) can sign the same sub.
+  // A claim a preset joins names to a git ref in still splits at its first `@` (`split-@`), as `match` splits it.
   const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
   const actorIssuer = data.match_actor?.['iss'];
   if (
@@ -360,7 +371,8 @@ function compilePolicy(
   }
   for (const [key, written] of Object.entries(data.match_actor ?? {})) {
     try {
-      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, 'exact', data.effect === 'deny'), fold: 'exact' });
+      const fold: CaseFold = REF_JOINING_CLAIMS.has(plainSpellingOf(key) ?? key) ? 'split-@' : 'exact';
+      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny'), fold });
     } catch (error) {
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match_actor', key]);

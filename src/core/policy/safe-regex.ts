@@ -1,4 +1,4 @@
-import { foldCase, type CaseFold } from '../claims/case-fold.ts';
+import { foldCase, splitsAtFirstAt, type CaseFold } from '../claims/case-fold.ts';
 import { backtrackingWork, readRegexSource, withoutCaptures, type Place, type RegexAlternative } from './regex-source.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
 
@@ -55,7 +55,7 @@ export type RegexTest = (text: string) => boolean;
  * under `before-@` those of its names, and matches it exactly, so the ref stays exact. A capital
  * letter where the regex meets folded text could never match, and is refused.
  *
- * Under `before-@`, as for globs, the regex's first `@` is the value's first `@`: each top-level
+ * Under `before-@` and `split-@`, as for globs, the regex's first `@` is the value's first `@`: each top-level
  * alternative that writes an `@` outside groups and classes matches only with that `@` on the
  * value's first one, or `acme/api/.*@refs/heads/main` would match a branch named
  * `evil@refs/heads/main`. An alternative that writes no `@` pins no ref and may span it; one
@@ -84,7 +84,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
   }
-  const work = fold === 'before-@' ? alignedWork(pattern) : backtrackingWork(pattern, REGEX_MAX_INPUT);
+  const work = splitsAtFirstAt(fold) ? alignedWork(pattern) : backtrackingWork(pattern, REGEX_MAX_INPUT);
   if (work === Number.POSITIVE_INFINITY) {
     throw new UnsafeRegexError(
       `regex ${pattern} can backtrack catastrophically (a repeated group matches in more than one way, as (a|ab)* and (a+)+ do): repeat a character class ([ab]*, a+) instead`,
@@ -102,7 +102,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
     return (text) => (tooLongToRead(text) ? overLong : regex.test(foldCase(text, fold)));
   }
   if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where the names end and the ref begins`);
-  const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative));
+  const alternatives = source.alternatives.map((alternative) => alignedAlternative(pattern, alternative, fold === 'before-@'));
   return (text) => {
     if (tooLongToRead(text)) return overLong;
     const folded = foldCase(text, fold);
@@ -111,11 +111,12 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
 }
 
 /**
- * One top-level alternative of a `before-@` regex. Split at its first top-level `@`, the names
+ * One top-level alternative of a `before-@` (or `split-@`) regex. Split at its first top-level `@`, the names
  * part must match the value up to its first `@` and the ref part the rest; each half is matched
  * with that `@` beside it, so `^`, `$` and `\b` next to the split mean what they meant whole.
+ * `foldedNames`: the names are seen in lower case (`before-@`), so a capital letter written there is refused.
  */
-function alignedAlternative(pattern: string, { text, places }: RegexAlternative): RegexTest {
+function alignedAlternative(pattern: string, { text, places }: RegexAlternative, foldedNames: boolean): RegexTest {
   const at = topAt({ text, places });
   if (at === -1) {
     if (text.includes('@')) {
@@ -125,7 +126,7 @@ function alignedAlternative(pattern: string, { text, places }: RegexAlternative)
     return (value) => whole.test(value);
   }
   if (/^[*+?{]/.test(text.slice(at + 1))) throw new UnsafeRegexError(`regex ${pattern} repeats the @ between the names and the ref; write it once`);
-  refuseCapitals(pattern, text.slice(0, at), places);
+  if (foldedNames) refuseCapitals(pattern, text.slice(0, at), places);
   const names = new RegExp(`^(?:${text.slice(0, at)})@$`, 'u');
   const ref = new RegExp(`^@(?:${text.slice(at + 1)})$`, 'u');
   return (value) => {
@@ -140,7 +141,7 @@ function topAt({ text, places }: RegexAlternative): number {
 }
 
 /**
- * The backtracking work of a `before-@` regex as it runs (alignedAlternative): each alternative on its own, and one split
+ * The backtracking work of a `before-@` or `split-@` regex as it runs (alignedAlternative): each alternative on its own, and one split
  * at its `@` as two regexes, each over its side of the value. Estimated whole, a repetition in the names would multiply
  * the ref's, though the names' ways never reach it: `acme/.*@refs/heads/.*-[0-9a-f]{40}` costs its halves about 170
  * thousand steps, where the whole pattern's estimate counts 170 million.
