@@ -58,6 +58,20 @@ describe('loading policies', () => {
     );
   });
 
+  it('rejects a match line, an actor line or a claim named __proto__, constructor or prototype, which would otherwise be dropped unread', () => {
+    const message = 'a map cannot hold a key named __proto__, constructor or prototype, which would not be read';
+    for (const name of ['__proto__', 'constructor', 'prototype']) {
+      // Dropped, the line would leave the policy matching every token of repository 734201.
+      expect(problems({ 'p.yaml': GOOD.replace('  repository_id: "734201"', `  repository_id: "734201"\n  ${name}: "x"`) })).toEqual([
+        { file: 'p.yaml', line: 3, column: 1, message: `match: ${message}` },
+      ]);
+      const actor = GOOD.replace('grant:', `match_actor:\n  iss: https://ci.example\n  sub: orchestrator\n  ${name}: "x"\ngrant:`);
+      expect(problems({ 'p.yaml': actor })).toEqual([{ file: 'p.yaml', line: 5, column: 1, message: `match_actor: ${message}` }]);
+      const claims = GOOD.replace('  scopes: [deploy:write]', `  scopes: [deploy:write]\n  claims: { ${name}: "{repository}" }`);
+      expect(problems({ 'p.yaml': claims })).toEqual([{ file: 'p.yaml', line: 8, column: 3, message: `grant.claims: ${message}` }]);
+    }
+  });
+
   it('reports YAML syntax errors with their position', () => {
     expect(problems({ 'p.yaml': 'version: 1\nmatch: [unclosed\n' })[0]).toMatchObject({ file: 'p.yaml', message: expect.stringMatching(/^YAML: /) });
     expect(problems({ 'p.yaml': 'version: 1\ndescription: |x\n' })).toEqual([

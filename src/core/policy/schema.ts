@@ -23,12 +23,23 @@ export const SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 const MATCHER_HELP = 'a matcher is a value, a list of matchers, or one of { glob }, { regex }, { not }, { exists }';
 
-/** A map of names to values. valibot's record alone would take a list as index → entry; a map must be written as a map. */
+/** Names valibot's record leaves out of what it reads (they could reach an object's prototype): written, they would vanish. */
+const UNREAD_KEYS = ['__proto__', 'constructor', 'prototype'] as const;
+
+/**
+ * A map of names to values. valibot's record alone would take a list as index → entry; a map must be written as a map. And
+ * it drops a key of UNREAD_KEYS without a word, so a `match` line under one would never be checked and the policy would
+ * match more than it says: such a key is refused.
+ */
 export function mapOf<TValue extends v.GenericSchema>(key: v.GenericSchema<string>, value: TValue) {
   return v.pipe(
     v.custom<Record<string, unknown>>(
       (input) => typeof input === 'object' && input !== null && !Array.isArray(input),
       'expected a map (name: value), not a list',
+    ),
+    v.check(
+      (input) => !UNREAD_KEYS.some((name) => Object.hasOwn(input, name)),
+      'a map cannot hold a key named __proto__, constructor or prototype, which would not be read',
     ),
     v.record(key, value),
   );
