@@ -458,6 +458,31 @@ describe('decide', () => {
               }
     expect(compared).toBe(2 * 4 * 3 * 2 * 3 * 3);
   });
+
+  it("reads a GitLab policy file's ref (job_policy_ref_uri) after its first @, as ci_config_ref_uri's: a branch named x@refs/heads/main is not main", () => {
+    const gitlab = 'https://gitlab.com';
+    const set = load({
+      'policy-jobs.yaml':
+        'version: 1\nissuer: gitlab\nmatch:\n  project_id: "20"\n  job_policy_ref_uri: { glob: "gitlab.com/acme/policies/**@refs/heads/main" }\ngrant:\n  audience: https://a.example\n',
+    });
+    const issuer = set.issuer(gitlab);
+    if (issuer === undefined) throw new Error('issuer not loaded');
+    const asked = (uri: string) =>
+      decide(
+        set,
+        {
+          issuer,
+          claims: { iss: gitlab, aud: BROKER, sub: 'project_path:acme/api:ref_type:branch:ref:main', project_id: '20', job_policy_ref_uri: uri },
+        },
+        ANY,
+      ).granted;
+    // Git allows @ in a branch name, and any developer of the policy project may push this one, without main's protection.
+    expect(asked('gitlab.com/acme/policies//policy.yml@refs/heads/evil@refs/heads/main')).toBe(false);
+    expect(asked('gitlab.com/acme/policies//policy.yml@refs/heads/main')).toBe(true);
+    // The paths fold, as ci_config_ref_uri's do; the ref does not.
+    expect(asked('gitlab.com/Acme/Policies//policy.yml@refs/heads/main')).toBe(true);
+    expect(asked('gitlab.com/acme/policies//policy.yml@refs/heads/MAIN')).toBe(false);
+  });
 });
 
 describe('knownToAnAllowPolicy: whether a token is of a pipeline the policies know, before they decided', () => {

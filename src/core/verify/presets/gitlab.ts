@@ -55,8 +55,16 @@ export const gitlab: IssuerPreset = {
     user_identities: 'array',
   },
   claimFormats: formats(['project_id', 'namespace_id', 'job_project_id', 'job_namespace_id', 'pipeline_id', 'job_id', 'user_id'], NUMERIC_ID),
-  // Paths fold; ci_config_ref_uri's ref after the @ is a git ref, and git refs are case-sensitive.
-  caseFolds: { namespace_path: 'whole', project_path: 'whole', job_project_path: 'whole', job_namespace_path: 'whole', ci_config_ref_uri: 'before-@' },
+  // Paths fold; the ref after the @ of ci_config_ref_uri and job_policy_ref_uri (the same shape, announced) is a git ref,
+  // and git refs are case-sensitive.
+  caseFolds: {
+    namespace_path: 'whole',
+    project_path: 'whole',
+    job_project_path: 'whole',
+    job_namespace_path: 'whole',
+    ci_config_ref_uri: 'before-@',
+    job_policy_ref_uri: 'before-@',
+  },
   auditClaims: [
     'project_id',
     'project_path',
