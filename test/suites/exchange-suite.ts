@@ -341,7 +341,7 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.policy?.granted_by).toBeUndefined();
       });
 
-      it.each(['issue_comment', 'discussion_comment', 'pull_request_review', 'pull_request_review_comment'])(
+      it.each(['issue_comment', 'discussion_comment', 'issues', 'discussion', 'pull_request_review', 'pull_request_review_comment'])(
         'the shipped guardrail refuses %s, a trigger that runs what others wrote with the repository’s identity',
         async (trigger) => {
           const { event } = await refused(exchangeForm(await good({ event_name: trigger })), { error: 'invalid_request', reason: 'denied_by_policy' });

@@ -92,6 +92,8 @@ describe('GitHub write permissions in lint', () => {
       'pull_request_review',
       'pull_request_review_comment',
       'discussion_comment',
+      'issues',
+      'discussion',
       'self-hosted',
       'unprotected',
     ]);

@@ -32,6 +32,8 @@ const UNTRUSTED_EVENTS = [
   'pull_request_review',
   'pull_request_review_comment',
   'discussion_comment',
+  'issues',
+  'discussion',
 ];
 
 describe('lint rules', () => {
@@ -450,6 +452,8 @@ describe('lint rules', () => {
         ['write-from-untrusted', 7, 'pull_request_review'],
         ['write-from-untrusted', 7, 'pull_request_review_comment'],
         ['write-from-untrusted', 7, 'discussion_comment'],
+        ['write-from-untrusted', 7, 'issues'],
+        ['write-from-untrusted', 7, 'discussion'],
       ]);
       expect(findings[0]?.message).toContain('anyone who can comment');
     });

@@ -164,6 +164,8 @@ describe('whoCan', () => {
       'event_name=pull_request_review',
       'event_name=pull_request_review_comment',
       'event_name=discussion_comment',
+      'event_name=issues',
+      'event_name=discussion',
       'runner_environment=self-hosted',
       'ref_protected=false',
     ]);

@@ -134,6 +134,13 @@ export const github: IssuerPreset = {
         value: 'discussion_comment',
         what: 'discussion_comment runs (started by anyone who can comment on a discussion, on the default branch with its secrets)',
       },
+      // Opening or editing an issue or a discussion starts these as a comment does, with the title and body written in the event.
+      { claim: 'event_name', value: 'issues', what: 'issues runs (started by anyone who can open an issue, on the default branch with its secrets)' },
+      {
+        claim: 'event_name',
+        value: 'discussion',
+        what: 'discussion runs (started by anyone who can open a discussion, on the default branch with its secrets)',
+      },
       { claim: 'runner_environment', value: 'self-hosted', what: "self-hosted runners (outside GitHub's control)" },
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],
