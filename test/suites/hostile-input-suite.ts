@@ -594,9 +594,14 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
 /** Headers the proxy drops on the way: the caller's credentials and forwarding claims. */
 const STRIPPED_HEADERS = ['cookie', 'dpop', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip', 'via', 'range'] as const;
 
-/** Headers the proxy refuses the request for: overrides of the method or path, and impersonation. */
+/** Headers the proxy refuses the request for: overrides of the method or path, skipped checks, another tenant, and impersonation. */
 const REFUSED_HEADERS = [
   'sudo',
+  'x-middleware-subrequest',
+  'x-matched-path',
+  'x-invoke-path',
+  'X_Nomad_Namespace',
+  'x-grafana-org-id',
   'x-http-method-override',
   'X_HTTP_Method_Override',
   'x-original-url',
@@ -619,7 +624,7 @@ const UPSTREAM_SPECIAL = /^(big|gate|slow|status|redirect|echo|landing|known)/i;
  * /repos/{repository}/issues/{number}/comments` (a `*` segment), and requests with any method, path, query, headers and body. Whatever is sent,
  * either keyway refuses it (a 4xx of its own, and the upstream is not called) or the upstream receives one request
  * that the rule allows: the method, each segment of the path decoded once within the repository's, no dot segment, no
- * encoded slash or `;`, no `sudo` or `_method` in the query, the credential keyway holds and not the caller's headers.
+ * encoded slash or `;`, no `sudo`, `_method`, `namespace`, `ns` or `partition` in the query, the credential keyway holds and not the caller's headers.
  */
 export function hostileProxyInputSuite(
   runtime: string,
@@ -714,7 +719,10 @@ grant:
           segment.map((issue) => ['repos', 'acme', 'api', 'issues', issue, 'comments']),
           fc.array(segment, { maxLength: 7 }),
         );
-        const queryName = fc.oneof(fc.constantFrom('sudo', 'SUDO', '_method', 's%75do', 'sudo[]', 'x[sudo]', 'page', '_METHOD'), hostileText.filter(visible));
+        const queryName = fc.oneof(
+          fc.constantFrom('sudo', 'SUDO', '_method', 's%75do', 'sudo[]', 'x[sudo]', 'page', '_METHOD', 'namespace', 'ns', 'Partition'),
+          hostileText.filter(visible),
+        );
         const query = fc.array(fc.tuple(queryName, fc.oneof(fc.constantFrom('root', 'DELETE', '1'), hostileText.filter(visible))), { maxLength: 3 });
         const someQuery = fc.oneof({ arbitrary: fc.constant<[string, string][]>([]), weight: 2 }, query);
         const headers = fc.dictionary(
@@ -770,7 +778,8 @@ grant:
             // {repository} compares as GitHub compares it, without ASCII case (docs/proxy.md); the rest exactly.
             expect([...decoded.slice(0, 3), ...decoded.slice(3, 5).map(asciiLowerCase)], call.url).toEqual(['t', tenant, 'repos', 'acme', 'api']);
             if (call.method === 'POST') expect(decoded.length === 8 && decoded[5] === 'issues' && decoded[7] === 'comments', call.url).toBe(true);
-            for (const [name] of new URLSearchParams(rawQuery)) expect(name.toLowerCase().replace(/\[.*$/, ''), call.url).not.toMatch(/^(sudo|_method)$/);
+            for (const [name] of new URLSearchParams(rawQuery))
+              expect(name.toLowerCase().replace(/\[.*$/, ''), call.url).not.toMatch(/^(sudo|_method|namespace|ns|partition)$/);
             expect(call.headers['authorization']).toBe(`Bearer ${secret}`);
             // Not merely changed: a caller's X-Forwarded-For with the client appended, or a value trimmed, is the caller's still.
             for (const name of Object.keys(sent)) {

@@ -1075,6 +1075,65 @@ grant:
       });
     });
 
+    describe('what routes a request past its rule, skips the upstream’s checks or moves it to another tenant', () => {
+      const ROUTED = "the method and path are the request's own";
+      const SKIPS = 'it would have the upstream skip checks it makes on every request';
+      const TENANT = 'the upstream acts where the path says, never in the organisation or namespace a header names';
+      const QUERY_TENANT = 'the upstream acts where the path says, never in the namespace or partition a query names';
+      it.each([
+        // CVE-2025-29927: the value Next.js 13 to 15 took for its own recursion guard, which skipped the app's middleware.
+        ['x-middleware-subrequest', 'middleware:middleware:middleware:middleware:middleware', SKIPS],
+        ['x-middleware-subrequest', 'src/middleware', SKIPS],
+        ['x-middleware-rewrite', '/admin/keys', SKIPS],
+        ['x-middleware-next', '1', SKIPS],
+        ['x_middleware_subrequest', 'middleware', SKIPS],
+        ['x-isr', '1', SKIPS],
+        ['x-matched-path', '/admin/keys', ROUTED],
+        ['x-now-route-matches', 'slug=other-team', ROUTED],
+        ['x-invoke-path', '/admin/keys', ROUTED],
+        ['x-invoke-query', '%7B%22team%22%3A%22b%22%7D', ROUTED],
+        ['x-vercel-original-url', '/admin/keys', ROUTED],
+        ['x-grafana-org-id', '2', TENANT],
+        ['x-consul-namespace', 'team-b', TENANT],
+        ['x-consul-partition', 'team-b', TENANT],
+        ['x-nomad-namespace', 'team-b', TENANT],
+      ] as const)('refuses the header %s: %s, recorded with why, nothing upstream', async (name, value, why) => {
+        const before = (await upstreamCalls()).length;
+        const event = await expectKeywayRefusal(
+          await send('/proxy/vendor/x/y', { headers: { [name]: value } }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        );
+        expect(event.detail).toBe(`${name} is refused: ${why}`);
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
+      it.each([
+        ['namespace=team-b', 'namespace'],
+        ['ns=team-b', 'ns'],
+        ['partition=team-b', 'partition'],
+        ['a=1&Namespace=team-b', 'namespace'],
+        ['a=1;ns=team-b', 'ns'],
+        ['%6Es=team-b', 'ns'],
+      ])('refuses a query that names a tenant (Nomad, Consul Enterprise): ?%s', async (query, field) => {
+        const before = (await upstreamCalls()).length;
+        const event = await expectKeywayRefusal(await send(`/proxy/vendor/x/y?${query}`), 400, 'invalid_request', 'proxy_header_refused');
+        expect(event.detail).toBe(`a ${field} query parameter is refused: ${QUERY_TENANT}`);
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
+      it('forwards the names that only look alike', async () => {
+        const path = '/x/y?namespaces=1&dns=a&partitions=2&namespace_id=3';
+        const response = await send(`/proxy/vendor${path}`, { headers: { 'x-middleware': 'a', 'x-invoked-by': 'ci', 'x-grafana-device-id': 'd' } });
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+        const [call] = await callsTo(path);
+        expect(call?.headers['x-middleware']).toBe('a');
+        expect(call?.headers['x-invoked-by']).toBe('ci');
+      });
+    });
+
     it.runIf(runtime.sendBytes !== undefined)('ends a request whose body stalls at the deadline, and sends nothing upstream', async () => {
       const before = (await upstreamCalls()).length;
       const token = await job({ repository: 'acme/short' });

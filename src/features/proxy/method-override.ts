@@ -22,12 +22,54 @@ const OVERRIDE_HEADERS = [
   // Vault's and OpenBao's namespace, which prefixes the path: `/v1/secret/data/x` with `X-Vault-Namespace: team-b` is
   // `/v1/team-b/secret/data/x`, the path a rule would have to name.
   'x-vault-namespace',
+  // Next.js's own routing, which its router sets and strips from a request it receives: in minimal mode (Vercel, and
+  // servers run so) `x-matched-path` is the page rendered and `x-now-route-matches` the dynamic route's parameters.
+  'x-matched-path',
+  'x-now-route-matches',
+  // Where a function on Vercel reads the path it was called for, behind a rewrite (apps route on them).
+  'x-vercel-original-url',
+  'x-vercel-original-path',
 ];
 
-/** The override header the request carries, or undefined. CGI, PHP and WSGI read `_` as `-`, so `X_Original_URL` counts. */
-export function refusedOverrideHeader(headers: Headers): string | undefined {
+/**
+ * By prefix: Next.js 13.4 and 13.5's render workers route a request by `x-invoke-path` and `x-invoke-query` (and render
+ * the error page `x-invoke-status` and `x-invoke-error` name), and apps on Vercel read their path from `x-invoke-path`.
+ */
+const OVERRIDE_PREFIXES = ['x-invoke-'];
+
+/**
+ * What tells the upstream its own checks already ran. Next.js reserves `x-middleware-*` for itself: a request carrying
+ * `x-middleware-subrequest` skipped the app's middleware, where apps check who calls (CVE-2025-29927, before 12.3.5,
+ * 13.5.9, 14.2.25 and 15.2.3); the others are middleware's own verdicts (`-rewrite`, `-redirect`, `-next`, `-skip`,
+ * `-override-headers`), which Next.js strips from a request it receives. OpenNext on AWS skipped the middleware of a
+ * request carrying `x-isr` (from 2.3.0).
+ */
+const SKIPS_CHECKS = ['x-isr'];
+const SKIPS_CHECKS_PREFIXES = ['x-middleware-'];
+
+/**
+ * What moves the request to another tenant of the upstream than the one its path names: Grafana's organisation (a
+ * user's credential acts in each it belongs to), Consul Enterprise's namespace and admin partition, Nomad's namespace.
+ * A rule names a method and a path; the same path in another organisation or namespace is another resource.
+ */
+const SCOPE_HEADERS = ['x-grafana-org-id', 'x-consul-namespace', 'x-consul-partition', 'x-nomad-namespace'];
+
+const REFUSED_HEADERS: readonly { readonly names: readonly string[]; readonly prefixes: readonly string[]; readonly why: string }[] = [
+  { names: OVERRIDE_HEADERS, prefixes: OVERRIDE_PREFIXES, why: "the method and path are the request's own" },
+  { names: SKIPS_CHECKS, prefixes: SKIPS_CHECKS_PREFIXES, why: 'it would have the upstream skip checks it makes on every request' },
+  { names: SCOPE_HEADERS, prefixes: [], why: 'the upstream acts where the path says, never in the organisation or namespace a header names' },
+];
+
+/**
+ * The header the request carries that routes it otherwise than its method and path, skips the upstream's checks, or
+ * moves it to another tenant, with why it is refused; or undefined. CGI, PHP and WSGI read `_` as `-`, so
+ * `X_Original_URL` counts.
+ */
+export function refusedRoutingHeader(headers: Headers): { readonly name: string; readonly why: string } | undefined {
   for (const [name] of headers) {
-    if (OVERRIDE_HEADERS.includes(name.toLowerCase().replaceAll('_', '-'))) return name;
+    const lower = name.toLowerCase().replaceAll('_', '-');
+    const refused = REFUSED_HEADERS.find((kind) => kind.names.includes(lower) || kind.prefixes.some((prefix) => lower.startsWith(prefix)));
+    if (refused !== undefined) return { name, why: refused.why };
   }
   return undefined;
 }
@@ -36,17 +78,23 @@ export function refusedOverrideHeader(headers: Headers): string | undefined {
  * A field a request may not name, as it may not send the header: `_method` asks the upstream to route the request as
  * another method (Rack, Symfony, Laravel, Spring, ASP.NET, express's method-override), `sudo` to act as the user it names
  * (GitLab's Grape API from the query or any body, Gitea and Forgejo from the query or a form: an administrator's token
- * then acts as that user).
+ * then acts as that user). From the query only: `namespace` (Nomad), `ns` and `partition` (Consul Enterprise), which
+ * move the request to another tenant than the default one its path reaches, as their headers do (SCOPE_HEADERS).
  */
-export type RefusedField = '_method' | 'sudo';
+export type RefusedField = '_method' | 'sudo' | 'namespace' | 'ns' | 'partition';
 
 /** The fields read from the query, whatever the method. */
-export const QUERY_FIELDS: readonly RefusedField[] = ['_method', 'sudo'];
+export const QUERY_FIELDS: readonly RefusedField[] = ['_method', 'sudo', 'namespace', 'ns', 'partition'];
+
+const ELSEWHERE = 'the upstream acts where the path says, never in the namespace or partition a query names';
 
 /** Why each is refused, for the record. */
 export const FIELD_REFUSED: Readonly<Record<RefusedField, string>> = {
   _method: "the method is the request's own",
   sudo: "the upstream acts as keyway's credential, never as whom a request names",
+  namespace: ELSEWHERE,
+  ns: ELSEWHERE,
+  partition: ELSEWHERE,
 };
 
 /** The fields read from a body of this method: `_method` from a POST only (frameworks override no other), `sudo` from any. */

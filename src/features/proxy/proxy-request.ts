@@ -36,7 +36,7 @@ import {
   unpassableAnswer,
   upstreamRequestHeaders,
 } from './forward-headers.ts';
-import { bodyNamesField, FIELD_REFUSED, formNamesField, QUERY_FIELDS, refusedOverrideHeader, unreadableBody } from './method-override.ts';
+import { bodyNamesField, FIELD_REFUSED, formNamesField, QUERY_FIELDS, refusedRoutingHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, pathByRepositoryId, pathByRepositoryName, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
@@ -182,9 +182,8 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   // Then what holds for every upstream, the caller, and the policies. Whether an upstream of that name is declared is
   // told only to a caller a policy allows there: until then the answers are the same for every name.
   if (input.targetRefused !== undefined) throw new ProxyRefusal('proxy_path_refused', input.targetRefused, { public: true });
-  const refusedHeader = refusedOverrideHeader(input.headers);
-  if (refusedHeader !== undefined)
-    throw new ProxyRefusal('proxy_header_refused', `${refusedHeader} is refused: the method and path are the request's own`, { public: true });
+  const routing = refusedRoutingHeader(input.headers);
+  if (routing !== undefined) throw new ProxyRefusal('proxy_header_refused', `${routing.name} is refused: ${routing.why}`, { public: true });
   const impersonation = refusedImpersonationHeader(input.headers);
   if (impersonation !== undefined) {
     throw new ProxyRefusal('proxy_header_refused', `${impersonation} is refused: the upstream acts as keyway's credential, never as whom a request names`, {
