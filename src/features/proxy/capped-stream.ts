@@ -145,7 +145,7 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
-        const text = concat(held, chunk);
+        const text = joined([held, chunk]);
         const { out, rest } = redact(text, table, longest - 1);
         held = rest;
         if (out.byteLength > 0) controller.enqueue(out);
@@ -187,7 +187,7 @@ function redact(text: Uint8Array, table: NeedleTable, keep: number): { out: Uint
   }
   const kept = Math.min(keep, text.byteLength - from);
   parts.push(text.subarray(from, text.byteLength - kept));
-  return { out: parts.reduce(concat, new Uint8Array(0)), rest: text.slice(text.byteLength - kept) };
+  return { out: joined(parts), rest: text.slice(text.byteLength - kept) };
 }
 
 function startsAt(text: Uint8Array, bytes: Uint8Array, at: number): boolean {
@@ -196,11 +196,15 @@ function startsAt(text: Uint8Array, bytes: Uint8Array, at: number): boolean {
   return true;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.byteLength === 0) return b;
-  if (b.byteLength === 0) return a;
-  const joined = new Uint8Array(a.byteLength + b.byteLength);
-  joined.set(a, 0);
-  joined.set(b, a.byteLength);
-  return joined;
+/** The parts one after the other, copied once: joining them two by two copies what came first again for every part. */
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  const nonEmpty = parts.filter((part) => part.byteLength > 0);
+  if (nonEmpty.length === 1) return nonEmpty[0]!;
+  const out = new Uint8Array(nonEmpty.reduce((total, part) => total + part.byteLength, 0));
+  let at = 0;
+  for (const part of nonEmpty) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
 }
