@@ -48,6 +48,47 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('keeps a JSON body valid, at both levels, where it holds the credential escaped twice (JSON in a JSON string), split anywhere', async () => {
+    // Each begins with a character an encoder escapes as \uXXXX (Go and Rails `<` and `&`, .NET `"`): once escaped, the
+    // form begins with `\`, and escaped again a `\` stands before it, which a lone `[redacted]` would leave dangling.
+    const escaped = (characters: string, capitals: boolean) => (text: string) =>
+      [...text]
+        .map((c) => (characters.includes(c) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')[capitals ? 'toUpperCase' : 'toLowerCase']()}` : c))
+        .join('');
+    const encoders = [
+      (value: string) => JSON.stringify({ token: value }),
+      (value: string) => `{"token":"${escaped('<>&', false)(JSON.stringify(value).slice(1, -1))}"}`,
+      (value: string) => `{"token":"${escaped('"&\'+<>`', true)(value)}"}`,
+    ];
+    for (const secret of ['<s3cr3t/value', '&s3cr3t', '"s3cr3t+x', 'plain-s3cr3t']) {
+      for (const inner of encoders.map((encode) => encode(secret))) {
+        expect(JSON.parse(inner)).toEqual({ token: secret });
+        const body = JSON.stringify({ log: inner, again: [inner] });
+        for (let cut = 0; cut <= body.length; cut++) {
+          const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), secret)).text();
+          const outer = JSON.parse(text) as { log: string; again: string[] };
+          expect(JSON.parse(outer.log), `${text} cut at ${cut}`).toEqual({ token: '[redacted]' });
+          expect(JSON.parse(outer.again[0]!), `${text} cut at ${cut}`).toEqual({ token: '[redacted]' });
+        }
+      }
+    }
+  });
+
+  it('finds a credential with an escape inside escaped twice: a base64 secret whose / PHP writes as \\/, in JSON quoted in JSON', async () => {
+    const secret = 'c2Vj/cmV0+c2Vj=';
+    const once = `{"token":"${secret.replaceAll('/', '\\/')}"}`;
+    const body = JSON.stringify({ error: `upstream said ${once}` });
+    const text = await new Response(redactedStream(streamOf([body]), secret)).text();
+    expect(text).toBe(JSON.stringify({ error: 'upstream said {"token":"[redacted]"}' }));
+  });
+
+  it('keeps an escaped backslash before the credential as it is: only an escape that begins it is taken with it', async () => {
+    // `\\u003cs` in a JSON string: a backslash, then the credential `<s`: the pair stays, the credential goes.
+    const text = await new Response(redactedStream(streamOf(['{"a":"x\\\\\\u003cs3cr3t"}']), '<s3cr3t')).text();
+    expect(text).toBe('{"a":"x\\\\[redacted]"}');
+    expect(JSON.parse(text)).toEqual({ a: 'x\\[redacted]' });
+  });
+
   it('errors, never truncates silently, once the cap is passed, and says why', async () => {
     const end: StreamEnd = { bytes: 0, error: undefined };
     const { stream, ended } = cappedStream(streamOf(['12345', '67890', 'x']), 10, end);

@@ -71,10 +71,16 @@ export function cappedStream(
   return { stream, ended };
 }
 
-/** The credential as a body may hold it, and `[redacted]` written the same way so the body still decodes. */
+/**
+ * The credential as a body may hold it, and `[redacted]` written the same way so the body still decodes. `backslash`
+ * (the needle's encoding of `\`): the needle is a JSON form escaped again, as a JSON string that holds that JSON writes
+ * it, beginning with an escaped `\`; it is replaced only where its first `\` is an escape, not an escaped one, so that
+ * no lone `\` is left before `[redacted]`, which no JSON reader takes.
+ */
 interface Needle {
   readonly bytes: Uint8Array;
   readonly replacement: Uint8Array;
+  readonly backslash?: Uint8Array;
 }
 
 /**
@@ -138,7 +144,19 @@ function writtenForms(text: string): readonly string[] {
 export function redactedStream(source: ReadableStream<Uint8Array>, secret: string): ReadableStream<Uint8Array> {
   if (secret === '') return source;
   const replacements = encodings('[redacted]');
-  const needles = writtenForms(secret).flatMap((form) => encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! })));
+  const backslashes = encodings('\\');
+  const needles = writtenForms(secret).flatMap((form) => {
+    // A JSON string that holds JSON text holding the credential (a log line, an error quoting a body) escapes it again.
+    const twice = form.replace(/["\\]/g, (character) => `\\${character}`);
+    return [
+      ...encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! })),
+      ...(twice === form
+        ? []
+        : encodings(twice).map(
+            (bytes, at): Needle => ({ bytes, replacement: replacements[at]!, ...(twice.startsWith('\\') ? { backslash: backslashes[at]! } : {}) }),
+          )),
+    ];
+  });
   const table = byFirstByte(needles);
   const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
@@ -179,7 +197,9 @@ function redact(text: Uint8Array, table: NeedleTable, keep: number): { out: Uint
   for (let at = 0; at < text.byteLength; at++) {
     const candidates = table[text[at]!]!;
     if (candidates.length === 0) continue;
-    const needle = candidates.find(({ bytes }) => startsAt(text, bytes, at));
+    const needle = candidates.find(
+      ({ bytes, backslash }) => startsAt(text, bytes, at) && (backslash === undefined || evenRunBefore(text, backslash, from, at)),
+    );
     if (needle === undefined) continue;
     parts.push(text.subarray(from, at), needle.replacement);
     from = at + needle.bytes.byteLength;
@@ -190,9 +210,22 @@ function redact(text: Uint8Array, table: NeedleTable, keep: number): { out: Uint
   return { out: joined(parts), rest: text.slice(text.byteLength - kept) };
 }
 
-function startsAt(text: Uint8Array, bytes: Uint8Array, at: number): boolean {
+/**
+ * Whether the run of `unit` that stands right before `at` is not known to be odd: counted back to `from` (what precedes
+ * `from` was replaced, so the count is exact) or to the text's start (what precedes was passed on before: taken as even,
+ * so that the needle is replaced; at worst a lone `\` is left, never the credential).
+ */
+function evenRunBefore(text: Uint8Array, unit: Uint8Array, from: number, at: number): boolean {
+  let run = 0;
+  let start = at - unit.byteLength;
+  for (; start >= from && startsAt(text, unit, start, 0); start -= unit.byteLength) run++;
+  return run % 2 === 0 || (from === 0 && start < 0);
+}
+
+/** Whether `bytes` stand in `text` at `at`, compared from `first` (the table found the first byte already). */
+function startsAt(text: Uint8Array, bytes: Uint8Array, at: number, first = 1): boolean {
   if (at + bytes.byteLength > text.byteLength) return false;
-  for (let j = 1; j < bytes.byteLength; j++) if (text[at + j] !== bytes[j]) return false;
+  for (let j = first; j < bytes.byteLength; j++) if (text[at + j] !== bytes[j]) return false;
   return true;
 }
 
