@@ -335,6 +335,36 @@ describe('lint rules', () => {
     });
   });
 
+  describe('proxy-upstream-audience (warning): a token granted at /token for a keyway-jwt proxy upstream, which takes it directly', () => {
+    const UPSTREAM = 'https://deploy.acme.dev';
+    const WITH_UPSTREAM: PolicyLoadOptions = { ...OPTIONS, upstreamAudiences: [UPSTREAM] };
+    const findings = (audience: string, options = WITH_UPSTREAM, extra = '') =>
+      lintPolicies(
+        compilePolicyFiles(
+          [
+            {
+              path: 'p.yaml',
+              text: github(PINNED, '[artifacts:read]', extra).replace('audience: https://a.example', `audience: [https://a.example, "${audience}"]`),
+            },
+          ],
+          options,
+        ),
+      ).filter((finding) => finding.rule === 'proxy-upstream-audience');
+
+    it('flags an allow policy whose grant.audience names the upstream’s audience, at that line', () => {
+      const [finding, ...more] = findings(UPSTREAM);
+      expect(more).toEqual([]);
+      expect(finding).toMatchObject({ rule: 'proxy-upstream-audience', severity: 'warning' });
+      expect(finding?.message).toContain(`grant.audience ${UPSTREAM} is the audience of a keyway-jwt proxy upstream`);
+    });
+
+    it('says nothing of another audience, of a set compiled without the upstreams, or of a policy that silences it', () => {
+      expect(findings('https://deploy.acme.dev/other')).toEqual([]);
+      expect(findings(UPSTREAM, OPTIONS)).toEqual([]);
+      expect(findings(UPSTREAM, WITH_UPSTREAM, 'lint:\n  ignore:\n    proxy-upstream-audience: "the deploy job calls it directly"\n')).toEqual([]);
+    });
+  });
+
   describe("unreachable-github-grant (warning): a GitHub grant that pins no owner_id, for another CI system's or deployment's jobs", () => {
     const SERVER = 'https://ghes.acme.dev/_services/token';
     const ON_GITHUB_COM: PolicyLoadOptions = { ...OPTIONS, githubDeployment: 'github.com' };

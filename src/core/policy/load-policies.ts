@@ -162,6 +162,8 @@ export interface PolicyCompilation {
   readonly reviewedRepository?: ReviewedRepository;
   /** The GitHub deployment the App mints on, when the set was compiled for a broker (or a policy command) that knows it. */
   readonly githubDeployment?: string;
+  /** The audiences of the broker's keyway-jwt proxy upstreams, when the set was compiled for a broker (or a policy command) that knows them. */
+  readonly upstreamAudiences?: readonly string[];
 }
 
 /**
@@ -236,6 +238,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     brokerIssuer: options.brokerIssuer,
     ...(options.reviewedRepository === undefined ? {} : { reviewedRepository: options.reviewedRepository }),
     ...(options.githubDeployment === undefined ? {} : { githubDeployment: options.githubDeployment }),
+    ...(options.upstreamAudiences === undefined ? {} : { upstreamAudiences: options.upstreamAudiences }),
   };
 }
 

@@ -43,6 +43,8 @@ interface RuleContext {
   readonly reviewedRepository: ReviewedRepository | undefined;
   /** The GitHub deployment the App mints on, when known. */
   readonly githubDeployment: string | undefined;
+  /** The audiences of the broker's keyway-jwt proxy upstreams (none when not known). */
+  readonly upstreamAudiences: readonly string[];
   readonly preset: IssuerPreset;
   /** Enforcing deny policies of the whole set: guardrails that may make a context unreachable. */
   readonly guardrails: readonly Policy[];
@@ -102,6 +104,7 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
           brokerIssuer: compilation.brokerIssuer,
           reviewedRepository: compilation.reviewedRepository,
           githubDeployment: compilation.githubDeployment,
+          upstreamAudiences: compilation.upstreamAudiences ?? [],
           guardrails,
           peers,
           byId,
@@ -112,7 +115,7 @@ export function lintPolicies(compilation: PolicyCompilation): LintFinding[] {
 function lintPolicy(
   entry: CompiledPolicyFile,
   policy: Policy,
-  set: Pick<RuleContext, 'brokerIssuer' | 'reviewedRepository' | 'githubDeployment' | 'guardrails' | 'peers' | 'byId'>,
+  set: Pick<RuleContext, 'brokerIssuer' | 'reviewedRepository' | 'githubDeployment' | 'upstreamAudiences' | 'guardrails' | 'peers' | 'byId'>,
 ): LintFinding[] {
   const findings: LintFinding[] = [];
   const ignored = new Map(Object.entries(entry.document.lint?.ignore ?? {}).filter(([, reason]) => reason !== undefined));
@@ -214,6 +217,19 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
         "this policy never grants its jobs a GitHub token. Name an issuer of the App's deployment, or grant these jobs from a central policy that pins grant.github.owner_id",
       ['grant', 'github'],
     );
+  },
+
+  function upstreamAudienceGrant({ policy, upstreamAudiences, report }) {
+    if (policy.effect !== 'allow') return;
+    for (const audience of policy.grant?.audiences ?? []) {
+      if (!upstreamAudiences.includes(audience)) continue;
+      report(
+        'proxy-upstream-audience',
+        `grant.audience ${audience} is the audience of a keyway-jwt proxy upstream (KEYWAY_PROXY_UPSTREAMS), which takes every keyway token for it: ` +
+          'the job calls that upstream with this token itself, around the method and path a grant.proxy rule allows. Grant it grant.proxy instead',
+        ['grant', 'audience'],
+      );
+    }
   },
 
   function caseInsensitiveRef({ policy, preset, report }) {

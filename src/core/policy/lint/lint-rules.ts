@@ -79,6 +79,10 @@ export const LINT_RULES = {
     severity: 'warning',
     why: "a GitHub grant that pins no owner_id goes to the caller's own account, which only a job of the App's GitHub deployment names: another CI system's tokens name no GitHub account, another deployment numbers its accounts apart, so their jobs never get a GitHub token from it",
   },
+  'proxy-upstream-audience': {
+    severity: 'warning',
+    why: 'a keyway-jwt proxy upstream takes every keyway token for its audience: a job granted one at /token calls the upstream with it directly, around the method and path grant.proxy allows',
+  },
   'cloud-subject-collision': {
     severity: 'error',
     why: "a cloud trusts keyway's sub alone: two policies granting one cloud a sub that could be the same let a pipeline of one take the other's role",
