@@ -43,3 +43,19 @@ function parseRange(entry: string): [Address, number] {
   }
   return range;
 }
+
+const LOOPBACK_V4: [Address, number] = [ipaddr.IPv4.parse('127.0.0.0'), 8];
+const LOOPBACK_V6 = ipaddr.IPv6.parse('::1');
+
+/**
+ * The trusted ranges that hold a loopback address, written as configured. Every process on the broker's host connects
+ * from one: with a proxy on the same host trusted by its loopback address, any local user names the client its
+ * forwarding header says, for the rate limits and the audit record.
+ */
+export function loopbackProxies(proxies: TrustedProxies): string[] {
+  return proxies.ranges
+    .filter(([address, bits]) =>
+      address.kind() === 'ipv4' ? address.match(LOOPBACK_V4) || LOOPBACK_V4[0].match(address, bits) : LOOPBACK_V6.match(address, bits),
+    )
+    .map(([address, bits]) => `${address.toString()}/${bits}`);
+}

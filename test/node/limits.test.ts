@@ -37,6 +37,24 @@ describe('the client address behind a reverse proxy (Node)', () => {
     return { send, broker };
   }
 
+  it('warns at start when a trusted proxy is a loopback address, which every process on the host connects from', async () => {
+    const startWith = async (trusted: string) => {
+      const warned: string[] = [];
+      const log = { info: () => {}, error: () => {}, warn: (message: string, fields?: object) => void warned.push(`${message} ${JSON.stringify(fields)}`) };
+      running.push(
+        await startNodeHarness(suitePolicies(freshIssuer(inject('testIssuerBase'), 'warn-gh'), freshIssuer(inject('testIssuerBase'), 'warn-oidc')), {
+          settings: { KEYWAY_TRUSTED_PROXIES: trusted },
+          log,
+        }),
+      );
+      return warned.filter((line) => line.startsWith('KEYWAY_TRUSTED_PROXIES trusts a loopback address'));
+    };
+    expect(await startWith('127.0.0.1')).toEqual([expect.stringContaining('{"trusted":["127.0.0.1/32"]}')]);
+    expect(await startWith('10.0.0.0/8, ::1')).toEqual([expect.stringContaining('{"trusted":["::1/128"]}')]);
+    expect(await startWith('0.0.0.0/1')).toHaveLength(1);
+    expect(await startWith('10.0.0.0/8, 192.0.2.1, 2001:db8::/32')).toEqual([]);
+  });
+
   it('ignores X-Forwarded-For and Forwarded from a peer that is not a trusted proxy: one bucket, the socket address in the audit record', async () => {
     const { send } = await setup({ KEYWAY_TRUSTED_PROXIES: '10.0.0.0/8' });
     expect(await send({ 'x-forwarded-for': '198.51.100.1' })).toEqual({ status: 400, reason: 'token_malformed', clientIp: '127.0.0.1' });

@@ -54,7 +54,7 @@ import { publicAddressFetch } from './public-address-fetch.ts';
 import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
 import { clientAddress } from './client-address.ts';
-import { NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
+import { loopbackProxies, NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
 import type { BrokerCluster, ClusterEvent, LeaderStatus } from './broker-processes.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
@@ -425,6 +425,14 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     ...(options.cluster === undefined ? {} : { leader, shared_audit_writer: sharedWriter !== undefined || audit.shared }),
   });
   if (sharedWriter !== undefined) options.cluster?.announce('audit-writer-listening');
+  const loopback = loopbackProxies(trustedProxies);
+  if (loopback.length > 0) {
+    log.warn(
+      `KEYWAY_TRUSTED_PROXIES trusts a loopback address: every process on this host can connect from it and name any client in ${trustedProxies.header}, ` +
+        "the rate limits' and the audit record's. Trust it only where no other user's processes run (a container or host of the broker's and its proxy's own)",
+      { trusted: loopback },
+    );
+  }
   if (devUrl !== undefined) {
     log.warn('DEVELOPMENT ISSUER ENABLED (KEYWAY_DEV=1): tokens from `keyway dev token` are trusted by dev policies. Never run this in production.', {
       dev_issuer: devUrl,
