@@ -32,8 +32,9 @@ const OVERRIDE_HEADERS = [
 ];
 
 /**
- * By prefix: Next.js 13.4 and 13.5's render workers route a request by `x-invoke-path` and `x-invoke-query` (and render
- * the error page `x-invoke-status` and `x-invoke-error` name), and apps on Vercel read their path from `x-invoke-path`.
+ * By prefix: Next.js's render workers route a request by `x-invoke-path` and `x-invoke-query`, which its own router sets
+ * (and render the error page `x-invoke-status` and `x-invoke-error` name), and apps on Vercel read their path from
+ * `x-invoke-path`.
  */
 const OVERRIDE_PREFIXES = ['x-invoke-'];
 
