@@ -34,6 +34,8 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
         'deploy/delegated.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-pipeline }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  sub: deploy-orchestrator\ngrant: { audience: https://deploy.example }\n`,
         'deploy/direct.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-direct }\ngrant: { audience: https://direct.example }\n`,
         'deploy/guard.yaml': `version: 1\neffect: deny\nissuer: ${issuer(ci)}\nmatch: { env: frozen }\n`,
+        // A guardrail over the actor, as policies/reference.md shows: the subject's match reads the subject token only.
+        'deploy/actor-guard.yaml': `version: 1\neffect: deny\nissuer: ${issuer(ci)}\nmatch:\n  sub: { exists: true }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  event_name: [pull_request_target, issue_comment]\n`,
         // The orchestrator's workflow on main, in each pattern's own way: anything before the `@`, the ref after it.
         'release/by-glob.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-glob }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  job_workflow_ref: { glob: "acme/orchestrator/**@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
         'release/by-regex.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-regex }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  job_workflow_ref: { regex: "acme/orchestrator/\\\\.github/workflows/.*@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
@@ -78,6 +80,14 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
 
     it('keeps deny guardrails in force for delegated requests', async () => {
       await refused(await pipeline({ env: 'frozen' }), await orchestrator(), 'denied_by_policy');
+    });
+
+    it('holds an actor to a deny guardrail that names it in match_actor, and that guardrail to actors alone', async () => {
+      await refused(await pipeline(), await orchestrator({ event_name: 'issue_comment' }), 'denied_by_policy');
+      expect((await delegated(await pipeline(), await orchestrator({ event_name: 'push' }))).status).toBe(200);
+      // The same claim on the subject is not the actor's: that guardrail's match_actor reads the actor token only.
+      expect((await delegated(await pipeline({ event_name: 'issue_comment' }), await orchestrator())).status).toBe(200);
+      expect((await postToken(broker, exchangeForm(await sign(ci, 'svc-direct', { event_name: 'issue_comment' })))).status).toBe(200);
     });
 
     it("honours the subject's may_act: the actor it names may act, another may not", async () => {
