@@ -112,8 +112,8 @@ function escapeDenotesAt(sequence: string): boolean {
  * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of
  * something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can split a value into its repetitions in
  * exponentially many ways, whatever `longest`: Infinity. Counted in steps of a one-character repetition without bound,
- * the cheapest V8 runs: an alternative tried and a step of a bounded repetition cost more (ALTERNATIVE_WORK,
- * BOUNDED_STEP_WORK). Reads the same strict grammar as readRegexSource.
+ * the cheapest V8 runs: an alternative tried, a step of a bounded repetition and one over a class of several runs of
+ * characters cost more (ALTERNATIVE_WORK, BOUNDED_STEP_WORK, classStep). Reads the same strict grammar as readRegexSource.
  */
 export function backtrackingWork(source: string, longest: number): number {
   const at = { i: 0 };
@@ -126,15 +126,51 @@ interface Cost {
   readonly ways: number;
 }
 
-const ONE_WAY: Cost = { work: 1, ways: 1 };
+/**
+ * What a step over a Unicode property (`\p{L}`, `[\p{L}\d]`) costs at least, in steps of `.`: on a value holding a character
+ * beyond Latin-1 (read to REGEX_MAX_WIDE_INPUT characters), V8 looks each up in the property's ranges. `ꞵ?ꞵ?ꞵ?\p{L}*\p{L}*` took
+ * 25-29 ms the first time on 255 `ꞵ`s, `ꞵ?ꞵ?ꞵ?.*.*` 12-17 and `x?x?x?.*.*` 6-10 on 1,023 `x`s. On a one-byte value a
+ * property costs what a class of its ranges up to U+00FF does (classStep).
+ */
+const PROPERTY_STEP = 4;
 
 /**
- * What a step over a Unicode property (`\p{L}`, `[\p{L}\d]`) costs, in steps of `.`: on a value holding a character beyond
- * Latin-1 (read to REGEX_MAX_WIDE_INPUT characters), V8 looks each up in the property's ranges. `ꞵ?ꞵ?ꞵ?\p{L}*\p{L}*` took
- * 25-29 ms the first time on 255 `ꞵ`s, `ꞵ?ꞵ?ꞵ?.*.*` 12-17 and `x?x?x?.*.*` 6-10 on 1,023 `x`s. On a one-byte value a
- * property costs what `.` does.
+ * What a step over a class of more than CLASS_INLINE_RUNS runs of characters up to U+00FF costs, in steps of `.`: V8 tests
+ * a class of up to 16 ranges with comparisons and tables in the compiled code, and calls a function for one of more. On
+ * `x?x?x?C*C*` over 1,023 of its characters and one it does not match, 17 to 127 separate characters took 5.1-7.6 times
+ * what `.` took at a load of 0.5-5 on two cores, up to 10.4 times at a load of 9-17; 16 of them 1.1-1.2 times.
  */
-const PROPERTY_STEP: Cost = { work: 4, ways: 1 };
+const CLASS_CALL_STEP = 12;
+const CLASS_INLINE_RUNS = 16;
+
+/**
+ * What a step over a class of 2 to CLASS_INLINE_RUNS runs costs, in steps of `.`: the comparisons V8 writes for it. Measured
+ * as CLASS_CALL_STEP is, `[a-zA-Z0-9._/-]` and `\W` took 1.9-2.2 times what `.` took at a load under 5 (up to 3.0 at 14-17),
+ * `[0-9a-f]` and `[A-Za-z]` 1.6, `[a-z0-9-]` 1.0-1.1; a class of one run (`[a-z]`, `[^/]`) what `.` takes.
+ */
+const CLASS_BRANCH_STEP = 3;
+
+const LATIN1 = String.fromCharCode(...Array.from({ length: 0x100 }, (_, code) => code));
+
+/**
+ * What a step over one character of `atom` costs, in steps of `.`: a class (`[…]`, `\W`, `\p{L}`) by the runs of
+ * consecutive characters up to U+00FF it names as written, before a `^` (`[^/]` one, `[a-z0-9-]` three), which are what V8
+ * tests on a value kept in one byte a character, as every value read to the full REGEX_MAX_INPUT is. A literal, `.` and
+ * an escape of one character cost one, and so do `\d`, `\D`, `\s`, `\S` and `\w`, which V8 tests with code of its own
+ * as it does `.`: measured as CLASS_CALL_STEP is, 1.0-1.14 times `.`. `\W` has such code too, yet took 2.1-3.0 times.
+ */
+function classStep(atom: string): number {
+  if (!/^(?:\[|\\[WpP])/.test(atom)) return 1;
+  const written = new RegExp(atom.startsWith('[^') ? `[${atom.slice(2).replace(/^\^/, '\\^')}` : atom, 'gu');
+  let runs = 0;
+  let last = -2;
+  for (const { index } of LATIN1.matchAll(written)) {
+    if (index !== last + 1) runs += 1;
+    last = index;
+  }
+  const step = runs > CLASS_INLINE_RUNS ? CLASS_CALL_STEP : runs > 1 ? CLASS_BRANCH_STEP : 1;
+  return /\\[pP]\{/.test(atom) ? Math.max(step, PROPERTY_STEP) : step;
+}
 
 /**
  * The steps an alternative costs each time it is tried, beyond its atoms. V8 runs a repetition of one character as a tight
@@ -252,28 +288,27 @@ function repeatedWays(atom: number, min: number, max: number): number {
 
 /** What the atom at `at` (a character, an escape, a class or a group) costs, stepping past it. */
 function atomCost(source: string, at: { i: number }, longest: number): Cost {
-  const char = source[at.i];
-  if (char === '\\') {
-    const property = /^\\[pP]\{/.test(source.slice(at.i, at.i + 3));
-    at.i += escapeLength(source, at.i);
-    return property ? PROPERTY_STEP : ONE_WAY;
-  }
-  if (char === '[') {
-    let property = false;
-    at.i += 1;
-    while (source[at.i] !== ']') {
-      property ||= /^\\[pP]\{/.test(source.slice(at.i, at.i + 3));
-      at.i += source[at.i] === '\\' ? escapeLength(source, at.i) : 1;
-    }
-    at.i += 1;
-    return property ? PROPERTY_STEP : ONE_WAY;
-  }
-  if (char === '(') {
+  const from = at.i;
+  if (source[at.i] === '(') {
     at.i += /^\(\?<[^>]*>/.exec(source.slice(at.i))?.[0].length ?? (source[at.i + 1] === '?' ? 3 : 1);
     const cost = disjunction(source, at, longest, false);
     at.i += 1;
     return cost;
   }
-  at.i += (source.codePointAt(at.i) ?? 0) > 0xffff ? 2 : 1;
-  return ONE_WAY;
+  skipCharacter(source, at);
+  return { work: classStep(source.slice(from, at.i)), ways: 1 };
+}
+
+/** Steps past the character, escape or class at `at`. */
+function skipCharacter(source: string, at: { i: number }): void {
+  const char = source[at.i];
+  if (char === '\\') {
+    at.i += escapeLength(source, at.i);
+  } else if (char === '[') {
+    at.i += 1;
+    while (source[at.i] !== ']') at.i += source[at.i] === '\\' ? escapeLength(source, at.i) : 1;
+    at.i += 1;
+  } else {
+    at.i += (source.codePointAt(at.i) ?? 0) > 0xffff ? 2 : 1;
+  }
 }
