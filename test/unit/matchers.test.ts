@@ -397,6 +397,26 @@ describe('regex', () => {
       'a repetition that stops before twenty optional letters, each tried at every length it gives back: 0.2-0.3 s on 1,023 digits and a `#`',
       /more ways than two unbounded repetitions/,
     ],
+    [
+      '(0|[0-9.]*)\\.(0|[0-9.]*)\\.(0|[0-9.]*)',
+      'groups whose last repetition can match the separator after them: 0.37 s on 1,023 dots and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      '(0|[1-9][0-9]*)\\.?(0|[1-9][0-9]*)\\.?(0|[1-9][0-9]*)',
+      'groups whose last repetition ends where another group, which can begin with a digit, may begin: 0.42 s on 1,023 digits and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      '(x|[0-9]*)(y|[0-9]*)(z|[0-9]*)\\.',
+      'groups each followed by one of alternatives: 0.38 s on 1,023 digits and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      '([0-9]*a?){3}\\.',
+      'a repeated group, whose repetition can end where its next one begins, not only before what follows it: 1.3 s on 1,023 digits and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
     ['(a|a)'.repeat(30), 'alternatives in sequence', /more ways than two unbounded repetitions/],
     ['(a)\\1', 'backreference', /uses a backreference/],
     ['(?<n>a)\\k<n>', 'backreference', /uses a backreference/],
@@ -468,19 +488,24 @@ describe('regex', () => {
   });
 
   // A group repeated at most once is no nesting: it cannot split a value in many ways. And a repetition that can end only
-  // where an optional part or the value's end begins (`[0-9]+(-rc)?$`) adds no ways to what follows.
+  // where an optional part or the value's end begins (`[0-9]+(-rc)?$`) adds no ways to what follows, nor one that ends a
+  // group where what follows the group begins (`(0|[1-9][0-9]*)\.`, semver.org's form).
   it('takes release tag patterns with optional parts, and answers a crafted tag at once', () => {
     const patterns = [
       'refs/tags/v[0-9]+\\.[0-9]+\\.[0-9]+(-rc\\.[0-9]+)?',
       'refs/tags/v[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9a-z.-]+)?(\\+[0-9a-z.-]+)?',
       'refs/tags/v[0-9]+(\\.[0-9]+)?(\\.[0-9]+)?',
       'refs/tags/v[0-9]+(?:\\.[0-9]+){0,2}',
+      'refs/tags/v(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)',
+      'refs/tags/v((0|[1-9][0-9]*)\\.){2}(0|[1-9][0-9]*)(-rc\\.[0-9]+)?',
     ];
     for (const pattern of patterns) {
       const test = compileSafeRegex(pattern, 'exact', false);
       const started = performance.now();
       expect(test(`refs/tags/v1.2.${'3'.repeat(REGEX_MAX_INPUT - 20)}!`), pattern).toBe(false);
       expect(test(`refs/tags/v1${'.1'.repeat(400)}-${'1.'.repeat(100)}x!`), pattern).toBe(false);
+      expect(test(`refs/tags/v${'1'.repeat(REGEX_MAX_INPUT - 12)}!`), pattern).toBe(false);
+      expect(test(`refs/tags/v${Array(3).fill('1'.repeat(330)).join('.')}!`), pattern).toBe(false);
       expect(performance.now() - started, pattern).toBeLessThan(50);
     }
     const tag = compileSafeRegex(patterns[0] ?? '', 'exact', false);
@@ -491,6 +516,11 @@ describe('regex', () => {
     expect(compileSafeRegex(patterns[1] ?? '', 'exact', false)('refs/tags/v1.2.3-beta.1+build.7')).toBe(true);
     expect(compileSafeRegex(patterns[2] ?? '', 'exact', false)('refs/tags/v1.2')).toBe(true);
     expect(compileSafeRegex(patterns[3] ?? '', 'exact', false)('refs/tags/v1.2.3.4')).toBe(false);
+    for (const semver of [patterns[4] ?? '', patterns[5] ?? '']) {
+      expect(compileSafeRegex(semver, 'exact', false)('refs/tags/v10.0.3'), semver).toBe(true);
+      expect(compileSafeRegex(semver, 'exact', false)('refs/tags/v1.02.3'), semver).toBe(false);
+      expect(compileSafeRegex(semver, 'exact', false)('refs/tags/v1.2'), semver).toBe(false);
+    }
   });
 
   // V8 saves a capturing group's positions each time a repetition around it runs, which the estimate does not count:

@@ -117,7 +117,7 @@ function escapeDenotesAt(sequence: string): boolean {
  */
 export function backtrackingWork(source: string, longest: number): number {
   const at = { i: 0 };
-  return disjunction(source, at, longest, true).work;
+  return disjunction(source, at, longest, 'end').work;
 }
 
 /** What a part of a pattern costs: the steps it takes (`work`), and the ways it can end, each of which the rest is tried after. */
@@ -187,13 +187,31 @@ const ALTERNATIVE_WORK = 16;
  */
 const BOUNDED_STEP_WORK = 4;
 
-/** `whole`: the part is the whole pattern, so its sequences end where the value must end. */
-function disjunction(source: string, at: { i: number }, longest: number, whole: boolean): Cost {
-  let { work, ways } = sequence(source, at, longest, whole);
+/** A term of a sequence: an atom as written (`text`, from `from` in the source), repeated `min` to `max` times. */
+interface Term {
+  readonly text: string;
+  readonly from: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * What follows a part of a pattern: the terms of its sequence from `next` on, then what follows that sequence (`outer`),
+ * out to the pattern's end, where the value must end (`end`). In a repeated group what follows its body may be another
+ * repetition of it, read as unknown (`open`).
+ */
+interface Following {
+  readonly terms: readonly Term[];
+  readonly next: number;
+  readonly outer: Following | 'end' | 'open';
+}
+
+function disjunction(source: string, at: { i: number }, longest: number, following: Following['outer']): Cost {
+  let { work, ways } = sequence(source, at, longest, following);
   let alternatives = 1;
   while (source[at.i] === '|') {
     at.i += 1;
-    const next = sequence(source, at, longest, whole);
+    const next = sequence(source, at, longest, following);
     work += next.work;
     ways += next.ways;
     alternatives += 1;
@@ -201,15 +219,15 @@ function disjunction(source: string, at: { i: number }, longest: number, whole: 
   return { work: alternatives === 1 ? work : work + alternatives * ALTERNATIVE_WORK, ways };
 }
 
-function sequence(source: string, at: { i: number }, longest: number, whole: boolean): Cost {
-  const terms: { readonly text: string; readonly atom: Cost; readonly min: number; readonly max: number }[] = [];
+function sequence(source: string, at: { i: number }, longest: number, outer: Following['outer']): Cost {
+  const terms: Term[] = [];
   while (at.i < source.length && source[at.i] !== '|' && source[at.i] !== ')') {
     const from = at.i;
-    const atom = atomCost(source, at, longest);
+    skipAtom(source, at);
     const text = source.slice(from, at.i);
     const repeated = /^(?:([*+?])|\{(\d+)(?:(,)(\d*))?\})\??/.exec(source.slice(at.i));
     if (repeated === null) {
-      terms.push({ text, atom, min: 1, max: 1 });
+      terms.push({ text, from, min: 1, max: 1 });
       continue;
     }
     at.i += repeated[0].length;
@@ -217,12 +235,15 @@ function sequence(source: string, at: { i: number }, longest: number, whole: boo
     const min = sign === '+' ? 1 : sign !== undefined ? 0 : Number(low);
     const max =
       sign === '?' ? 1 : sign !== undefined || (comma !== undefined && high === '') ? Number.POSITIVE_INFINITY : Number(comma === undefined ? low : high);
-    terms.push({ text, atom, min, max });
+    terms.push({ text, from, min, max });
   }
   // Each way of reaching a term tries the term in each of its own ways; only those that can go on multiply what follows.
   let reaching = 1;
   let work = 0;
-  terms.forEach(({ text, atom, min, max }, n) => {
+  terms.forEach(({ text, from, min, max }, n) => {
+    const after: Following = { terms, next: n + 1, outer };
+    // A group run at most once ends where what follows it begins; one repeated may end where it begins again.
+    const atom = atomCost(source, { i: from }, longest, max <= 1 ? after : 'open');
     if (min === 1 && max === 1) {
       work += reaching * atom.work;
       reaching *= atom.ways;
@@ -235,7 +256,7 @@ function sequence(source: string, at: { i: number }, longest: number, whole: boo
     const reach = Math.min(max, longest);
     const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(reach - min + 1, 1);
     const steps = atom.ways > 1 ? repeatedWays(atom.ways, 0, max - 1) : Math.max(tries, reach);
-    const skipped = atom.ways > 1 ? undefined : stopsBefore(text, terms.slice(n + 1), whole);
+    const skipped = atom.ways > 1 ? undefined : stopsBefore(text, after);
     work += reaching * steps * atom.work * (1 + (skipped ?? 0)) * (max !== Number.POSITIVE_INFINITY && max > 1 ? BOUNDED_STEP_WORK : 1);
     if (skipped === undefined) reaching *= tries;
   });
@@ -244,23 +265,28 @@ function sequence(source: string, at: { i: number }, longest: number, whole: boo
 
 /**
  * Whether a repetition of `repeated`, one character (a character, an escape or a class, not a group), can end only where
- * what follows begins with a character it cannot match (`[^-]*-`, `\w+\.`, `[0-9]+(-rc)?$`): any other end fails on
- * that character, so it adds no ways to the rest. What follows is read up to its first term that must match (`min` at
- * least 1), each optional term before it beginning with such a character too; at the end of the whole pattern the value
- * must end, which no shorter end of the repetition does. Each other end still tries every optional term before it fails,
- * a step each: their count (`[0-9]*a?b?-`: two), or undefined if the repetition can end elsewhere. Uncounted,
+ * what follows begins with a character it cannot match (`[^-]*-`, `\w+\.`, `[0-9]+(-rc)?$`, `(0|[1-9][0-9]*)\.`): any
+ * other end fails on that character, so it adds no ways to the rest. What follows is read up to its first term that must
+ * match (`min` at least 1), each optional term before it beginning with such a character too, out of the groups the
+ * repetition ends (not out of a repeated one, which may begin again there); at the end of the whole pattern the value must
+ * end, which no shorter end of the repetition does. Each other end still tries every optional term before it fails, a
+ * step each: their count (`[0-9]*a?b?-`: two), or undefined if the repetition can end elsewhere. Uncounted,
  * `.*.{0,7}[0-9]*` and twenty optional letters before a `!` priced below the limit and took 0.2-0.3 s on 1,023 digits and a `#`.
  */
-function stopsBefore(repeated: string, following: readonly { readonly text: string; readonly min: number }[], whole: boolean): number | undefined {
+function stopsBefore(repeated: string, following: Following): number | undefined {
   if (repeated.startsWith('(')) return undefined;
+  const matches = new RegExp(`^(?:${repeated})$`, 'u');
   let optional = 0;
-  for (const { text, min } of following) {
-    const literal = firstLiteral(text);
-    if (literal === undefined || new RegExp(`^(?:${repeated})$`, 'u').test(literal)) return undefined;
-    if (min >= 1) return optional;
-    optional += 1;
+  for (let place: Following['outer'] = following; ; place = place.outer) {
+    if (place === 'end') return optional;
+    if (place === 'open') return undefined;
+    for (const { text, min } of place.terms.slice(place.next)) {
+      const literal = firstLiteral(text);
+      if (literal === undefined || matches.test(literal)) return undefined;
+      if (min >= 1) return optional;
+      optional += 1;
+    }
   }
-  return whole ? optional : undefined;
 }
 
 /**
@@ -286,17 +312,29 @@ function repeatedWays(atom: number, min: number, max: number): number {
   return ways;
 }
 
-/** What the atom at `at` (a character, an escape, a class or a group) costs, stepping past it. */
-function atomCost(source: string, at: { i: number }, longest: number): Cost {
+/** What the atom at `at` (a character, an escape, a class or a group, before `following`) costs, stepping past it. */
+function atomCost(source: string, at: { i: number }, longest: number, following: Following['outer']): Cost {
   const from = at.i;
   if (source[at.i] === '(') {
     at.i += /^\(\?<[^>]*>/.exec(source.slice(at.i))?.[0].length ?? (source[at.i + 1] === '?' ? 3 : 1);
-    const cost = disjunction(source, at, longest, false);
+    const cost = disjunction(source, at, longest, following);
     at.i += 1;
     return cost;
   }
   skipCharacter(source, at);
   return { work: classStep(source.slice(from, at.i)), ways: 1 };
+}
+
+/** Steps past the atom at `at`: a character, an escape, a class, or a group and all it holds. */
+function skipAtom(source: string, at: { i: number }): void {
+  let depth = 0;
+  do {
+    const char = source[at.i];
+    if (char === '(') depth += 1;
+    else if (char === ')') depth -= 1;
+    if (char === '(' || char === ')') at.i += 1;
+    else skipCharacter(source, at);
+  } while (depth > 0);
 }
 
 /** Steps past the character, escape or class at `at`. */
