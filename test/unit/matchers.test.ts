@@ -578,6 +578,9 @@ describe('regex', () => {
       expect(compileSafeRegex('a*ꞵ', 'exact', overLong)(`a${wide}`)).toBe(overLong);
       expect(compileSafeRegex('b', 'exact', overLong)(`a${wide}`)).toBe(overLong);
       expect(compileSafeRegex('a*😀', 'exact', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT - 1)}😀`)).toBe(overLong);
+      // Counted in UTF-16 units, as the docs say: a character past U+FFFF counts 2.
+      expect(compileSafeRegex('😀*', 'exact', overLong)('😀'.repeat(REGEX_MAX_WIDE_INPUT / 2))).toBe(true);
+      expect(compileSafeRegex('😀*', 'exact', overLong)('😀'.repeat(REGEX_MAX_WIDE_INPUT / 2 + 1))).toBe(overLong);
       expect(compileSafeRegex('a*ꞵ', 'whole', overLong)(`A${wide}`)).toBe(overLong);
       expect(compileSafeRegex('a*@refs/heads/ꞵ', 'before-@', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT)}@refs/heads/ꞵ`)).toBe(overLong);
       expect(compileSafeRegex('b@refs/heads/ꞵ', 'before-@', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT)}@refs/heads/ꞵ`)).toBe(overLong);

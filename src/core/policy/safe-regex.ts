@@ -3,8 +3,9 @@ import { backtrackingWork, readRegexSource, withoutCaptures, type Place, type Re
 import { KeywayError } from '../errors/keyway-error.ts';
 
 /**
- * Values longer than this a regex does not read: bounds the cost of any pattern that slips through. What it answers for one
- * is its caller's (`overLong`), never simply "no match", which would let a long value past a deny policy or an allow's `not`.
+ * Values longer than this a regex does not read, counted in UTF-16 units as `length` counts them (an emoji is 2): bounds
+ * the cost of any pattern that slips through. What it answers for one is its caller's (`overLong`), never simply
+ * "no match", which would let a long value past a deny policy or an allow's `not`.
  */
 export const REGEX_MAX_INPUT = 1024;
 
