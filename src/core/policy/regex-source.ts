@@ -200,13 +200,9 @@ interface Term {
  * out to the pattern's end, where the value must end (`end`). In a repeated group what follows its body may be another
  * repetition of it, read as unknown (`open`).
  */
-interface Following {
-  readonly terms: readonly Term[];
-  readonly next: number;
-  readonly outer: Following | 'end' | 'open';
-}
+type Following = { readonly terms: readonly Term[]; readonly next: number; readonly outer: Following } | 'end' | 'open';
 
-function disjunction(source: string, at: { i: number }, longest: number, following: Following['outer']): Cost {
+function disjunction(source: string, at: { i: number }, longest: number, following: Following): Cost {
   let { work, ways } = sequence(source, at, longest, following);
   let alternatives = 1;
   while (source[at.i] === '|') {
@@ -219,7 +215,7 @@ function disjunction(source: string, at: { i: number }, longest: number, followi
   return { work: alternatives === 1 ? work : work + alternatives * ALTERNATIVE_WORK, ways };
 }
 
-function sequence(source: string, at: { i: number }, longest: number, outer: Following['outer']): Cost {
+function sequence(source: string, at: { i: number }, longest: number, outer: Following): Cost {
   const terms: Term[] = [];
   while (at.i < source.length && source[at.i] !== '|' && source[at.i] !== ')') {
     const from = at.i;
@@ -241,7 +237,7 @@ function sequence(source: string, at: { i: number }, longest: number, outer: Fol
   let reaching = 1;
   let work = 0;
   terms.forEach(({ text, from, min, max }, n) => {
-    const after: Following = { terms, next: n + 1, outer };
+    const after = { terms, next: n + 1, outer };
     // A group run at most once ends where what follows it begins; one repeated may end where it begins again.
     const atom = atomCost(source, { i: from }, longest, max <= 1 ? after : 'open');
     if (min === 1 && max === 1) {
@@ -277,7 +273,7 @@ function stopsBefore(repeated: string, following: Following): number | undefined
   if (repeated.startsWith('(')) return undefined;
   const matches = new RegExp(`^(?:${repeated})$`, 'u');
   let optional = 0;
-  for (let place: Following['outer'] = following; ; place = place.outer) {
+  for (let place = following; ; place = place.outer) {
     if (place === 'end') return optional;
     if (place === 'open') return undefined;
     for (const { text, min } of place.terms.slice(place.next)) {
@@ -313,7 +309,7 @@ function repeatedWays(atom: number, min: number, max: number): number {
 }
 
 /** What the atom at `at` (a character, an escape, a class or a group, before `following`) costs, stepping past it. */
-function atomCost(source: string, at: { i: number }, longest: number, following: Following['outer']): Cost {
+function atomCost(source: string, at: { i: number }, longest: number, following: Following): Cost {
   const from = at.i;
   if (source[at.i] === '(') {
     at.i += /^\(\?<[^>]*>/.exec(source.slice(at.i))?.[0].length ?? (source[at.i + 1] === '?' ? 3 : 1);
