@@ -31,8 +31,12 @@ describe('the Node broker', () => {
     return { root: writeTree(policies), github };
   }
 
-  const exchange = (broker: NodeBroker, token: string) =>
-    fetch(`${broker.url}/token`, { method: 'POST', body: exchangeForm(token), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  const exchange = (broker: NodeBroker, token: string, requestId?: string) =>
+    fetch(`${broker.url}/token`, {
+      method: 'POST',
+      body: exchangeForm(token),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(requestId === undefined ? {} : { 'x-request-id': requestId }) },
+    });
 
   it('answers /healthz once policies are loaded and storage is open', async () => {
     const broker = await start(setup().root);
@@ -177,27 +181,45 @@ describe('the Node broker', () => {
       Number(/^keyway_audit_writer_waiting_seconds (\S+)$/m.exec(await (await fetch(`${broker.url}/metrics`)).text())?.[1] ?? Number.NaN);
     try {
       expect(await waiting()).toBe(0);
-      // The writer's transaction waits SQLite's busy timeout (5 s) for the lock, fails, and is tried again one append at a
-      // time: an exchange that arrived behind the first waits its own turn too, so one of them waits past 10 s.
+      // Each of the writer's transactions waits SQLite's busy timeout (5 s) for the lock, then fails. The first exchange's
+      // record goes to the writer alone, and a batch of one that fails is not tried again: that exchange is answered 503.
+      // The other two, queued behind it, are the next batch (tried again one record at a time if it fails). The lock is let
+      // go once the first is answered and the oldest write has been seen waiting past 10 s: too soon for either of the two,
+      // tried alone, to have waited out a timeout of its own, so both commit.
       holder.exec('BEGIN EXCLUSIVE');
-      const answers = Promise.all(
-        [1, 2, 3].map(async () => {
-          const answer = await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)));
-          return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
-        }),
-      );
+      const ask = async (requestId: string) => {
+        const answer = await exchange(broker, await github.sign(ciClaims(github.url, broker.config.issuer)), requestId);
+        return { requestId, status: answer.status, cacheControl: answer.headers.get('cache-control'), body: (await answer.json()) as Record<string, unknown> };
+      };
+      const first = ask('stalled-first');
+      await expect.poll(waiting, { interval: 20 }).toBeGreaterThan(0);
+      const answers = Promise.all([first, ask('stalled-second'), ask('stalled-third')]);
       expect(await health()).toBe('ok');
       expect(await probe(broker, '/readyz')).toMatchObject({ status: 200, body: 'ok' });
       await expect.poll(health, { timeout: 15_000, interval: 100 }).toBe('degraded');
       expect(await waiting()).toBeGreaterThan(STALLED_AFTER_SECONDS);
       expect(await probe(broker, '/readyz')).toMatchObject({ status: 503, body: 'not ready' });
       expect(await probe(broker, '/livez')).toMatchObject({ status: 200, body: 'ok' });
+      await first;
       holder.exec('ROLLBACK');
 
+      const [refused, ...granted] = await answers;
+      expect(refused).toEqual({
+        requestId: 'stalled-first',
+        status: 503,
+        cacheControl: 'no-store',
+        body: { error: 'temporarily_unavailable', error_description: 'the audit log is unavailable, so no token was issued; retry later' },
+      });
       const audit = new SqliteAuditStore(holder);
-      for (const answer of await answers) {
-        expect([200, 503]).toContain(answer.status);
-        if (answer.status === 200) expect(await audit.get(answer.body['audit_event_id'] as string)).toBeDefined();
+      // The refused exchange left no record; each granted one, its own.
+      const { records } = await audit.query({ limit: 100, order: 'asc' });
+      expect(records.map((record) => `${record.event.request.id} ${record.event.decision}`).sort()).toEqual([
+        'stalled-second granted',
+        'stalled-third granted',
+      ]);
+      for (const answer of granted) {
+        expect(answer).toMatchObject({ status: 200, cacheControl: 'no-store', body: { access_token: expect.any(String) } });
+        expect(await audit.get(answer.body['audit_event_id'] as string)).toMatchObject({ decision: 'granted', request: { id: answer.requestId } });
       }
       expect(await health()).toBe('ok');
       // Writes an answer leaves behind (its alert observation) may be in flight a moment longer.
