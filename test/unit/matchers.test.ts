@@ -393,6 +393,11 @@ describe('regex', () => {
       /a repeated group matches in more than one way/,
     ],
     [
+      '(?:[a-z]*(?:-{0,2}a))+',
+      'a group whose first character may come no times ({0,2}) after a repetition, repeated: the group can begin where the repetition ends',
+      /a repeated group matches in more than one way/,
+    ],
+    [
       `.*.{0,7}[0-9]*${'abcdefghijklmnopqrst'.replace(/./g, '$&?')}!`,
       'a repetition that stops before twenty optional letters, each tried at every length it gives back: 0.2-0.3 s on 1,023 digits and a `#`',
       /more ways than two unbounded repetitions/,
@@ -449,6 +454,8 @@ describe('regex', () => {
       '(ab)+',
       '[\\]|(]*x',
       '\\u{1F600}+a*',
+      // Each repetition ends where a character past 16 bits it cannot match begins, read as one character, as the u flag reads it.
+      '[^\u{1F600}]*\u{1F600}[^\u{1F600}]*\u{1F600}.*',
       // The most the limit takes of each kind: three optional parts beside two unbounded repetitions, one bounded
       // repetition of three lengths after them, a group of two alternatives repeated up to 16 times.
       'x?x?x?.*.*',
@@ -529,10 +536,12 @@ describe('regex', () => {
     const crafted = `${'a'.repeat(REGEX_MAX_INPUT - 1)}#`;
     const empty = compileSafeRegex(`.*(?:a${'()'.repeat(200)})*!`, 'exact', false);
     const nested = compileSafeRegex(`.*(a(?<n>)${'(())'.repeat(90)})*!`, 'whole', false);
+    const named = compileSafeRegex(`.*(?:a${Array.from({ length: 200 }, (_, n) => `(?<g${n}>)`).join('')})*!`, 'exact', false);
     const aligned = compileSafeRegex(`acme/x@.*(?:a${'()'.repeat(200)})*!`, 'before-@', false);
     const started = performance.now();
     expect(empty(crafted)).toBe(false);
     expect(nested(crafted)).toBe(false);
+    expect(named(crafted)).toBe(false);
     expect(aligned(`acme/x@${crafted.slice(7)}`)).toBe(false);
     expect(performance.now() - started).toBeLessThan(250);
     expect(compileSafeRegex('refs/tags/v(?<major>[0-9]+)(\\.[0-9]+)?', 'exact', false)('refs/tags/v1.2')).toBe(true);
@@ -577,6 +586,8 @@ describe('regex', () => {
       expect(compileSafeRegex('a*ꞵ', 'exact', overLong)(wide)).toBe(true);
       expect(compileSafeRegex('a*ꞵ', 'exact', overLong)(`a${wide}`)).toBe(overLong);
       expect(compileSafeRegex('b', 'exact', overLong)(`a${wide}`)).toBe(overLong);
+      // The first character past Latin-1, which V8 keeps in two bytes.
+      expect(compileSafeRegex('b', 'exact', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT)}\u{100}`)).toBe(overLong);
       expect(compileSafeRegex('a*😀', 'exact', overLong)(`${'a'.repeat(REGEX_MAX_WIDE_INPUT - 1)}😀`)).toBe(overLong);
       // Counted in UTF-16 units, as the docs say: a character past U+FFFF counts 2.
       expect(compileSafeRegex('😀*', 'exact', overLong)('😀'.repeat(REGEX_MAX_WIDE_INPUT / 2))).toBe(true);
