@@ -28,6 +28,10 @@ describe('GitHub tokens in a pipeline', () => {
   let github: FakeGitHub;
   /** Another GitHub deployment than the App's: the runner's own (a GitHub Enterprise Server job, the App on github.com). */
   let runnerGitHub: FakeGitHub;
+  let policies: Record<string, string>;
+  /** A broker of the App on `github`, with the policy that grants acme/api and acme/docs, named `issuer`. */
+  const startBroker = (issuer: string) =>
+    startNodeBroker(testConfig(writeTree(policies), { issuer, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
 
   beforeAll(async () => {
     const issuer = new TestIssuer(inject('testIssuerBase'), `github-pipeline-${crypto.randomUUID().slice(0, 8)}`);
@@ -35,7 +39,7 @@ describe('GitHub tokens in a pipeline', () => {
     github = await FakeGitHub.create(inject('fakeGitHubBase'));
     runnerGitHub = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
-    const root = writeTree({
+    policies = {
       'policies/release.yaml': `
 version: 1
 issuer: { kind: github, url: "${issuer.url}" }
@@ -44,8 +48,8 @@ grant:
   github: { repositories: [acme/api, acme/docs], permissions: { contents: write, pull_requests: write } }
   ttl: 10m
 `,
-    });
-    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
+    };
+    broker = await startBroker(OWN_URL_ISSUER);
   });
   afterAll(async () => {
     await Promise.all([ci?.close(), broker?.close()]);
@@ -111,6 +115,55 @@ grant:
     const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
     expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'] });
     expect(result.stderr).toContain("keyway: handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API\n");
+  });
+
+  it("keyway exchange --github-token --exec with a broker that takes no GitHub token back: the token is revoked at the runner's GitHub when the command ends", async () => {
+    // A broker released before the hand-back, in front of a real one that names it as its issuer: it answers /revoke 200
+    // whatever the token (RFC 7009), without saying it takes GitHub tokens back, and passes on everything else.
+    const revocations: string[] = [];
+    let behind: NodeBroker | undefined;
+    let behindUrl = '';
+    const older = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        if (request.url === '/revoke') {
+          revocations.push(`${request.method} ${request.url}`);
+          response.writeHead(200, { 'cache-control': 'no-store' }).end();
+          return;
+        }
+        const headers = Object.entries(request.headers).filter(
+          (entry): entry is [string, string] => typeof entry[1] === 'string' && !['host', 'connection', 'content-length'].includes(entry[0]),
+        );
+        const body = chunks.length === 0 ? undefined : Buffer.concat(chunks);
+        fetch(`${behindUrl}${request.url}`, { method: request.method ?? 'GET', headers, ...(body === undefined ? {} : { body }) }).then(
+          async (answer) => {
+            const type = answer.headers.get('content-type') ?? 'application/octet-stream';
+            response.writeHead(answer.status, { 'content-type': type }).end(Buffer.from(await answer.arrayBuffer()));
+          },
+          () => response.writeHead(502).end(),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
+    const olderUrl = `http://127.0.0.1:${(older.address() as AddressInfo).port}`;
+    try {
+      behind = await startBroker(olderUrl);
+      behindUrl = behind.url;
+      const { cwd, env } = job(github.apiUrl);
+      const args = ['exchange', '--url', olderUrl, '--github-token', '--repository', 'acme/docs', '--exec', '--', process.execPath, '-e', ''];
+      const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
+      expect(result.code, result.stderr).toBe(0);
+      expect(revocations).toEqual(['POST /revoke']);
+      expect(result.stderr).toContain("keyway: revoked the GitHub installation token at the runner's GitHub (the broker does not take GitHub tokens back)\n");
+      // Revoked by the job itself, not by the broker, which was never handed it.
+      const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
+      expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'] });
+      const deletes = (await github.calls()).filter((call) => call.method === 'DELETE' && call.auth === `token:${sha256.slice(0, 12)}`);
+      expect(deletes).toEqual([expect.objectContaining({ path: '/installation/token', status: 204 })]);
+    } finally {
+      await Promise.all([behind?.close(), new Promise((resolve) => older.close(resolve))]);
+    }
   });
 
   it('keyway exchange refuses --repository without --github-token', async () => {
