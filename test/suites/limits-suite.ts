@@ -779,6 +779,29 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       });
     });
 
+    it("records every /introspect of an operator's that holds no token whatever the unverified budget: its keyway token verified, so it is no stranger", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true, (github) => ({
+        'ops/introspector.yaml': `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch: { repository_owner_id: "1200934", repository_id: "4242" }\ngrant: { audience: ${brokerIssuer}, scopes: [tokens:introspect] }\n`,
+      }));
+      const granted = await post(broker, exchangeForm(await good({ repository: 'acme/ops', repository_id: '4242' }), { audience: brokerIssuer }));
+      expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+      const authorization = `Bearer ${granted.body['access_token'] as string}`;
+      // Past the budget of 3 of every chain its records could go to: on Workers the operator's, one shard.
+      for (let request = 0; request < 5; request += 1) {
+        const response = await broker.request('/introspect', {
+          method: 'POST',
+          body: 'token_type_hint=access_token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1', authorization },
+        });
+        const body = (await response.json()) as Record<string, unknown>;
+        expect({ request, status: response.status, error: body['error'] }).toEqual({ request, status: 400, error: 'invalid_request' });
+        expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({
+          reason: 'malformed_request',
+          detail: expect.stringContaining('POST /introspect'),
+        });
+      }
+    });
+
     it("records a holder's /revoke of a keyway token already revoked whatever the unverified budget: the token verified, so its holder is no stranger", async () => {
       const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
       const holder = `holder-${crypto.randomUUID()}`;
