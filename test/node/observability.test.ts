@@ -158,18 +158,28 @@ describe('observability on Node', () => {
     const revoke = async () =>
       (await fetch(`${broker.url}/revoke`, { method: 'POST', body: 'token=not-a-token', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))
         .status;
+    const noToken = async () =>
+      (
+        await fetch(`${broker.url}/revoke`, {
+          method: 'POST',
+          body: 'token_type_hint=access_token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        })
+      ).status;
     const operator = async () => (await fetch(`${broker.url}/v1/audit/alerts`, { headers: { authorization: 'Bearer not-a-token' } })).status;
     const before = await scrape();
     // The chain's budget of two records of refusals nobody verified, then the unverified limit's run: its first recorded, the rest not.
     expect([await proxy(), await proxy(), await proxy(), await proxy()]).toEqual([401, 401, 429, 429]);
     // Past it a holder's /revoke of a token that is not live is answered alike, but its record is the limit's: none, mid-run.
     expect([await revoke(), await revoke()]).toEqual([200, 200]);
+    // A stranger's /revoke that holds no token is refused, and past the budget the refusal is the limit's 429.
+    expect([await noToken(), await noToken()]).toEqual([429, 429]);
     // And an operator API's refusal of a credential, past the budget, is the limit's 429.
     expect([await operator(), await operator()]).toEqual([429, 429]);
     const after = await scrape();
     const delta = (sample: string): number => (after.get(sample) ?? 0) - (before.get(sample) ?? 0);
     expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="proxy"}')).toBe(2);
-    expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="revoke"}')).toBe(2);
+    expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="revoke"}')).toBe(4);
     expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="operator"}')).toBe(2);
     expect(delta('keyway_rate_limited_total{limit="unverified",endpoint="token"}')).toBe(0);
 
