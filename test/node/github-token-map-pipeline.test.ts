@@ -8,6 +8,7 @@ import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
+import { startOlderBroker } from '../support/older-broker.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
@@ -29,6 +30,10 @@ describe('GitHub token maps in a pipeline', () => {
   let ci: FakeCi;
   let broker: NodeBroker;
   let github: FakeGitHub;
+  let policies: Record<string, string>;
+  /** A broker of the App on `github`, with a policy for each owner, named `issuer`. */
+  const startBroker = (issuer: string) =>
+    startNodeBroker(testConfig(writeTree(policies), { issuer, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
 
   beforeAll(async () => {
     const issuer = new TestIssuer(inject('testIssuerBase'), `github-map-pipeline-${crypto.randomUUID().slice(0, 8)}`);
@@ -39,11 +44,11 @@ describe('GitHub token maps in a pipeline', () => {
     const policy = (grant: string) =>
       `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n` +
       `match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: ${grant}\n  ttl: 10m\n`;
-    const root = writeTree({
+    policies = {
       'policies/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }'),
       'policies/octo.yaml': policy('{ owner: Octo-Org, owner_id: "72700", repositories: [site], permissions: { contents: read } }'),
-    });
-    broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER, github: readGitHubAppSettings(github.settings) }), { log: silentLogger });
+    };
+    broker = await startBroker(OWN_URL_ISSUER);
   });
   afterAll(async () => {
     await Promise.all([ci?.close(), broker?.close()]);
@@ -93,6 +98,32 @@ describe('GitHub token maps in a pipeline', () => {
       expect.objectContaining({ revoked: true, repositories: ['docs'] }),
       expect.objectContaining({ revoked: true, repositories: ['site'] }),
     ]);
+  });
+
+  it("--github-token-map --exec with a broker that takes no GitHub token back: each token is revoked at the runner's GitHub when the command ends", async () => {
+    const older = await startOlderBroker();
+    let behind: NodeBroker | undefined;
+    try {
+      behind = await startBroker(older.url);
+      older.forwardTo(behind.url);
+      const args = ['exchange', '--url', older.url, '--github-token-map', '--repository', 'acme/docs', '--repository', 'octo-org/site'];
+      const result = await keyway([...args, '--exec', '--', process.execPath, '-e', ''], jobEnvironment());
+      expect(result.code, result.stderr).toBe(0);
+      expect(older.revocations).toEqual(['POST /revoke', 'POST /revoke']);
+      for (const owner of ['acme', 'octo-org']) {
+        expect(result.stderr).toContain(
+          `keyway: ${owner}: revoked the GitHub installation token at the runner's GitHub (the broker does not take GitHub tokens back)\n`,
+        );
+      }
+      // Revoked by the job itself, not by the broker, which was never handed them.
+      const hashes = [...result.stderr.matchAll(/owner=[\w-]+ access_token_sha256=(\w+)/g)].map((match) => match[1]!);
+      expect(await tokenStates(hashes)).toEqual([
+        expect.objectContaining({ revoked: true, repositories: ['docs'] }),
+        expect.objectContaining({ revoked: true, repositories: ['site'] }),
+      ]);
+    } finally {
+      await Promise.all([behind?.close(), older.close()]);
+    }
   });
 
   it('--github-token-map prints export lines for eval; a refused owner gets exit 4, its name, and no token at all', async () => {

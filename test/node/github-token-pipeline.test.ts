@@ -13,6 +13,7 @@ import { GITHUB_INSTALLATION_TOKEN_TYPE } from '../../src/cli/pipeline/revoke-to
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
+import { startOlderBroker } from '../support/older-broker.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
@@ -118,43 +119,16 @@ grant:
   });
 
   it("keyway exchange --github-token --exec with a broker that takes no GitHub token back: the token is revoked at the runner's GitHub when the command ends", async () => {
-    // A broker released before the hand-back, in front of a real one that names it as its issuer: it answers /revoke 200
-    // whatever the token (RFC 7009), without saying it takes GitHub tokens back, and passes on everything else.
-    const revocations: string[] = [];
+    const older = await startOlderBroker();
     let behind: NodeBroker | undefined;
-    let behindUrl = '';
-    const older = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        if (request.url === '/revoke') {
-          revocations.push(`${request.method} ${request.url}`);
-          response.writeHead(200, { 'cache-control': 'no-store' }).end();
-          return;
-        }
-        const headers = Object.entries(request.headers).filter(
-          (entry): entry is [string, string] => typeof entry[1] === 'string' && !['host', 'connection', 'content-length'].includes(entry[0]),
-        );
-        const body = chunks.length === 0 ? undefined : Buffer.concat(chunks);
-        fetch(`${behindUrl}${request.url}`, { method: request.method ?? 'GET', headers, ...(body === undefined ? {} : { body }) }).then(
-          async (answer) => {
-            const type = answer.headers.get('content-type') ?? 'application/octet-stream';
-            response.writeHead(answer.status, { 'content-type': type }).end(Buffer.from(await answer.arrayBuffer()));
-          },
-          () => response.writeHead(502).end(),
-        );
-      });
-    });
-    await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
-    const olderUrl = `http://127.0.0.1:${(older.address() as AddressInfo).port}`;
     try {
-      behind = await startBroker(olderUrl);
-      behindUrl = behind.url;
+      behind = await startBroker(older.url);
+      older.forwardTo(behind.url);
       const { cwd, env } = job(github.apiUrl);
-      const args = ['exchange', '--url', olderUrl, '--github-token', '--repository', 'acme/docs', '--exec', '--', process.execPath, '-e', ''];
+      const args = ['exchange', '--url', older.url, '--github-token', '--repository', 'acme/docs', '--exec', '--', process.execPath, '-e', ''];
       const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
       expect(result.code, result.stderr).toBe(0);
-      expect(revocations).toEqual(['POST /revoke']);
+      expect(older.revocations).toEqual(['POST /revoke']);
       expect(result.stderr).toContain("keyway: revoked the GitHub installation token at the runner's GitHub (the broker does not take GitHub tokens back)\n");
       // Revoked by the job itself, not by the broker, which was never handed it.
       const sha256 = /access_token_sha256=(\w+)/.exec(result.stderr)?.[1] ?? '';
@@ -162,7 +136,7 @@ grant:
       const deletes = (await github.calls()).filter((call) => call.method === 'DELETE' && call.auth === `token:${sha256.slice(0, 12)}`);
       expect(deletes).toEqual([expect.objectContaining({ path: '/installation/token', status: 204 })]);
     } finally {
-      await Promise.all([behind?.close(), new Promise((resolve) => older.close(resolve))]);
+      await Promise.all([behind?.close(), older.close()]);
     }
   });
 
