@@ -89,6 +89,42 @@ describe('passing an answer on', () => {
     expect(JSON.parse(text)).toEqual({ a: 'x\\[redacted]' });
   });
 
+  it('redacts the credential split at any byte, the longest way it is written (UTF-32) included', async () => {
+    const secret = 'ghs_SECRETsecret';
+    const utf32 = (text: string): Uint8Array => {
+      const view = new DataView(new ArrayBuffer(text.length * 4));
+      for (let at = 0; at < text.length; at++) view.setUint32(at * 4, text.charCodeAt(at), true);
+      return new Uint8Array(view.buffer);
+    };
+    const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+    // At the start of the body too: after a character, UTF-32LE read a byte later is UTF-32BE, whose form of it matches first.
+    for (const [written, text] of [utf8, utf32].flatMap((encoding) => [`${secret}b`, `a${secret}b`].map((text) => [encoding, text] as const))) {
+      const bytes = written(text);
+      for (let cut = 1; cut < bytes.byteLength; cut++) {
+        const source = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(bytes.slice(0, cut));
+            controller.enqueue(bytes.slice(cut));
+            controller.close();
+          },
+        });
+        const out = new Uint8Array(await new Response(redactedStream(source, secret)).arrayBuffer());
+        expect({ cut, out }).toEqual({ cut, out: written(text.replaceAll(secret, '[redacted]')) });
+      }
+    }
+  });
+
+  it('keeps what only looks like the credential, and redacts a JSON-escaped one whole, so the body still decodes', async () => {
+    const secret = 'ghs_SECRETsecret';
+    // The credential but for one character, each place: kept as it is.
+    const nearly = [...secret].map((_, at) => `${secret.slice(0, at)}#${secret.slice(at + 1)}`).join(' ');
+    expect(await new Response(redactedStream(streamOf([nearly]), secret)).text()).toBe(nearly);
+    // A credential that ends with a backslash is also the start of how JSON writes it (`\\`): that longer form goes whole.
+    const slashed = 'ghs_SECRET\\';
+    const json = JSON.stringify({ credential: `Bearer ${slashed}` });
+    expect(JSON.parse(await new Response(redactedStream(streamOf([json]), slashed)).text())).toEqual({ credential: 'Bearer [redacted]' });
+  });
+
   it('errors, never truncates silently, once the cap is passed, and says why', async () => {
     const end: StreamEnd = { bytes: 0, error: undefined };
     const { stream, ended } = cappedStream(streamOf(['12345', '67890', 'x']), 10, end);
