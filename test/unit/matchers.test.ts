@@ -393,6 +393,16 @@ describe('regex', () => {
       /a repeated group matches in more than one way/,
     ],
     [
+      'refs/heads/[a-z]*(?:-|a)[a-z]*(?:-|a)[a-z]*',
+      'three repetitions over the same letters, each before a group whose first alternative begins with a character they cannot match, its second with a letter',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      'refs/heads/[a-z]*(?<x>a)[a-z]*(?<y>a)[a-z]*',
+      'three repetitions over the same letters, each before a named group that begins with a letter: its name is no character of the value',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
       '(?:[a-z]*(?:-{0,2}a))+',
       'a group whose first character may come no times ({0,2}) after a repetition, repeated: the group can begin where the repetition ends',
       /a repeated group matches in more than one way/,
