@@ -4,6 +4,7 @@ import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, suitePolicies, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 import { signInToPage } from '../support/audit-page-sign-in.ts';
+import { athOf, DpopKey } from '../support/dpop-key.ts';
 
 /**
  * The /token rate limits through the real broker: 429 with a truthful Retry-After, the
@@ -838,6 +839,46 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       // And it spent nothing of the budget: the strangers' run goes on unrecorded.
       expect(await garbage()).toBe(200);
       expect(await recordsFrom(broker, stranger)).toHaveLength(4);
+    });
+
+    it("records a holder's /revoke with a replayed DPoP proof whatever the unverified budget: the proof verified, so its holder is no stranger", async () => {
+      const { broker, github, good } = await setup({ KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '3' }, true);
+      const key = await DpopKey.generate();
+      const jti = crypto.randomUUID();
+      const exchanged = await broker.request('/token', {
+        method: 'POST',
+        body: exchangeForm(await good()),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await key.proof('POST', `${broker.issuer}/token`, { jti }) },
+      });
+      const live = ((await exchanged.json()) as Record<string, unknown>)['access_token'] as string;
+      // Tokens no keyway key signed, claiming the bound token's iss and sub, spend its chain's budget.
+      const stranger = `stranger-${crypto.randomUUID()}`;
+      const { iss, sub } = decodeJwt(live) as { iss: string; sub: string };
+      const now = Math.floor(Date.now() / 1000);
+      for (let request = 0; request < 5; request += 1) {
+        const garbage = await github.sign({ iss, sub, aud: iss, iat: now, exp: now + 300, jti: crypto.randomUUID() }, { key: 'foreign' });
+        const response = await broker.request('/revoke', {
+          method: 'POST',
+          body: new URLSearchParams({ token: garbage }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '127.0.0.1', 'user-agent': stranger },
+        });
+        expect(response.status).toBe(200);
+      }
+      expect(await recordsFrom(broker, stranger)).toHaveLength(4);
+
+      // Past the budget, the holder revokes with a proof of its key whose jti was used at /token: refused as a replay, and recorded.
+      const replayed = await broker.request('/revoke', {
+        method: 'POST',
+        body: new URLSearchParams({ token: live }),
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'cf-connecting-ip': '127.0.0.1',
+          dpop: await key.proof('POST', `${broker.issuer}/revoke`, { jti, ath: await athOf(live) }),
+        },
+      });
+      const body = (await replayed.json()) as Record<string, unknown>;
+      expect({ status: replayed.status, error: body['error'] }).toEqual({ status: 400, error: 'invalid_dpop_proof' });
+      expect(await broker.auditEvent(body['audit_event_id'] as string)).toMatchObject({ reason: 'dpop_proof_replayed' });
     });
 
     it('holds every caller to the global limit', async () => {
