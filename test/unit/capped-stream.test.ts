@@ -114,6 +114,21 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('replaces the credential escaped twice where an odd run of backslashes stands before it, closing that pair', async () => {
+    // Not what an encoder writes, but what an upstream may (a raw value beside an escaped one): the run's last `\` escapes
+    // the needle's first. Passed over, the credential was left whole: `x\\\/ab\\/cd` reads `x\/ab\/cd`, and that `x/ab/cd`.
+    for (const [secret, body] of [
+      ['/ab/cd', '{"e":"x\\\\\\/ab\\\\/cd"}'],
+      ['<a>', '{"e":"x\\\\\\u003ca\\\\u003e"}'],
+    ] as const) {
+      for (let cut = 0; cut <= body.length; cut++) {
+        const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), secret)).text();
+        expect(text, `cut at ${cut}`).toBe('{"e":"x\\\\[redacted]"}');
+        expect(JSON.parse(text)).toEqual({ e: 'x\\[redacted]' });
+      }
+    }
+  });
+
   it('keeps what only looks like the credential, and redacts a JSON-escaped one whole, so the body still decodes', async () => {
     const secret = 'ghs_SECRETsecret';
     // The credential but for one character, each place: kept as it is.

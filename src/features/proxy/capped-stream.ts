@@ -73,9 +73,9 @@ export function cappedStream(
 
 /**
  * The credential as a body may hold it, and `[redacted]` written the same way so the body still decodes. `backslash`
- * (the needle's encoding of `\`): the needle is a JSON form escaped again, as a JSON string that holds that JSON writes
- * it, beginning with an escaped `\`; it is replaced only where its first `\` is an escape, not an escaped one, so that
- * no lone `\` is left before `[redacted]`, which no JSON reader takes.
+ * (the needle's encoding of `\`), for a needle that begins with `\` (a JSON form escaped again, as a JSON string that
+ * holds that JSON writes it): where an odd run of `\` stands before it, the run's last one escapes the needle's first, so one `\` is written
+ * before `[redacted]` to close that pair: no lone `\` is left, which no JSON reader takes.
  */
 interface Needle {
   readonly bytes: Uint8Array;
@@ -222,11 +222,11 @@ function redact(text: Uint8Array, table: NeedleTable, keep: number): { out: Uint
   let from = 0;
   for (let at = 0; at < text.byteLength; at++) {
     const long = table.starts[text[at]!] === 1 && at + PREFIX <= text.byteLength ? table.byPrefix.get(prefixAt(text, at)) : undefined;
-    const found = ({ bytes, backslash }: Needle, first: number) =>
-      startsAt(text, bytes, at, first) && (backslash === undefined || evenRunBefore(text, backslash, from, at));
-    const needle = long?.find((candidate) => found(candidate, PREFIX)) ?? table.short.find((candidate) => found(candidate, 0));
+    const needle = long?.find(({ bytes }) => startsAt(text, bytes, at, PREFIX)) ?? table.short.find(({ bytes }) => startsAt(text, bytes, at, 0));
     if (needle === undefined) continue;
-    parts.push(text.subarray(from, at), needle.replacement);
+    parts.push(text.subarray(from, at));
+    if (needle.backslash !== undefined && oddRunBefore(text, needle.backslash, from, at)) parts.push(needle.backslash);
+    parts.push(needle.replacement);
     from = at + needle.bytes.byteLength;
     at = from - 1;
   }
@@ -236,15 +236,15 @@ function redact(text: Uint8Array, table: NeedleTable, keep: number): { out: Uint
 }
 
 /**
- * Whether the run of `unit` that stands right before `at` is not known to be odd: counted back to `from` (what precedes
- * `from` was replaced, so the count is exact) or to the text's start (what precedes was passed on before: taken as even,
- * so that the needle is replaced; at worst a lone `\` is left, never the credential).
+ * Whether the run of `unit` that stands right before `at` is known to be odd: counted back to `from` (what precedes
+ * `from` was replaced, so the count is exact) or to the text's start (what precedes was passed on before: taken as even;
+ * at worst a lone `\` is left, never the credential).
  */
-function evenRunBefore(text: Uint8Array, unit: Uint8Array, from: number, at: number): boolean {
+function oddRunBefore(text: Uint8Array, unit: Uint8Array, from: number, at: number): boolean {
   let run = 0;
   let start = at - unit.byteLength;
   for (; start >= from && startsAt(text, unit, start, 0); start -= unit.byteLength) run++;
-  return run % 2 === 0 || (from === 0 && start < 0);
+  return run % 2 === 1 && !(from === 0 && start < 0);
 }
 
 /** Whether `bytes` stand in `text` at `at`, compared from `first` (the bytes before it found equal already). */
