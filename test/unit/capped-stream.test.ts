@@ -82,6 +82,21 @@ describe('passing an answer on', () => {
     expect(text).toBe(JSON.stringify({ error: 'upstream said {"token":"[redacted]"}' }));
   });
 
+  it('finds the credential escaped twice as each encoder writes JSON: PHP writes the \\/ of a PHP answer as \\\\\\/', async () => {
+    const php = (value: unknown) => JSON.stringify(value).replaceAll('/', '\\/');
+    const go = (value: unknown) => JSON.stringify(value).replaceAll('<', '\\u003c');
+    const secret = '<c2Vj/cmV0+c2Vj=';
+    // json_encode(['error' => json_encode(['token' => $secret])]), and a PHP log of a Go service's answer.
+    for (const inner of [php({ token: secret }), go({ token: secret })]) {
+      const body = php({ error: inner });
+      expect(JSON.parse(JSON.parse(body).error)).toEqual({ token: secret });
+      for (let cut = 0; cut <= body.length; cut++) {
+        const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), secret)).text();
+        expect(JSON.parse(JSON.parse(text).error), `${text} cut at ${cut}`).toEqual({ token: '[redacted]' });
+      }
+    }
+  });
+
   it('keeps an escaped backslash before the credential as it is: only an escape that begins it is taken with it', async () => {
     // `\\u003cs` in a JSON string: a backslash, then the credential `<s`: the pair stays, the credential goes.
     const text = await new Response(redactedStream(streamOf(['{"a":"x\\\\\\u003cs3cr3t"}']), '<s3cr3t')).text();

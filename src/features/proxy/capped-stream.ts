@@ -73,9 +73,9 @@ export function cappedStream(
 
 /**
  * The credential as a body may hold it, and `[redacted]` written the same way so the body still decodes. `backslash`
- * (the needle's encoding of `\`), for a needle that begins with `\` (a JSON form escaped again, as a JSON string that
- * holds that JSON writes it): where an odd run of `\` stands before it, the run's last one escapes the needle's first, so one `\` is written
- * before `[redacted]` to close that pair: no lone `\` is left, which no JSON reader takes.
+ * (the needle's encoding of `\`), for a needle that begins with `\` (an escape, or an escaped `\` in JSON quoted in
+ * JSON): where an odd run of `\` stands before it, the run's last one escapes the needle's first, so one `\` is
+ * written before `[redacted]` to close that pair: no lone `\` is left, which no JSON reader takes.
  */
 interface Needle {
   readonly bytes: Uint8Array;
@@ -145,18 +145,13 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   if (secret === '') return source;
   const replacements = encodings('[redacted]');
   const backslashes = encodings('\\');
-  const needles = writtenForms(secret).flatMap((form) => {
-    // A JSON string that holds JSON text holding the credential (a log line, an error quoting a body) escapes it again.
-    const twice = form.replace(/["\\]/g, (character) => `\\${character}`);
-    return [
-      ...encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]! })),
-      ...(twice === form
-        ? []
-        : encodings(twice).map(
-            (bytes, at): Needle => ({ bytes, replacement: replacements[at]!, ...(twice.startsWith('\\') ? { backslash: backslashes[at]! } : {}) }),
-          )),
-    ];
-  });
+  const once = writtenForms(secret);
+  // A JSON string that holds JSON text holding the credential (a log line, an error quoting a body) escapes it again, as
+  // its own encoder does: PHP's writes the `\/` of a PHP answer as `\\\/`.
+  const twice = once.flatMap((form) => writtenForms(form).slice(1));
+  const needles = [...new Set([...once, ...twice])].flatMap((form) =>
+    encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]!, ...(form.startsWith('\\') ? { backslash: backslashes[at]! } : {}) })),
+  );
   const table = byPrefix(needles);
   const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
