@@ -1123,8 +1123,19 @@ grant:
         expect((await upstreamCalls()).length).toBe(before);
       });
 
+      // Grafana's middleware reads orgId on every request: a signed-in user's current organisation becomes the one it
+      // names (then a redirect), and every later request with that credential acts there, no header needed.
+      it.each(['orgId=2', 'a=1&orgid=2', 'ORGID=2', 'orgId[]=2'])('refuses a query that moves a Grafana user to another organisation: ?%s', async (query) => {
+        const before = (await upstreamCalls()).length;
+        const event = await expectKeywayRefusal(await send(`/proxy/vendor/x/y?${query}`), 400, 'invalid_request', 'proxy_header_refused');
+        expect(event.detail).toBe(
+          'a orgid query parameter is refused: the upstream acts where the path says, never in the organisation a query names, which Grafana keeps as the user’s current one',
+        );
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
       it('forwards the names that only look alike', async () => {
-        const path = '/x/y?namespaces=1&dns=a&partitions=2&namespace_id=3';
+        const path = '/x/y?namespaces=1&dns=a&partitions=2&namespace_id=3&org=2&orgIds=3';
         const response = await send(`/proxy/vendor${path}`, { headers: { 'x-middleware': 'a', 'x-invoked-by': 'ci', 'x-grafana-device-id': 'd' } });
         expect(response.status).toBe(200);
         await response.arrayBuffer();

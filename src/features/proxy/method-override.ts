@@ -80,12 +80,14 @@ export function refusedRoutingHeader(headers: Headers): { readonly name: string;
  * another method (Rack, Symfony, Laravel, Spring, ASP.NET, express's method-override), `sudo` to act as the user it names
  * (GitLab's Grape API from the query or any body, Gitea and Forgejo from the query or a form: an administrator's token
  * then acts as that user). From the query only: `namespace` (Nomad), `ns` and `partition` (Consul Enterprise), which
- * move the request to another tenant than the default one its path reaches, as their headers do (SCOPE_HEADERS).
+ * move the request to another tenant than the default one its path reaches, as their headers do (SCOPE_HEADERS), and
+ * `orgId` (read without case, as every field here), on which Grafana makes the organisation it names the user's current
+ * one before it answers (a redirect), so that the requests after it act there without a header.
  */
-export type RefusedField = '_method' | 'sudo' | 'namespace' | 'ns' | 'partition';
+export type RefusedField = '_method' | 'sudo' | 'namespace' | 'ns' | 'partition' | 'orgid';
 
 /** The fields read from the query, whatever the method. */
-export const QUERY_FIELDS: readonly RefusedField[] = ['_method', 'sudo', 'namespace', 'ns', 'partition'];
+export const QUERY_FIELDS: readonly RefusedField[] = ['_method', 'sudo', 'namespace', 'ns', 'partition', 'orgid'];
 
 const ELSEWHERE = 'the upstream acts where the path says, never in the namespace or partition a query names';
 
@@ -96,6 +98,7 @@ export const FIELD_REFUSED: Readonly<Record<RefusedField, string>> = {
   namespace: ELSEWHERE,
   ns: ELSEWHERE,
   partition: ELSEWHERE,
+  orgid: 'the upstream acts where the path says, never in the organisation a query names, which Grafana keeps as the user’s current one',
 };
 
 /** The fields read from a body of this method: `_method` from a POST only (frameworks override no other), `sudo` from any. */
