@@ -488,7 +488,7 @@ describe('lint rules', () => {
       expect(findings[0]?.message).toContain('anyone who can comment');
     });
 
-    it('knows Forgejo’s pull request, comment and review triggers (its event_name is the workflow’s on: key)', () => {
+    it('knows Forgejo’s pull request, comment, issue and review triggers (its event_name is the workflow’s on: key)', () => {
       const forgejo = (match: string) =>
         'version: 1\nissuer: { kind: forgejo, url: "https://codeberg.org/api/actions" }\n' +
         `match:\n  repository_owner_id: "1"\n  repository_id: "2"\n${match}grant: { audience: x, scopes: [deploy:write] }\n`;
@@ -496,7 +496,15 @@ describe('lint rules', () => {
         lint({ 'p.yaml': forgejo(match) })
           .filter((finding) => finding.rule === 'write-from-untrusted')
           .map((finding) => /reachable from (\S+)/.exec(finding.message)?.[1]);
-      const untrusted = ['pull_request', 'pull_request_target', 'issue_comment', 'pull_request_comment', 'pull_request_review', 'pull_request_review_comment'];
+      const untrusted = [
+        'pull_request',
+        'pull_request_target',
+        'issue_comment',
+        'pull_request_comment',
+        'issues',
+        'pull_request_review',
+        'pull_request_review_comment',
+      ];
       expect(reachable('  ref_protected: "true"\n')).toEqual(untrusted);
       expect(reachable(`  ref_protected: "true"\n  event_name: { not: [${untrusted.join(', ')}] }\n`)).toEqual([]);
       expect(lint({ 'p.yaml': forgejo('  ref_protected: "true"\n') }).find((finding) => finding.message.includes('from issue_comment'))?.message).toContain(

@@ -79,6 +79,12 @@ export const forgejo: IssuerPreset = {
         value: 'pull_request_comment',
         what: "pull_request_comment runs (Forgejo's issue_comment for pull requests: anyone who can comment, on the default branch with its secrets)",
       },
+      // issues runs on the default branch too (IsDefaultBranchWorkflow), for anyone who can open an issue, with its title and body.
+      {
+        claim: 'event_name',
+        value: 'issues',
+        what: 'issues runs (started by anyone who can open an issue, on the default branch with its secrets)',
+      },
       {
         claim: 'event_name',
         value: 'pull_request_review',
