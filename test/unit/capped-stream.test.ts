@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { cappedStream, redactedStream, type StreamEnd } from '../../src/features/proxy/capped-stream.ts';
 
-const streamOf = (chunks: readonly string[]): ReadableStream<Uint8Array> =>
+const bytesStreamOf = (chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> =>
   new ReadableStream({
     start(controller) {
-      for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk));
+      for (const chunk of chunks) controller.enqueue(chunk);
       controller.close();
     },
   });
+
+const streamOf = (chunks: readonly string[]): ReadableStream<Uint8Array> => bytesStreamOf(chunks.map((chunk) => new TextEncoder().encode(chunk)));
 
 describe('passing an answer on', () => {
   it('redacts the credential wherever it falls, split across chunks or not, and keeps everything else', async () => {
@@ -35,13 +37,7 @@ describe('passing an answer on', () => {
         const bytes = written(text, encoding);
         // Split inside the secret, at an odd byte: the held-back bytes carry it over.
         const cut = written(text.slice(0, text.indexOf(secret) + 3), encoding).byteLength + 1;
-        const source = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(bytes.slice(0, cut));
-            controller.enqueue(bytes.slice(cut));
-            controller.close();
-          },
-        });
+        const source = bytesStreamOf([bytes.slice(0, cut), bytes.slice(cut)]);
         const out = new Uint8Array(await new Response(redactedStream(source, secret)).arrayBuffer());
         expect(out).toEqual(written(text.replaceAll(secret, '[redacted]'), encoding));
       }
@@ -116,13 +112,7 @@ describe('passing an answer on', () => {
     for (const [written, text] of [utf8, utf32].flatMap((encoding) => [`${secret}b`, `a${secret}b`].map((text) => [encoding, text] as const))) {
       const bytes = written(text);
       for (let cut = 1; cut < bytes.byteLength; cut++) {
-        const source = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(bytes.slice(0, cut));
-            controller.enqueue(bytes.slice(cut));
-            controller.close();
-          },
-        });
+        const source = bytesStreamOf([bytes.slice(0, cut), bytes.slice(cut)]);
         const out = new Uint8Array(await new Response(redactedStream(source, secret)).arrayBuffer());
         expect({ cut, out }).toEqual({ cut, out: written(text.replaceAll(secret, '[redacted]')) });
       }
