@@ -145,6 +145,17 @@ describe('passing an answer on', () => {
     expect(JSON.parse(await new Response(redactedStream(streamOf([json]), slashed)).text())).toEqual({ credential: 'Bearer [redacted]' });
   });
 
+  it('keeps a JSON body valid where the credential ends with a backslash, split anywhere: its JSON form is it and one more', async () => {
+    // `ghs_SECRET\` written in JSON is `ghs_SECRET\\`: cut after the first `\`, the credential as it is was replaced
+    // before the next chunk showed the longer form, and its second `\` was left to escape the string's closing quote.
+    const secret = 'ghs_SECRET\\';
+    const body = JSON.stringify({ credential: `Bearer ${secret}`, again: [secret] });
+    for (let cut = 0; cut <= body.length; cut++) {
+      const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), secret)).text();
+      expect(text, `cut at ${cut}`).toBe(JSON.stringify({ credential: 'Bearer [redacted]', again: ['[redacted]'] }));
+    }
+  });
+
   it('errors, never truncates silently, once the cap is passed, and says why', async () => {
     const end: StreamEnd = { bytes: 0, error: undefined };
     const { stream, ended } = cappedStream(streamOf(['12345', '67890', 'x']), 10, end);

@@ -268,11 +268,15 @@ function redact(text: Uint8Array, trie: NeedleTrie, keep: number): { out: Uint8A
     if (node === 0) continue;
     if (short[text[at]!] === 0 && (at + 4 > text.byteLength || gate[hashAt(text, at)] === 0)) continue;
     let end = ends[node]!;
-    for (let j = at + 1; j < text.byteLength; j++) {
+    let j = at + 1;
+    for (; j < text.byteLength; j++) {
       node = step(trie, node, text[j]!);
       if (node === 0) break;
       if (ends[node] !== NONE) end = ends[node]!;
     }
+    // The text ran out along a longer needle (one form begins with another: `ab\` and JSON's `ab\\`): what follows decides,
+    // so the bytes from here wait for the next chunk (fewer than `keep`: the node is no needle's last).
+    if (j === text.byteLength && node !== 0 && trie.only[node] !== NONE && keep > 0) break;
     if (end === NONE) continue;
     const needle = needles[end]!;
     parts.push(text.subarray(from, at));
