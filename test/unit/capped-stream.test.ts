@@ -134,6 +134,16 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('closes that pair where the run of backslashes began in a chunk passed on before, split anywhere', async () => {
+    // Forty escaped backslashes, then the run's last one and the needle: longer than the bytes held back, so that a cut
+    // in the run left its start passed on, and the pair was not closed: `\[redacted]`, which no JSON reader takes.
+    const body = `{"e":"x${'\\\\'.repeat(40)}\\\\\\/ab\\\\/cd"}`;
+    for (let cut = 0; cut <= body.length; cut++) {
+      const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), '/ab/cd')).text();
+      expect(JSON.parse(text), `cut at ${cut}`).toEqual({ e: `x${'\\'.repeat(40)}\\[redacted]` });
+    }
+  });
+
   it('keeps what only looks like the credential, and redacts a JSON-escaped one whole, so the body still decodes', async () => {
     const secret = 'ghs_SECRETsecret';
     // The credential but for one character, each place: kept as it is.

@@ -155,16 +155,19 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   const trie = trieOf(needles);
   const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
+  // Before the body, no `\` stands.
+  let runs: Runs = new Map(backslashes.map((unit) => [unit, 0]));
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         const text = joined([held, chunk]);
-        const { out, rest } = redact(text, trie, longest - 1);
+        const { out, rest, runsBefore } = redact(text, trie, longest - 1, runs);
         held = rest;
+        runs = runsBefore;
         if (out.byteLength > 0) controller.enqueue(out);
       },
       flush(controller) {
-        const { out } = redact(held, trie, 0);
+        const { out } = redact(held, trie, 0, runs);
         if (out.byteLength > 0) controller.enqueue(out);
       },
     }),
@@ -259,7 +262,7 @@ function step({ only, child, rows }: NeedleTrie, node: number, byte: number): nu
  * of one, split by the chunk boundary, waits for the next chunk). Read in one pass: a search for each of the needles over
  * the whole text, byte by byte, took a second of the thread that serves every request for 16 MiB.
  */
-function redact(text: Uint8Array, trie: NeedleTrie, keep: number): { out: Uint8Array; rest: Uint8Array } {
+function redact(text: Uint8Array, trie: NeedleTrie, keep: number, runs: Runs): { out: Uint8Array; rest: Uint8Array; runsBefore: Runs } {
   const { gate, short, rows, ends, needles } = trie;
   const parts: Uint8Array[] = [];
   let from = 0;
@@ -280,26 +283,39 @@ function redact(text: Uint8Array, trie: NeedleTrie, keep: number): { out: Uint8A
     if (end === NONE) continue;
     const needle = needles[end]!;
     parts.push(text.subarray(from, at));
-    if (needle.backslash !== undefined && oddRunBefore(text, needle.backslash, from, at)) parts.push(needle.backslash);
+    if (needle.backslash !== undefined && runBefore(text, needle.backslash, from, at, runs) % 2 === 1) parts.push(needle.backslash);
     parts.push(needle.replacement);
     from = at + needle.bytes.byteLength;
     at = from - 1;
   }
   const kept = Math.min(keep, text.byteLength - from);
-  parts.push(text.subarray(from, text.byteLength - kept));
-  return { out: joined(parts), rest: text.slice(text.byteLength - kept) };
+  const cut = text.byteLength - kept;
+  parts.push(text.subarray(from, cut));
+  const runsBefore: Runs = new Map([...runs.keys()].map((unit) => [unit, runBefore(text, unit, from, cut, runs)]));
+  return { out: joined(parts), rest: text.slice(cut), runsBefore };
 }
 
 /**
- * Whether the run of `unit` that stands right before `at` is known to be odd: counted back to `from` (what precedes
- * `from` was replaced, so the count is exact) or to the text's start (what precedes was passed on before: taken as even;
- * at worst a lone `\` is left, never the credential).
+ * For each encoding of `\` (by its unit), how many stand right before the text: the run a needle's `\` may close goes
+ * back past the bytes passed on before, which a chunk no longer holds. UNKNOWN where the run meets the text's start out
+ * of step with its unit.
  */
-function oddRunBefore(text: Uint8Array, unit: Uint8Array, from: number, at: number): boolean {
+type Runs = ReadonlyMap<Uint8Array, number>;
+
+const UNKNOWN = -1;
+
+/**
+ * How many `unit` stand right before `at`: counted back to `from` (what precedes `from` was replaced, so the count is
+ * exact) or to the text's start, and there on with `runs` (UNKNOWN where it does not end in step with the unit: taken
+ * as even, at worst a lone `\` is left, never the credential).
+ */
+function runBefore(text: Uint8Array, unit: Uint8Array, from: number, at: number, runs: Runs): number {
   let run = 0;
   let start = at - unit.byteLength;
   for (; start >= from && startsAt(text, unit, start); start -= unit.byteLength) run++;
-  return run % 2 === 1 && !(from === 0 && start < 0);
+  if (from > 0 || start >= 0) return run;
+  const before = runs.get(unit) ?? UNKNOWN;
+  return start === -unit.byteLength && before !== UNKNOWN ? run + before : UNKNOWN;
 }
 
 /** Whether `bytes` stand in `text` at `at`. */
