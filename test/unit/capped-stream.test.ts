@@ -44,6 +44,18 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('redacts a credential with a character of ISO-8859-1 where an upstream echoes it as the header carried it, one byte, split anywhere', async () => {
+    // fetch sends `ä` in a header as the byte E4, not UTF-8's C3 A4: an upstream that writes the header's bytes back wrote
+    // the credential whole.
+    const secret = 'p\u00e4ssword';
+    const latin1 = (text: string) => Uint8Array.from(text, (character) => character.charCodeAt(0));
+    const bytes = latin1(`Authorization: Bearer ${secret}\r\n`);
+    for (let cut = 0; cut <= bytes.byteLength; cut++) {
+      const out = new Uint8Array(await new Response(redactedStream(bytesStreamOf([bytes.slice(0, cut), bytes.slice(cut)]), secret)).arrayBuffer());
+      expect({ cut, out }).toEqual({ cut, out: latin1('Authorization: Bearer [redacted]\r\n') });
+    }
+  });
+
   it('keeps a JSON body valid, at both levels, where it holds the credential escaped twice (JSON in a JSON string), split anywhere', async () => {
     // Each begins with a character an encoder escapes as \uXXXX (Go and Rails `<` and `&`, .NET `"`): once escaped, the
     // form begins with `\`, and escaped again a `\` stands before it, which a lone `[redacted]` would leave dangling.

@@ -86,7 +86,9 @@ interface Needle {
 /**
  * The text in UTF-8 and in UTF-16 and UTF-32 of either byte order: what an upstream writes when the caller's Accept
  * names the charset (Spring does as it asks), or on its own, with a byte order mark or without one. Looked for as
- * bytes, whatever the answer's Content-Type declares.
+ * bytes, whatever the answer's Content-Type declares. And in ISO-8859-1, as a header carries it: fetch sends a
+ * character of a credential from U+0080 to U+00FF as its one byte, and an upstream that echoes the header's bytes
+ * writes that byte (a text that holds a character beyond, which no header carries, has its UTF-8 there again).
  */
 function encodings(text: string): readonly Uint8Array[] {
   const units = Array.from({ length: text.length }, (_, at) => text.charCodeAt(at));
@@ -99,7 +101,9 @@ function encodings(text: string): readonly Uint8Array[] {
     }
     return new Uint8Array(view.buffer);
   };
-  return [new TextEncoder().encode(text), written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false)];
+  const utf8 = new TextEncoder().encode(text);
+  const latin1 = units.every((unit) => unit <= 0xff) ? Uint8Array.from(units) : utf8;
+  return [utf8, written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false), latin1];
 }
 
 /** Escapes of ASCII characters as `\uXXXX`, as JSON encoders that make their output safe inside HTML write them. */
