@@ -59,7 +59,7 @@ describe('redacting a proxied answer', () => {
   // Zeros begin every needle in UTF-16 and UTF-32 big-endian, a letter every one of a secret that begins with it: with
   // the needles found by their first byte, each was compared at every byte of an answer of that byte repeated (an
   // artifact of zeros), and 16 MiB held the thread for 1.6 s here (3.2 s for a secret of many written forms), five
-  // times an answer of text. Found by their first four bytes, none is compared there.
+  // times an answer of text. Read along a trie of the needles, past a hash of four bytes, none is compared there.
   it('redacts an answer of one byte repeated, zeros or the first of the secret, about as fast as one of text', async () => {
     const secret = 'c2VjcmV0/c2VjcmV0+c2VjcmV0==';
     const redactionMs = async (chunk: Uint8Array) => (await timedRedaction(chunk, 64, secret)).ms;
@@ -72,9 +72,10 @@ describe('redacting a proxied answer', () => {
       times.zeros.push(await redactionMs(zeros));
       times.letters.push(await redactionMs(letters));
     }
-    // Found by the first four bytes, 1.2 to 1.5 times as long here.
-    expect(Math.min(...times.zeros) / Math.min(...times.text)).toBeLessThan(2.5);
-    expect(Math.min(...times.letters) / Math.min(...times.text)).toBeLessThan(2.5);
+    // Along the trie, 1.8 to 2.6 times as long here (load 4): each such byte is hashed with the three after it, where a
+    // byte of text that begins no needle is passed over at once. Found by their first byte, 4.5 to 5.5 times.
+    expect(Math.min(...times.zeros) / Math.min(...times.text)).toBeLessThan(3.5);
+    expect(Math.min(...times.letters) / Math.min(...times.text)).toBeLessThan(3.5);
   });
 
   // Four bytes hold a secret's first character in UTF-32 and nothing more: an answer that repeats that character so
