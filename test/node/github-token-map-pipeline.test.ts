@@ -8,7 +8,7 @@ import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
-import { startOlderBroker } from '../support/older-broker.ts';
+import { withOlderBroker } from '../support/older-broker.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
@@ -101,11 +101,7 @@ describe('GitHub token maps in a pipeline', () => {
   });
 
   it("--github-token-map --exec with a broker that takes no GitHub token back: each token is revoked at the runner's GitHub when the command ends", async () => {
-    const older = await startOlderBroker();
-    let behind: NodeBroker | undefined;
-    try {
-      behind = await startBroker(older.url);
-      older.forwardTo(behind.url);
+    await withOlderBroker(startBroker, async (older) => {
       const args = ['exchange', '--url', older.url, '--github-token-map', '--repository', 'acme/docs', '--repository', 'octo-org/site'];
       const result = await keyway([...args, '--exec', '--', process.execPath, '-e', ''], jobEnvironment());
       expect(result.code, result.stderr).toBe(0);
@@ -121,9 +117,7 @@ describe('GitHub token maps in a pipeline', () => {
         expect.objectContaining({ revoked: true, repositories: ['docs'] }),
         expect.objectContaining({ revoked: true, repositories: ['site'] }),
       ]);
-    } finally {
-      await Promise.all([behind?.close(), older.close()]);
-    }
+    });
   });
 
   it('--github-token-map prints export lines for eval; a refused owner gets exit 4, its name, and no token at all', async () => {

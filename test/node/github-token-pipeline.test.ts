@@ -13,7 +13,7 @@ import { GITHUB_INSTALLATION_TOKEN_TYPE } from '../../src/cli/pipeline/revoke-to
 import { ACME_INSTALLATION } from '../suites/github-exchange-suite.ts';
 import { startFakeCi, type FakeCi } from '../support/fake-ci.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
-import { startOlderBroker } from '../support/older-broker.ts';
+import { withOlderBroker } from '../support/older-broker.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment } from './node-harness.ts';
@@ -119,11 +119,7 @@ grant:
   });
 
   it("keyway exchange --github-token --exec with a broker that takes no GitHub token back: the token is revoked at the runner's GitHub when the command ends", async () => {
-    const older = await startOlderBroker();
-    let behind: NodeBroker | undefined;
-    try {
-      behind = await startBroker(older.url);
-      older.forwardTo(behind.url);
+    await withOlderBroker(startBroker, async (older) => {
       const { cwd, env } = job(github.apiUrl);
       const args = ['exchange', '--url', older.url, '--github-token', '--repository', 'acme/docs', '--exec', '--', process.execPath, '-e', ''];
       const result = await runProcess(process.execPath, [join(REPOSITORY_ROOT, 'src/cli/main.ts'), ...args], { env, cwd });
@@ -135,9 +131,7 @@ grant:
       expect(await tokenState(sha256)).toMatchObject({ revoked: true, repositories: ['docs'] });
       const deletes = (await github.calls()).filter((call) => call.method === 'DELETE' && call.auth === `token:${sha256.slice(0, 12)}`);
       expect(deletes).toEqual([expect.objectContaining({ path: '/installation/token', status: 204 })]);
-    } finally {
-      await Promise.all([behind?.close(), older.close()]);
-    }
+    });
   });
 
   it('keyway exchange refuses --repository without --github-token', async () => {

@@ -5,19 +5,22 @@ export interface OlderBroker {
   readonly url: string;
   /** What reached its `/revoke`, as `METHOD /path`. */
   readonly revocations: readonly string[];
-  /** Passes every request but `/revoke` on to the broker at `url`: one started with this one's url as its issuer. */
-  forwardTo(url: string): void;
-  close(): Promise<void>;
 }
 
 /** Request headers the server in front sets for its own connection, not passed on. */
 const OWN_CONNECTION = ['host', 'connection', 'content-length', 'keep-alive', 'transfer-encoding'];
 
 /**
- * Answers `POST /revoke` 200 whatever the token (RFC 7009) without `Keyway-Revokes`, as a broker that takes no GitHub
- * token back does, and passes everything else on, so that a client's fallback for such a broker runs against a real one.
+ * Runs `use` with an older broker in front of a real one, which `start` starts with the older one's url as its issuer (the
+ * client checks discovery's issuer and the CI token's audience against the url it is given), and closes both after.
+ * The older one answers `POST /revoke` 200 whatever the token (RFC 7009) without `Keyway-Revokes`, as a broker that takes
+ * no GitHub token back does, and passes everything else on, so that a client's fallback for such a broker runs against a
+ * real one.
  */
-export async function startOlderBroker(): Promise<OlderBroker> {
+export async function withOlderBroker(
+  start: (issuer: string) => Promise<{ readonly url: string; close(): Promise<void> }>,
+  use: (older: OlderBroker) => Promise<void>,
+): Promise<void> {
   const revocations: string[] = [];
   let target: string | undefined;
   const { base, close } = await serveOnLoopback(async (request) => {
@@ -35,12 +38,12 @@ export async function startOlderBroker(): Promise<OlderBroker> {
       headers: { 'content-type': answer.headers.get('content-type') ?? 'application/octet-stream' },
     });
   });
-  return {
-    url: base,
-    revocations,
-    forwardTo: (url) => {
-      target = url;
-    },
-    close,
-  };
+  let behind: { readonly url: string; close(): Promise<void> } | undefined;
+  try {
+    behind = await start(base);
+    target = behind.url;
+    await use({ url: base, revocations });
+  } finally {
+    await Promise.all([behind?.close(), close()]);
+  }
 }
