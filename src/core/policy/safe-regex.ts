@@ -26,15 +26,14 @@ function tooLongToRead(text: string): boolean {
 }
 
 /**
- * A RegExp of `source`, run once on an empty value so that V8 compiles it to machine code before a claim reaches it. V8 runs
+ * `regex`, run once on an empty value so that V8 compiles it to machine code before a claim reaches it. V8 runs
  * a regex's first execution on a value under 1,000 UTF-16 units (every value it reads that holds a character beyond Latin-1)
  * in its bytecode interpreter, and compiles it from the second on; the estimate's limit is measured on compiled code, and the
  * first value a regex meets after the policies load may be the pipeline's. `x{0,14}[^y]*[^y]*y`, priced just under the limit,
  * took 53-68 ms the first time on 998 `x`s and a `!`, 22-27 ms once run on an empty value; `ꞵ{0,14}[^y]*[^y]*y` on 255 `ꞵ`s
  * and a `!` 27-37 ms and 5, at a load of 2 on two cores.
  */
-function compiledRegex(source: string): RegExp {
-  const regex = new RegExp(source, 'u');
+function warmedUp(regex: RegExp): RegExp {
   regex.test('');
   return regex;
 }
@@ -95,7 +94,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
     // Compiled alone first: a `)` of its own would close the anchoring group, and `main)|(?:.*` match any value.
     new RegExp(pattern, 'u');
     plain = withoutCaptures(pattern);
-    regex = compiledRegex(`^(?:${plain})$`);
+    regex = new RegExp(`^(?:${plain})$`, 'u');
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
   }
@@ -110,6 +109,8 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
       `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters can be tried in more ways than two unbounded repetitions try it: three over the same characters, as in .*-.*-.*, try every split, and so do many alternatives or bounded repetitions in a row): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*), and write a class for alternatives of one character ([a-z0-9-] for (?:[a-z]|[a-z0-9-]))`,
     );
   }
+  // Tested whole only where it is not split at its `@` (alignedAlternative warms up the halves it tests instead).
+  if (!splitsAtFirstAt(fold)) warmedUp(regex);
   if (fold === 'exact') return (text) => (tooLongToRead(text) ? overLong : regex.test(text));
   const source = readRegexSource(plain);
   if (fold === 'whole') {
@@ -137,13 +138,13 @@ function alignedAlternative(pattern: string, { text, places }: RegexAlternative,
     if (text.includes('@')) {
       throw new UnsafeRegexError(`regex ${pattern} writes @ only inside a group or class; write the names, then @ outside any group, then the ref`);
     }
-    const whole = compiledRegex(`^(?:${text})$`);
+    const whole = warmedUp(new RegExp(`^(?:${text})$`, 'u'));
     return (value) => whole.test(value);
   }
   if (/^[*+?{]/.test(text.slice(at + 1))) throw new UnsafeRegexError(`regex ${pattern} repeats the @ between the names and the ref; write it once`);
   if (foldedNames) refuseCapitals(pattern, text.slice(0, at), places);
-  const names = compiledRegex(`^(?:${text.slice(0, at)})@$`);
-  const ref = compiledRegex(`^@(?:${text.slice(at + 1)})$`);
+  const names = warmedUp(new RegExp(`^(?:${text.slice(0, at)})@$`, 'u'));
+  const ref = warmedUp(new RegExp(`^@(?:${text.slice(at + 1)})$`, 'u'));
   return (value) => {
     const split = value.indexOf('@');
     return split !== -1 && names.test(value.slice(0, split + 1)) && ref.test(value.slice(split));
