@@ -129,11 +129,16 @@ const JSON_STYLES: readonly ReadonlyMap<string, string>[] = [
   unicodeEscapes('"&\'+<>`', true),
 ];
 
+/** The characters some style writes otherwise than as themselves: those of its map, and `"` and `\` in every one. */
+const ESCAPED_BY_SOME_STYLE: ReadonlySet<string> = new Set(['"', '\\', ...JSON_STYLES.flatMap((style) => [...style.keys()])]);
+
 /**
  * The text as it is, and as each JSON encoder style writes it in a string: an upstream that echoes the credential in a
  * JSON answer writes it so, and a JSON reader gets the credential back whole.
  */
 function writtenForms(text: string): readonly string[] {
+  // Most credentials (a JWT, a base64url or hex token) hold no character any style writes otherwise: one form.
+  if (![...text].some((character) => ESCAPED_BY_SOME_STYLE.has(character))) return [text];
   const forms = JSON_STYLES.map((style) =>
     [...text].map((character) => style.get(character) ?? (character === '"' || character === '\\' ? `\\${character}` : character)).join(''),
   );
