@@ -26,7 +26,8 @@ const PROBLEMS: Record<MalformedExamination, { readonly reason: Refusal; readonl
 
 /**
  * Refuses a request to `endpoint` that holds no one token, and records it as `malformed_request` (`request_too_large` for
- * a body over EXAMINATION_BODY_BYTES, `unsupported_media_type` for one not form-encoded, as at `/token`), its `detail` naming the endpoint and the problem (there is no token to describe).
+ * a body over EXAMINATION_BODY_BYTES, `unsupported_media_type` for one not form-encoded, as at `/token`), its `detail`
+ * naming the endpoint and the problem (there is no token to describe).
  * A holder's (no operator asked) is a stranger's, so it is recorded within the unverified budget of its chain, as a
  * refused proof is; an operator's, whose keyway token verified, as its other requests are. Rejects if the record cannot
  * be written. The refusal carries its reason, for the answer's status and error.
