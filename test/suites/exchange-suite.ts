@@ -175,14 +175,17 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
       // A plain OIDC service whose subject template places free-text claims.
       const templated = `version: 1\nissuer: "${generic.url}"\nmatch: { sub: svc-templated }\ngrant:\n  audience: https://templated.example\n  subject: "team:{team}:env:{env}"\n`;
       // Workflow refs pinned to main by a pattern whose wildcards come before the @.
-      const mainOnly = (repositoryId: string, matcher: string) =>
+      const mainOnly = (repositoryId: string, line: string) =>
         `version: 1\nissuer: { kind: github, url: "${github.url}" }\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "${repositoryId}"\n` +
-        `  workflow_ref: ${matcher}\ngrant:\n  audience: https://main-only.example\n`;
+        `  ${line}\ngrant:\n  audience: https://main-only.example\n`;
       broker = await start({
         ...suitePolicies(github, generic),
         'generic/templated.yaml': templated,
-        'main-only/glob.yaml': mainOnly('734301', '{ glob: "acme/api/**@refs/heads/main" }'),
-        'main-only/regex.yaml': mainOnly('734302', '{ regex: "acme/api/.*@refs/heads/main" }'),
+        'main-only/glob.yaml': mainOnly('734301', 'workflow_ref: { glob: "acme/api/**@refs/heads/main" }'),
+        'main-only/regex.yaml': mainOnly('734302', 'workflow_ref: { regex: "acme/api/.*@refs/heads/main" }'),
+        // A customised sub (include_claim_keys: repo, job_workflow_ref) pinned to the reusable workflow on main.
+        'main-only/sub-glob.yaml': mainOnly('734305', 'sub: { glob: "repo:acme/api:job_workflow_ref:acme/workflows/**@refs/heads/main" }'),
+        'main-only/sub-regex.yaml': mainOnly('734306', 'sub: { regex: "repo:acme/api:job_workflow_ref:acme/workflows/.*@refs/heads/main" }'),
         // An allow policy whose tokens are minted for an audience of its own, not the broker's.
         'own-audience/deploy.yaml':
           `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
@@ -297,6 +300,23 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
           reason: 'no_policy_matched',
         });
         expect(event.claims).toMatchObject({ workflow_ref: 'acme/api/.github/workflows/deploy.yml@refs/heads/evil@refs/heads/main' });
+      });
+
+      it.each([
+        ['glob', '734305'],
+        ['regex', '734306'],
+      ])('a customised sub %s pinning its job_workflow_ref to main cannot be reached through a branch named x@refs/heads/main', async (_kind, repositoryId) => {
+        const customised = (ref: string) => ({
+          repository_id: repositoryId,
+          sub: `repo:acme/api:job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@${ref}`,
+        });
+        const main = await postToken(broker, exchangeForm(await good(customised('refs/heads/main')), { audience: 'https://main-only.example' }));
+        expect(main.status).toBe(200);
+        const { event } = await refused(exchangeForm(await good(customised('refs/heads/x@refs/heads/main')), { audience: 'https://main-only.example' }), {
+          error: 'invalid_request',
+          reason: 'no_policy_matched',
+        });
+        expect(event.subject).toBe('repo:acme/api:job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/heads/x@refs/heads/main');
       });
 
       it('publishes RFC 8414 and OpenID metadata naming the token endpoint and JWKS', async () => {

@@ -228,6 +228,60 @@ describe('names joined to a git ref fold before the first @ only', () => {
   });
 });
 
+describe('a customised sub’s workflow ref splits at its first @', () => {
+  // GitHub's include_claim_keys: the repository chooses the sub's fields; job_workflow_ref's names end at its first @.
+  const KEYS = ['workflow_ref', 'job_workflow_ref'];
+  const onSub = (matcher: Matcher, value: string, overLong = false) => compileMatcher(matcher, 'exact', overLong, KEYS).test(value);
+  const MAIN = 'repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/main';
+  const SMUGGLED = 'repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/x@refs/heads/main';
+  // The workflow's name is free text: another field can write an @ and the rest of the pattern after the real ref.
+  const NAMED = 'repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/dev:workflow:x@refs/heads/main';
+  const PINNED = { glob: 'repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/main' };
+
+  it('a glob’s @ after its wildcards stands for the workflow ref’s first @', () => {
+    expect(onSub(PINNED, MAIN)).toBe(true);
+    expect(onSub(PINNED, SMUGGLED)).toBe(false);
+    expect(onSub({ glob: 'repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/main:workflow:**' }, `${NAMED}:workflow:d`)).toBe(false);
+    expect(onSub({ glob: 'repo:acme/app:**@refs/heads/main' }, NAMED)).toBe(false);
+    // Whatever key the pattern writes for the field, a wildcard among them.
+    expect(onSub({ glob: 'repo:acme/app:*:acme/w/**@refs/heads/main' }, SMUGGLED)).toBe(false);
+    expect(onSub({ glob: 'repo:acme/app:*:acme/w/**@refs/heads/main' }, MAIN)).toBe(true);
+    // The immutable form's @s are no workflow ref's: wildcards take them.
+    expect(onSub({ glob: 'repo:acme@65/app@74:job_workflow_ref:acme/w/**@refs/heads/main' }, MAIN.replace('acme/app', 'acme@65/app@74'))).toBe(true);
+    expect(onSub({ glob: '**@refs/heads/main' }, MAIN.replace('acme/app', 'acme@65/app@74'))).toBe(true);
+    expect(onSub({ glob: '**@refs/heads/main' }, SMUGGLED.replace('acme/app', 'acme@65/app@74'))).toBe(false);
+    // A pattern that writes no @ after its wildcards pins no ref; one that pins the ref whole takes the branch by its name.
+    expect(onSub({ glob: 'repo:acme/app:**' }, SMUGGLED)).toBe(true);
+    expect(onSub({ glob: 'repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/x@refs/heads/main' }, SMUGGLED)).toBe(true);
+    // A branch's @s in another field (the context's ref) are that ref's, which a wildcard takes.
+    expect(onSub({ glob: 'repo:acme/app:ref:refs/heads/*:job_workflow_ref:acme/w/**@refs/heads/main' }, MAIN.replace(':job', ':ref:refs/heads/a@b:job'))).toBe(
+      true,
+    );
+  });
+
+  it('a deny’s glob and an allow’s not read the sub as wide as before, a deny’s not as an allow’s glob: a free-text field can write the key and its @', () => {
+    expect(onSub(PINNED, SMUGGLED, true)).toBe(true);
+    expect(compileMatcher({ not: PINNED }, 'exact', false, KEYS).test(SMUGGLED)).toBe(false);
+    expect(compileMatcher({ not: PINNED }, 'exact', true, KEYS).test(SMUGGLED)).toBe(true);
+  });
+
+  it('a regex that writes @ answers as an over-long value for a sub with an @ after the workflow ref’s first', () => {
+    const regex = { regex: 'repo:acme/app:job_workflow_ref:acme/w/.*@refs/heads/main' };
+    expect(onSub(regex, MAIN)).toBe(true);
+    expect(onSub(regex, SMUGGLED)).toBe(false);
+    expect(onSub(regex, NAMED)).toBe(false);
+    expect(onSub(regex, SMUGGLED, true)).toBe(true);
+    expect(onSub({ regex: 'repo:acme@65/app@74:.*@refs/heads/main' }, MAIN.replace('acme/app', 'acme@65/app@74'))).toBe(true);
+    // One that writes no @ pins no ref.
+    expect(onSub({ regex: 'repo:acme/app:.*' }, SMUGGLED)).toBe(true);
+    expect(() => compileSafeRegex('repo:acme/app:job_workflow_ref:acme/w/.*\\x40refs/heads/main', 'exact', false, KEYS)).toThrow(/as an escape/);
+  });
+
+  it('reads only the sub it is told is customised', () => {
+    expect(compileMatcher(PINNED, 'exact', false).test(SMUGGLED)).toBe(true);
+  });
+});
+
 describe('not and exists', () => {
   it('not: the claim exists and the inner matcher does not match', () => {
     expect(matches({ not: 'pull_request' }, 'push')).toBe(true);

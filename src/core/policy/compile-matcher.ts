@@ -31,14 +31,19 @@ function textMatcher(accepts: (text: string) => boolean): (value: unknown) => bo
  * `overLong` is what a regex says of a value too long for it to read (REGEX_MAX_INPUT): the answer that keeps the line from
  * letting a token through, so true on a deny policy's line and false on an allow's, flipped under `not`. Answered "no match"
  * everywhere, a branch named past the limit would slip by a deny policy's regex and an allow's `not: { regex: … }`.
+ *
+ * `subjectRefKeys`: the claim is a `sub` whose fields a tenant chooses, these keys' values joining names to a git ref. Where the
+ * line's answer keeps tokens out (`overLong` false), a glob's wildcards never take the `@` that ends their names when the
+ * pattern writes an `@` after them; where it lets them in (a deny's line, an allow's `not`), they may, since a free-text field
+ * (a workflow's name) can write such a key and its `@` anywhere. A regex answers `overLong` for a value it cannot align.
  */
-export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boolean): CompiledMatcher {
+export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boolean, subjectRefKeys?: readonly string[]): CompiledMatcher {
   if (typeof matcher !== 'object') {
     const expected = foldCase(String(matcher), fold);
     return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true };
   }
   if (isList(matcher)) {
-    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold, overLong));
+    const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold, overLong, subjectRefKeys));
     const exact = entries.every((entry) => entry.exact !== undefined) ? entries.flatMap((entry) => entry.exact ?? []) : undefined;
     return {
       test: (value) => entries.some((entry) => entry.test(value)),
@@ -46,10 +51,10 @@ export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boole
       ...(exact === undefined ? {} : { exact }),
     };
   }
-  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, fold)), requiresPresence: true };
-  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold, overLong)), requiresPresence: true };
+  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, fold, overLong ? undefined : subjectRefKeys)), requiresPresence: true };
+  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold, overLong, subjectRefKeys)), requiresPresence: true };
   if ('not' in matcher) {
-    const inner = compileMatcher(matcher.not, fold, !overLong);
+    const inner = compileMatcher(matcher.not, fold, !overLong, subjectRefKeys);
     return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true };
   }
   const wanted = matcher.exists;

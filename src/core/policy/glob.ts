@@ -1,4 +1,5 @@
 import { asciiLowerCase, foldedLength, splitsAtFirstAt, type CaseFold } from '../claims/case-fold.ts';
+import { subjectRefAts } from '../claims/subject-refs.ts';
 
 /**
  * Glob matching as the policy spec defines it: `*` is any run of characters without `/`,
@@ -14,20 +15,27 @@ import { asciiLowerCase, foldedLength, splitsAtFirstAt, type CaseFold } from '..
  * match `@`. Git allows `@` in a ref, so otherwise `acme/api/**@refs/heads/main` would match
  * `acme/api/.github/workflows/d.yml@refs/heads/evil@refs/heads/main`, a branch anyone who can
  * push may create. A pattern that writes no `@` pins no ref, and its wildcards may span it.
+ *
+ * With `subjectRefKeys` (a `sub` whose fields a tenant chooses, `repo:acme/app:job_workflow_ref:acme/w/…@refs/heads/main`), the
+ * `@` that ends such a field's names (`subjectRefAts`) is matched by an `@` the pattern writes, or by a wildcard no `@` of the
+ * pattern follows: `repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/main` does not take a branch named `x@refs/heads/main`.
  */
 type GlobToken =
   /** `folds`: every value this pattern matches has this character in its folded part. */
   | { readonly kind: 'literal'; readonly char: string; readonly lower: string; readonly folds: boolean }
-  /** `atFree`: never matches `@` (a wildcard before the first `@` of a `before-@` pattern). */
-  | { readonly kind: 'one' | 'segment' | 'any'; readonly atFree: boolean };
+  /**
+   * `atFree`: never matches `@` (a wildcard before the first `@` of a `before-@` pattern). `beforeAt`: the pattern writes an `@`
+   * after it, so it never matches the `@` that ends a sub field's names (`subjectRefKeys`).
+   */
+  | { readonly kind: 'one' | 'segment' | 'any'; readonly atFree: boolean; readonly beforeAt: boolean };
 
 export type GlobTest = (text: string) => boolean;
 
-export function compileGlob(pattern: string, fold: CaseFold): GlobTest {
+export function compileGlob(pattern: string, fold: CaseFold, subjectRefKeys?: readonly string[]): GlobTest {
   const tokens = tokenize(pattern, fold);
   const head = tokens.findIndex((token) => token.kind !== 'literal');
   const literals = head === -1 ? tokens.length : head;
-  return (text) => matchesValue(tokens, literals, text, foldedLength(text, fold));
+  return (text) => matchesValue(tokens, literals, text, foldedLength(text, fold), subjectRefKeys === undefined ? [] : subjectRefAts(text, subjectRefKeys));
 }
 
 /**
@@ -36,7 +44,7 @@ export function compileGlob(pattern: string, fold: CaseFold): GlobTest {
  * (a pattern like `acme/workflows/deploy.yml@refs/tags/v*` is mostly its head), and the rest of the
  * value is simulated from there.
  */
-function matchesValue(tokens: readonly GlobToken[], literals: number, text: string, foldedUnits: number): boolean {
+function matchesValue(tokens: readonly GlobToken[], literals: number, text: string, foldedUnits: number, refAts: readonly number[]): boolean {
   let units = 0;
   for (let state = 0; state < literals; state++) {
     const code = text.codePointAt(units);
@@ -45,7 +53,8 @@ function matchesValue(tokens: readonly GlobToken[], literals: number, text: stri
     if (!literalMatches(tokens[state] as Extract<GlobToken, { kind: 'literal' }>, text.slice(units, units + width), units < foldedUnits)) return false;
     units += width;
   }
-  return simulate(tokens, units === 0 ? text : text.slice(units), foldedUnits - units, literals);
+  const rest = units === 0 ? text : text.slice(units);
+  return simulate(tokens, rest, foldedUnits - units, literals, units === 0 ? refAts : refAts.map((at) => at - units));
 }
 
 function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
@@ -53,10 +62,12 @@ function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
   // Under `before-@`, everything before the pattern's first `@` meets the value's folded part; under `split-@` nothing folds.
   const at = splitsAtFirstAt(fold) ? Math.max(chars.indexOf('@'), 0) : 0;
   const foldedPrefix = fold === 'whole' ? chars.length : fold === 'before-@' ? at : 0;
+  const lastAt = chars.lastIndexOf('@');
   const tokens: GlobToken[] = [];
   for (let i = 0; i < chars.length; i++) {
     const char = chars[i] as string;
     const atFree = i < at;
+    const beforeAt = i < lastAt;
     if (char === '*') {
       const any = chars[i + 1] === '*';
       if (any) i += 1;
@@ -64,12 +75,12 @@ function tokenize(pattern: string, fold: CaseFold): GlobToken[] {
       const previous = tokens.at(-1);
       // `***` and `**` next to `*` mean the same as one `**`.
       if (previous !== undefined && previous.kind !== 'literal' && previous.kind !== 'one') {
-        if (kind === 'any') tokens[tokens.length - 1] = { kind: 'any', atFree };
+        if (kind === 'any') tokens[tokens.length - 1] = { kind: 'any', atFree, beforeAt };
         continue;
       }
-      tokens.push({ kind, atFree });
+      tokens.push({ kind, atFree, beforeAt });
     } else if (char === '?') {
-      tokens.push({ kind: 'one', atFree });
+      tokens.push({ kind: 'one', atFree, beforeAt });
     } else {
       tokens.push({ kind: 'literal', char, lower: asciiLowerCase(char), folds: i < foldedPrefix });
     }
@@ -87,9 +98,9 @@ type GlobInput = string | GlobToken;
  * absorbed whole by one pattern token: a literal by an equal literal (equal without case when
  * either is surely in the folded part), `?` or a star; `?` by `?` or a star; `*` by a star;
  * `**` by `**` alone (`/` never by `?` or `*`; `@`, or a wildcard that may match it, never by
- * an `atFree` wildcard).
+ * an `atFree` wildcard). A value's `refAts` (offsets into `input`) are matched by no `beforeAt` wildcard.
  */
-function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number, start = 0): boolean {
+function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number, start = 0, refAts: readonly number[] = []): boolean {
   // seen[state] === step marks a state already live at this step: no Set per character.
   const seen = new Int32Array(tokens.length + 1).fill(-1);
   let step = 0;
@@ -99,6 +110,7 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, fold
     step += 1;
     const char = typeof item === 'string' ? item : item.kind === 'literal' ? item.char : undefined;
     const folds = typeof item === 'string' ? units < foldedUnits : item.kind === 'literal' && item.folds;
+    const refAt = typeof item === 'string' && refAts.length > 0 && refAts.includes(units);
     if (typeof item === 'string') units += item.length;
     const slashFree = char === undefined ? typeof item !== 'string' && item.kind !== 'any' : char !== '/';
     const mayBeAt = char === undefined ? typeof item !== 'string' && item.kind !== 'literal' && !item.atFree : char === '@';
@@ -109,7 +121,7 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, fold
       if (token === undefined) continue;
       let to = -1;
       if (token.kind === 'literal') to = char !== undefined && literalMatches(token, char, folds) ? state + 1 : -1;
-      else if (token.atFree && mayBeAt) to = -1;
+      else if ((token.atFree && mayBeAt) || (refAt && token.beforeAt)) to = -1;
       else if (token.kind === 'one') to = slashFree && single ? state + 1 : -1;
       else if (token.kind === 'segment') to = slashFree ? state : -1;
       else to = state;

@@ -306,6 +306,9 @@ export function parsePolicyFile(text: string): ParsedYamlFile<PolicyDocument> {
   return parseYamlFile(text, PolicySchema);
 }
 
+/** The keys of a `sub` some issuer preset joins names to a git ref in (`job_workflow_ref:…@refs/heads/main`). */
+const SUBJECT_REF_KEYS: readonly string[] = [...new Set([...PRESETS.values()].flatMap((preset) => preset.subjectRefKeys ?? []))];
+
 /** The claims some issuer preset joins names to a git ref in (`before-@`: `job_workflow_ref`, `ci_config_ref_uri`, …). */
 const REF_JOINING_CLAIMS: ReadonlySet<string> = new Set(
   [...PRESETS.values()].flatMap((preset) =>
@@ -351,7 +354,8 @@ function compilePolicy(
     }
     try {
       const fold = preset.caseFolds[key] ?? 'exact';
-      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny'), fold });
+      const refKeys = key === 'sub' ? preset.subjectRefKeys : undefined;
+      conditions.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny', refKeys), fold });
     } catch (error) {
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match', key]);
@@ -360,7 +364,8 @@ function compilePolicy(
 
   // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding, and its
   // issuer is named exactly: another trusted issuer (a GitHub Enterprise Server, a self-managed GitLab) can sign the same sub.
-  // A claim a preset joins names to a git ref in still splits at its first `@` (`split-@`), as `match` splits it.
+  // A claim a preset joins names to a git ref in still splits at its first `@` (`split-@`), as `match` splits it, and a `sub`
+  // at the `@` of such a claim's field.
   const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
   const actorIssuer = data.match_actor?.['iss'];
   if (
@@ -374,8 +379,10 @@ function compilePolicy(
   }
   for (const [key, written] of Object.entries(data.match_actor ?? {})) {
     try {
-      const fold: CaseFold = REF_JOINING_CLAIMS.has(plainSpellingOf(key) ?? key) ? 'split-@' : 'exact';
-      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny'), fold });
+      const plainKey = plainSpellingOf(key) ?? key;
+      const fold: CaseFold = REF_JOINING_CLAIMS.has(plainKey) ? 'split-@' : 'exact';
+      const refKeys = plainKey === 'sub' ? SUBJECT_REF_KEYS : undefined;
+      actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny', refKeys), fold });
     } catch (error) {
       if (!(error instanceof ClaimPathError || error instanceof UnsafeRegexError)) throw error;
       fail(error.message, ['match_actor', key]);

@@ -1,6 +1,7 @@
 import { foldCase, splitsAtFirstAt, type CaseFold } from '../claims/case-fold.ts';
 import { backtrackingWork, readRegexSource, withoutCaptures, type Place, type RegexAlternative } from './regex-source.ts';
 import { KeywayError } from '../errors/keyway-error.ts';
+import { atAfterSubjectRef } from '../claims/subject-refs.ts';
 
 /**
  * Values longer than this a regex does not read, counted in UTF-16 units as `length` counts them (an emoji is 2): bounds
@@ -81,8 +82,13 @@ export type RegexTest = (text: string) => boolean;
  *
  * A value over REGEX_MAX_INPUT characters is not read, nor one over REGEX_MAX_WIDE_INPUT that holds a character beyond
  * Latin-1: the test answers `overLong` for it.
+ *
+ * With `subjectRefKeys` (a `sub` whose fields a tenant chooses), a regex that writes `@` does not read a value with an `@`
+ * after the one that ends such a field's names (`atAfterSubjectRef`: a branch named `x@refs/heads/main`), and answers
+ * `overLong` for it: which `@` its own stands for is not known, and `repo:acme/app:job_workflow_ref:acme/w/.*@refs/heads/main`
+ * would take that branch for main.
  */
-export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean): RegexTest {
+export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean, subjectRefKeys?: readonly string[]): RegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
   if (LOOKAROUND.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses lookaround`);
   if (MODIFIERS.test(pattern)) {
@@ -111,8 +117,12 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   }
   // Tested whole only where it is not split at its `@` (alignedAlternative warms up the halves it tests instead).
   if (!splitsAtFirstAt(fold)) warmedUp(regex);
-  if (fold === 'exact') return (text) => (tooLongToRead(text) ? overLong : regex.test(text));
   const source = readRegexSource(plain);
+  if (fold === 'exact' && subjectRefKeys !== undefined) {
+    if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where a workflow ref's names end`);
+    if (pattern.includes('@')) return (text) => (tooLongToRead(text) || atAfterSubjectRef(text, subjectRefKeys) ? overLong : regex.test(text));
+  }
+  if (fold === 'exact') return (text) => (tooLongToRead(text) ? overLong : regex.test(text));
   if (fold === 'whole') {
     for (const { text, places } of source.alternatives) refuseCapitals(pattern, text, places);
     return (text) => (tooLongToRead(text) ? overLong : regex.test(foldCase(text, fold)));

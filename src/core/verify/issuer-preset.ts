@@ -35,6 +35,12 @@ export interface IssuerPreset {
    * Every other claim compares byte for byte. Keys as in `requiredClaims`.
    */
   readonly caseFolds: Readonly<Record<string, Exclude<CaseFold, 'exact'>>>;
+  /**
+   * Where a tenant chooses the claims its `sub` joins as `key:value` fields (GitHub's `include_claim_keys`): the keys whose
+   * values join names to a git ref (`job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/main`). A `sub` pattern's
+   * `@` stands for the `@` that ends their names (compileMatcher), as on those claims themselves.
+   */
+  readonly subjectRefKeys?: readonly string[];
   /** Claims recorded in every audit event, whether or not a policy looked at them. */
   readonly auditClaims: readonly string[];
   /**

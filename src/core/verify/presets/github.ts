@@ -77,6 +77,7 @@ export const github: IssuerPreset = {
     workflow_ref: 'before-@',
     job_workflow_ref: 'before-@',
   },
+  subjectRefKeys: ['workflow_ref', 'job_workflow_ref'],
   auditClaims: [
     'repository',
     'repository_id',
