@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reason } from '../../src/core/errors/reasons.ts';
 import { DpopKey } from '../support/dpop-key.ts';
-import type { TestIssuer } from '../support/test-issuer.ts';
+import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, ID_TOKEN, postToken, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
 
 /** RFC 8693 delegation (`actor_token`, `match_actor`, `act`, `may_act`): a deploy orchestrator acting for a pipeline, on Node and in workerd. */
@@ -12,6 +12,7 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
     let ci: TestIssuer;
     let orchestrators: TestIssuer;
     let stranger: TestIssuer;
+    let githubActors: TestIssuer;
     const now = () => Math.floor(Date.now() / 1000);
     const sign = (issuer: TestIssuer, sub: string, claims: Record<string, unknown> = {}) =>
       issuer.sign({ iss: issuer.url, aud: broker.issuer, sub, iat: now(), exp: now() + 300, jti: crypto.randomUUID(), ...claims }, { alg: 'ES256' });
@@ -28,8 +29,10 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
       ci = freshIssuer(issuerBase(), 'deleg-ci');
       orchestrators = freshIssuer(issuerBase(), 'deleg-orch');
       stranger = freshIssuer(issuerBase(), 'deleg-stranger');
+      githubActors = freshIssuer(issuerBase(), 'deleg-github');
       await Promise.all([ci.rotate({ alg: 'ES256' }), orchestrators.rotate({ alg: 'ES256' }), stranger.rotate({ alg: 'ES256' })]);
       const issuer = (at: TestIssuer) => `{ kind: oidc, url: "${at.url}", extra_algorithms: [ES256] }`;
+      const github = `{ kind: github, url: "${githubActors.url}" }`;
       broker = await start({
         'deploy/delegated.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-pipeline }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  sub: deploy-orchestrator\ngrant: { audience: https://deploy.example }\n`,
         'deploy/direct.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-direct }\ngrant: { audience: https://direct.example }\n`,
@@ -39,6 +42,10 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
         // The orchestrator's workflow on main, in each pattern's own way: anything before the `@`, the ref after it.
         'release/by-glob.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-glob }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  job_workflow_ref: { glob: "acme/orchestrator/**@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
         'release/by-regex.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-regex }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  job_workflow_ref: { regex: "acme/orchestrator/\\\\.github/workflows/.*@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
+        // An orchestrator on a GitHub-kind issuer, and a guardrail on a repository it retired, named in another case than GitHub's.
+        'github-actor/own.yaml': `version: 1\nissuer: ${github}\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\ngrant: { audience: https://github-actor.example }\n`,
+        'github-actor/delegated.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-github-actor }\nmatch_actor:\n  iss: "${githubActors.url}"\n  repository_owner_id: "1200934"\ngrant: { audience: https://github-actor.example }\n`,
+        'github-actor/retired.yaml': `version: 1\neffect: deny\nissuer: ${issuer(ci)}\nmatch:\n  sub: { exists: true }\nmatch_actor:\n  iss: "${githubActors.url}"\n  repository: acme/Orchestrator\n`,
         // The orchestrator's issuer is trusted because a policy names it; its own tokens get nothing from the pipeline's policy.
         'orchestrator/own.yaml': `version: 1\nissuer: ${issuer(orchestrators)}\nmatch: { sub: deploy-orchestrator }\ngrant: { audience: https://orchestrator.example }\n`,
       });
@@ -66,6 +73,16 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
 
     it('compares the actor’s claims exactly: a sub differing only in case is another actor', async () => {
       await refused(await pipeline(), await sign(orchestrators, 'Deploy-Orchestrator'), 'no_policy_matched');
+    });
+
+    it('compares an actor’s claims as its issuer’s preset does, as match does: a deny on acme/Orchestrator holds acme/orchestrator', async () => {
+      const actor = (repository: string) => githubActors.sign(ciClaims(githubActors.url, broker.issuer, { repository }));
+      const subject = () => sign(ci, 'svc-github-actor');
+      for (const repository of ['acme/Orchestrator', 'acme/orchestrator', 'ACME/ORCHESTRATOR']) {
+        await refused(await subject(), await actor(repository), 'denied_by_policy');
+      }
+      const other = await delegated(await subject(), await actor('acme/api'));
+      expect(other.status, JSON.stringify(other.body)).toBe(200);
     });
 
     it('holds an actor’s workflow ref to its pattern’s @, as match does: a branch named x@refs/heads/main is not main', async () => {

@@ -309,6 +309,35 @@ describe('loading policies', () => {
     }
   });
 
+  it('folds match_actor as the preset of each issuer iss names that the set trusts, a later file’s too, and refuses a line they fold differently', () => {
+    const GITHUB = 'https://token.actions.githubusercontent.com';
+    const onGitLab = (text: string) => text.replace('issuer: github', 'issuer: gitlab').replace('repository_id: "734201"', 'project_id: "42"');
+    const actorOf = (iss: string, lines: string) =>
+      onGitLab(GOOD).replace('grant:', `match_actor:\n  iss: ${iss}\n  repository_owner_id: "1200934"\n  ${lines}\ngrant:`);
+    const actorLines = (files: Record<string, string>) => loadPolicies(toFiles(files), OPTIONS).policies.find((policy) => policy.id === 'a')?.actorConditions;
+    // GitHub is trusted by b.yaml, compiled after a.yaml.
+    const folded = actorLines({
+      'a.yaml': actorOf(GITHUB, 'repository: acme/Orchestrator\n  job_workflow_ref: "acme/o/d.yml@refs/heads/main"'),
+      'b.yaml': GOOD,
+    });
+    expect(folded?.map((line) => [line.key, line.fold])).toEqual([
+      ['iss', 'exact'],
+      ['repository_owner_id', 'exact'],
+      ['repository', 'whole'],
+      ['job_workflow_ref', 'before-@'],
+    ]);
+    expect(folded?.[2]?.matcher.test('acme/orchestrator')).toBe(true);
+    expect(folded?.[3]?.matcher.test('ACME/O/d.yml@refs/heads/main')).toBe(true);
+    expect(folded?.[3]?.matcher.test('acme/o/d.yml@refs/heads/MAIN')).toBe(false);
+    // An issuer no file trusts verifies no actor token: its lines compare exactly, as they did.
+    const exact = actorLines({ 'a.yaml': actorOf(GITHUB, 'repository: acme/Orchestrator\n  job_workflow_ref: "acme/o/d.yml@refs/heads/main"') });
+    expect(exact?.map((line) => line.fold)).toEqual(['exact', 'exact', 'exact', 'split-@']);
+    const mixed = problems({ 'a.yaml': actorOf(`[${GITHUB}, https://gitlab.com]`, 'repository: acme/Orchestrator'), 'b.yaml': GOOD });
+    expect(mixed.map((problem) => problem.message)).toEqual([
+      `match_actor.repository: the issuers iss names compare it differently (${GITHUB} without case, https://gitlab.com exactly): write a policy for each`,
+    ]);
+  });
+
   it('rejects two policies with one id', () => {
     expect(
       problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 1\nid: same'), 'b.yaml': GOOD.replace('version: 1', 'version: 1\nid: same') })[0]?.message,

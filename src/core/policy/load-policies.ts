@@ -172,10 +172,11 @@ export interface PolicyCompilation {
  */
 export function compilePolicyFiles(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicyCompilation {
   const problems: PolicyProblem[] = [];
-  const compiled: CompiledPolicyFile[] = [];
+  /** Each file's entry, or what compiling its policy takes once every file's issuer is known. */
+  const steps: (CompiledPolicyFile | PendingPolicy)[] = [];
   const seenIds = new Map<string, string>();
   /** The first policy to name each issuer URL: every later one must resolve it to the same rules. */
-  const issuerRules = new Map<string, { readonly file: string; readonly rules: string }>();
+  const issuerRules = new Map<string, { readonly file: string; readonly rules: string; readonly issuer: TrustedIssuer }>();
 
   for (const file of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
     if (file.text.length > MAX_POLICY_FILE_BYTES) {
@@ -200,7 +201,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     const entry = { file: file.path, id, document: data, locate, ...(data.disabled ? { inactive: 'disabled: true' } : {}) };
     const reference = issuerReference(data.issuer, report);
     if (reference === undefined) {
-      compiled.push(entry);
+      steps.push(entry);
       continue;
     }
     let issuer: TrustedIssuer;
@@ -208,30 +209,36 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
       issuer = resolveIssuer(reference, options);
     } catch (error) {
       if (error instanceof DevIssuerDisabledError) {
-        compiled.push({ ...entry, inactive: entry.inactive ?? error.message });
+        steps.push({ ...entry, inactive: entry.inactive ?? error.message });
         continue;
       }
       if (error instanceof IssuerReferenceError) {
         report(error.message, ['issuer']);
-        compiled.push(entry);
+        steps.push(entry);
         continue;
       }
       throw error;
     }
     const rules = describeRules(issuer);
     const earlier = issuerRules.get(issuer.url);
-    if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules });
+    if (earlier === undefined) issuerRules.set(issuer.url, { file: file.path, rules, issuer });
     else if (earlier.rules !== rules) {
       report(
         `issuer ${boundText(issuer.url)} is ${rules} here but ${earlier.rules} in ${earlier.file}; every policy naming one issuer must give it the same kind and overrides`,
         ['issuer'],
       );
-      compiled.push(entry);
+      steps.push(entry);
       continue;
     }
-    const policy = compilePolicy(id, file.path, data, issuer, options, report);
-    compiled.push(policy === undefined ? entry : { ...entry, policy });
+    steps.push({ entry, data, issuer, report });
   }
+  // An actor token is verified against the issuers the set trusts, so its claims compare as their presets say.
+  const trusted = new Map([...issuerRules].map(([url, { issuer }]) => [url, issuer]));
+  const compiled = steps.map((step): CompiledPolicyFile => {
+    if (!('data' in step)) return step;
+    const policy = compilePolicy(step.entry.id, step.entry.file, step.data, step.issuer, options, trusted, step.report);
+    return policy === undefined ? step.entry : { ...step.entry, policy };
+  });
   return {
     files: compiled,
     problems,
@@ -262,6 +269,22 @@ export function policySetOf(compilation: PolicyCompilation, version?: string): P
 export function policySetVersion(files: readonly PolicyFile[]): string {
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((file) => [file.path, file.text]);
   return `sha256:${sha256Hex(JSON.stringify(sorted))}`;
+}
+
+/** How a problem says a claim compares. */
+const FOLD_WORDS: Readonly<Record<CaseFold, string>> = {
+  exact: 'exactly',
+  whole: 'without case',
+  'before-@': 'without case before its first @',
+  'split-@': 'exactly',
+};
+
+/** A policy file whose issuer resolved, to compile once every file's issuer is known. */
+interface PendingPolicy {
+  readonly entry: CompiledPolicyFile;
+  readonly data: PolicyDocument;
+  readonly issuer: TrustedIssuer;
+  readonly report: (message: string, path?: readonly PropertyKey[]) => void;
 }
 
 /** The policy's `issuer` as the resolver takes it, with `max_token_age` in seconds. */
@@ -324,6 +347,7 @@ function compilePolicy(
   data: PolicyDocument,
   issuer: TrustedIssuer,
   options: PolicyLoadOptions,
+  trusted: ReadonlyMap<string, TrustedIssuer>,
   report: (message: string, path?: readonly PropertyKey[]) => void,
 ): Policy | undefined {
   let ok = true;
@@ -362,12 +386,17 @@ function compilePolicy(
     }
   }
 
-  // The actor may come from any trusted issuer, so its claims compare exactly, with no preset's case folding, and its
-  // issuer is named exactly: another trusted issuer (a GitHub Enterprise Server, a self-managed GitLab) can sign the same sub.
-  // A claim a preset joins names to a git ref in still splits at its first `@` (`split-@`), as `match` splits it, and a `sub`
-  // at the `@` of such a claim's field.
+  // The actor's issuer is named exactly: another trusted issuer (a GitHub Enterprise Server, a self-managed GitLab) can sign
+  // the same sub. Its claims compare as the presets of the issuers `iss` names that the set trusts say, as `match` compares
+  // them, or a deny on acme/Orchestrator would not hold acme/orchestrator; where they would say it differently, the policy
+  // does not load. A claim no preset folds compares exactly; one some preset joins names to a git ref in still splits at its
+  // first `@` (`split-@`), and a `sub` at the `@` of such a claim's field.
   const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
   const actorIssuer = data.match_actor?.['iss'];
+  const actorIssuers = (typeof actorIssuer === 'string' ? [actorIssuer] : Array.isArray(actorIssuer) ? actorIssuer : []).flatMap((url) => {
+    const named = typeof url === 'string' ? trusted.get(url) : undefined;
+    return named === undefined ? [] : [named];
+  });
   if (
     data.match_actor !== undefined &&
     !(typeof actorIssuer === 'string' || (Array.isArray(actorIssuer) && actorIssuer.every((one) => typeof one === 'string')))
@@ -380,7 +409,15 @@ function compilePolicy(
   for (const [key, written] of Object.entries(data.match_actor ?? {})) {
     try {
       const plainKey = plainSpellingOf(key) ?? key;
-      const fold: CaseFold = REF_JOINING_CLAIMS.has(plainKey) ? 'split-@' : 'exact';
+      const foldOf = (named: TrustedIssuer): CaseFold => named.preset.caseFolds[plainKey] ?? 'exact';
+      const folds = new Set(actorIssuers.map(foldOf));
+      if (folds.size > 1) {
+        const how = actorIssuers.map((named) => `${boundText(named.url)} ${FOLD_WORDS[foldOf(named)]}`).join(', ');
+        fail(`match_actor.${key}: the issuers iss names compare it differently (${how}): write a policy for each`, ['match_actor', key]);
+        continue;
+      }
+      const preset = [...folds][0] ?? 'exact';
+      const fold: CaseFold = preset === 'exact' && REF_JOINING_CLAIMS.has(plainKey) ? 'split-@' : preset;
       const refKeys = plainKey === 'sub' ? SUBJECT_REF_KEYS : undefined;
       actorConditions?.push({ key, written, read: claimReader(key), matcher: compileMatcher(written, fold, data.effect === 'deny', refKeys), fold });
     } catch (error) {
