@@ -361,13 +361,22 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(event.policy?.granted_by).toBeUndefined();
       });
 
-      it.each(['issue_comment', 'discussion_comment', 'issues', 'discussion', 'pull_request_review', 'pull_request_review_comment'])(
-        'the shipped guardrail refuses %s, a trigger that runs what others wrote with the repository’s identity',
-        async (trigger) => {
-          const { event } = await refused(exchangeForm(await good({ event_name: trigger })), { error: 'invalid_request', reason: 'denied_by_policy' });
-          expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
-        },
-      );
+      it.each([
+        'issue_comment',
+        'discussion_comment',
+        'issues',
+        'discussion',
+        'pull_request_review',
+        'pull_request_review_comment',
+        'fork',
+        'watch',
+        'gollum',
+        'check_run',
+        'check_suite',
+      ])('the shipped guardrail refuses %s, a trigger that runs what others wrote, or others start, with the repository’s identity', async (trigger) => {
+        const { event } = await refused(exchangeForm(await good({ event_name: trigger })), { error: 'invalid_request', reason: 'denied_by_policy' });
+        expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);
+      });
 
       it('denies by default when no allow policy matches', async () => {
         await refused(exchangeForm(await good({ ref: 'refs/heads/feature' })), { error: 'invalid_request', reason: 'no_policy_matched' });

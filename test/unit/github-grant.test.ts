@@ -94,6 +94,11 @@ describe('GitHub write permissions in lint', () => {
       'discussion_comment',
       'issues',
       'discussion',
+      'fork',
+      'watch',
+      'gollum',
+      'check_run',
+      'check_suite',
       'self-hosted',
       'unprotected',
     ]);

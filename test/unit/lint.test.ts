@@ -34,6 +34,11 @@ const UNTRUSTED_EVENTS = [
   'discussion_comment',
   'issues',
   'discussion',
+  'fork',
+  'watch',
+  'gollum',
+  'check_run',
+  'check_suite',
 ];
 
 describe('lint rules', () => {
@@ -484,11 +489,16 @@ describe('lint rules', () => {
         ['write-from-untrusted', 7, 'discussion_comment'],
         ['write-from-untrusted', 7, 'issues'],
         ['write-from-untrusted', 7, 'discussion'],
+        ['write-from-untrusted', 7, 'fork'],
+        ['write-from-untrusted', 7, 'watch'],
+        ['write-from-untrusted', 7, 'gollum'],
+        ['write-from-untrusted', 7, 'check_run'],
+        ['write-from-untrusted', 7, 'check_suite'],
       ]);
       expect(findings[0]?.message).toContain('anyone who can comment');
     });
 
-    it('knows Forgejo’s pull request, comment, issue and review triggers (its event_name is the workflow’s on: key)', () => {
+    it('knows Forgejo’s pull request, comment, issue, fork, wiki and review triggers (its event_name is the workflow’s on: key)', () => {
       const forgejo = (match: string) =>
         'version: 1\nissuer: { kind: forgejo, url: "https://codeberg.org/api/actions" }\n' +
         `match:\n  repository_owner_id: "1"\n  repository_id: "2"\n${match}grant: { audience: x, scopes: [deploy:write] }\n`;
@@ -502,6 +512,8 @@ describe('lint rules', () => {
         'issue_comment',
         'pull_request_comment',
         'issues',
+        'fork',
+        'gollum',
         'pull_request_review',
         'pull_request_review_comment',
       ];

@@ -166,6 +166,11 @@ describe('whoCan', () => {
       'event_name=discussion_comment',
       'event_name=issues',
       'event_name=discussion',
+      'event_name=fork',
+      'event_name=watch',
+      'event_name=gollum',
+      'event_name=check_run',
+      'event_name=check_suite',
       'runner_environment=self-hosted',
       'ref_protected=false',
     ]);

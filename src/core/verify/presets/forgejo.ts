@@ -85,6 +85,18 @@ export const forgejo: IssuerPreset = {
         value: 'issues',
         what: 'issues runs (started by anyone who can open an issue, on the default branch with its secrets)',
       },
+      // fork and gollum run on the default branch too: anyone who can read the repository forks it, and a public
+      // repository's wiki may be writeable by everyone (its globally writeable wiki setting).
+      {
+        claim: 'event_name',
+        value: 'fork',
+        what: 'fork runs (started by anyone who can read the repository, so anyone for a public one, on the default branch with its secrets)',
+      },
+      {
+        claim: 'event_name',
+        value: 'gollum',
+        what: "gollum runs (started by whoever may edit the wiki, anyone with an account once a public repository's wiki is writeable by all, on the default branch with its secrets)",
+      },
       {
         claim: 'event_name',
         value: 'pull_request_review',

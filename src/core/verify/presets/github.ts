@@ -142,6 +142,33 @@ export const github: IssuerPreset = {
         value: 'discussion',
         what: 'discussion runs (started by anyone who can open a discussion, on the default branch with its secrets)',
       },
+      // Forking, starring and (where the wiki is open to all) editing a wiki: a stranger starts these on the default branch.
+      {
+        claim: 'event_name',
+        value: 'fork',
+        what: 'fork runs (started by anyone who can read the repository, so anyone for a public one, on the default branch with its secrets)',
+      },
+      {
+        claim: 'event_name',
+        value: 'watch',
+        what: 'watch runs (started by anyone who can star the repository, so anyone for a public one, on the default branch with its secrets)',
+      },
+      {
+        claim: 'event_name',
+        value: 'gollum',
+        what: "gollum runs (started by whoever may edit the wiki, anyone with an account once a public repository's wiki is open to all, on the default branch with its secrets)",
+      },
+      // Another GitHub App's checks, a fork's pull request's among them, with the fork's branch and commit in the event.
+      {
+        claim: 'event_name',
+        value: 'check_run',
+        what: "check_run runs (started by any GitHub App's check run, one on a fork's pull request too, on the default branch with its secrets)",
+      },
+      {
+        claim: 'event_name',
+        value: 'check_suite',
+        what: "check_suite runs (started by any GitHub App's check suite, one on a fork's pull request too, on the default branch with its secrets)",
+      },
       { claim: 'runner_environment', value: 'self-hosted', what: "self-hosted runners (outside GitHub's control)" },
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],
