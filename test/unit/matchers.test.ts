@@ -280,6 +280,15 @@ describe('a customised sub’s workflow ref splits at its first @', () => {
   it('reads only the sub it is told is customised', () => {
     expect(compileMatcher(PINNED, 'exact', false).test(SMUGGLED)).toBe(true);
   });
+
+  it('shows no inclusion the two readings disagree on: a glob pinned to main does not hold the smuggled branch', () => {
+    expect(compareMatchers(PINNED, SMUGGLED, 'exact', KEYS)).toBe('changed');
+    expect(compareMatchers(PINNED, { glob: 'repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/x@refs/heads/main' }, 'exact', KEYS)).toBe('changed');
+    expect(compareMatchers(SMUGGLED, SMUGGLED, 'exact', KEYS)).toBe('same');
+    expect(compareMatchers(PINNED, PINNED, 'exact', KEYS)).toBe('same');
+    expect(compareMatchers(PINNED, MAIN, 'exact', KEYS)).toBe('narrower');
+    expect(compareMatchers({ glob: 'repo:acme/**' }, { glob: 'repo:acme/app:**' }, 'exact', KEYS)).toBe('narrower');
+  });
 });
 
 describe('not and exists', () => {

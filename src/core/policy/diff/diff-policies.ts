@@ -152,7 +152,7 @@ function lineChanges(a: Policy, b: Policy): { what: string; widening: Widening }
       changes.push({ what: `match.${key}: line ${show(condition.written)} removed`, widening: 'wider' });
       continue;
     }
-    const widening = compareMatchers(condition.written, next.written, next.fold);
+    const widening = compareMatchers(condition.written, next.written, next.fold, key === 'sub' ? b.issuer.preset.subjectRefKeys : undefined);
     if (widening !== 'same' || show(condition.written) !== show(next.written)) {
       changes.push({ what: `match.${key}: ${show(condition.written)} → ${show(next.written)}`, widening });
     }
