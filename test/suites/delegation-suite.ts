@@ -46,6 +46,8 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
         'github-actor/own.yaml': `version: 1\nissuer: ${github}\nmatch:\n  repository_owner_id: "1200934"\n  repository_id: "734201"\ngrant: { audience: https://github-actor.example }\n`,
         'github-actor/delegated.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-github-actor }\nmatch_actor:\n  iss: "${githubActors.url}"\n  repository_owner_id: "1200934"\ngrant: { audience: https://github-actor.example }\n`,
         'github-actor/retired.yaml': `version: 1\neffect: deny\nissuer: ${issuer(ci)}\nmatch:\n  sub: { exists: true }\nmatch_actor:\n  iss: "${githubActors.url}"\n  repository: acme/Orchestrator\n`,
+        // An orchestrator whose sub joins its workflow ref as a field (GitHub's include_claim_keys).
+        'release/by-sub.yaml': `version: 1\nissuer: ${issuer(ci)}\nmatch: { sub: svc-release-sub }\nmatch_actor:\n  iss: "${orchestrators.url}"\n  sub: { glob: "repo:acme/orchestrator:job_workflow_ref:acme/orchestrator/**@refs/heads/main" }\ngrant: { audience: https://release.example }\n`,
         // The orchestrator's issuer is trusted because a policy names it; its own tokens get nothing from the pipeline's policy.
         'orchestrator/own.yaml': `version: 1\nissuer: ${issuer(orchestrators)}\nmatch: { sub: deploy-orchestrator }\ngrant: { audience: https://orchestrator.example }\n`,
       });
@@ -93,6 +95,11 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
         // Git allows @ in a branch name, and anyone who can push may create this one, without main's protection.
         await refused(await sign(ci, sub), await orchestrator({ job_workflow_ref: `${workflow}@refs/heads/evil@refs/heads/main` }), 'no_policy_matched');
       }
+      // An actor's customised sub holds its workflow ref as a field, read at that @ too.
+      const customised = (ref: string) => sign(orchestrators, `repo:acme/orchestrator:job_workflow_ref:${workflow}@${ref}`);
+      const bySub = await delegated(await sign(ci, 'svc-release-sub'), await customised('refs/heads/main'));
+      expect(bySub.status, JSON.stringify(bySub.body)).toBe(200);
+      await refused(await sign(ci, 'svc-release-sub'), await customised('refs/heads/evil@refs/heads/main'), 'no_policy_matched');
     });
 
     it('keeps deny guardrails in force for delegated requests', async () => {
