@@ -347,6 +347,12 @@ describe('loading policies', () => {
   it('reports every problem in every file at once', () => {
     const found = problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 3'), 'b.yaml': GOOD.replace('issuer: github', 'issuer: nope') });
     expect(found.map((problem) => problem.file)).toEqual(['a.yaml', 'b.yaml']);
+    // File by file, a policy's own problems (compiled once every file's issuer is known) among them.
+    const compiledLate = problems({
+      'a.yaml': GOOD.replace('repository_id: "734201"', 'repository_id: "x"'),
+      'b.yaml': GOOD.replace('version: 1', 'version: 3'),
+    });
+    expect(compiledLate.map((problem) => problem.file)).toEqual(['a.yaml', 'b.yaml']);
   });
 
   it('keeps disabled policies and dev-issuer policies out of decisions, and says why', () => {

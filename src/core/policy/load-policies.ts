@@ -178,7 +178,8 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
   /** The first policy to name each issuer URL: every later one must resolve it to the same rules. */
   const issuerRules = new Map<string, { readonly file: string; readonly rules: string; readonly issuer: TrustedIssuer }>();
 
-  for (const file of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
+  const sorted = [...files].sort((a, b) => a.path.localeCompare(b.path));
+  for (const file of sorted) {
     if (file.text.length > MAX_POLICY_FILE_BYTES) {
       problems.push({ file: file.path, line: 1, column: 1, message: `file is larger than ${MAX_POLICY_FILE_BYTES} bytes` });
       continue;
@@ -239,6 +240,9 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     const policy = compilePolicy(step.entry.id, step.entry.file, step.data, step.issuer, options, trusted, step.report);
     return policy === undefined ? step.entry : { ...step.entry, policy };
   });
+  // File by file, as they were read: a file's compile problems come after its parse problems, before the next file's.
+  const order = new Map(sorted.map((file, index) => [file.path, index]));
+  problems.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0));
   return {
     files: compiled,
     problems,
