@@ -145,6 +145,25 @@ grant:
       expect((await exchange(await github.sign({ ...claims, jti: crypto.randomUUID() }))).status).toBe(200);
     });
 
+    it('knows a token by its issuer and jti alone: the jti signed again with another sub, spelling, run or time is refused as replayed', async () => {
+      const claims = ciClaims(github.url, broker.issuer);
+      const first = await exchange(await github.sign(claims));
+      expect(first.status).toBe(200);
+      const later = now() + 1;
+      const variants = [
+        // Another identity: on Workers another audit shard, another subject rate limit.
+        { sub: 'repo:acme/api:environment:PRODUCTION', environment: 'PRODUCTION' },
+        { repository: 'Acme/API', sub: 'repo:Acme/API:environment:production' },
+        { run_id: '9002', ref: 'refs/heads/main ' },
+        { iat: later, nbf: later - 5, exp: later + 300 },
+      ];
+      for (const variant of variants) {
+        const again = await exchange(await github.sign({ ...claims, ...variant }));
+        expect((await expectRefusal(broker, again, replayed)).detail, JSON.stringify(variant)).toContain(`by jti`);
+        expect(again.event.detail).toContain(first.event.id);
+      }
+    });
+
     it('keeps one jti of two issuers apart, and knows a token whose jti is empty by its signed part', async () => {
       const jti = crypto.randomUUID();
       expect((await exchange(await github.sign({ ...ciClaims(github.url, broker.issuer), jti }))).status).toBe(200);

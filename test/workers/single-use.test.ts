@@ -1,13 +1,42 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
+import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
 import { replayKey } from '../../src/core/replay/replay-key.ts';
+import { readAuditShards } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { replayShard } from '../../src/runtimes/workers/replay-guard-state.ts';
-import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
+import { exchangeForm, freshIssuer, postToken } from '../suites/exchange-suite.ts';
 import { replaySuite } from '../suites/replay-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { sharedAuditShardObjects, startWorkersHarness, workerEnv } from './workers-harness.ts';
 
 replaySuite('Workers (workerd)', startWorkersHarness, () => inject('testIssuerBase'));
+
+describe('single use across the Workers shards', () => {
+  it('refuses a jti signed again for an identity of another audit shard: the claim is by issuer and jti, on one replay shard', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'single-shards');
+    const broker = await startWorkersHarness({
+      'deploy.yaml': `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsingle_use: true\nmatch:\n  repository_id: "734201"\ngrant:\n  audience: https://deploy.acme.dev\n`,
+    });
+    const shards = readAuditShards(workerEnv);
+    const claims = ciClaims(github.url, broker.issuer);
+    const first = await postToken(broker, exchangeForm(await github.sign(claims)));
+    expect(first.status).toBe(200);
+    const granted = await broker.auditEvent(first.body['audit_event_id'] as string);
+    const home = auditShardOf(granted as NonNullable<typeof granted>, shards);
+    // Branch after branch until the identity's records go to another chain (and its subject limit to another bucket).
+    const branch = Array.from({ length: 64 }, (_, n) => `repo:acme/api:ref:refs/heads/b${n}`).find(
+      (sub) => auditShardOf({ ...(granted as NonNullable<typeof granted>), subject: sub }, shards) !== home,
+    );
+    expect(branch).toBeDefined();
+    const again = await postToken(broker, exchangeForm(await github.sign({ ...claims, sub: branch, ref: 'refs/heads/b' })));
+    expect(again.status, JSON.stringify(again.body)).toBe(400);
+    expect(again.body).not.toHaveProperty('access_token');
+    const refused = await broker.auditEvent(again.body['audit_event_id'] as string);
+    expect(refused).toMatchObject({ reason: 'replayed', subject: branch });
+    expect(auditShardOf(refused as NonNullable<typeof refused>, shards)).not.toBe(home);
+    expect(refused?.detail).toContain(granted?.id);
+  });
+});
 
 describe('single use on Workers when storage fails', () => {
   async function setup() {
