@@ -35,7 +35,8 @@ checkpoint carry the MACs the broker writes them with under that master key, and
 signing key opens with the master key given. Any failure leaves DIR as it was (removed again if restore created it).
 DIR is created owner-only (0700) and ${DATABASE_FILE} 0600, as the broker demands. The master key is not
 written into DIR. On success it notes, on standard error, that keyway tokens revoked after the backup
-was taken are live again until they expire.
+was taken are live again until they expire, and that CI tokens of GitHub Actions jobs that completed since
+are taken again until they expire.
 
   --backup FILE             the backup to restore (it is only read)
   --data-dir DIR            the data directory to create or fill (must not hold ${DATABASE_FILE})
@@ -46,14 +47,17 @@ was taken are live again until they expire.
   --json                    machine-readable output: {"data_dir", "schema_version", "records", "head_seq", …}`;
 
 /**
- * Revoked keyway tokens are single-use claims (their jti), which a backup holds as of its time: whatever was revoked
- * since is live again in the restored broker until it expires. Nothing in the backup says what that was, so restore
- * says it every time (docs/operations/backup-and-upgrade.md).
+ * Revoked keyway tokens and the completed GitHub Actions jobs are single-use claims (by jti, by job), which a backup holds
+ * as of its time: whatever was revoked since is live again in the restored broker until it expires, and a finished job's
+ * OIDC token is exchanged again until it expires. Nothing in the backup says what that was, so restore says it every time
+ * (docs/operations/backup-and-upgrade.md).
  */
-const REVOCATIONS_NOTE =
+const RESTORE_NOTE =
   'note: keyway tokens revoked after this backup was taken (POST /revoke, or when their GitHub Actions job ended) are not revoked in it: ' +
   'each verifies again until its exp, at most KEYWAY_MAX_TTL_SECONDS after it was issued. Have their holders revoke them again, or start ' +
-  'the broker only once KEYWAY_MAX_TTL_SECONDS have passed since the old one last served';
+  'the broker only once KEYWAY_MAX_TTL_SECONDS have passed since the old one last served. Nor does it know the GitHub Actions jobs that ' +
+  'completed since: their OIDC tokens are exchanged again until they expire, within 10 minutes of being issued; redeliver the ' +
+  'workflow_job and workflow_run deliveries that failed meanwhile';
 
 /** What a database in DIR leaves: the file, and SQLite's write-ahead log and shared memory beside it. */
 const DATABASE_FILES = [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
@@ -121,7 +125,7 @@ export const restore: Command = {
       linkSync(partial, join(dataDir, DATABASE_FILE));
       if (values.json === true) process.stdout.write(`${JSON.stringify({ data_dir: dataDir, ...summary })}\n`);
       else process.stdout.write(`restored into ${dataDir}: ${describeSnapshot(summary)}\n`);
-      process.stderr.write(`${REVOCATIONS_NOTE}\n`);
+      process.stderr.write(`${RESTORE_NOTE}\n`);
       return 0;
     } catch (error) {
       removePartial(partial);

@@ -63,10 +63,12 @@ const unmacedNote = (backup: string, schema: number): string =>
   'written before keyway made MACs: nothing vouches for them, and the restored broker signs them as its own. Whoever could write the ' +
   'backup could have appended them: read them (keyway audit query --data-dir DIR) before a broker starts on it\n';
 /** What every successful restore notes: revocations after the backup are not in it (docs/operations/backup-and-upgrade.md). */
-const REVOCATIONS_NOTE =
+const RESTORE_NOTE =
   'note: keyway tokens revoked after this backup was taken (POST /revoke, or when their GitHub Actions job ended) are not revoked in it: ' +
   'each verifies again until its exp, at most KEYWAY_MAX_TTL_SECONDS after it was issued. Have their holders revoke them again, or start ' +
-  'the broker only once KEYWAY_MAX_TTL_SECONDS have passed since the old one last served\n';
+  'the broker only once KEYWAY_MAX_TTL_SECONDS have passed since the old one last served. Nor does it know the GitHub Actions jobs that ' +
+  'completed since: their OIDC tokens are exchanged again until they expire, within 10 minutes of being issued; redeliver the ' +
+  'workflow_job and workflow_run deliveries that failed meanwhile\n';
 
 describe('keyway backup', () => {
   it('writes a verified, owner-only snapshot that holds no master key, even with master.key in the data directory', async () => {
@@ -148,7 +150,7 @@ describe('keyway restore', () => {
     const result = await keyway(['restore', '--backup', backup, '--data-dir', dataDir, '--master-key-file', FIXTURE_KEY_FILE]);
     // Nothing but the note that the fixture's record after its checkpoint, from before record MACs, is vouched for by
     // nothing, and the one that keyway tokens revoked since the backup are live again until they expire.
-    expect(result.stderr).toBe(`${unmacedNote(backup, 7)}${REVOCATIONS_NOTE}`);
+    expect(result.stderr).toBe(`${unmacedNote(backup, 7)}${RESTORE_NOTE}`);
     expect(result.stdout).toContain(`restored into ${dataDir}: ${RESTORED}`);
     expect(result.code).toBe(0);
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
@@ -248,7 +250,7 @@ describe('keyway restore', () => {
     it('restores one the master key attested', async () => {
       const backup = await withLiveSet(pushed, await attested(pushed));
       const result = await keyway(['restore', '--backup', backup, '--data-dir', join(scratch(), 'restored'), '--master-key-file', FIXTURE_KEY_FILE]);
-      expect(result).toMatchObject({ code: 0, stderr: `${unmacedNote(backup, SCHEMA_VERSION)}${REVOCATIONS_NOTE}` });
+      expect(result).toMatchObject({ code: 0, stderr: `${unmacedNote(backup, SCHEMA_VERSION)}${RESTORE_NOTE}` });
     });
 
     it('refuses one whose attestation the master key did not make for it, or that has none, writing nothing', async () => {
@@ -366,7 +368,7 @@ describe('a backup of a broker under load', () => {
 
     const restored = join(scratch(), 'restored');
     const result = await keyway(['restore', '--backup', backupFile, '--data-dir', restored], { KEYWAY_MASTER_KEY: masterKey });
-    expect(result.stderr).toBe(REVOCATIONS_NOTE);
+    expect(result.stderr).toBe(RESTORE_NOTE);
     expect(result.code).toBe(0);
     const verified = await keyway(['audit', 'verify', '--data-dir', restored], { KEYWAY_MASTER_KEY: masterKey });
     expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
@@ -443,7 +445,7 @@ describe('a backup of a broker under load', () => {
     const restored = await keyway(['restore', '--backup', backupFile, '--data-dir', dataDir, '--json'], { KEYWAY_MASTER_KEY: oldKey });
     expect(restored.code, restored.stderr).toBe(0);
     // With --json too: standard output is the JSON alone, the note goes to standard error.
-    expect(restored.stderr).toBe(REVOCATIONS_NOTE);
+    expect(restored.stderr).toBe(RESTORE_NOTE);
     const head = (JSON.parse(restored.stdout) as { head_seq: number }).head_seq;
     expect(head).toBeGreaterThanOrEqual(6);
 
