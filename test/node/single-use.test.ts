@@ -71,3 +71,52 @@ describe('single use on Node when storage fails', () => {
     expect((await exchange()).status).toBe(200);
   });
 });
+
+describe('single use on Node across a policy change', () => {
+  let broker: NodeBroker | undefined;
+  afterEach(() => broker?.close());
+
+  it("keeps a claim past the issuer's maximum age: a used token is replayed, not granted, once max_token_age is raised", async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'single-age');
+    const policy = (maxAge: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "${issuer.url}"${maxAge} }\nsingle_use: true\nmatch:\n  sub: svc-release\ngrant:\n  audience: https://release.acme.dev\n`;
+    const root = writeTree({ 'policies/release.yaml': policy('') });
+    const issuedAt = Math.floor(Date.now() / 1000);
+    let clock = issuedAt * 1000;
+    broker = await startNodeBroker(testConfig(root), { log: silentLogger, now: () => clock });
+    const audit = new SqliteAuditStore(openSqliteFile(join(root, 'data', DATABASE_FILE)));
+    // A GitLab job's token lives for the job's timeout, beyond the hour the preset accepts it for.
+    const token = await issuer.sign({
+      iss: issuer.url,
+      aud: broker.config.issuer,
+      sub: 'svc-release',
+      jti: crypto.randomUUID(),
+      iat: issuedAt,
+      exp: issuedAt + 3 * 3600,
+    });
+    const url = broker.url;
+    const exchange = async () => {
+      const response = await fetch(`${url}/token`, {
+        method: 'POST',
+        body: exchangeForm(token),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      const body = (await response.json()) as Record<string, unknown>;
+      return { status: response.status, body, event: await audit.get(body['audit_event_id'] as string) };
+    };
+
+    clock += 5 * 60_000;
+    const first = await exchange();
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    clock += 60 * 60_000;
+    expect((await exchange()).event).toMatchObject({ reason: 'token_too_old' });
+    // The operator lets late jobs exchange, as docs/ci/gitlab.md says to: the token verifies again, and its claim must still stand.
+    writeTree({ 'policies/release.yaml': policy(', max_token_age: 3h') }, root);
+    expect(broker.reloadPolicies()).toMatchObject({ ok: true });
+    const again = await exchange();
+    expect(again.status, JSON.stringify(again.body)).toBe(400);
+    expect(again.body).not.toHaveProperty('access_token');
+    expect(again.event).toMatchObject({ reason: 'replayed' });
+    expect(again.event?.detail).toContain(first.body['audit_event_id']);
+  });
+});

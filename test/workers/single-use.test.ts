@@ -91,3 +91,38 @@ describe('single use on Workers when storage fails', () => {
     expect((await exchange()).status).toBe(200);
   });
 });
+
+describe('single use on Workers across a policy change', () => {
+  it("keeps a claim past the issuer's maximum age: a used token is replayed, not granted, by a deployment that raised max_token_age", async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'single-age-w');
+    const policy = (maxAge: string) =>
+      `version: 1\nissuer: { kind: oidc, url: "${issuer.url}"${maxAge} }\nsingle_use: true\nmatch:\n  sub: svc-release\ngrant:\n  audience: https://release.acme.dev\n`;
+    const issuedAt = Math.floor(Date.now() / 1000);
+    let clock = issuedAt * 1000;
+    const before = await startWorkersHarness({ 'release.yaml': policy('') }, { ownState: true, now: () => clock });
+    // A GitLab job's token lives for the job's timeout, beyond the hour the preset accepts it for.
+    const token = await issuer.sign({
+      iss: issuer.url,
+      aud: before.issuer,
+      sub: 'svc-release',
+      jti: crypto.randomUUID(),
+      iat: issuedAt,
+      exp: issuedAt + 3 * 3600,
+    });
+    clock += 5 * 60_000;
+    const first = await postToken(before, exchangeForm(token));
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    clock += 60 * 60_000;
+    expect(await before.auditEvent((await postToken(before, exchangeForm(token))).body['audit_event_id'] as string)).toMatchObject({
+      reason: 'token_too_old',
+    });
+    // The deployment that lets late jobs exchange (docs/ci/gitlab.md): the token verifies again, its claim in the same shard must still stand.
+    const after = await startWorkersHarness({ 'release.yaml': policy(', max_token_age: 3h') }, { ownState: true, now: () => clock });
+    const again = await postToken(after, exchangeForm(token));
+    expect(again.status, JSON.stringify(again.body)).toBe(400);
+    expect(again.body).not.toHaveProperty('access_token');
+    const refused = await after.auditEvent(again.body['audit_event_id'] as string);
+    expect(refused).toMatchObject({ reason: 'replayed' });
+    expect(refused?.detail).toContain(first.body['audit_event_id']);
+  });
+});

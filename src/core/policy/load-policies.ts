@@ -2,6 +2,7 @@ import {
   bareLookalikeProblem,
   DevIssuerDisabledError,
   IssuerReferenceError,
+  MAX_TOKEN_AGE_SECONDS,
   resolveIssuer,
   type IssuerReference,
   type IssuerResolutionOptions,
@@ -89,8 +90,6 @@ export class PolicyLoadError extends KeywayError {
 }
 
 export const DEFAULT_TTL_SECONDS = 5 * 60;
-/** `issuer.max_token_age` may lengthen a preset's limit up to this, never further. */
-export const MAX_TOKEN_AGE_OVERRIDE_SECONDS = 24 * 60 * 60;
 export const MAX_POLICY_FILE_BYTES = 256 * 1024;
 
 /** Claims every issued token carries; a policy cannot set them. */
@@ -299,11 +298,11 @@ function issuerReference(written: PolicyDocument['issuer'], report: (message: st
     return lookalike === undefined ? written : undefined;
   }
   const maxTokenAgeSeconds = written.max_token_age === undefined ? undefined : parseDuration(written.max_token_age);
-  if (maxTokenAgeSeconds !== undefined && maxTokenAgeSeconds > MAX_TOKEN_AGE_OVERRIDE_SECONDS) {
-    report(
-      `issuer.max_token_age ${written.max_token_age} is above ${MAX_TOKEN_AGE_OVERRIDE_SECONDS / 3600}h: a token that old is refused whatever the policy says`,
-      ['issuer', 'max_token_age'],
-    );
+  if (maxTokenAgeSeconds !== undefined && maxTokenAgeSeconds > MAX_TOKEN_AGE_SECONDS) {
+    report(`issuer.max_token_age ${written.max_token_age} is above ${MAX_TOKEN_AGE_SECONDS / 3600}h: a token that old is refused whatever the policy says`, [
+      'issuer',
+      'max_token_age',
+    ]);
     return undefined;
   }
   return { kind: written.kind, url: written.url, maxTokenAgeSeconds, extraAlgorithms: written.extra_algorithms, diagnostics: written.diagnostics };

@@ -1,4 +1,5 @@
 import { ExchangeError } from '../errors/exchange-error.ts';
+import { MAX_TOKEN_AGE_SECONDS } from '../verify/trusted-issuer.ts';
 import type { VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import type { ReplayGuard } from './replay-guard.ts';
 import { replayKey } from './replay-key.ts';
@@ -20,8 +21,9 @@ export interface SingleUseContext {
 export async function claimSingleUse(token: string, verified: VerifiedSubjectToken, context: SingleUseContext): Promise<void> {
   const { claims, issuer } = verified;
   const { key, basis } = replayKey(token, issuer.url, claims.jti);
-  // Verification refuses the token after exp, and after iat plus the age cap, each with the clock tolerance.
-  const expiresAt = Math.min(claims.exp ?? 0, (claims.iat ?? 0) + issuer.maxTokenAgeSeconds) + context.clockToleranceSeconds;
+  // Verification refuses the token after exp, and after iat plus its issuer's age cap, each with the clock tolerance. Not
+  // the cap of the moment: a policy change may raise it (up to MAX_TOKEN_AGE_SECONDS), and the token would verify again.
+  const expiresAt = Math.min(claims.exp ?? 0, (claims.iat ?? 0) + MAX_TOKEN_AGE_SECONDS) + context.clockToleranceSeconds;
   let result;
   try {
     result = await context.guard.claim({ key, expiresAt, auditEventId: context.auditEventId, now: context.now });

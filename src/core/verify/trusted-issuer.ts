@@ -31,6 +31,13 @@ export interface TrustedIssuer {
   readonly diagnostics: Diagnostics;
 }
 
+/**
+ * The oldest token, by `iat`, that any configuration accepts: `issuer.max_token_age` may lengthen a preset's limit up to
+ * this, never further. A single-use claim is kept this long (or to the token's `exp`), so raising an issuer's limit never
+ * lets a token already used be exchanged again.
+ */
+export const MAX_TOKEN_AGE_SECONDS = 24 * 60 * 60;
+
 /** Operator overrides of a preset's rules, written on the policy's `issuer`. */
 export interface IssuerOverrides {
   readonly maxTokenAgeSeconds?: number | undefined;
