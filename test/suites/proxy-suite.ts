@@ -1129,7 +1129,7 @@ grant:
         const before = (await upstreamCalls()).length;
         const event = await expectKeywayRefusal(await send(`/proxy/vendor/x/y?${query}`), 400, 'invalid_request', 'proxy_header_refused');
         expect(event.detail).toBe(
-          'a orgid query parameter is refused: the upstream acts where the path says, never in the organisation a query names, which Grafana keeps as the user’s current one',
+          'an orgId query parameter is refused: the upstream acts where the path says, never in the organisation a query names, which Grafana keeps as the user’s current one',
         );
         expect((await upstreamCalls()).length).toBe(before);
       });

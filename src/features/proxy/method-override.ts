@@ -101,6 +101,16 @@ export const FIELD_REFUSED: Readonly<Record<RefusedField, string>> = {
   orgid: 'the upstream acts where the path says, never in the organisation a query names, which Grafana keeps as the user’s current one',
 };
 
+/** How a record's detail names each, with its article: Grafana's `orgId` as Grafana writes it. */
+export const FIELD_NAMED: Readonly<Record<RefusedField, string>> = {
+  _method: 'a _method',
+  sudo: 'a sudo',
+  namespace: 'a namespace',
+  ns: 'a ns',
+  partition: 'a partition',
+  orgid: 'an orgId',
+};
+
 /** The fields read from a body of this method: `_method` from a POST only (frameworks override no other), `sudo` from any. */
 function bodyFields(method: string): readonly RefusedField[] {
   return method.toUpperCase() === 'POST' ? ['_method', 'sudo'] : ['sudo'];

@@ -36,7 +36,7 @@ import {
   unpassableAnswer,
   upstreamRequestHeaders,
 } from './forward-headers.ts';
-import { bodyNamesField, FIELD_REFUSED, formNamesField, QUERY_FIELDS, refusedRoutingHeader, unreadableBody } from './method-override.ts';
+import { bodyNamesField, FIELD_NAMED, FIELD_REFUSED, formNamesField, QUERY_FIELDS, refusedRoutingHeader, unreadableBody } from './method-override.ts';
 import { DEFAULT_PROXY_LIMITS } from './proxy-settings.ts';
 import { cappedStream, redactedStream, type StreamEnd } from './capped-stream.ts';
 import { githubScopeOf, pathByRepositoryId, pathByRepositoryName, type GitHubScope, type Upstream, type UpstreamCredentials } from './upstream-credential.ts';
@@ -198,7 +198,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   setProxy(event, { path: normal.path });
   const queryField = formNamesField(input.query, QUERY_FIELDS);
   if (queryField !== undefined) {
-    throw new ProxyRefusal('proxy_header_refused', `a ${queryField} query parameter is refused: ${FIELD_REFUSED[queryField]}`, { public: true });
+    throw new ProxyRefusal('proxy_header_refused', `${FIELD_NAMED[queryField]} query parameter is refused: ${FIELD_REFUSED[queryField]}`, { public: true });
   }
 
   const policies = deps.policies();
@@ -381,7 +381,7 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
     if (unreadable !== undefined) return fail('proxy_header_refused', unreadable);
     const field = bodyNamesField(body, input.headers.get('content-type'), input.method);
     if (field === 'unreadable') return fail('proxy_header_refused', 'a body whose field names readers would read differently is refused');
-    if (field !== undefined) return fail('proxy_header_refused', `a ${field} field in the request body is refused: ${FIELD_REFUSED[field]}`);
+    if (field !== undefined) return fail('proxy_header_refused', `${FIELD_NAMED[field]} field in the request body is refused: ${FIELD_REFUSED[field]}`);
   }
   // A caller that stalled its upload until the deadline gets no credential minted for a call that cannot be made.
   if (deadline.aborted) return fail('proxy_upstream_timeout', `the request did not reach upstream ${upstream.name} within ${upstream.limits.timeoutSeconds} s`);
