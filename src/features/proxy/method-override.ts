@@ -29,6 +29,10 @@ const OVERRIDE_HEADERS = [
   // Where a function on Vercel reads the path it was called for, behind a rewrite (apps route on them).
   'x-vercel-original-url',
   'x-vercel-original-path',
+  // A Next.js server action's id: a POST carrying it runs that action whatever page its path names (an app's actions
+  // are found by id across all its pages, and forwarded to the worker that holds one), so the path a rule matched
+  // says nothing of the code that runs.
+  'next-action',
 ];
 
 /**
