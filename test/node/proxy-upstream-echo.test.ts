@@ -16,25 +16,43 @@ const SECRET = `echoed-secret-${randomBytes(12).toString('hex')}`;
 /** A static secret as base64 and vendors write them, with the characters JSON encoders escape beyond what JSON requires. */
 const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h\`i==`;
 
-/** JSON with each character `characters` matches written as a `\\uXXXX` escape. */
+/**
+ * A static secret with characters beyond ASCII, as a header carries them (U+0080 to U+00FF, one byte each), which JSON
+ * encoders that keep their output ASCII write as `\\u00e4`.
+ */
+const LATIN_SECRET = `p\u00e4ss-${randomBytes(8).toString('hex')}-w\u00f6rd/\u00e9t\u00e9`;
+
+/** JSON with each character `characters` matches written as a `\\uXXXX` escape, with capital hex digits if told. */
 const unicodeEscaped =
-  (characters: RegExp) =>
+  (characters: RegExp, capitals = false) =>
   (json: string): string =>
-    json.replace(characters, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    json.replace(characters, (character) => {
+      const digits = character.charCodeAt(0).toString(16).padStart(4, '0');
+      return `\\u${capitals ? digits.toUpperCase() : digits}`;
+    });
+const beyondAscii = /[\u0080-\uffff]/g;
 
 /** The credential in a JSON string as an encoder writes it: JSON.stringify, then the escapes that encoder adds. */
 const JSON_ENCODERS: Readonly<Record<string, (json: string) => string>> = {
-  // PHP's json_encode escapes `/` by default.
-  php: (json) => json.replaceAll('/', '\\/'),
+  // PHP's json_encode escapes `/` by default, and writes each character beyond ASCII as `\\u00e4`.
+  php: (json) => unicodeEscaped(beyondAscii)(json.replaceAll('/', '\\/')),
+  // Python's json.dumps writes each character beyond ASCII so (ensure_ascii, its default).
+  python: unicodeEscaped(beyondAscii),
   // Go's encoding/json (and Rails) escape `<`, `>` and `&` to keep the output safe inside HTML.
   go: unicodeEscaped(/[<>&]/g),
   // Gson escapes `=` and `'` too.
   gson: unicodeEscaped(/[<>&=']/g),
   // .NET's System.Text.Json (ASP.NET Core's default) escapes `"`, `&`, `'`, `+`, `<`, `>` and `` ` `` with capital hex
   // digits, `"` as `\u0022` rather than `\"`; a `\` stays `\\`.
+  // And each character beyond ASCII so too.
   dotnet: (json) =>
-    json.replace(/\\["\\]|[&'+<>`]/g, (written) =>
-      written === '\\\\' ? written : `\\u${written.at(-1)!.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+    unicodeEscaped(
+      beyondAscii,
+      true,
+    )(
+      json.replace(/\\["\\]|[&'+<>`]/g, (written) =>
+        written === '\\\\' ? written : `\\u${written.at(-1)!.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+      ),
     ),
 };
 const ENCODERS = Object.keys(JSON_ENCODERS);
@@ -112,6 +130,7 @@ describe('proxy mode: an upstream that echoes keyway’s credential', () => {
     const box = await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey })!);
     const sealed = await box.seal(SECRET, UPSTREAM_SECRET_PURPOSE, 'echo');
     const sealedEscaped = await box.seal(ESCAPED_SECRET, UPSTREAM_SECRET_PURPOSE, 'escaping');
+    const sealedLatin = await box.seal(LATIN_SECRET, UPSTREAM_SECRET_PURPOSE, 'latin');
     broker = await startNodeHarness(
       {
         'proxy/echo.yaml': `version: 1
@@ -126,6 +145,12 @@ match: { repository_owner_id: "1200934", repository: acme/api }
 grant:
   proxy: { upstream: escaping, allow: [{ method: GET, path: "/echo/*" }] }
 `,
+        'proxy/latin.yaml': `version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_owner_id: "1200934", repository: acme/api }
+grant:
+  proxy: { upstream: latin, allow: [{ method: GET, path: "/echo/*" }] }
+`,
       },
       {
         settings: {
@@ -138,6 +163,9 @@ grant:
   escaping:
     url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
     auth: { kind: static, sealed: "${sealedEscaped}" }
+  latin:
+    url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: { kind: static, sealed: "${sealedLatin}" }
 `,
         },
       },
@@ -226,6 +254,17 @@ grant:
     expect(JSON.parse(text)).toEqual({ credential: 'Bearer [redacted]' });
     expect(text).not.toContain(ESCAPED_SECRET);
   });
+
+  it.each(['php', 'python', 'dotnet'])(
+    'hands back no echo of a credential with characters beyond ASCII in a JSON string as %s writes them, \\u00e4',
+    async (encoder) => {
+      const response = await get(`/proxy/latin/echo/json-${encoder}`);
+      expect(response.status).toBe(200);
+      const text = await response.text();
+      expect(text).not.toMatch(/[\u0080-\uffff]/);
+      expect(JSON.parse(text)).toEqual({ credential: 'Bearer [redacted]' });
+    },
+  );
 
   it('hands back no body the caller can decode to the credential: a gzip transfer coding fetch left on is not passed on unlabelled', async () => {
     await expectNoReadableSecret(await get('/proxy/echo/echo/gzip-transfer-coding'), '/echo/gzip-transfer-coding');

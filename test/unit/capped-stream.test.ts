@@ -178,6 +178,31 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('redacts a credential with characters beyond ASCII where an encoder writes them as \\uXXXX, small or capital hex, a surrogate pair beyond U+FFFF, once or twice', async () => {
+    // Python's json.dumps and PHP's json_encode (small hex digits), .NET's System.Text.Json (capital ones) write every
+    // character beyond ASCII so: a static secret's `ä` came back as `\u00e4`, which no needle was.
+    const beyondAscii = (capitals: boolean) => (json: string) =>
+      json.replace(/[\u0080-\uffff]/g, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')[capitals ? 'toUpperCase' : 'toLowerCase']()}`);
+    const encoders = {
+      python: (value: unknown) => beyondAscii(false)(JSON.stringify(value)),
+      php: (value: unknown) => beyondAscii(false)(JSON.stringify(value)).replaceAll('/', '\\/'),
+      dotnet: (value: unknown) => beyondAscii(true)(JSON.stringify(value)),
+    };
+    for (const secret of ['p\u00e4ssw\u00f6rd', 'k\u20ac/y\u{1f600}z', '\u00e9t\u00e9']) {
+      for (const [name, encode] of Object.entries(encoders)) {
+        const once = encode({ token: secret });
+        expect(once).not.toMatch(/[\u0080-\uffff]/);
+        for (const body of [once, encode({ log: once })]) {
+          for (let cut = 0; cut <= body.length; cut++) {
+            const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), secret)).text();
+            const read = JSON.parse(text) as { token?: string; log?: string };
+            expect(read.token ?? (JSON.parse(read.log!) as { token: string }).token, `${name}: ${text} cut at ${cut}`).toBe('[redacted]');
+          }
+        }
+      }
+    }
+  });
+
   it('errors, never truncates silently, once the cap is passed, and says why', async () => {
     const end: StreamEnd = { bytes: 0, error: undefined };
     const { stream, ended } = cappedStream(streamOf(['12345', '67890', 'x']), 10, end);

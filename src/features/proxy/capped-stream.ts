@@ -106,31 +106,57 @@ function encodings(text: string): readonly Uint8Array[] {
   return [utf8, written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false), latin1];
 }
 
-/** Escapes of ASCII characters as `\uXXXX`, as JSON encoders that make their output safe inside HTML write them. */
-const unicodeEscapes = (characters: string, capitals = false) =>
-  new Map(
-    [...characters].map((character) => {
-      const digits = character.charCodeAt(0).toString(16).padStart(4, '0');
-      return [character, `\\u${capitals ? digits.toUpperCase() : digits}`];
-    }),
-  );
+/** A character as `\uXXXX` escapes of its UTF-16 code units: a surrogate pair beyond U+FFFF. */
+const unicodeEscaped = (character: string, capitals: boolean): string =>
+  Array.from({ length: character.length }, (_, at) => {
+    const digits = character.charCodeAt(at).toString(16).padStart(4, '0');
+    return `\\u${capitals ? digits.toUpperCase() : digits}`;
+  }).join('');
+
+/** Escapes of characters as `\uXXXX`, as JSON encoders that make their output safe inside HTML write them. */
+const unicodeEscapes = (characters: string, capitals = false): ReadonlyMap<string, string> =>
+  new Map([...characters].map((character) => [character, unicodeEscaped(character, capitals)]));
 
 /**
- * How JSON encoders write a character inside a string beyond what JSON requires (`"` and `\` escaped as `\"` and `\\`):
- * PHP's json_encode escapes `/` as `\/` by default, Go's encoding/json and Rails `<`, `>` and `&` as `\u003c`, `\u003e`
- * and `\u0026`, Gson those and `=` and `'` too, and .NET's System.Text.Json (ASP.NET Core's default) `"`, `&`, `'`, `+`,
- * `<`, `>` and `` ` `` with capital hex digits, `+` as `\u002B`.
+ * How a JSON encoder writes a character inside a string beyond what JSON requires (`"` and `\` escaped as `\"` and
+ * `\\`): `escapes` of some characters, and each character beyond ASCII as it is or, `beyondAscii`, as `\uXXXX` with
+ * small or capital hex digits (a surrogate pair beyond U+FFFF).
  */
-const JSON_STYLES: readonly ReadonlyMap<string, string>[] = [
-  new Map(),
-  new Map([['/', '\\/']]),
-  unicodeEscapes('<>&'),
-  unicodeEscapes("<>&='"),
-  unicodeEscapes('"&\'+<>`', true),
+interface JsonStyle {
+  readonly escapes: ReadonlyMap<string, string>;
+  readonly beyondAscii?: 'small' | 'capital';
+}
+
+/**
+ * JSON.stringify and Jackson write nothing more; Python's json.dumps writes each character beyond ASCII as `\u00e4`
+ * (`ensure_ascii`, its default); PHP's json_encode escapes `/` as `\/` and, unless told otherwise, writes beyond ASCII
+ * as Python does; Go's encoding/json and Rails write `<`, `>`, `&`, U+2028 and U+2029 as `\u003c`…, Gson those and `=`
+ * and `'` too; .NET's System.Text.Json (ASP.NET Core's default) `"`, `&`, `'`, `+`, `<`, `>` and `` ` `` with capital
+ * hex digits, `+` as `\u002B`, and each character beyond ASCII so too unless the application allows its range.
+ */
+const JSON_STYLES: readonly JsonStyle[] = [
+  { escapes: new Map() },
+  { escapes: new Map(), beyondAscii: 'small' },
+  { escapes: new Map([['/', '\\/']]) },
+  { escapes: new Map([['/', '\\/']]), beyondAscii: 'small' },
+  { escapes: unicodeEscapes('<>&\u2028\u2029') },
+  { escapes: unicodeEscapes("<>&='\u2028\u2029") },
+  { escapes: unicodeEscapes('"&\'+<>`', true), beyondAscii: 'capital' },
+  { escapes: unicodeEscapes('"&\'+<>`', true) },
 ];
 
 /** The characters some style writes otherwise than as themselves: those of its map, and `"` and `\` in every one. */
-const ESCAPED_BY_SOME_STYLE: ReadonlySet<string> = new Set(['"', '\\', ...JSON_STYLES.flatMap((style) => [...style.keys()])]);
+const ESCAPED_BY_SOME_STYLE: ReadonlySet<string> = new Set(['"', '\\', ...JSON_STYLES.flatMap((style) => [...style.escapes.keys()])]);
+
+const isBeyondAscii = (character: string): boolean => character.charCodeAt(0) >= 0x80;
+
+/** The character as the style writes it in a JSON string. */
+function writtenAs(style: JsonStyle, character: string): string {
+  const escaped = style.escapes.get(character);
+  if (escaped !== undefined) return escaped;
+  if (character === '"' || character === '\\') return `\\${character}`;
+  return style.beyondAscii !== undefined && isBeyondAscii(character) ? unicodeEscaped(character, style.beyondAscii === 'capital') : character;
+}
 
 /**
  * The text as it is, and as each JSON encoder style writes it in a string: an upstream that echoes the credential in a
@@ -138,11 +164,8 @@ const ESCAPED_BY_SOME_STYLE: ReadonlySet<string> = new Set(['"', '\\', ...JSON_S
  */
 function writtenForms(text: string): readonly string[] {
   // Most credentials (a JWT, a base64url or hex token) hold no character any style writes otherwise: one form.
-  if (![...text].some((character) => ESCAPED_BY_SOME_STYLE.has(character))) return [text];
-  const forms = JSON_STYLES.map((style) =>
-    [...text].map((character) => style.get(character) ?? (character === '"' || character === '\\' ? `\\${character}` : character)).join(''),
-  );
-  return [...new Set([text, ...forms])];
+  if (![...text].some((character) => ESCAPED_BY_SOME_STYLE.has(character) || isBeyondAscii(character))) return [text];
+  return [...new Set([text, ...JSON_STYLES.map((style) => [...text].map((character) => writtenAs(style, character)).join(''))])];
 }
 
 /**
