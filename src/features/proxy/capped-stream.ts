@@ -188,7 +188,7 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
   // Before the body, no `\` stands.
-  let runs: Runs = new Map(backslashes.map((unit) => [unit, 0]));
+  let runs: Runs = new Map(backslashes.map((unit) => [unit, Array.from({ length: unit.byteLength }, (_, k) => (k === 0 ? 0 : NONE))]));
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
@@ -323,31 +323,48 @@ function redact(text: Uint8Array, trie: NeedleTrie, keep: number, runs: Runs): {
   const kept = Math.min(keep, text.byteLength - from);
   const cut = text.byteLength - kept;
   parts.push(text.subarray(from, cut));
-  const runsBefore: Runs = new Map([...runs.keys()].map((unit) => [unit, runBefore(text, unit, from, cut, runs)]));
-  return { out: joined(parts), rest: text.slice(cut), runsBefore };
+  return { out: joined(parts), rest: text.slice(cut), runsBefore: runsAt(text, from, cut, runs) };
 }
 
 /**
- * For each encoding of `\` (by its unit), how many stand right before the text: the run a needle's `\` may close goes
- * back past the bytes passed on before, which a chunk no longer holds. UNKNOWN where the run meets the text's start out
- * of step with its unit.
+ * For each encoding of `\` (by its unit), at `k` from 0 to its length less one: how many whole units stand right before
+ * the last `k` bytes before the text, where those `k` are the unit's first (a unit a chunk boundary cut in two), else
+ * NONE. A run that meets the text's start out of step with its unit is counted on so.
  */
-type Runs = ReadonlyMap<Uint8Array, number>;
-
-const UNKNOWN = -1;
+type Runs = ReadonlyMap<Uint8Array, readonly number[]>;
 
 /**
  * How many `unit` stand right before `at`: counted back to `from` (what precedes `from` was replaced, so the count is
- * exact) or to the text's start, and there on with `runs` (UNKNOWN where it does not end in step with the unit: taken
- * as even, at worst a lone `\` is left, never the credential).
+ * exact) or to the text's start, and there on with `runs`.
  */
 function runBefore(text: Uint8Array, unit: Uint8Array, from: number, at: number, runs: Runs): number {
+  const size = unit.byteLength;
   let run = 0;
-  let start = at - unit.byteLength;
-  for (; start >= from && startsAt(text, unit, start); start -= unit.byteLength) run++;
+  let start = at - size;
+  for (; start >= from && startsAt(text, unit, start); start -= size) run++;
   if (from > 0 || start >= 0) return run;
-  const before = runs.get(unit) ?? UNKNOWN;
-  return start === -unit.byteLength && before !== UNKNOWN ? run + before : UNKNOWN;
+  // The unit before began `-start` bytes before the text: whole there (`-start` is its size), or cut in two.
+  const k = -start % size;
+  const before = runs.get(unit)?.[k] ?? NONE;
+  if (before === NONE || (k > 0 && !startsAt(text, unit.subarray(k), 0))) return run;
+  return run + (k > 0 ? 1 : 0) + before;
+}
+
+/** The runs before `text.subarray(cut)`, for the next chunk, which begins there. */
+function runsAt(text: Uint8Array, from: number, cut: number, runs: Runs): Runs {
+  return new Map(
+    [...runs.keys()].map((unit) => [
+      unit,
+      Array.from({ length: unit.byteLength }, (_, k) => {
+        if (k === 0) return runBefore(text, unit, from, cut, runs);
+        if (cut - k >= from) return startsAt(text, unit.subarray(0, k), cut - k) ? runBefore(text, unit, from, cut - k, runs) : NONE;
+        // Replaced bytes among them: no `\`.
+        if (from > 0) return NONE;
+        // They begin before the text: its first `cut` bytes end them.
+        return startsAt(text, unit.subarray(k - cut, k), 0) ? (runs.get(unit)?.[k - cut] ?? NONE) : NONE;
+      }),
+    ]),
+  );
 }
 
 /** Whether `bytes` stand in `text` at `at`. */
