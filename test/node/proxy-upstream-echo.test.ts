@@ -22,6 +22,16 @@ const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h\
  */
 const LATIN_SECRET = `p\u00e4ss-${randomBytes(8).toString('hex')}-w\u00f6rd/\u00e9t\u00e9`;
 
+/**
+ * A static secret whose end repeats its start (it has a period: the first PERIOD characters, over again): two of it
+ * overlapping, PERIOD apart, share the middle, and the second's end, PERIOD characters, tells the whole of it.
+ */
+const PERIOD = 12;
+const PERIODIC_SECRET = (() => {
+  const period = `p${randomBytes(8).toString('hex')}`.slice(0, PERIOD);
+  return `${period}${period}${period.slice(0, 5)}`;
+})();
+
 /** JSON with each character `characters` matches written as a `\\uXXXX` escape, with capital hex digits if told. */
 const unicodeEscaped =
   (characters: RegExp, capitals = false) =>
@@ -74,6 +84,12 @@ function echo(request: IncomingMessage, response: ServerResponse): void {
     const charset = /charset=([\w-]+)/i.exec(String(request.headers['accept'] ?? ''))?.[1]?.toLowerCase() ?? 'utf-8';
     response.writeHead(200, { 'content-type': `application/json; charset=${charset}` });
     return void response.end(Buffer.from(body, charset === 'utf-16le' ? 'utf16le' : 'utf8'));
+  }
+  // The credential written twice overlapping, its period apart (a prefix shown, then the whole, with nothing between).
+  if (path === '/echo/overlapping') {
+    const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
+    response.writeHead(200, { 'content-type': 'application/json' });
+    return void response.end(JSON.stringify({ credential: `${credential.slice(0, PERIOD)}${credential}` }));
   }
   // The credential as a header's name: a server that turns what it received into header names (x-<value>).
   if (path === '/echo/header-name') {
@@ -131,6 +147,7 @@ describe('proxy mode: an upstream that echoes keyway’s credential', () => {
     const sealed = await box.seal(SECRET, UPSTREAM_SECRET_PURPOSE, 'echo');
     const sealedEscaped = await box.seal(ESCAPED_SECRET, UPSTREAM_SECRET_PURPOSE, 'escaping');
     const sealedLatin = await box.seal(LATIN_SECRET, UPSTREAM_SECRET_PURPOSE, 'latin');
+    const sealedPeriodic = await box.seal(PERIODIC_SECRET, UPSTREAM_SECRET_PURPOSE, 'periodic');
     broker = await startNodeHarness(
       {
         'proxy/echo.yaml': `version: 1
@@ -151,6 +168,12 @@ match: { repository_owner_id: "1200934", repository: acme/api }
 grant:
   proxy: { upstream: latin, allow: [{ method: GET, path: "/echo/*" }] }
 `,
+        'proxy/periodic.yaml': `version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+match: { repository_owner_id: "1200934", repository: acme/api }
+grant:
+  proxy: { upstream: periodic, allow: [{ method: GET, path: "/echo/*" }] }
+`,
       },
       {
         settings: {
@@ -166,6 +189,9 @@ grant:
   latin:
     url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
     auth: { kind: static, sealed: "${sealedLatin}" }
+  periodic:
+    url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    auth: { kind: static, sealed: "${sealedPeriodic}" }
 `,
         },
       },
@@ -265,6 +291,13 @@ grant:
       expect(JSON.parse(text)).toEqual({ credential: 'Bearer [redacted]' });
     },
   );
+
+  it('hands back no end of a credential that overlaps another echo of it: the two are one [redacted]', async () => {
+    // Resumed past the first, the search passed the second's end on: its last PERIOD characters, the secret's period.
+    const response = await get('/proxy/periodic/echo/overlapping');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ credential: '[redacted]' });
+  });
 
   it('hands back no body the caller can decode to the credential: a gzip transfer coding fetch left on is not passed on unlabelled', async () => {
     await expectNoReadableSecret(await get('/proxy/echo/echo/gzip-transfer-coding'), '/echo/gzip-transfer-coding');

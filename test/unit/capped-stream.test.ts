@@ -236,6 +236,40 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('redacts every occurrence of a secret over a small alphabet as a naive search does, overlapping ones as one, in any chunks and encoding', async () => {
+    // `abab` stands in `ababab` at 0 and at 2. Resumed past the first, the search passed the second's end on: `[redacted]ab`,
+    // and the end of a secret whose end repeats its start tells the rest of it. Each run of occurrences that begin inside
+    // the one before is one `[redacted]`; occurrences that only touch are one each.
+    const naive = (text: string, secret: string): string => {
+      let out = '';
+      for (let at = 0; at < text.length; ) {
+        if (!text.startsWith(secret, at)) {
+          out += text[at++];
+          continue;
+        }
+        let end = at + secret.length;
+        for (let next = at + 1; next < end; next++) if (text.startsWith(secret, next)) end = next + secret.length;
+        out += '[redacted]';
+        at = end;
+      }
+      return out;
+    };
+    expect(naive('xababab', 'abab')).toBe('x[redacted]');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: fc.constantFrom('a', 'b'), minLength: 1, maxLength: 6 }),
+        fc.string({ unit: fc.constantFrom('a', 'b'), maxLength: 40 }),
+        fc.array(fc.nat({ max: 170 }), { maxLength: 6 }),
+        fc.constantFrom<Encoding>('utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'),
+        async (secret, text, cuts, encoding) => {
+          const out = await redactedBytes(cutAt(encoded(text, encoding), cuts), secret);
+          expect(out).toEqual(encoded(naive(text, secret), encoding));
+        },
+      ),
+      { seed: 20261207, numRuns: 4000 },
+    );
+  });
+
   it('closes the pair alike wherever a body in UTF-16 or UTF-32 is cut, inside a unit of a long run of backslashes too', async () => {
     // A cut inside a unit of the run (an odd byte of UTF-16) lost the run's count at the next chunk's start: taken as
     // even, and 0.3% of random cuts left a lone `\`, which no JSON reader takes.

@@ -102,7 +102,8 @@ function encodings(text: string): readonly Uint8Array[] {
     return new Uint8Array(view.buffer);
   };
   const utf8 = new TextEncoder().encode(text);
-  const latin1 = units.every((unit) => unit <= 0xff) ? Uint8Array.from(units) : utf8;
+  // UTF-8's own array where the bytes are the same (ASCII): a replacement is then one encoding's, whichever found it.
+  const latin1 = units.some((unit) => unit >= 0x80) && units.every((unit) => unit <= 0xff) ? Uint8Array.from(units) : utf8;
   return [utf8, written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false), latin1];
 }
 
@@ -172,6 +173,7 @@ function writtenForms(text: string): readonly string[] {
  * The stream with every occurrence of `secret` replaced, as it is or escaped in a JSON string as common encoders escape
  * it, in UTF-8, UTF-16 or UTF-32, also across chunk boundaries (the last bytes that could start one are held back until
  * the next chunk or the end): an upstream that echoes keyway's credential in its body does not hand it to the caller.
+ * Occurrences that overlap (`abab` twice in `ababab`) are replaced as one.
  */
 export function redactedStream(source: ReadableStream<Uint8Array>, secret: string): ReadableStream<Uint8Array> {
   if (secret === '') return source;
@@ -188,18 +190,18 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
   // Before the body, no `\` stands.
-  let runs: Runs = new Map(backslashes.map((unit) => [unit, Array.from({ length: unit.byteLength }, (_, k) => (k === 0 ? 0 : NONE))]));
+  let carried: Carried = { runs: new Map(backslashes.map((unit) => [unit, Array.from({ length: unit.byteLength }, (_, k) => (k === 0 ? 0 : NONE))])) };
   return source.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         const text = joined([held, chunk]);
-        const { out, rest, runsBefore } = redact(text, trie, longest - 1, runs);
+        const { out, rest, next } = redact(text, trie, longest - 1, carried);
         held = rest;
-        runs = runsBefore;
+        carried = next;
         if (out.byteLength > 0) controller.enqueue(out);
       },
       flush(controller) {
-        const { out } = redact(held, trie, 0, runs);
+        const { out } = redact(held, trie, 0, carried);
         if (out.byteLength > 0) controller.enqueue(out);
       },
     }),
@@ -289,41 +291,96 @@ function step({ only, child, rows }: NeedleTrie, node: number, byte: number): nu
   return one === MANY ? rows[child[node]! + byte]! : 0;
 }
 
+/** What a walk along the trie finds where the text runs out along a longer needle: the next chunk decides. */
+const WAIT = -3;
+
+/**
+ * The longest needle (of those `replacement` replaces, when given) that stands at `at`; NONE; or, while more may come
+ * (`keep` > 0), WAIT where the text runs out before it tells (one form begins with another: `ab\` and JSON's `ab\\`).
+ */
+function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number, replacement?: Uint8Array): number {
+  const { gate, short, only, rows, ends, needles } = trie;
+  let node = rows[text[at]!]!;
+  if (node === 0) return NONE;
+  if (short[text[at]!] === 0) {
+    if (at + 4 > text.byteLength) return keep > 0 ? WAIT : NONE;
+    if (gate[hashAt(text, at)] === 0) return NONE;
+  }
+  let found = NONE;
+  let j = at;
+  for (; j < text.byteLength; j++) {
+    if (j > at) node = step(trie, node, text[j]!);
+    if (node === 0) break;
+    const end = ends[node]!;
+    if (end !== NONE && (replacement === undefined || needles[end]!.replacement === replacement)) found = end;
+  }
+  return j === text.byteLength && only[node]! !== NONE && keep > 0 ? WAIT : found;
+}
+
+/**
+ * Where a replacement of bytes up to `end` reaches, with each occurrence written in the same encoding that begins in it
+ * from `first` on and ends past it taken in (`abab` at 2 in `ababab`: resumed past the first, its end was passed on, and a
+ * secret whose end repeats its start is told by that end). `waitFrom`: where one could begin that the text runs out on.
+ */
+function reachOf(text: Uint8Array, first: number, end: number, trie: NeedleTrie, keep: number, replacement: Uint8Array): { end: number; waitFrom?: number } {
+  let reach = end;
+  for (let at = first; at < reach; at++) {
+    if (trie.rows[text[at]!] === 0) continue;
+    const found = needleAt(text, at, trie, keep, replacement);
+    if (found === WAIT) return { end: reach, waitFrom: at };
+    if (found !== NONE) reach = Math.max(reach, at + trie.needles[found]!.bytes.byteLength);
+  }
+  return { end: reach };
+}
+
+/**
+ * What one chunk's redaction tells the next: the runs of `\` before its text, and `covered`, the bytes at its start a
+ * replacement already took (an occurrence that overlaps them may reach further).
+ */
+interface Carried {
+  readonly runs: Runs;
+  readonly covered?: { readonly bytes: number; readonly replacement: Uint8Array };
+}
+
 /**
  * The text with every needle replaced, less the last `keep` bytes at most past the last replacement (what could be the start
  * of one, split by the chunk boundary, waits for the next chunk). Read in one pass: a search for each of the needles over
  * the whole text, byte by byte, took a second of the thread that serves every request for 16 MiB.
  */
-function redact(text: Uint8Array, trie: NeedleTrie, keep: number, runs: Runs): { out: Uint8Array; rest: Uint8Array; runsBefore: Runs } {
-  const { gate, short, rows, ends, needles } = trie;
+function redact(text: Uint8Array, trie: NeedleTrie, keep: number, carried: Carried): { out: Uint8Array; rest: Uint8Array; next: Carried } {
   const parts: Uint8Array[] = [];
   let from = 0;
-  for (let at = 0; at < text.byteLength; at++) {
-    let node = rows[text[at]!]!;
-    if (node === 0) continue;
-    if (short[text[at]!] === 0 && (at + 4 > text.byteLength || gate[hashAt(text, at)] === 0)) continue;
-    let end = ends[node]!;
-    let j = at + 1;
-    for (; j < text.byteLength; j++) {
-      node = step(trie, node, text[j]!);
-      if (node === 0) break;
-      if (ends[node] !== NONE) end = ends[node]!;
-    }
-    // The text ran out along a longer needle (one form begins with another: `ab\` and JSON's `ab\\`): what follows decides,
-    // so the bytes from here wait for the next chunk (fewer than `keep`: the node is no needle's last).
-    if (j === text.byteLength && node !== 0 && trie.only[node] !== NONE && keep > 0) break;
-    if (end === NONE) continue;
-    const needle = needles[end]!;
+  let cut: number | undefined;
+  let covered = carried.covered;
+  if (covered !== undefined) {
+    const reach = reachOf(text, 0, covered.bytes, trie, keep, covered.replacement);
+    from = reach.end;
+    cut = reach.waitFrom;
+    if (cut !== undefined) covered = { bytes: from - cut, replacement: covered.replacement };
+  }
+  for (let at = from; cut === undefined && at < text.byteLength; at++) {
+    // Most bytes begin no needle: passed over here, without a call.
+    if (trie.rows[text[at]!] === 0) continue;
+    const found = needleAt(text, at, trie, keep);
+    if (found === WAIT) break;
+    if (found === NONE) continue;
+    const needle = trie.needles[found]!;
     parts.push(text.subarray(from, at));
-    if (needle.backslash !== undefined && runBefore(text, needle.backslash, from, at, runs) % 2 === 1) parts.push(needle.backslash);
+    if (needle.backslash !== undefined && runBefore(text, needle.backslash, from, at, carried.runs) % 2 === 1) parts.push(needle.backslash);
     parts.push(needle.replacement);
-    from = at + needle.bytes.byteLength;
+    const reach = reachOf(text, at + 1, at + needle.bytes.byteLength, trie, keep, needle.replacement);
+    from = reach.end;
+    cut = reach.waitFrom;
+    if (cut !== undefined) covered = { bytes: from - cut, replacement: needle.replacement };
     at = from - 1;
   }
-  const kept = Math.min(keep, text.byteLength - from);
-  const cut = text.byteLength - kept;
-  parts.push(text.subarray(from, cut));
-  return { out: joined(parts), rest: text.slice(cut), runsBefore: runsAt(text, from, cut, runs) };
+  if (cut === undefined) {
+    covered = undefined;
+    cut = text.byteLength - Math.min(keep, text.byteLength - from);
+    parts.push(text.subarray(from, cut));
+  }
+  const next: Carried = { runs: runsAt(text, from, cut, carried.runs), ...(covered === undefined ? {} : { covered }) };
+  return { out: joined(parts), rest: text.slice(cut), next };
 }
 
 /**
