@@ -289,6 +289,26 @@ describe('passing an answer on', () => {
     );
   });
 
+  it('redacts a credential of one to three bytes, which no hash of four bytes finds, wherever it stands and however it is cut', async () => {
+    for (const secret of ['k', 'k9', 'k9z', '\u00e4', '\u20ac', 'z\u00e4']) {
+      for (const encoding of ['utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'] as const) {
+        for (const text of [secret, `${secret}x`, `x${secret}`, `a${secret}${secret}b${secret}c`]) {
+          const bytes = encoded(text, encoding);
+          for (let cut = 0; cut <= bytes.byteLength; cut++) {
+            const out = await redactedBytes(cutAt(bytes, [cut]), secret);
+            expect({ secret, encoding, text, cut, out }).toEqual({
+              secret,
+              encoding,
+              text,
+              cut,
+              out: encoded(text.replaceAll(secret, '[redacted]'), encoding),
+            });
+          }
+        }
+      }
+    }
+  });
+
   it('errors, never truncates silently, once the cap is passed, and says why', async () => {
     const end: StreamEnd = { bytes: 0, error: undefined };
     const { stream, ended } = cappedStream(streamOf(['12345', '67890', 'x']), 10, end);
