@@ -295,26 +295,31 @@ function step({ only, child, rows }: NeedleTrie, node: number, byte: number): nu
 const WAIT = -3;
 
 /**
- * The longest needle (of those `replacement` replaces, when given) that stands at `at`; NONE; or, while more may come
- * (`keep` > 0), WAIT where the text runs out before it tells (one form begins with another: `ab\` and JSON's `ab\\`).
+ * Whether the bytes at `at`, whose first begins a needle, may begin one: one under four bytes begins with that byte, or
+ * the four there hash to one's first four (or fewer are left, where the walk tells). Most bytes of a body begin none,
+ * and are passed over before this, by `rows`, without a call.
+ */
+function passesGate({ short, gate }: NeedleTrie, text: Uint8Array, at: number): boolean {
+  return short[text[at]!] !== 0 || at + 4 > text.byteLength || gate[hashAt(text, at)] !== 0;
+}
+
+/**
+ * Where a needle may begin at `at`: the longest (of those `replacement` replaces, when given) that stands there; NONE; or,
+ * while more may come (`keep` > 0), WAIT where the text runs out before it tells (one form begins with another: `ab\` and
+ * JSON's `ab\\`).
  */
 function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number, replacement?: Uint8Array): number {
-  const { gate, short, only, rows, ends, needles } = trie;
+  const { short, only, rows, ends, needles } = trie;
+  if (short[text[at]!] === 0 && at + 4 > text.byteLength) return keep > 0 ? WAIT : NONE;
   let node = rows[text[at]!]!;
-  if (node === 0) return NONE;
-  if (short[text[at]!] === 0) {
-    if (at + 4 > text.byteLength) return keep > 0 ? WAIT : NONE;
-    if (gate[hashAt(text, at)] === 0) return NONE;
-  }
   let found = NONE;
-  let j = at;
-  for (; j < text.byteLength; j++) {
-    if (j > at) node = step(trie, node, text[j]!);
-    if (node === 0) break;
+  for (let j = at + 1; ; j++) {
     const end = ends[node]!;
     if (end !== NONE && (replacement === undefined || needles[end]!.replacement === replacement)) found = end;
+    if (j === text.byteLength) return only[node]! !== NONE && keep > 0 ? WAIT : found;
+    node = step(trie, node, text[j]!);
+    if (node === 0) return found;
   }
-  return j === text.byteLength && only[node]! !== NONE && keep > 0 ? WAIT : found;
 }
 
 /**
@@ -323,9 +328,10 @@ function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number, 
  * secret whose end repeats its start is told by that end). `waitFrom`: where one could begin that the text runs out on.
  */
 function reachOf(text: Uint8Array, first: number, end: number, trie: NeedleTrie, keep: number, replacement: Uint8Array): { end: number; waitFrom?: number } {
+  const { rows } = trie;
   let reach = end;
   for (let at = first; at < reach; at++) {
-    if (trie.rows[text[at]!] === 0) continue;
+    if (rows[text[at]!] === 0 || !passesGate(trie, text, at)) continue;
     const found = needleAt(text, at, trie, keep, replacement);
     if (found === WAIT) return { end: reach, waitFrom: at };
     if (found !== NONE) reach = Math.max(reach, at + trie.needles[found]!.bytes.byteLength);
@@ -358,9 +364,10 @@ function redact(text: Uint8Array, trie: NeedleTrie, keep: number, carried: Carri
     cut = reach.waitFrom;
     if (cut !== undefined) covered = { bytes: from - cut, replacement: covered.replacement };
   }
-  for (let at = from; cut === undefined && at < text.byteLength; at++) {
-    // Most bytes begin no needle: passed over here, without a call.
-    if (trie.rows[text[at]!] === 0) continue;
+  const { rows } = trie;
+  // Where what the last chunk replaced still waits on the next, nothing after it is read yet.
+  for (let at = cut === undefined ? from : text.byteLength; at < text.byteLength; at++) {
+    if (rows[text[at]!] === 0 || !passesGate(trie, text, at)) continue;
     const found = needleAt(text, at, trie, keep);
     if (found === WAIT) break;
     if (found === NONE) continue;
@@ -371,7 +378,10 @@ function redact(text: Uint8Array, trie: NeedleTrie, keep: number, carried: Carri
     const reach = reachOf(text, at + 1, at + needle.bytes.byteLength, trie, keep, needle.replacement);
     from = reach.end;
     cut = reach.waitFrom;
-    if (cut !== undefined) covered = { bytes: from - cut, replacement: needle.replacement };
+    if (cut !== undefined) {
+      covered = { bytes: from - cut, replacement: needle.replacement };
+      break;
+    }
     at = from - 1;
   }
   if (cut === undefined) {
