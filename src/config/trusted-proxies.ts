@@ -46,16 +46,23 @@ function parseRange(entry: string): [Address, number] {
 
 const LOOPBACK_V4: [Address, number] = [ipaddr.IPv4.parse('127.0.0.0'), 8];
 const LOOPBACK_V6 = ipaddr.IPv6.parse('::1');
+/** Docker's default bridge gateway: in a container, where the host's processes connect from. */
+const DOCKER_BRIDGE_GATEWAY = ipaddr.IPv4.parse('172.17.0.1');
 
 /**
- * The trusted ranges that hold a loopback address, written as configured. Every process on the broker's host connects
- * from one: with a proxy on the same host trusted by its loopback address, any local user names the client its
- * forwarding header says, for the rate limits and the audit record.
+ * The trusted ranges that hold an address any process on the broker's host can connect from, written as configured: a
+ * loopback address; one of the host's own, `hostAddresses` (its interfaces': a process that connects to one comes from
+ * it); or Docker's default bridge gateway, which the host's processes reach a container from. With a proxy on the same
+ * host trusted by such an address, any local user names the client its forwarding header says, for the rate limits and
+ * the audit record.
  */
-export function loopbackProxies(proxies: TrustedProxies): string[] {
+export function hostLocalProxies(proxies: TrustedProxies, hostAddresses: readonly string[]): string[] {
+  const own = [LOOPBACK_V6, DOCKER_BRIDGE_GATEWAY, ...hostAddresses.filter((address) => ipaddr.isValid(address)).map((address) => ipaddr.process(address))];
   return proxies.ranges
-    .filter(([address, bits]) =>
-      address.kind() === 'ipv4' ? address.match(LOOPBACK_V4) || LOOPBACK_V4[0].match(address, bits) : LOOPBACK_V6.match(address, bits),
+    .filter(
+      ([address, bits]) =>
+        (address.kind() === 'ipv4' && (address.match(LOOPBACK_V4) || LOOPBACK_V4[0].match(address, bits))) ||
+        own.some((local) => local.kind() === address.kind() && local.match(address, bits)),
     )
     .map(([address, bits]) => `${address.toString()}/${bits}`);
 }

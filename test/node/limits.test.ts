@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { exchangeForm, freshIssuer, suitePolicies, type BrokerHarness } from '../suites/exchange-suite.ts';
 import { limitsSuite } from '../suites/limits-suite.ts';
@@ -37,7 +38,7 @@ describe('the client address behind a reverse proxy (Node)', () => {
     return { send, broker };
   }
 
-  it('warns at start when a trusted proxy is a loopback address, which every process on the host connects from', async () => {
+  it("warns at start when a trusted proxy is an address the host's own processes connect from: loopback, its interfaces', Docker's bridge gateway", async () => {
     const startWith = async (trusted: string) => {
       const warned: string[] = [];
       const log = { info: () => {}, error: () => {}, warn: (message: string, fields?: object) => void warned.push(`${message} ${JSON.stringify(fields)}`) };
@@ -47,12 +48,22 @@ describe('the client address behind a reverse proxy (Node)', () => {
           log,
         }),
       );
-      return warned.filter((line) => line.startsWith('KEYWAY_TRUSTED_PROXIES trusts a loopback address'));
+      return warned.filter((line) => line.startsWith("KEYWAY_TRUSTED_PROXIES trusts an address of this host's own processes"));
     };
     expect(await startWith('127.0.0.1')).toEqual([expect.stringContaining('{"trusted":["127.0.0.1/32"]}')]);
-    expect(await startWith('10.0.0.0/8, ::1')).toEqual([expect.stringContaining('{"trusted":["::1/128"]}')]);
+    expect(await startWith('198.51.100.0/24, ::1')).toEqual([expect.stringContaining('{"trusted":["::1/128"]}')]);
     expect(await startWith('0.0.0.0/1')).toHaveLength(1);
-    expect(await startWith('10.0.0.0/8, 192.0.2.1, 2001:db8::/32')).toEqual([]);
+    // A process that connects to one of the host's own addresses comes from it, as it would from 127.0.0.1; in a
+    // container, the host's processes come from Docker's bridge gateway.
+    const own = Object.values(networkInterfaces())
+      .flatMap((addresses) => addresses ?? [])
+      .find((address) => !address.internal && address.family === 'IPv4');
+    expect(own, 'a host with an address beyond loopback').toBeDefined();
+    const ownRange = `${own!.address.split('.').slice(0, 3).join('.')}.0/24`;
+    expect(await startWith(`${own!.address}, 198.51.100.7`)).toEqual([expect.stringContaining(`{"trusted":["${own!.address}/32"]}`)]);
+    expect(await startWith(ownRange)).toEqual([expect.stringContaining(`{"trusted":["${ownRange}"]}`)]);
+    expect(await startWith('172.16.0.0/12')).toEqual([expect.stringContaining('{"trusted":["172.16.0.0/12"]}')]);
+    expect(await startWith('198.51.100.0/24, 203.0.113.9, 2001:db8::/32')).toEqual([]);
   });
 
   it('ignores X-Forwarded-For and Forwarded from a peer that is not a trusted proxy: one bucket, the socket address in the audit record', async () => {

@@ -1,4 +1,5 @@
 import { policyLoadOptionsOf } from '../../config/broker-settings.ts';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from 'hono';
@@ -54,7 +55,7 @@ import { publicAddressFetch } from './public-address-fetch.ts';
 import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
 import { clientAddress } from './client-address.ts';
-import { loopbackProxies, NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
+import { hostLocalProxies, NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
 import type { BrokerCluster, ClusterEvent, LeaderStatus } from './broker-processes.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
 
@@ -425,12 +426,14 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     ...(options.cluster === undefined ? {} : { leader, shared_audit_writer: sharedWriter !== undefined || audit.shared }),
   });
   if (sharedWriter !== undefined) options.cluster?.announce('audit-writer-listening');
-  const loopback = loopbackProxies(trustedProxies);
-  if (loopback.length > 0) {
+  const hostAddresses = Object.values(networkInterfaces()).flatMap((addresses) => (addresses ?? []).map(({ address }) => address));
+  const local = hostLocalProxies(trustedProxies, hostAddresses);
+  if (local.length > 0) {
     log.warn(
-      `KEYWAY_TRUSTED_PROXIES trusts a loopback address: every process on this host can connect from it and name any client in ${trustedProxies.header}, ` +
+      "KEYWAY_TRUSTED_PROXIES trusts an address of this host's own processes (loopback, one of its interfaces', Docker's bridge gateway): " +
+        `every process on this host can connect from it and name any client in ${trustedProxies.header}, ` +
         "the rate limits' and the audit record's. Trust it only where no other user's processes run (a container or host of the broker's and its proxy's own)",
-      { trusted: loopback },
+      { trusted: local },
     );
   }
   if (devUrl !== undefined) {
