@@ -1111,6 +1111,31 @@ grant:
         expect((await upstreamCalls()).length).toBe(before);
       });
 
+      // A Next.js form posted without JavaScript names its server action in a field, as `Next-Action` does in a header.
+      it.each([
+        [
+          'a multipart body, $ACTION_ID_<id>',
+          'multipart/form-data; boundary=b',
+          '--b\r\nContent-Disposition: form-data; name="$ACTION_ID_7f8e2c1a"\r\n\r\n\r\n--b--\r\n',
+        ],
+        [
+          'a multipart body, $ACTION_REF_<n> (an action with bound arguments or state)',
+          'multipart/form-data; boundary=b',
+          '--b\r\nContent-Disposition: form-data; name="$ACTION_REF_1"\r\n\r\n\r\n--b\r\nContent-Disposition: form-data; name="$ACTION_1:0"\r\n\r\n{"id":"7f8e2c1a","bound":"$@1"}\r\n--b--\r\n',
+        ],
+        ['a form body', 'application/x-www-form-urlencoded', 'body=x&%24ACTION_ID_7f8e2c1a='],
+      ])('refuses a POST whose %s names a Next.js server action, recorded with why, nothing upstream', async (_label, type, body) => {
+        const before = (await upstreamCalls()).length;
+        const event = await expectKeywayRefusal(
+          await send('/proxy/vendor/repos/acme/api/issues/7/comments', { method: 'POST', headers: { 'content-type': type }, body }),
+          400,
+          'invalid_request',
+          'proxy_header_refused',
+        );
+        expect(event.detail).toBe('a $ACTION_* field in the request body is refused: a Next.js server action it names runs whatever page the path names');
+        expect((await upstreamCalls()).length).toBe(before);
+      });
+
       it.each([
         ['namespace=team-b', 'namespace'],
         ['ns=team-b', 'ns'],

@@ -86,9 +86,12 @@ export function refusedRoutingHeader(headers: Headers): { readonly name: string;
  * then acts as that user). From the query only: `namespace` (Nomad), `ns` and `partition` (Consul Enterprise), which
  * move the request to another tenant than the default one its path reaches, as their headers do (SCOPE_HEADERS), and
  * `orgId` (read without case, as every field here), on which Grafana makes the organisation it names the user's current
- * one before it answers (a redirect), so that the requests after it act there without a header.
+ * one before it answers (a redirect), so that the requests after it act there without a header. From a POST's body only:
+ * `$action`, any name that begins `$ACTION_`, where a Next.js form posted without JavaScript names its server action
+ * (React's `$ACTION_ID_<id>`, or `$ACTION_REF_<n>` with the id in `$ACTION_<n>:0`), which runs, as `Next-Action` names it,
+ * whatever page the path names.
  */
-export type RefusedField = '_method' | 'sudo' | 'namespace' | 'ns' | 'partition' | 'orgid';
+export type RefusedField = '_method' | 'sudo' | 'namespace' | 'ns' | 'partition' | 'orgid' | '$action';
 
 /** The fields read from the query, whatever the method. */
 export const QUERY_FIELDS: readonly RefusedField[] = ['_method', 'sudo', 'namespace', 'ns', 'partition', 'orgid'];
@@ -103,6 +106,7 @@ export const FIELD_REFUSED: Readonly<Record<RefusedField, string>> = {
   ns: ELSEWHERE,
   partition: ELSEWHERE,
   orgid: 'the upstream acts where the path says, never in the organisation a query names, which Grafana keeps as the user’s current one',
+  $action: 'a Next.js server action it names runs whatever page the path names',
 };
 
 /** How a record's detail names each, with its article: Grafana's `orgId` as Grafana writes it. */
@@ -113,11 +117,15 @@ export const FIELD_NAMED: Readonly<Record<RefusedField, string>> = {
   ns: 'a ns',
   partition: 'a partition',
   orgid: 'an orgId',
+  $action: 'a $ACTION_*',
 };
 
-/** The fields read from a body of this method: `_method` from a POST only (frameworks override no other), `sudo` from any. */
+/**
+ * The fields read from a body of this method: `_method` and `$action` from a POST only (frameworks override no other
+ * method, and Next.js runs an action for a POST only), `sudo` from any.
+ */
 function bodyFields(method: string): readonly RefusedField[] {
-  return method.toUpperCase() === 'POST' ? ['_method', 'sudo'] : ['sudo'];
+  return method.toUpperCase() === 'POST' ? ['_method', 'sudo', '$action'] : ['sudo'];
 }
 
 /**
@@ -145,7 +153,7 @@ function fieldName(name: string): string {
  */
 function namedField(name: string, fields: readonly RefusedField[]): RefusedField | undefined {
   const read = fieldName(name);
-  return fields.find((field) => read === field) ?? (hasControl(name) ? fields[0] : undefined);
+  return fields.find((field) => (field === '$action' ? read.startsWith('$action_') : read === field)) ?? (hasControl(name) ? fields[0] : undefined);
 }
 
 function hasControl(text: string): boolean {
