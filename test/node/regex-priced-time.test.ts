@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { compileSafeRegex, REGEX_MAX_INPUT } from '../../src/core/policy/safe-regex.ts';
+
+const median = (run: () => boolean): number => {
+  const times: number[] = [];
+  for (let n = 0; n < 5; n++) {
+    const started = performance.now();
+    expect(run()).toBe(false);
+    times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[2] ?? Number.NaN;
+};
+
+// On Node only: performance.now() in workerd moves only on I/O, so a unit test there cannot time a regex.
+describe('the dearest policy regex of a kind that loads', () => {
+  // The estimate prices `x?x?x?.*.*` at half its limit: twice its time is what the limit stands for, on this machine now.
+  const limitTime = () => {
+    const shape = compileSafeRegex('x?x?x?.*.*', 'exact', false);
+    return 2 * median(() => shape(`${'x'.repeat(REGEX_MAX_INPUT - 1)}\n`));
+  };
+
+  it.each([['an optional group that can match no character', (k: number) => `x{0,${k}}.*(?:[^y]+|)?y`, `${'x'.repeat(REGEX_MAX_INPUT - 1)}!`]] as const)(
+    'takes no longer than the limit stands for: %s',
+    (_kind, pattern, crafted) => {
+      // More optional `x`s before it, each a way more of reaching it, until the estimate refuses one.
+      let dearest: ((text: string) => boolean) | undefined;
+      for (let k = 0; k <= 14; k++) {
+        try {
+          dearest = compileSafeRegex(pattern(k), 'exact', false);
+        } catch {
+          break;
+        }
+      }
+      if (dearest === undefined) throw new Error('none loads');
+      const test = dearest;
+      expect(median(() => test(crafted)) / limitTime()).toBeLessThan(2);
+    },
+  );
+});
