@@ -254,16 +254,17 @@ function sequence(source: string, at: { i: number }, longest: number, outer: Fol
     }
     // A repetition runs as far as it can (up to `reach` times) before it gives repetitions back down to `min`: the lengths
     // it can end at are its ways on, but it takes `reach` steps even when they are few (`a{1000}` ends at one length, after 1000).
-    // A group of several ways is entered once for each way of reaching each repetition before the last: `(-rc\.[0-9]+)?`
-    // once, not once for each of its lengths.
+    // A group of several ways is entered once for each way of reaching each repetition before the last, one of one way once
+    // a repetition: `(-rc\.[0-9]+)?` once, not once for each of its lengths, nor again for being skipped.
     const reach = Math.min(max, longest);
+    const group = text.startsWith('(');
     const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(reach - min + 1, 1);
-    const steps = atom.ways > 1 ? repeatedWays(atom.ways, 0, max - 1) : Math.max(tries, reach);
+    const steps = atom.ways > 1 ? repeatedWays(atom.ways, 0, max - 1) : group ? reach : Math.max(tries, reach);
     const skipped = atom.ways > 1 ? undefined : stopsBefore(text, after);
     // V8 unrolls a group repeated at most once into its alternatives only if it cannot match no character; one that can
     // (`(?:[^y]*)?`) it runs as a loop that checks each turn moved on, where a repetition's steps cost what a bounded one's do:
     // `x{0,6}.*(?:[^y]+|)?y` took 23-29 ms on 1,023 `x`s and a `!`, `x{0,6}.*(?:[^y]+)?y` 7.3, at a load of 10.
-    const counted = (max !== Number.POSITIVE_INFINITY && max > 1) || (text.startsWith('(') && atom.empty);
+    const counted = (max !== Number.POSITIVE_INFINITY && max > 1) || (group && atom.empty);
     work += reaching * steps * atom.work * (1 + (skipped ?? 0)) * (counted ? BOUNDED_STEP_WORK : 1);
     if (skipped === undefined) reaching *= tries;
   });
