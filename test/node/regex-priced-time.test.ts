@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileSafeRegex, REGEX_MAX_INPUT } from '../../src/core/policy/safe-regex.ts';
+import { compileSafeRegex, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT } from '../../src/core/policy/safe-regex.ts';
+
+const ASTRAL = Array.from({ length: 245 }, (_, n) => String.fromCodePoint(0x10000 + 0x402 * n)).join('');
 
 const median = (run: () => boolean): number => {
   const times: number[] = [];
@@ -19,21 +21,27 @@ describe('the dearest policy regex of a kind that loads', () => {
     return 2 * median(() => shape(`${'x'.repeat(REGEX_MAX_INPUT - 1)}\n`));
   };
 
-  it.each([['an optional group that can match no character', (k: number) => `x{0,${k}}.*(?:[^y]+|)?y`, `${'x'.repeat(REGEX_MAX_INPUT - 1)}!`]] as const)(
-    'takes no longer than the limit stands for: %s',
-    (_kind, pattern, crafted) => {
-      // More optional `x`s before it, each a way more of reaching it, until the estimate refuses one.
-      let dearest: ((text: string) => boolean) | undefined;
-      for (let k = 0; k <= 14; k++) {
-        try {
-          dearest = compileSafeRegex(pattern(k), 'exact', false);
-        } catch {
-          break;
-        }
+  it.each([
+    ['an optional group that can match no character', (k: number) => `x{0,${k}}.*(?:[^y]+|)?y`, `${'x'.repeat(REGEX_MAX_INPUT - 1)}!`],
+    [
+      'a class of 245 characters past U+FFFF, each under a leading surrogate of its own, on a two-byte value',
+      (k: number) => `ꞵ{0,${k}}.*[^y${ASTRAL}]*y`,
+      `${'ꞵ'.repeat(REGEX_MAX_WIDE_INPUT - 1)}!`,
+    ],
+  ] as const)('takes no longer than the limit stands for: %s', (_kind, pattern, crafted) => {
+    // More optional characters before it, each a way more of reaching it, until the estimate refuses one.
+    let dearest: ((text: string) => boolean) | undefined;
+    for (let k = 0; k <= 14; k++) {
+      try {
+        dearest = compileSafeRegex(pattern(k), 'exact', false);
+      } catch {
+        break;
       }
-      if (dearest === undefined) throw new Error('none loads');
-      const test = dearest;
-      expect(median(() => test(crafted)) / limitTime()).toBeLessThan(2);
-    },
-  );
+    }
+    if (dearest === undefined) throw new Error('none loads');
+    const test = dearest;
+    // Priced as V8 runs them, 0.7-0.8 at a load of 12; 3.3-3.7 and 2.0 while the estimate counted such a group or class as
+    // it counts a repetition of `.` over a one-byte value.
+    expect(median(() => test(crafted)) / limitTime()).toBeLessThan(1.5);
+  });
 });

@@ -8,6 +8,8 @@ import { compileSafeRegex, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT, UnsafeRegexErr
 import type { Matcher } from '../../src/core/policy/schema.ts';
 
 const matches = (matcher: Matcher, value: unknown, fold: CaseFold = 'exact') => compileMatcher(matcher, fold, false).test(value);
+// 245 characters past U+FFFF, each under a leading surrogate of its own.
+const ASTRAL = Array.from({ length: 245 }, (_, n) => String.fromCodePoint(0x10000 + 0x402 * n)).join('');
 
 describe('exact and list matchers', () => {
   it('compares scalars by canonical text, both ways', () => {
@@ -504,6 +506,16 @@ describe('regex', () => {
     [
       'x{0,6}.*(?:[^y]*)?y',
       'an optional group of a repetition that can match no character: 24-36 ms on 1,023 `x`s and a `!`',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      `ꞵ{0,14}.*[^y${ASTRAL}]*y`,
+      'a repetition of a class of 245 characters past U+FFFF, each under a leading surrogate of its own, which V8 tests as 245 alternatives a step on a two-byte value, after a repetition of `.`: 39 ms on 255 `ꞵ`s and a `!` where `x?x?x?.*.*` took 6.5 on 1,023 `x`s, 505 UTF-16 units as a policy holds them',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
+      `x{0,14}.*[x${ASTRAL}]*y`,
+      'a repetition of such a class on a value of Latin-1 characters but one, which V8 keeps in two bytes a character: 22 ms on 254 `x`s and a `ꞵ`',
       /more ways than two unbounded repetitions/,
     ],
     ['(a)\\1', 'backreference', /uses a backreference/],

@@ -105,19 +105,30 @@ function escapeDenotesAt(sequence: string): boolean {
 }
 
 /**
- * How many ways, at most, a backtracking engine tries a source against one value of at most `longest` characters that does
- * not match: along the pattern, each way of reaching a term times that term's choices (a repetition's lengths, or the
- * times it runs when more, as `[0-9a-f]{40}` runs 40 times to end at one length; a group's alternatives), the ways that go
- * on multiplying what follows; summed over alternatives. A repetition that can end only
+ * How many ways, at most, a backtracking engine tries a source against one value that does not match: along the pattern,
+ * each way of reaching a term times that term's choices (a repetition's lengths, or the times it runs when more, as
+ * `[0-9a-f]{40}` runs 40 times to end at one length; a group's alternatives), the ways that go on multiplying what follows;
+ * summed over alternatives. A repetition that can end only
  * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of
  * something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can split a value into its repetitions in
- * exponentially many ways, whatever `longest`: Infinity. Counted in steps of a one-character repetition without bound,
- * the cheapest V8 runs: an alternative tried, a step of a bounded repetition and one over a class of several runs of
- * characters cost more (ALTERNATIVE_WORK, BOUNDED_STEP_WORK, classStep). Reads the same strict grammar as readRegexSource.
+ * exponentially many ways, whatever its length: Infinity. Counted in steps of a one-character repetition without bound
+ * over a value of Latin-1 characters, the cheapest V8 runs: an alternative tried, a step of a bounded repetition and one
+ * over a class of several runs of characters cost more (ALTERNATIVE_WORK, BOUNDED_STEP_WORK, latin1Step). Priced twice,
+ * the dearer counting: on a value of Latin-1 characters up to `longest` UTF-16 units long, and on one holding a character
+ * beyond Latin-1 up to `longestWide`, which V8 keeps in two bytes a character and tests each class over its whole range
+ * on (wideStep). Reads the same strict grammar as readRegexSource.
  */
-export function backtrackingWork(source: string, longest: number): number {
-  const at = { i: 0 };
-  return disjunction(source, at, longest, 'end').work;
+export function backtrackingWork(source: string, longest: number, longestWide: number): number {
+  return Math.max(
+    disjunction(source, { i: 0 }, { longest, step: latin1Step }, 'end').work,
+    disjunction(source, { i: 0 }, { longest: longestWide, step: wideStep }, 'end').work,
+  );
+}
+
+/** A value a regex may read: at most `longest` UTF-16 units, and what a step over one character of an atom costs on it. */
+interface Reading {
+  readonly longest: number;
+  readonly step: (atom: string) => number;
 }
 
 /**
@@ -131,18 +142,11 @@ interface Cost {
 }
 
 /**
- * What a step over a Unicode property (`\p{L}`, `[\p{L}\d]`) costs at least, in steps of `.`: on a value holding a character
- * beyond Latin-1 (read to REGEX_MAX_WIDE_INPUT characters), V8 looks each up in the property's ranges. `ꞵ?ꞵ?ꞵ?\p{L}*\p{L}*` took
- * 25-29 ms the first time on 255 `ꞵ`s, `ꞵ?ꞵ?ꞵ?.*.*` 12-17 and `x?x?x?.*.*` 6-10 on 1,023 `x`s. On a one-byte value a
- * property costs what a class of its ranges up to U+00FF does (classStep).
- */
-const PROPERTY_STEP = 4;
-
-/**
- * What a step over a class of more than CLASS_INLINE_RUNS runs of characters up to U+00FF costs, in steps of `.`: V8 tests
- * a class of up to 16 ranges with comparisons and tables in the compiled code, and calls a function for one of more. On
- * `x?x?x?C*C*` over 1,023 of its characters and one it does not match, 17 to 127 separate characters took 5.1-7.6 times
- * what `.` took at a load of 0.5-5 on two cores, up to 10.4 times at a load of 9-17; 16 of them 1.1-1.2 times.
+ * What a step over a class of more than CLASS_INLINE_RUNS runs of characters costs, in steps of `.` over a one-byte value:
+ * V8 tests a class of up to 16 ranges with comparisons and tables in the compiled code, and calls a function for one of
+ * more. On `x?x?x?C*C*` over 1,023 of its characters and one it does not match, 17 to 127 separate characters took 5.1-7.6
+ * times what `.` took at a load of 0.5-5 on two cores, up to 10.4 times at a load of 9-17; 16 of them 1.1-1.2 times. On a
+ * two-byte value (`C*C*` over 255 of them), 17 to 245 separate characters past U+00FF 6.7-9.1 times, 8 or 16 of them 2.0.
  */
 const CLASS_CALL_STEP = 12;
 const CLASS_INLINE_RUNS = 16;
@@ -154,16 +158,36 @@ const CLASS_INLINE_RUNS = 16;
  */
 const CLASS_BRANCH_STEP = 3;
 
+/**
+ * What a step over a class that names characters past U+FFFF costs on a two-byte value, in steps of `.` over a one-byte
+ * value: a character there is a pair of surrogates, which V8 tests as alternatives, one for each set of trailing surrogates
+ * some leading ones share (pairs), SURROGATE_PAIRS_PER_STEP of them a step, beyond SURROGATE_STEP. `C*C*` over 255
+ * characters up to U+FFFF and one C does not match (`.`, `[^y]`, `\W`: 4.1-5.0 times what `.` took over 1,023 `x`s, at a
+ * load of 3) or over 127 past it (5.8-7.3 times a character); over a class of 1, 16, 64 and 245 characters past U+FFFF,
+ * each under its own leading surrogate, 2.1, 4.1, 12.7 and 30-36 times, on characters up to U+FFFF it names as well.
+ */
+const SURROGATE_STEP = 4;
+const SURROGATE_PAIRS_PER_STEP = 6;
+
+/**
+ * What a step over a Unicode property (`\p{L}`, `[\p{L}\d]`) costs on a two-byte value, in steps of `.` over a one-byte
+ * value: V8 tests its ranges, hundreds of them, past U+FFFF as alternatives of surrogate pairs. Measured as SURROGATE_STEP
+ * is, `\p{L}`, `\p{Cn}`, `\p{Assigned}` and unions of up to seven properties took up to 4 times what `[^x]` took on the
+ * same characters, at a load of 8-9, and wideStep counts 7.2 for `[^x]`. On a one-byte value a property costs what a class
+ * of its ranges up to U+00FF does (latin1Step): `\p{L}` took 1.5 times what `.` took.
+ */
+const PROPERTY_WIDE_STEP = 32;
+
 const LATIN1 = String.fromCharCode(...Array.from({ length: 0x100 }, (_, code) => code));
 
 /**
- * What a step over one character of `atom` costs, in steps of `.`: a class (`[…]`, `\W`, `\p{L}`) by the runs of
- * consecutive characters up to U+00FF it names as written, before a `^` (`[^/]` one, `[a-z0-9-]` three), which are what V8
- * tests on a value kept in one byte a character, as every value read to the full REGEX_MAX_INPUT is. A literal, `.` and
+ * What a step over one character of `atom` costs on a value of Latin-1 characters, which V8 keeps in one byte a character,
+ * in steps of `.`: a class (`[…]`, `\W`, `\p{L}`) by the runs of consecutive characters up to U+00FF it names as
+ * written, before a `^` (`[^/]` one, `[a-z0-9-]` three), which are what V8 tests on such a value. A literal, `.` and
  * an escape of one character cost one, and so do `\d`, `\D`, `\s`, `\S` and `\w`, which V8 tests with code of its own
  * as it does `.`: measured as CLASS_CALL_STEP is, 1.0-1.14 times `.`. `\W` has such code too, yet took 2.1-3.0 times.
  */
-function classStep(atom: string): number {
+function latin1Step(atom: string): number {
   if (!/^(?:\[|\\[WpP])/.test(atom)) return 1;
   const written = new RegExp(atom.startsWith('[^') ? `[${atom.slice(2).replace(/^\^/, '\\^')}` : atom, 'gu');
   let runs = 0;
@@ -172,8 +196,78 @@ function classStep(atom: string): number {
     if (index !== last + 1) runs += 1;
     last = index;
   }
-  const step = runs > CLASS_INLINE_RUNS ? CLASS_CALL_STEP : runs > 1 ? CLASS_BRANCH_STEP : 1;
-  return /\\[pP]\{/.test(atom) ? Math.max(step, PROPERTY_STEP) : step;
+  return runsStep(runs);
+}
+
+function runsStep(runs: number): number {
+  return runs > CLASS_INLINE_RUNS ? CLASS_CALL_STEP : runs > 1 ? CLASS_BRANCH_STEP : 1;
+}
+
+/**
+ * What a step over one character of `atom` costs on a value holding a character beyond Latin-1, which V8 keeps in two
+ * bytes a character, in steps of `.` over a one-byte value: by the runs of characters up to U+FFFF it names (as
+ * latin1Step counts those up to U+00FF), and its surrogate pairs past U+FFFF (SURROGATE_STEP); a Unicode property,
+ * PROPERTY_WIDE_STEP. A character up to U+FFFF written alone costs one.
+ */
+function wideStep(atom: string): number {
+  if (/\\[pP]\{/.test(atom)) return PROPERTY_WIDE_STEP;
+  if (!/^(?:\[|\\[dDsSwW]|\.)/.test(atom) && (atom.codePointAt(0) ?? 0) <= 0xffff && !/^\\u(?:\{|d[89ab])/i.test(atom)) return 1;
+  const { bmp, pairs } = classRuns(atom);
+  return runsStep(bmp) + (pairs === 0 ? 0 : SURROGATE_STEP + pairs / SURROGATE_PAIRS_PER_STEP);
+}
+
+/**
+ * Where the characters a class, `.` or an escape names may begin or end a run, property aside: at each character it writes
+ * and the one after, as a character or an escape of one, and at the edges of `\d`, `\s`, `\w` and the line terminators `.`
+ * leaves out, all in ASCII but the spaces of `\s` and U+2028-2029 past it.
+ */
+const FIXED_EDGES = [
+  ...Array.from({ length: 0x81 }, (_, code) => code),
+  ...[0xa0, 0xa1, 0x1680, 0x1681, 0x2000, 0x200b, 0x2028, 0x202a, 0x202f, 0x2030, 0x205f, 0x2060, 0x3000, 0x3001, 0xfeff, 0xff00],
+  ...[0xd800, 0xdc00, 0xe000, 0x10000, 0x110000],
+];
+
+/**
+ * The runs of consecutive characters up to U+FFFF `atom` (not a property) names, and the alternatives of surrogate pairs V8
+ * tests for those past it: the sets of trailing surrogates one or more leading surrogates share.
+ */
+function classRuns(atom: string): { bmp: number; pairs: number } {
+  const edges = new Set(FIXED_EDGES);
+  const written = [...atom].map((char) => char.codePointAt(0) ?? 0);
+  for (const [, braced, lead, trail, unit, byte] of atom.matchAll(
+    /\\u\{([0-9a-f]+)\}|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})|\\x([0-9a-f]{2})/gi,
+  )) {
+    // `\uD83D\uDE00` is one character under the `u` flag.
+    const pair = lead === undefined ? undefined : String.fromCharCode(Number.parseInt(lead, 16), Number.parseInt(trail ?? '', 16));
+    written.push(pair?.codePointAt(0) ?? Number.parseInt(braced ?? unit ?? byte ?? '', 16));
+  }
+  for (const code of written) edges.add(code).add(code + 1);
+  const named = new RegExp(`^(?:${atom})$`, 'u');
+  const sorted = [...edges].filter((code) => code <= 0x110000).sort((a, b) => a - b);
+  // Each stretch between two edges is named whole or not at all: its runs, split at U+10000.
+  const runs: [number, number][] = [];
+  sorted.slice(0, -1).forEach((from, n) => {
+    if (!named.test(String.fromCodePoint(from))) return;
+    const last = runs.at(-1);
+    const to = (sorted[n + 1] ?? 0) - 1;
+    if (last !== undefined && last[1] === from - 1 && from !== 0x10000) last[1] = to;
+    else runs.push([from, to]);
+  });
+  // Past U+FFFF, the trailing surrogates each leading one takes: all of them for a leading one a run goes past, which no
+  // other run reaches; the others read at the ends of runs.
+  const trailing = new Map<number, string>();
+  const whole = '0-1023,';
+  let past = false;
+  for (const [from, to] of runs.filter(([from]) => from >= 0x10000)) {
+    const [first, last] = [(from - 0x10000) >> 10, (to - 0x10000) >> 10];
+    const [low, high] = [(from - 0x10000) & 0x3ff, (to - 0x10000) & 0x3ff];
+    trailing.set(first, `${trailing.get(first) ?? ''}${low}-${first === last ? high : 0x3ff},`);
+    if (first !== last) trailing.set(last, `0-${high},`);
+    past ||= last > first + 1;
+  }
+  const pairs = new Set(trailing.values());
+  if (past) pairs.add(whole);
+  return { bmp: runs.filter(([from]) => from < 0x10000).length, pairs: pairs.size };
 }
 
 /**
@@ -206,12 +300,12 @@ interface Term {
  */
 type Following = { readonly terms: readonly Term[]; readonly next: number; readonly outer: Following } | 'end' | 'open';
 
-function disjunction(source: string, at: { i: number }, longest: number, following: Following): Cost {
-  let { work, ways, empty } = sequence(source, at, longest, following);
+function disjunction(source: string, at: { i: number }, reading: Reading, following: Following): Cost {
+  let { work, ways, empty } = sequence(source, at, reading, following);
   let alternatives = 1;
   while (source[at.i] === '|') {
     at.i += 1;
-    const next = sequence(source, at, longest, following);
+    const next = sequence(source, at, reading, following);
     work += next.work;
     ways += next.ways;
     empty ||= next.empty;
@@ -220,7 +314,7 @@ function disjunction(source: string, at: { i: number }, longest: number, followi
   return { work: alternatives === 1 ? work : work + alternatives * ALTERNATIVE_WORK, ways, empty };
 }
 
-function sequence(source: string, at: { i: number }, longest: number, outer: Following): Cost {
+function sequence(source: string, at: { i: number }, reading: Reading, outer: Following): Cost {
   const terms: Term[] = [];
   while (at.i < source.length && source[at.i] !== '|' && source[at.i] !== ')') {
     const from = at.i;
@@ -245,7 +339,7 @@ function sequence(source: string, at: { i: number }, longest: number, outer: Fol
   terms.forEach(({ text, from, min, max }, n) => {
     const after = { terms, next: n + 1, outer };
     // A group run at most once ends where what follows it begins; one repeated may end where it begins again.
-    const atom = atomCost(source, { i: from }, longest, max <= 1 ? after : 'open');
+    const atom = atomCost(source, { i: from }, reading, max <= 1 ? after : 'open');
     empty &&= min === 0 || atom.empty;
     if (min === 1 && max === 1) {
       work += reaching * atom.work;
@@ -256,7 +350,7 @@ function sequence(source: string, at: { i: number }, longest: number, outer: Fol
     // it can end at are its ways on, but it takes `reach` steps even when they are few (`a{1000}` ends at one length, after 1000).
     // A group of several ways is entered once for each way of reaching each repetition before the last, one of one way once
     // a repetition: `(-rc\.[0-9]+)?` once, not once for each of its lengths, nor again for being skipped.
-    const reach = Math.min(max, longest);
+    const reach = Math.min(max, reading.longest);
     const group = text.startsWith('(');
     const tries = atom.ways > 1 ? repeatedWays(atom.ways, min, max) : Math.max(reach - min + 1, 1);
     const steps = atom.ways > 1 ? repeatedWays(atom.ways, 0, max - 1) : group ? reach : Math.max(tries, reach);
@@ -321,16 +415,16 @@ function repeatedWays(atom: number, min: number, max: number): number {
 }
 
 /** What the atom at `at` (a character, an escape, a class or a group, before `following`) costs, stepping past it. */
-function atomCost(source: string, at: { i: number }, longest: number, following: Following): Cost {
+function atomCost(source: string, at: { i: number }, reading: Reading, following: Following): Cost {
   const from = at.i;
   if (source[at.i] === '(') {
     at.i += /^\(\?<[^>]*>/.exec(source.slice(at.i))?.[0].length ?? (source[at.i + 1] === '?' ? 3 : 1);
-    const cost = disjunction(source, at, longest, following);
+    const cost = disjunction(source, at, reading, following);
     at.i += 1;
     return cost;
   }
   skipCharacter(source, at);
-  return { work: classStep(source.slice(from, at.i)), ways: 1, empty: false };
+  return { work: reading.step(source.slice(from, at.i)), ways: 1, empty: false };
 }
 
 /** Steps past the atom at `at`: a character, an escape, a class, or a group and all it holds. */

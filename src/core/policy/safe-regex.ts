@@ -104,7 +104,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
   }
-  const work = splitsAtFirstAt(fold) ? alignedWork(pattern) : backtrackingWork(pattern, REGEX_MAX_INPUT);
+  const work = splitsAtFirstAt(fold) ? alignedWork(pattern) : backtrackingWork(pattern, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT);
   if (work === Number.POSITIVE_INFINITY) {
     throw new UnsafeRegexError(
       `regex ${pattern} can backtrack catastrophically (a repeated group matches in more than one way, as (a|ab)* and (a+)+ do): repeat a character class ([ab]*, a+) instead`,
@@ -112,7 +112,7 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   }
   if (work > MAX_BACKTRACKING_WORK) {
     throw new UnsafeRegexError(
-      `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters can be tried in more ways than two unbounded repetitions try it: three over the same characters, as in .*-.*-.*, try every split, and so do many alternatives or bounded repetitions in a row): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*), and write a class for alternatives of one character ([a-z0-9-] for (?:[a-z]|[a-z0-9-]))`,
+      `regex ${pattern} can backtrack catastrophically (a value of ${REGEX_MAX_INPUT} characters, or of ${REGEX_MAX_WIDE_INPUT} holding one beyond Latin-1, can be tried in more ways than two unbounded repetitions try it: three over the same characters, as in .*-.*-.*, try every split, and so do many alternatives or bounded repetitions in a row): exclude the separator from the repetitions before it ([^-]*-[^-]*-.*), and write a class for alternatives of one character ([a-z0-9-] for (?:[a-z]|[a-z0-9-]))`,
     );
   }
   // Tested whole only where it is not split at its `@` (alignedAlternative warms up the halves it tests instead).
@@ -178,7 +178,7 @@ function alignedWork(pattern: string): number {
     const { text } = alternative;
     const at = topAt(alternative);
     const halves = at === -1 ? [text] : [text.slice(0, at + 1), text.slice(at)];
-    for (const half of halves) work += backtrackingWork(half, REGEX_MAX_INPUT);
+    for (const half of halves) work += backtrackingWork(half, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT);
   }
   return work;
 }
