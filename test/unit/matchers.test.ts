@@ -587,6 +587,15 @@ describe('regex', () => {
     expect(performance.now() - started).toBeLessThan(50);
   });
 
+  // The estimate reads a group within a group by recursion. A policy's regex is at most 512 characters: 255 levels.
+  it('estimates groups nested as deep as a policy holds them, and refuses deeper ones as a load error, not a crash', () => {
+    expect(compileSafeRegex(`${'('.repeat(255)}a${')'.repeat(255)}`, 'exact', false)('a')).toBe(true);
+    const deep = `${'('.repeat(20_000)}a${')'.repeat(20_000)}`;
+    expect(() => new RegExp(deep, 'u')).not.toThrow();
+    expect(() => compileSafeRegex(deep, 'exact', false)).toThrow(UnsafeRegexError);
+    expect(() => compileSafeRegex(deep, 'exact', false)).toThrow(/nests groups too deeply/);
+  });
+
   it('takes many repetitions in one pattern when they are cheap: the estimate bounds them, not a count', () => {
     expect(compileSafeRegex('a?'.repeat(12), 'exact', false)('aaaaa')).toBe(true);
   });

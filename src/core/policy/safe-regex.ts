@@ -104,7 +104,15 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   } catch (cause) {
     throw new UnsafeRegexError(`regex ${pattern} does not compile: ${(cause as Error).message}`, { cause });
   }
-  const work = splitsAtFirstAt(fold) ? alignedWork(pattern) : backtrackingWork(pattern, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT);
+  let work: number;
+  try {
+    work = splitsAtFirstAt(fold) ? alignedWork(pattern) : backtrackingWork(pattern, REGEX_MAX_INPUT, REGEX_MAX_WIDE_INPUT);
+  } catch (cause) {
+    // The estimate reads a group within a group by recursion: a few thousand levels exhaust the stack, where V8 compiles
+    // them. A policy's regex, at most 512 characters, nests 255.
+    if (!(cause instanceof RangeError)) throw cause;
+    throw new UnsafeRegexError(`regex ${pattern} nests groups too deeply to estimate how it backtracks`, { cause });
+  }
   if (work === Number.POSITIVE_INFINITY) {
     throw new UnsafeRegexError(
       `regex ${pattern} can backtrack catastrophically (a repeated group matches in more than one way, as (a|ab)* and (a+)+ do): repeat a character class ([ab]*, a+) instead`,
