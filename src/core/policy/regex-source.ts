@@ -189,14 +189,9 @@ const LATIN1 = String.fromCharCode(...Array.from({ length: 0x100 }, (_, code) =>
  */
 function latin1Step(atom: string): number {
   if (!/^(?:\[|\\[WpP])/.test(atom)) return 1;
-  const written = new RegExp(atom.startsWith('[^') ? `[${atom.slice(2).replace(/^\^/, '\\^')}` : atom, 'gu');
-  let runs = 0;
-  let last = -2;
-  for (const { index } of LATIN1.matchAll(written)) {
-    if (index !== last + 1) runs += 1;
-    last = index;
-  }
-  return runsStep(runs);
+  // Over consecutive characters each match of its repetition is a run.
+  const written = new RegExp(`(?:${atom.startsWith('[^') ? `[${atom.slice(2).replace(/^\^/, '\\^')}` : atom})+`, 'gu');
+  return runsStep(LATIN1.match(written)?.length ?? 0);
 }
 
 function runsStep(runs: number): number {
@@ -217,12 +212,12 @@ function wideStep(atom: string): number {
 }
 
 /**
- * Where the characters a class, `.` or an escape names may begin or end a run, property aside: at each character it writes
- * and the one after, as a character or an escape of one, and at the edges of `\d`, `\s`, `\w` and the line terminators `.`
- * leaves out, all in ASCII but the spaces of `\s` and U+2028-2029 past it.
+ * Where the characters a class, `.` or an escape names may begin or end a run, but for the characters it writes: at the
+ * control escapes (`\0`, `[\b]`, `\t` to `\r`), the edges of `\d`, `\s`, `\w` and the line terminators `.` leaves out, the
+ * surrogates and U+10000.
  */
 const FIXED_EDGES = [
-  ...Array.from({ length: 0x81 }, (_, code) => code),
+  ...[0, 1, 8, 9, 10, 11, 12, 13, 14, 0x20, 0x21, 0x30, 0x3a, 0x41, 0x5b, 0x5f, 0x60, 0x61, 0x7b],
   ...[0xa0, 0xa1, 0x1680, 0x1681, 0x2000, 0x200b, 0x2028, 0x202a, 0x202f, 0x2030, 0x205f, 0x2060, 0x3000, 0x3001, 0xfeff, 0xff00],
   ...[0xd800, 0xdc00, 0xe000, 0x10000, 0x110000],
 ];
@@ -234,12 +229,12 @@ const FIXED_EDGES = [
 function classRuns(atom: string): { bmp: number; pairs: number } {
   const edges = new Set(FIXED_EDGES);
   const written = [...atom].map((char) => char.codePointAt(0) ?? 0);
-  for (const [, braced, lead, trail, unit, byte] of atom.matchAll(
-    /\\u\{([0-9a-f]+)\}|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})|\\x([0-9a-f]{2})/gi,
-  )) {
+  const escapes = /\\u\{([0-9a-f]+)\}|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})|\\x([0-9a-f]{2})|\\c([a-z])/gi;
+  for (const [, braced, lead, trail, unit, byte, control] of atom.matchAll(escapes)) {
     // `\uD83D\uDE00` is one character under the `u` flag.
     const pair = lead === undefined ? undefined : String.fromCharCode(Number.parseInt(lead, 16), Number.parseInt(trail ?? '', 16));
-    written.push(pair?.codePointAt(0) ?? Number.parseInt(braced ?? unit ?? byte ?? '', 16));
+    const code = control === undefined ? Number.parseInt(braced ?? unit ?? byte ?? '', 16) : control.charCodeAt(0) % 32;
+    written.push(pair?.codePointAt(0) ?? code);
   }
   for (const code of written) edges.add(code).add(code + 1);
   const named = new RegExp(`^(?:${atom})$`, 'u');
