@@ -45,3 +45,27 @@ describe('the dearest policy regex of a kind that loads', () => {
     expect(median(() => test(crafted)) / limitTime()).toBeLessThan(1.5);
   });
 });
+
+describe('estimating a policy regex', () => {
+  // A policy's regex is at most 512 characters; repository-owned policies are loaded while a request waits.
+  it.each([
+    ['255 nested groups', `${'('.repeat(255)}a${')'.repeat(255)}`],
+    ['256 alternatives of one character', Array.from({ length: 256 }, (_, n) => String.fromCodePoint(0x100 + n)).join('|')],
+    ['100 alternatives of one class each', Array.from({ length: 100 }, (_, n) => `[${String.fromCodePoint(0x100 + n)}]`).join('|')],
+    ['85 optional classes', '[^ab]?'.repeat(85)],
+    ['a class of 240 characters past U+FFFF', `[^${ASTRAL.slice(0, 480)}]*`],
+  ])('takes milliseconds for 512 characters: %s', (_shape, pattern) => {
+    expect(pattern.length).toBeLessThanOrEqual(512);
+    const times: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      const started = performance.now();
+      try {
+        compileSafeRegex(pattern, 'exact', false);
+      } catch {
+        // Refused or not, what it costs to tell.
+      }
+      times.push(performance.now() - started);
+    }
+    expect(times.sort((a, b) => a - b)[1]).toBeLessThan(100);
+  });
+});

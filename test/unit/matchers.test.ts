@@ -369,9 +369,9 @@ describe('regex', () => {
     ],
     ['(a|ab)*c', 'a repeated group that matches in more than one way', /a repeated group matches in more than one way/],
     ['refs/heads/(\\w|\\d)+', 'overlapping alternatives repeated', /a repeated group matches in more than one way/],
-    ['((a|b)c)*', 'alternatives in a group inside a repeated one', /a repeated group matches in more than one way/],
-    ['(x|y){2,}', 'alternatives repeated without bound', /a repeated group matches in more than one way/],
-    ['(x|y){40}', 'alternatives repeated many times', /more ways than two unbounded repetitions/],
+    ['((a|ab)c)*', 'alternatives that can begin alike in a group inside a repeated one', /a repeated group matches in more than one way/],
+    ['(x|xy){2,}', 'alternatives that can begin alike repeated without bound', /a repeated group matches in more than one way/],
+    ['(x|xy){40}', 'alternatives that can begin alike repeated many times', /more ways than two unbounded repetitions/],
     [
       'refs/heads/(?:[a-z]|[a-z0-9-]){1,22}',
       'alternatives repeated up to 22 times: 17 million alternatives tried on 22 letters and a `!`, each dearer than a step of a one-character repetition',
@@ -564,6 +564,11 @@ describe('regex', () => {
       'refs/heads/.*[0-9a-f]{40}',
       // A group tried at most once is entered once: it costs what its repetition does written bare (`x{0,13}.*[^y]*y`).
       'x{0,13}.*(?:[^y]+)?y',
+      // Alternatives that each begin with a character the others cannot begin with: at most one gets past its first.
+      '((0|[1-9][0-9]*)\\.)+',
+      '(x|y){2,}',
+      '((a|b)c)*',
+      '(\\d|[a-z]|\u{1F600})+',
     ]) {
       expect(() => compileSafeRegex(pattern, 'exact', false), pattern).not.toThrow();
     }
@@ -611,6 +616,7 @@ describe('regex', () => {
       'refs/tags/v[0-9]+(?:\\.[0-9]+){0,2}',
       'refs/tags/v(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)',
       'refs/tags/v((0|[1-9][0-9]*)\\.){2}(0|[1-9][0-9]*)(-rc\\.[0-9]+)?',
+      'refs/tags/v((0|[1-9][0-9]*)\\.)+(0|[1-9][0-9]*)',
     ];
     for (const pattern of patterns) {
       const test = compileSafeRegex(pattern, 'exact', false);

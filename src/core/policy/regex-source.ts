@@ -108,8 +108,8 @@ function escapeDenotesAt(sequence: string): boolean {
  * How many ways, at most, a backtracking engine tries a source against one value that does not match: along the pattern,
  * each way of reaching a term times that term's choices (a repetition's lengths, or the times it runs when more, as
  * `[0-9a-f]{40}` runs 40 times to end at one length; a group's alternatives), the ways that go on multiplying what follows;
- * summed over alternatives. A repetition that can end only
- * before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of
+ * summed over alternatives, but for those of which at most one gets past its first character. A repetition that can end
+ * only before a character it cannot match still tries each of its lengths, but only one goes on. An unbounded repetition of
  * something that can itself match more than one way (`(a|ab)*`, `(\w|\d)+`) can split a value into its repetitions in
  * exponentially many ways, whatever its length: Infinity. Counted in steps of a one-character repetition without bound
  * over a value of Latin-1 characters, the cheapest V8 runs: an alternative tried, a step of a bounded repetition and one
@@ -119,17 +119,27 @@ function escapeDenotesAt(sequence: string): boolean {
  * on (wideStep). Reads the same strict grammar as readRegexSource.
  */
 export function backtrackingWork(source: string, longest: number, longestWide: number): number {
+  // Each atom's runs read once: a pattern may write the same class many times.
+  const known = new Map<string, readonly Run[]>();
+  const runs = (atom: string): readonly Run[] => known.get(atom) ?? known.set(atom, runsOf(atom)).get(atom) ?? [];
   return Math.max(
-    disjunction(source, { i: 0 }, { longest, step: latin1Step }, 'end').work,
-    disjunction(source, { i: 0 }, { longest: longestWide, step: wideStep }, 'end').work,
+    disjunction(source, { i: 0 }, { longest, step: latin1Step, runs }, 'end').work,
+    disjunction(source, { i: 0 }, { longest: longestWide, step: (atom) => wideStep(atom, runs), runs }, 'end').work,
   );
 }
 
-/** A value a regex may read: at most `longest` UTF-16 units, and what a step over one character of an atom costs on it. */
+/**
+ * A value a regex may read: at most `longest` UTF-16 units, and what a step over one character of an atom costs on it;
+ * with the runs of characters an atom names (runsOf).
+ */
 interface Reading {
   readonly longest: number;
   readonly step: (atom: string) => number;
+  readonly runs: (atom: string) => readonly Run[];
 }
+
+/** Consecutive characters, from the first to the last. */
+type Run = readonly [number, number];
 
 /**
  * What a part of a pattern costs: the steps it takes (`work`), and the ways it can end, each of which the rest is tried
@@ -204,10 +214,10 @@ function runsStep(runs: number): number {
  * latin1Step counts those up to U+00FF), and its surrogate pairs past U+FFFF (SURROGATE_STEP); a Unicode property,
  * PROPERTY_WIDE_STEP. A character up to U+FFFF written alone costs one.
  */
-function wideStep(atom: string): number {
+function wideStep(atom: string, runs: (atom: string) => readonly Run[]): number {
   if (/\\[pP]\{/.test(atom)) return PROPERTY_WIDE_STEP;
   if (!/^(?:\[|\\[dDsSwW]|\.)/.test(atom) && (atom.codePointAt(0) ?? 0) <= 0xffff && !/^\\u(?:\{|d[89ab])/i.test(atom)) return 1;
-  const { bmp, pairs } = classRuns(atom);
+  const { bmp, pairs } = classRuns(runs(atom));
   return runsStep(bmp) + (pairs === 0 ? 0 : SURROGATE_STEP + pairs / SURROGATE_PAIRS_PER_STEP);
 }
 
@@ -222,11 +232,8 @@ const FIXED_EDGES = [
   ...[0xd800, 0xdc00, 0xe000, 0x10000, 0x110000],
 ];
 
-/**
- * The runs of consecutive characters up to U+FFFF `atom` (not a property) names, and the alternatives of surrogate pairs V8
- * tests for those past it: the sets of trailing surrogates one or more leading surrogates share.
- */
-function classRuns(atom: string): { bmp: number; pairs: number } {
+/** Where the characters `atom` (not a property) names may begin or end a run: FIXED_EDGES, each it writes, and the next. */
+function edgesOf(atom: string): number[] {
   const edges = new Set(FIXED_EDGES);
   const written = [...atom].map((char) => char.codePointAt(0) ?? 0);
   const escapes = /\\u\{([0-9a-f]+)\}|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})|\\x([0-9a-f]{2})|\\c([a-z])/gi;
@@ -237,9 +244,14 @@ function classRuns(atom: string): { bmp: number; pairs: number } {
     written.push(pair?.codePointAt(0) ?? code);
   }
   for (const code of written) edges.add(code).add(code + 1);
+  return [...edges].filter((code) => code <= 0x110000).sort((a, b) => a - b);
+}
+
+/** The runs of consecutive characters `atom` (a class, `.` or an escape, not a property) names, split at U+10000. */
+function runsOf(atom: string): Run[] {
   const named = new RegExp(`^(?:${atom})$`, 'u');
-  const sorted = [...edges].filter((code) => code <= 0x110000).sort((a, b) => a - b);
-  // Each stretch between two edges is named whole or not at all: its runs, split at U+10000.
+  const sorted = edgesOf(atom);
+  // Each stretch between two edges is named whole or not at all.
   const runs: [number, number][] = [];
   sorted.slice(0, -1).forEach((from, n) => {
     if (!named.test(String.fromCodePoint(from))) return;
@@ -248,6 +260,14 @@ function classRuns(atom: string): { bmp: number; pairs: number } {
     if (last !== undefined && last[1] === from - 1 && from !== 0x10000) last[1] = to;
     else runs.push([from, to]);
   });
+  return runs;
+}
+
+/**
+ * The runs of consecutive characters up to U+FFFF `atom` (not a property) names, and the alternatives of surrogate pairs V8
+ * tests for those past it: the sets of trailing surrogates one or more leading surrogates share.
+ */
+function classRuns(runs: readonly Run[]): { bmp: number; pairs: number } {
   // Past U+FFFF, the trailing surrogates each leading one takes: all of them for a leading one a run goes past, which no
   // other run reaches; the others read at the ends of runs.
   const trailing = new Map<number, string>();
@@ -296,17 +316,63 @@ interface Term {
 type Following = { readonly terms: readonly Term[]; readonly next: number; readonly outer: Following } | 'end' | 'open';
 
 function disjunction(source: string, at: { i: number }, reading: Reading, following: Following): Cost {
+  const firsts = [mandatoryFirst(source, at.i)];
   let { work, ways, empty } = sequence(source, at, reading, following);
-  let alternatives = 1;
+  let most = ways;
   while (source[at.i] === '|') {
     at.i += 1;
+    firsts.push(mandatoryFirst(source, at.i));
     const next = sequence(source, at, reading, following);
     work += next.work;
     ways += next.ways;
+    most = Math.max(most, next.ways);
     empty ||= next.empty;
-    alternatives += 1;
   }
-  return { work: alternatives === 1 ? work : work + alternatives * ALTERNATIVE_WORK, ways, empty };
+  if (firsts.length === 1) return { work, ways, empty };
+  // Alternatives that each begin with a character none of the others can begin with (`0|[1-9][0-9]*`): at most one gets
+  // past its first, so they end in the ways of one.
+  const exclusive = firsts.every((first) => first !== undefined) && disjoint(firsts as string[], reading.runs);
+  return { work: work + firsts.length * ALTERNATIVE_WORK, ways: exclusive ? most : ways, empty };
+}
+
+/**
+ * The character an alternative from `i` must begin with, as written (a character, an escape or a class it cannot skip), or
+ * undefined: a group, an assertion (`^`, `$`, `\b`, `\B`), an optional first term, or none.
+ */
+function mandatoryFirst(source: string, i: number): string | undefined {
+  if (i >= source.length || '(|)^$'.includes(source[i] ?? '') || /^\\[bB]/.test(source.slice(i))) return undefined;
+  const at = { i };
+  skipCharacter(source, at);
+  return (repetitionAt(source, at.i)?.min ?? 1) >= 1 ? source.slice(i, at.i) : undefined;
+}
+
+/** Whether no character matches two of `atoms`, each one character (a character, an escape or a class): a property may. */
+function disjoint(atoms: readonly string[], runs: (atom: string) => readonly Run[]): boolean {
+  if (atoms.some((atom) => /\\[pP]\{/.test(atom))) return false;
+  const named = atoms.flatMap((atom) => {
+    const literal = /^[^\\[.]/u.test(atom) ? atom.codePointAt(0) : undefined;
+    return literal === undefined ? runs(atom) : [[literal, literal] as const];
+  });
+  // The runs of one atom never meet: in order, one that begins before another ends is another atom's.
+  let reached = -1;
+  return named
+    .sort(([a], [b]) => a - b)
+    .every(([from, to]) => {
+      const apart = from > reached;
+      reached = Math.max(reached, to);
+      return apart;
+    });
+}
+
+/** The repetition written at `i` (`*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}`, each maybe lazy): its length and bounds. */
+function repetitionAt(source: string, i: number): { length: number; min: number; max: number } | undefined {
+  const repeated = /^(?:([*+?])|\{(\d+)(?:(,)(\d*))?\})\??/.exec(source.slice(i));
+  if (repeated === null) return undefined;
+  const [written, sign, low, comma, high] = repeated;
+  const min = sign === '+' ? 1 : sign !== undefined ? 0 : Number(low);
+  const max =
+    sign === '?' ? 1 : sign !== undefined || (comma !== undefined && high === '') ? Number.POSITIVE_INFINITY : Number(comma === undefined ? low : high);
+  return { length: written.length, min, max };
 }
 
 function sequence(source: string, at: { i: number }, reading: Reading, outer: Following): Cost {
@@ -315,17 +381,9 @@ function sequence(source: string, at: { i: number }, reading: Reading, outer: Fo
     const from = at.i;
     skipAtom(source, at);
     const text = source.slice(from, at.i);
-    const repeated = /^(?:([*+?])|\{(\d+)(?:(,)(\d*))?\})\??/.exec(source.slice(at.i));
-    if (repeated === null) {
-      terms.push({ text, from, min: 1, max: 1 });
-      continue;
-    }
-    at.i += repeated[0].length;
-    const [, sign, low, comma, high] = repeated;
-    const min = sign === '+' ? 1 : sign !== undefined ? 0 : Number(low);
-    const max =
-      sign === '?' ? 1 : sign !== undefined || (comma !== undefined && high === '') ? Number.POSITIVE_INFINITY : Number(comma === undefined ? low : high);
-    terms.push({ text, from, min, max });
+    const repetition = repetitionAt(source, at.i);
+    at.i += repetition?.length ?? 0;
+    terms.push({ text, from, min: repetition?.min ?? 1, max: repetition?.max ?? 1 });
   }
   // Each way of reaching a term tries the term in each of its own ways; only those that can go on multiply what follows.
   let reaching = 1;
