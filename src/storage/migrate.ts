@@ -379,6 +379,9 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   { id: 22, sql: "DELETE FROM audit_usage WHERE reason IN ('audit_page_signed_in', 'token_revoked', 'token_introspected');" },
   // A GitHub token's holder hands it back to POST /revoke, which finds its row by the token's SHA-256 (anyone can send one).
   { id: 23, sql: 'CREATE INDEX github_token_revocations_token ON github_token_revocations (token_sha256);' },
+  // An operator withdraws a signing key whose private part leaked (`keyway keys withdraw`): removed at once, and marked so
+  // an auditor tells it from a key upkeep removed once its tokens had expired. Keys removed before were not withdrawn.
+  { id: 24, sql: 'ALTER TABLE signing_keys ADD COLUMN withdrawn_at INTEGER;' },
 ];
 
 /** The schema this code writes: the id of its last migration. */

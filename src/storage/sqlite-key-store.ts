@@ -3,11 +3,12 @@ import { SecretBoxError, type SecretBox } from '../core/secrets/secret-box.ts';
 import { ConfigError } from '../core/settings/read-settings.ts';
 import { generateSigningKey } from '../core/mint/generate-signing-key.ts';
 import { KEY_ATTESTATION_PURPOSE, keyAttestationText } from '../core/mint/key-attestation.ts';
-import { planKeyRing, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
+import { planKeyRing, planWithdrawal, type KeyRingPlan } from '../core/mint/key-life-cycle.ts';
 import {
   SIGNING_ALGORITHMS,
   type KeyStore,
   type KeyTransition,
+  type KeyWithdrawal,
   type SigningAlgorithm,
   type SigningKeyInfo,
   type StoredSigningKey,
@@ -28,13 +29,21 @@ export type KeyRow = {
   private_jwk: string | null;
   // Optional: a database read before migration 8 added the column (audit verify reads without migrating) has none.
   attestation?: string | null;
+  // Optional: as `attestation`, before migration 24.
+  withdrawn_at?: number | null;
 };
 
 /** The SecretBox purpose private signing keys are sealed for; the context is the key's kid. */
 export const SIGNING_KEY_PURPOSE = 'signing-key';
 
 function infoOf(row: KeyRow): SigningKeyInfo {
-  const times = { activatesAt: row.activates_at, activatedAt: row.activated_at, retiredAt: row.retired_at, removedAt: row.removed_at };
+  const times = {
+    activatesAt: row.activates_at,
+    activatedAt: row.activated_at,
+    retiredAt: row.retired_at,
+    removedAt: row.removed_at,
+    withdrawnAt: row.withdrawn_at ?? null,
+  };
   return {
     kid: row.kid,
     alg: row.alg as SigningKeyInfo['alg'],
@@ -46,6 +55,7 @@ function infoOf(row: KeyRow): SigningKeyInfo {
 }
 
 type Sealed = { readonly privateJwk: string; readonly attestation: string };
+type Candidate = { readonly key: StoredSigningKey; readonly sealed: Sealed };
 
 /** Written before sealing existed (schema 1): a JWK in the clear. */
 const isPlaintext = (sealed: string): boolean => sealed.startsWith('{');
@@ -262,6 +272,64 @@ export class SqliteKeyStore implements KeyStore {
     return applied;
   }
 
+  async withdrawKey(kid: string, now: number): Promise<KeyWithdrawal> {
+    const target = this.#rows().find((row) => row.kid === kid);
+    if (target === undefined) return { status: 'unknown' };
+    const alg = target.alg as SigningAlgorithm;
+    // A current key's replacement may be a fresh key, made outside the transaction (crypto is async) and sealed under this
+    // store's master key, which must open the current key (as for a rotation): without it no replacement can be made and
+    // nothing is withdrawn. Made whether or not the ring has a next key now: another withdrawal may take that one meanwhile.
+    let candidate: Candidate | undefined;
+    if (target.state === 'current') {
+      await openSigningKeys([target], this.#requireBox());
+      candidate = await this.#candidate(now, alg);
+    }
+    return this.#db.transaction((): KeyWithdrawal => {
+      const ring = this.#rows().filter((row) => row.alg === alg);
+      const transitions = planWithdrawal(ring.map(infoOf), kid, now, candidate?.key.kid ?? '');
+      if (transitions === undefined) return { status: 'unknown' };
+      // The key became current since it was read (its next key activated): withdrawn on the next attempt, with a replacement.
+      if (transitions.some((transition) => transition.kind === 'publish') && candidate === undefined)
+        throw new Error(`signing key ${kid} became current while it was being withdrawn: withdraw it again`);
+      for (const transition of transitions) this.#apply(transition, now, candidate);
+      const key = infoOf(this.#rows().find((row) => row.kid === kid) ?? target);
+      return transitions.length === 0 ? { status: 'already_removed', key } : { status: 'withdrawn', key, transitions };
+    });
+  }
+
+  #apply(transition: KeyTransition, now: number, candidate: Candidate | undefined): void {
+    switch (transition.kind) {
+      case 'publish':
+        if (candidate === undefined) return;
+        this.#insert(candidate.key, candidate.sealed, 'next', { activates_at: transition.activatesAt });
+        return;
+      case 'reschedule':
+        this.#db.run("UPDATE signing_keys SET activates_at = ? WHERE kid = ? AND state = 'next'", [transition.activatesAt, transition.kid]);
+        return;
+      case 'retire':
+        this.#db.run("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE kid = ? AND state = 'current'", [now, transition.kid]);
+        return;
+      case 'activate':
+        this.#db.run("UPDATE signing_keys SET state = 'current', activated_at = ? WHERE kid = ? AND state = 'next'", [now, transition.kid]);
+        return;
+      case 'remove':
+        // The private part is destroyed; the public part and its attestation stay for the checkpoints it signed.
+        this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [
+          now,
+          transition.kid,
+        ]);
+        return;
+      case 'withdraw':
+        // As a removal, from any state but removed, and marked as withdrawn.
+        this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, withdrawn_at = ?, private_jwk = NULL WHERE kid = ? AND state != 'removed'", [
+          now,
+          now,
+          transition.kid,
+        ]);
+        return;
+    }
+  }
+
   async #advance(alg: SigningAlgorithm, plan: KeyRingPlan): Promise<KeyTransition[]> {
     const ofAlg = (keys: readonly SigningKeyInfo[]) => keys.filter((key) => key.alg === alg);
     // The fresh key is made outside the transaction (crypto is async); used only if the plan inside still wants it.
@@ -273,34 +341,13 @@ export class SqliteKeyStore implements KeyStore {
         this.#rows().filter((row) => row.alg === alg && row.state === 'current'),
         this.#requireBox(),
       );
-    const candidate = wanted ? await generateSigningKey(plan.now, alg) : undefined;
-    const sealed = candidate === undefined ? undefined : await this.#seal(candidate);
+    const candidate = wanted ? await this.#candidate(plan.now, alg) : undefined;
     return this.#db.transaction(() => {
-      const transitions = planKeyRing(ofAlg(this.#rows().map(infoOf)), plan, candidate?.kid ?? '');
+      const transitions = planKeyRing(ofAlg(this.#rows().map(infoOf)), plan, candidate?.key.kid ?? '');
       const applied: KeyTransition[] = [];
       for (const transition of transitions) {
-        switch (transition.kind) {
-          case 'publish':
-            if (candidate === undefined || sealed === undefined) continue;
-            this.#insert(candidate, sealed, 'next', { activates_at: transition.activatesAt });
-            break;
-          case 'reschedule':
-            this.#db.run("UPDATE signing_keys SET activates_at = ? WHERE kid = ? AND state = 'next'", [transition.activatesAt, transition.kid]);
-            break;
-          case 'retire':
-            this.#db.run("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE kid = ? AND state = 'current'", [plan.now, transition.kid]);
-            break;
-          case 'activate':
-            this.#db.run("UPDATE signing_keys SET state = 'current', activated_at = ? WHERE kid = ? AND state = 'next'", [plan.now, transition.kid]);
-            break;
-          case 'remove':
-            // The private part is destroyed; the public part and its attestation stay for the checkpoints it signed.
-            this.#db.run("UPDATE signing_keys SET state = 'removed', removed_at = ?, private_jwk = NULL WHERE kid = ? AND state = 'retired'", [
-              plan.now,
-              transition.kid,
-            ]);
-            break;
-        }
+        if (transition.kind === 'publish' && candidate === undefined) continue;
+        this.#apply(transition, plan.now, candidate);
         applied.push(transition);
       }
       return applied;
@@ -314,6 +361,12 @@ export class SqliteKeyStore implements KeyStore {
   #requireBox(): SecretBox {
     if (this.#box === undefined) throw new Error('the key store was opened without a master key: private signing keys stay sealed');
     return this.#box;
+  }
+
+  /** A fresh key, sealed, that a plan may publish. */
+  async #candidate(now: number, alg: SigningAlgorithm): Promise<Candidate> {
+    const key = await generateSigningKey(now, alg);
+    return { key, sealed: await this.#seal(key) };
   }
 
   /** The new key's private part sealed, and its public part attested, under the master key. */

@@ -15,6 +15,10 @@ import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts'
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { JWKS_MAX_AGE_SECONDS, KEY_CLOCK_SKEW_SECONDS, KEY_RING_REFRESH_SECONDS, keyLifeCycle, type KeyRingPlan } from '../../src/core/mint/key-life-cycle.ts';
 import type { KeyStore } from '../../src/core/mint/key-store.ts';
+import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
+import { verifyAccessToken } from '../../src/core/mint/verify-access-token.ts';
+import type { IssuedGrant } from '../../src/core/policy/decide.ts';
+import type { Policy } from '../../src/core/policy/policy.ts';
 import type { SqlValue } from '../../src/storage/sql-database.ts';
 import { examinationRecord } from '../../src/core/revocation/examine-token.ts';
 import { auditEvent } from '../support/audit-event.ts';
@@ -1586,6 +1590,107 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await keys.advanceKeys({ now: start + 10 * 86_400_000, cycle, rotate: false, upkeep: true })).toEqual([
         { kind: 'remove', kid: ring.find((key) => key.state === 'retired')?.kid },
       ]);
+    });
+
+    it('withdraws a key at once, whatever its state: unpublished, its private part gone, a current one replaced by its next key with no lead time', async () => {
+      const { keys } = await open();
+      const cycle = keyLifeCycle({ rotationDays: 0 }, 3600);
+      const start = Date.now() - HOUR;
+      // A ring with a key in each published state: K0 retired, K1 current, K2 next.
+      const first = await KeyRing.open(keys, start);
+      const k0 = first.signing.kid;
+      await keys.advanceKeys({ now: start + 1000, cycle, rotate: true, upkeep: false });
+      await keys.advanceKeys({ now: start + 1000 + cycle.leadMs, cycle, rotate: false, upkeep: true });
+      const beforeK2 = Date.now() - 60_000;
+      await keys.advanceKeys({ now: beforeK2, cycle, rotate: true, upkeep: false });
+      const es256 = async () => (await keys.describeKeys()).filter((key) => key.alg === 'ES256');
+      const k1 = (await es256()).find((key) => key.state === 'current')?.kid ?? '';
+      const k2 = (await es256()).find((key) => key.state === 'next')?.kid ?? '';
+      expect((await es256()).map((key) => [key.kid, key.state])).toEqual([
+        [k0, 'retired'],
+        [k1, 'current'],
+        [k2, 'next'],
+      ]);
+      // A token K1 signed, taken by the ring as it was.
+      const before = await KeyRing.from(await keys.listKeys());
+      const grant = {
+        policy: { id: 'ops' } as Policy,
+        audiences: [ISSUER],
+        scopes: ['keys:read'],
+        ttlSeconds: 600,
+        subject: 'olga',
+        claims: {},
+      } satisfies IssuedGrant;
+      const { token } = await mintAccessToken({ issuer: ISSUER, key: before.signing, grant, source: { iss: ISSUER, sub: 'olga' }, now: Date.now() });
+      const verifyWith = (ring: KeyRing) => verifyAccessToken(token, { issuer: ISSUER, audience: ISSUER, keys: createLocalJWKSet(ring.jwks) });
+      await expect(verifyWith(before)).resolves.toMatchObject({ sub: 'olga' });
+
+      const at = Date.now();
+      expect(await keys.withdrawKey(k0, at)).toMatchObject({ status: 'withdrawn', transitions: [{ kind: 'withdraw', kid: k0 }] });
+      const withdrawn = await keys.withdrawKey(k1, at + 1);
+      expect(withdrawn).toEqual({
+        status: 'withdrawn',
+        key: expect.objectContaining({ kid: k1, state: 'removed', removedAt: at + 1, withdrawnAt: at + 1 }),
+        transitions: [
+          { kind: 'withdraw', kid: k1 },
+          { kind: 'activate', kid: k2 },
+        ],
+      });
+      // K2 signs at once, though it was published less than a lead time ago.
+      expect((await es256()).find((key) => key.kid === k2)).toMatchObject({ state: 'current', activatedAt: at + 1 });
+      expect(beforeK2 + cycle.leadMs).toBeGreaterThan(at + 1);
+      const after = await KeyRing.from(await keys.listKeys());
+      expect(after.signing.kid).toBe(k2);
+      expect(after.jwks.keys.map((key) => key.kid)).not.toContain(k0);
+      expect(after.jwks.keys.map((key) => key.kid)).not.toContain(k1);
+      // Kept for the audit checkpoints they signed, with no private part.
+      expect(after.checkpointKeys.keys.map((key) => key.kid)).toEqual(expect.arrayContaining([k0, k1]));
+      for (const key of (await keys.listKeys()).filter((each) => each.kid === k0 || each.kid === k1)) expect(key).not.toHaveProperty('privateJwk');
+      // What the broker's own checks take it with from now on: K1's token is refused.
+      await expect(verifyWith(after)).rejects.toThrow('no applicable key found in the JSON Web Key Set');
+
+      // Again: nothing changes, and it says so; a kid the store never held is unknown.
+      expect(await keys.withdrawKey(k1, at + 2)).toEqual({ status: 'already_removed', key: expect.objectContaining({ kid: k1, withdrawnAt: at + 1 }) });
+      expect(await keys.withdrawKey('no-such-kid', at + 2)).toEqual({ status: 'unknown' });
+      // A key upkeep removed is told apart from a withdrawn one.
+      expect(
+        (await keys.describeKeys())
+          .filter((key) => key.withdrawnAt !== undefined)
+          .map((key) => key.kid)
+          .sort(),
+      ).toEqual([k0, k1].sort());
+    });
+
+    it("withdraws the RS256 ring's current key as the ES256 one's: with no next key, a fresh one signs in its place, once however many ask at once", async () => {
+      const { keys } = await open();
+      const now = Date.now();
+      const ring = await KeyRing.open(keys, now);
+      const rsa = ring.signingFor('RS256').kid;
+      const outcomes = await Promise.all(Array.from({ length: 4 }, () => keys.withdrawKey(rsa, now + 1000)));
+      const made = outcomes.filter((outcome) => outcome.status === 'withdrawn');
+      expect(made).toHaveLength(1);
+      expect(outcomes.filter((outcome) => outcome.status === 'already_removed')).toHaveLength(3);
+      const fresh = made[0]?.status === 'withdrawn' ? made[0].transitions.find((transition) => transition.kind === 'activate')?.kid : undefined;
+      expect(made[0]).toMatchObject({
+        transitions: [
+          { kind: 'withdraw', kid: rsa },
+          { kind: 'publish', kid: fresh, activatesAt: now + 1000 },
+          { kind: 'activate', kid: fresh },
+        ],
+      });
+      const rsaKeys = (await keys.describeKeys()).filter((key) => key.alg === 'RS256');
+      expect(rsaKeys.map((key) => [key.kid, key.state])).toEqual(
+        expect.arrayContaining([
+          [rsa, 'removed'],
+          [fresh, 'current'],
+        ]),
+      );
+      expect(rsaKeys).toHaveLength(2);
+      const after = await KeyRing.from(await keys.listKeys());
+      expect(after.signingFor('RS256').kid).toBe(fresh);
+      // The ES256 ring is untouched.
+      expect(after.signing.kid).toBe(ring.signing.kid);
+      expect(after.jwks.keys.map((key) => key.kid)).not.toContain(rsa);
     });
   });
 }

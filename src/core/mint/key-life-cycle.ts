@@ -99,3 +99,20 @@ export function planKeyRing(keys: readonly SigningKeyInfo[], plan: KeyRingPlan, 
   }
   return transitions;
 }
+
+/**
+ * The transitions withdrawing `kid` makes, given the keys of its ring as they are: undefined when no key has that kid,
+ * none when it is removed already. A current key is withdrawn first and its replacement activated at once (the next
+ * key, or `candidateKid` published for the purpose), so the ring never holds two current keys nor, after, none.
+ */
+export function planWithdrawal(keys: readonly SigningKeyInfo[], kid: string, now: number, candidateKid: string): KeyTransition[] | undefined {
+  const key = keys.find((each) => each.kid === kid);
+  if (key === undefined) return undefined;
+  if (key.state === 'removed') return [];
+  const transitions: KeyTransition[] = [{ kind: 'withdraw', kid }];
+  if (key.state !== 'current') return transitions;
+  const next = keys.find((each) => each.alg === key.alg && each.state === 'next');
+  if (next === undefined) transitions.push({ kind: 'publish', kid: candidateKid, activatesAt: now });
+  transitions.push({ kind: 'activate', kid: next?.kid ?? candidateKid });
+  return transitions;
+}

@@ -28,6 +28,8 @@ export interface SigningKeyInfo {
   readonly activatedAt?: number;
   readonly retiredAt?: number;
   readonly removedAt?: number;
+  /** A removed key an operator withdrew (compromised), rather than one upkeep removed once its tokens had expired. */
+  readonly withdrawnAt?: number;
   readonly publicJwk: JWK;
 }
 
@@ -47,7 +49,18 @@ export type KeyTransition =
   | { readonly kind: 'reschedule'; readonly kid: string; readonly activatesAt: number }
   | { readonly kind: 'activate'; readonly kid: string }
   | { readonly kind: 'retire'; readonly kid: string }
-  | { readonly kind: 'remove'; readonly kid: string };
+  | { readonly kind: 'remove'; readonly kid: string }
+  | { readonly kind: 'withdraw'; readonly kid: string };
+
+/**
+ * What withdrawing a key did: it was not in the store; it was removed already (nothing changed); or it was withdrawn,
+ * with the transitions made (`withdraw`, and for a current key the `activate` of its replacement, a fresh key `publish`ed
+ * first when its ring had no next one). `key` is the key as it is now.
+ */
+export type KeyWithdrawal =
+  | { readonly status: 'unknown' }
+  | { readonly status: 'already_removed'; readonly key: SigningKeyInfo }
+  | { readonly status: 'withdrawn'; readonly key: SigningKeyInfo; readonly transitions: readonly KeyTransition[] };
 
 /** Where the broker's signing keys persist (Node: the SQLite file; Workers: the state Durable Object). */
 export interface KeyStore {
@@ -66,4 +79,10 @@ export interface KeyStore {
    * never produce two next or two current keys. Returns what changed.
    */
   advanceKeys(plan: KeyRingPlan): Promise<KeyTransition[]>;
+  /**
+   * Takes a key out of use at once (its private part leaked): removed (private part destroyed, public part and attestation
+   * kept for the audit checkpoints it signed) and unpublished now, whatever its state. A current key's place is taken at
+   * `now` by its ring's next key, or by a fresh one when there is none: no lead time. One transaction, as `advanceKeys`.
+   */
+  withdrawKey(kid: string, now: number): Promise<KeyWithdrawal>;
 }

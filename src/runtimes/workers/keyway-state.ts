@@ -23,7 +23,7 @@ import type { PolicyReloadStatus } from '../../core/policy/policy-reload-status.
 import type { DeliveryLog } from '../../features/github/webhooks/delivery-log.ts';
 import { KeyRing } from '../../core/mint/key-ring.ts';
 import type { KeyRingPlan } from '../../core/mint/key-life-cycle.ts';
-import type { KeyStore, KeyTransition, SigningKeyInfo, StoredSigningKey } from '../../core/mint/key-store.ts';
+import type { KeyStore, KeyTransition, KeyWithdrawal, SigningKeyInfo, StoredSigningKey } from '../../core/mint/key-store.ts';
 import { outboundHttp } from '../../core/outbound/outbound-http.ts';
 import type { PendingRevocation, RevocationStore } from '../../features/github/app/revocation-store.ts';
 import { revokeDueTokens } from '../../features/github/app/revoke-due-tokens.ts';
@@ -327,6 +327,10 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return (await this.#keyStore()).advanceKeys(plan);
   }
 
+  async withdrawKey(kid: string, now: number): Promise<KeyWithdrawal> {
+    return (await this.#keyStore()).withdrawKey(kid, now);
+  }
+
   async #keyStore(): Promise<SqliteKeyStore> {
     const store = new SqliteKeyStore(this.db, await this.#secretBox());
     this.#keysUpgraded ??= this.#sealKeysOnce(store);
@@ -487,6 +491,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       describeKeys: () => stub().describeKeys(),
       initializeKeys: (candidate) => stub().initializeKeys(candidate),
       advanceKeys: (plan) => stub().advanceKeys(plan),
+      withdrawKey: (kid, now) => stub().withdrawKey(kid, now),
     },
     deliveries: {
       claim: (key, event, now) => stub().claimDelivery(key, event, now),
