@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { keyJson, rotationJson, type KeyJson, type RotationJson } from '../core/mint/key-json.ts';
+import { keyJson, rotationJson, withdrawalJson, type KeyJson, type RotationJson, type WithdrawalJson } from '../core/mint/key-json.ts';
 import { silentLogger } from '../core/log.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../config/node-config.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../storage/master-key-file.ts';
@@ -20,6 +20,7 @@ import { openCommandDataDir } from './existing-data-dir.ts';
 export interface KeySource {
   list(): Promise<KeyJson[]>;
   rotate(): Promise<RotationJson>;
+  withdraw(kid: string): Promise<WithdrawalJson>;
   close(): void;
 }
 
@@ -27,31 +28,32 @@ export const KEYS_SOURCE_USAGE = `source (one of):
   --data-dir DIR            the broker's data directory (default KEYWAY_DATA_DIR or .keyway)
   --url URL                 a broker (https unless on loopback); the only way on Workers
   --token TOKEN             with --url: a keyway access token for that broker with scope keys:read
-                            (list) or keys:rotate (rotate); or set KEYWAY_TOKEN
+                            (list), keys:rotate (rotate) or keys:withdraw (withdraw); or set KEYWAY_TOKEN
   --json                    machine-readable output`;
 
-/** `rotate` needs the master key locally: new keys are sealed under it. */
+const SCOPES = { list: 'keys:read', rotate: 'keys:rotate', withdraw: 'keys:withdraw' } as const;
+
+/** `rotate` and `withdraw` need the master key locally: new keys are sealed under it. Only `withdraw` takes a positional (the kid). */
 export async function openKeySource(
   args: readonly string[],
-  purpose: 'list' | 'rotate',
+  purpose: keyof typeof SCOPES,
   deadlines: RemoteDeadlines = REMOTE_DEADLINES_MS,
-): Promise<{ source: KeySource; json: boolean }> {
-  const { values } = parseArgs({
+): Promise<{ source: KeySource; json: boolean; positionals: string[] }> {
+  const { values, positionals } = parseArgs({
     args: [...args],
     options: { 'data-dir': { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false } },
     strict: true,
-    allowPositionals: false,
+    allowPositionals: purpose === 'withdraw',
   });
   const json = values.json === true;
   if (values.url !== undefined) {
     if (values['data-dir'] !== undefined) throw new CliError('give --url or --data-dir, not both');
     const token = values.token ?? process.env['KEYWAY_TOKEN'];
-    if (token === undefined || token === '')
-      throw new CliError(`--url needs --token (or KEYWAY_TOKEN): an access token with scope keys:${purpose === 'list' ? 'read' : 'rotate'}`);
-    return { source: remoteSource(values.url, token, deadlines), json };
+    if (token === undefined || token === '') throw new CliError(`--url needs --token (or KEYWAY_TOKEN): an access token with scope ${SCOPES[purpose]}`);
+    return { source: remoteSource(values.url, token, deadlines), json, positionals };
   }
   if (values.token !== undefined) throw new CliError('--token goes with --url');
-  return { source: await localSource(values['data-dir'], purpose === 'rotate'), json };
+  return { source: await localSource(values['data-dir'], purpose !== 'list'), json, positionals };
 }
 
 /**
@@ -109,20 +111,32 @@ export async function brokerSecretBox(config: NodeBrokerConfig): Promise<SecretB
 async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {
   const { store, db, config } = await openDataDirKeyStore(dataDir, sealed);
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
+  /** A fresh key sealed under a master key that does not open the broker's would stop every ring reload: refused, nothing written. */
+  const withBrokersMasterKey = async <T>(what: string, change: () => Promise<T>): Promise<T> => {
+    try {
+      return await change();
+    } catch (error) {
+      if (!(error instanceof SecretBoxError)) throw error;
+      throw new CliError(
+        `the master key does not open the broker's signing keys (${error.message}): set KEYWAY_MASTER_KEY as the broker has it; nothing was ${what}`,
+        1,
+      );
+    }
+  };
   return {
     list: async () => (await store.describeKeys()).map((key) => keyJson(key, cycle.retainMs)),
     rotate: async () => {
-      let transitions;
-      try {
-        transitions = await store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false });
-      } catch (error) {
-        if (!(error instanceof SecretBoxError)) throw error;
-        throw new CliError(
-          `the master key does not open the broker's signing keys (${error.message}): set KEYWAY_MASTER_KEY as the broker has it; nothing was rotated`,
-          1,
-        );
-      }
+      const transitions = await withBrokersMasterKey('rotated', () => store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false }));
       return rotationJson(transitions, await store.describeKeys(), cycle.retainMs);
+    },
+    withdraw: async (kid) => {
+      const withdrawal = await withBrokersMasterKey('withdrawn', () => store.withdrawKey(kid, Date.now()));
+      if (withdrawal.status === 'unknown')
+        throw new CliError(`the key store in ${config.dataDir} holds no signing key ${kid} (keyway keys list shows them)`, 1);
+      // As the broker's upkeep does for a removed key: the private part leaves older WAL frames too.
+      if (withdrawal.status === 'withdrawn' && !db.truncateWal())
+        process.stderr.write("warning: the withdrawn key's sealed private part stays in older WAL frames until the broker's WAL starts over\n");
+      return withdrawalJson(withdrawal, await store.describeKeys(), cycle.retainMs);
     },
     close: () => db.close(),
   };
@@ -130,15 +144,18 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
 
 function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): KeySource {
   const origin = brokerOrigin(base);
-  const call = async <T>(path: string, method: 'GET' | 'POST'): Promise<T> => {
+  const call = async <T>(path: string, method: 'GET' | 'POST', body?: object): Promise<T> => {
     const url = new URL(path, origin);
-    const response = await fetchBroker(url, { method, headers: { authorization: `Bearer ${token}` } }, { whole: deadlines.whole });
+    const headers = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+    const response = await fetchBroker(url, init, { whole: deadlines.whole });
     if (!response.ok) throw await brokerError(method, url.pathname, response);
     return answerJson<T>(response, ANSWER_BYTES.small, `${method} ${url.pathname}`);
   };
   return {
     list: async () => (await call<{ keys: KeyJson[] }>('/v1/keys', 'GET')).keys,
     rotate: () => call<RotationJson>('/v1/keys/rotate', 'POST'),
+    withdraw: (kid) => call<WithdrawalJson>('/v1/keys/withdraw', 'POST', { kid }),
     close: () => {},
   };
 }

@@ -18,6 +18,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   'audit explain': () => import('./audit-explain.ts').then(({ auditExplain }) => auditExplain),
   'keys list': () => import('./keys-list.ts').then(({ keysList }) => keysList),
   'keys rotate': () => import('./keys-rotate.ts').then(({ keysRotate }) => keysRotate),
+  'keys withdraw': () => import('./keys-withdraw.ts').then(({ keysWithdraw }) => keysWithdraw),
   'keys seal': () => import('./keys-seal.ts').then(({ keysSeal }) => keysSeal),
   backup: () => import('./backup.ts').then(({ backup }) => backup),
   restore: () => import('./restore.ts').then(({ restore }) => restore),

@@ -43,6 +43,8 @@ export interface BrokerParts {
   readonly keys: () => KeyRing;
   /** Where the ring comes from: `/v1/keys` lists and rotates through it (both runtimes supply it). */
   readonly keyStore?: KeyStore;
+  /** Once `/v1/keys/withdraw` withdrew a key: this process's ring reloaded at once (Node: and the WAL emptied of the private part). */
+  readonly keysWithdrawn?: () => Promise<void>;
   /** One hash chain (Node), or the shards' chains with their root checkpoints (Workers). */
   readonly audit: AuditStore | { readonly sharded: ShardedAuditLog; readonly api: AuditShardsApi };
   readonly replay: ReplayGuard;
@@ -184,6 +186,7 @@ export function createBroker(parts: BrokerParts): Broker {
             cycle: keyLifeCycle(parts.settings.keys, parts.settings.maxTtlSeconds),
             now,
             log: parts.log,
+            ...(parts.keysWithdrawn === undefined ? {} : { withdrawn: parts.keysWithdrawn }),
           },
         }),
     ...(parts.backup === undefined ? {} : { backupApi: { ...parts.backup, log: parts.log } }),

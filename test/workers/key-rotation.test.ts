@@ -205,4 +205,68 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     expect((await keys.describeKeys()).find((key) => key.state === 'next' && key.alg === 'ES256')?.kid).toBe(body.next.kid);
     expect((await request('/v1/keys/rotate', { method: 'POST' })).status).toBe(401);
   });
+
+  it('withdraws a compromised key through POST /v1/keys/withdraw with a keys:withdraw token: unpublished at once, its tokens refused by the isolate that withdrew it', async () => {
+    const people = new TestIssuer(inject('testIssuerBase'), `w-withdraw-${crypto.randomUUID().slice(0, 8)}`);
+    const issuer = workerEnv.KEYWAY_ISSUER;
+    // A state object of its own: the other tests' keys stay as they are.
+    const env = { ...workerEnv, STATE: ownStateNamespace() };
+    const operator = (sub: string, scopes: string) => ({
+      path: `ops/${sub}.yaml`,
+      text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuer}, scopes: [${scopes}] }\n`,
+    });
+    const broker = await createWorkerBroker(env, [operator('olga', 'keys:read, keys:withdraw, tokens:introspect'), operator('rita', 'keys:read')], {
+      log: silentLogger,
+    });
+    const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext());
+    const tokenFor = async (sub: string, scope: string) => {
+      const now = Math.floor(Date.now() / 1000);
+      const subject = await people.sign({ iss: people.url, aud: issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+      const response = await request('/token', {
+        method: 'POST',
+        body: exchangeForm(subject, { audience: issuer, scope }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as { access_token: string }).access_token;
+    };
+    const withdraw = (kid: string, token?: string) =>
+      request('/v1/keys/withdraw', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+        body: JSON.stringify({ kid }),
+      });
+    const rita = await tokenFor('rita', 'keys:read');
+    const olga = await tokenFor('olga', 'keys:withdraw');
+    const kid = broker.keys.ring.signing.kid;
+    const rsa = broker.keys.ring.signingFor('RS256').kid;
+
+    expect((await withdraw(kid, rita)).status).toBe(403);
+    expect((await withdraw(kid)).status).toBe(401);
+    expect((await withdraw('no-such-kid', olga)).status).toBe(404);
+    expect(await jwksOf({ fetch: (url) => Promise.resolve(broker.app.fetch(new Request(url), env)) })).toContain(kid);
+
+    const withdrawn = await withdraw(kid, olga);
+    expect(withdrawn.status).toBe(200);
+    const answer = (await withdrawn.json()) as { status: string; key: { kid: string }; current: { kid: string } };
+    expect(answer).toMatchObject({ status: 'withdrawn', key: { kid, state: 'removed', withdrawn_at: expect.any(String) } });
+    expect(broker.keys.ring.signing.kid).toBe(answer.current.kid);
+    const published = await jwksOf({ fetch: (url) => Promise.resolve(broker.app.fetch(new Request(url), env)) });
+    expect(published).not.toContain(kid);
+    expect(published).toEqual(expect.arrayContaining([answer.current.kid, rsa]));
+
+    // Rita's token, signed by the withdrawn key: refused by the operator API and by introspection.
+    expect((await request('/v1/keys', { headers: { authorization: `Bearer ${rita}` } })).status).toBe(401);
+    const introspected = await request('/introspect', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await tokenFor('olga', 'tokens:introspect')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: rita }),
+    });
+    expect(await introspected.json()).toMatchObject({ active: false });
+    // The RS256 ring's key is withdrawn the same way; withdrawing again changes nothing.
+    const newOlga = await tokenFor('olga', 'keys:withdraw');
+    expect(await (await withdraw(rsa, newOlga)).json()).toMatchObject({ status: 'withdrawn', key: { kid: rsa, alg: 'RS256' } });
+    expect(await (await withdraw(kid, newOlga)).json()).toMatchObject({ status: 'already_removed', key: { kid } });
+    expect(broker.keys.ring.signingFor('RS256').kid).not.toBe(rsa);
+  });
 });

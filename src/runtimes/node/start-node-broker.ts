@@ -190,6 +190,11 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     );
   });
   const keys = () => live.ring;
+  // A removed key's sealed private part is zeroed in the file (secure_delete); emptying the WAL takes it out of older frames.
+  const emptyWalOfRemovedKeys = (): void => {
+    if (!db.truncateWal())
+      log.warn("a removed signing key's sealed private part stays in older WAL frames until they are overwritten: a reader kept the WAL from being emptied");
+  };
   const registry = new MetricsRegistry();
   const peerAddress = (c: Context): string | undefined => listener.peerAddress((c.env as HttpBindings).incoming);
   // Behind trusted proxies, the client their forwarding header names: rate limits and audit records key on it.
@@ -297,6 +302,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     policies: () => policies.current,
     keys,
     keyStore,
+    keysWithdrawn: async () => {
+      emptyWalOfRemovedKeys();
+      await live.refresh(now());
+    },
     audit,
     alerts: writerThreadAlertStore(audit, db),
     // The alert rules that read each record after its answer: a shutdown lets them finish.
@@ -367,10 +376,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       (async () => {
         const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true }) : [];
         for (const transition of transitions) log.info('signing key life cycle', { ...transition });
-        if (transitions.some((transition) => transition.kind === 'remove') && !db.truncateWal())
-          log.warn(
-            "a removed signing key's sealed private part stays in older WAL frames until they are overwritten: a reader kept the WAL from being emptied",
-          );
+        if (transitions.some((transition) => transition.kind === 'remove')) emptyWalOfRemovedKeys();
         await live.refresh(now());
         return transitions;
       })(),

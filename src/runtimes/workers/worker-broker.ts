@@ -132,6 +132,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     },
     keys: () => keys.ring,
     keyStore: stores.keys,
+    keysWithdrawn: async () => void (await keys.refresh(now())),
     audit: { sharded: audit.log, api: audit.api },
     alerts: audit.alerts,
     background: (c, task) => c.executionCtx.waitUntil(task),

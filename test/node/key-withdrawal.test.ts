@@ -1,0 +1,209 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JSONWebKeySet } from 'jose';
+import { describe, expect, inject, it } from 'vitest';
+import type { Logger } from '../../src/core/log.ts';
+import { keyLifeCycle } from '../../src/core/mint/key-life-cycle.ts';
+import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { SecretBox } from '../../src/core/secrets/secret-box.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { TestIssuer } from '../support/test-issuer.ts';
+import { OWN_URL_ISSUER, runKeyway, testConfig, writeTree, type Environment } from './node-harness.ts';
+
+/** Tests that run the CLI as several processes: on a loaded machine each start takes seconds. */
+const CLI_RUNS_TIMEOUT_MS = 90_000;
+
+const cli = (args: string[], env: Environment = {}) => runKeyway(args, { KEYWAY_MASTER_KEY: undefined, ...env });
+
+function recordingLogger(): Logger & { text(): string } {
+  const lines: string[] = [];
+  const write = (level: string) => (message: string, fields?: object) => void lines.push(JSON.stringify({ level, message, ...fields }));
+  return { info: write('info'), warn: write('warn'), error: write('error'), text: () => lines.join('\n') };
+}
+
+/** A broker whose operators (people of a test issuer) hold the scopes each test grants them. */
+async function operatedBroker(): Promise<{
+  broker: NodeBroker;
+  log: ReturnType<typeof recordingLogger>;
+  tokenFor: (sub: string, scope: string) => Promise<string>;
+}> {
+  const people = new TestIssuer(inject('testIssuerBase'), `withdraw-${crypto.randomUUID().slice(0, 8)}`);
+  const root = writeTree({});
+  mkdirSync(join(root, 'policies'));
+  const log = recordingLogger();
+  const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
+  const issuerUrl = broker.config.issuer;
+  const operator = (sub: string, scopes: string) =>
+    `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuerUrl}, scopes: [${scopes}] }\n`;
+  writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:withdraw, tokens:introspect') }, root);
+  writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
+  expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
+  const tokenFor = async (sub: string, scope: string): Promise<string> => {
+    const now = Math.floor(Date.now() / 1000);
+    const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+    const response = await fetch(`${broker.url}/token`, {
+      method: 'POST',
+      body: exchangeForm(subject, { audience: issuerUrl, scope }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const body = (await response.json()) as { access_token?: string };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    return body.access_token ?? '';
+  };
+  return { broker, log, tokenFor };
+}
+
+const kidOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
+
+/** What keyway's own checks make of `token` now: its operator API (GET /v1/keys) and its introspection. */
+async function ownChecks(broker: NodeBroker, token: string, introspector: string): Promise<{ api: number; active: unknown }> {
+  const api = (await fetch(`${broker.url}/v1/keys`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const introspected = await fetch(`${broker.url}/introspect`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${introspector}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }),
+  });
+  expect(introspected.status).toBe(200);
+  return { api, active: ((await introspected.json()) as { active?: unknown }).active };
+}
+
+const published = async (broker: NodeBroker): Promise<string[]> =>
+  ((await (await fetch(`${broker.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet).keys.map((key) => key.kid ?? '');
+
+describe('keyway keys withdraw (a compromised signing key, taken out at once)', () => {
+  it(
+    'withdraws the current key from the data dir beside a running broker: refused without the master key, refused for an unknown kid, and its tokens refused once the broker reloads its ring',
+    async () => {
+      const { broker, tokenFor } = await operatedBroker();
+      try {
+        const dataDir = broker.config.dataDir;
+        const leaked = await tokenFor('rita@acme.dev', 'keys:read');
+        const kid = kidOf(leaked);
+        const introspectorBefore = await tokenFor('olga@acme.dev', 'tokens:introspect');
+        expect(await ownChecks(broker, leaked, introspectorBefore)).toEqual({ api: 200, active: true });
+
+        // A master key that is not the broker's could seal no replacement the broker can open: nothing is withdrawn.
+        const wrong = await cli(['keys', 'withdraw', kid, '--data-dir', dataDir], { KEYWAY_MASTER_KEY: generateMasterKey() });
+        expect(wrong).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was withdrawn') });
+        const unknown = await cli(['keys', 'withdraw', 'no-such-kid', '--data-dir', dataDir]);
+        expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('holds no signing key no-such-kid') });
+        expect((await cli(['keys', 'withdraw', '--data-dir', dataDir])).code).toBe(2);
+        expect(await published(broker)).toContain(kid);
+
+        const withdrawn = await cli(['keys', 'withdraw', kid, '--data-dir', dataDir]);
+        expect(withdrawn.code, withdrawn.stderr).toBe(0);
+        expect(withdrawn.stdout).toContain(`withdrew signing key ${kid} (ES256)`);
+        expect(withdrawn.stdout).toMatch(/a fresh key \S+ signs in its place now; relying parties .* up to 5 minutes/);
+
+        // Another process withdrew it: this one sees it at its next reload of the ring, at most a minute away (the key timer's round).
+        await broker.keyUpkeep();
+        expect(await published(broker)).not.toContain(kid);
+        const introspector = await tokenFor('olga@acme.dev', 'tokens:introspect');
+        expect(kidOf(introspector)).not.toBe(kid);
+        expect(await ownChecks(broker, leaked, introspector)).toEqual({ api: 401, active: false });
+
+        // Again: nothing changes, and it says so. The list shows when it was withdrawn.
+        const again = await cli(['keys', 'withdraw', kid, '--data-dir', dataDir]);
+        expect(again).toMatchObject({ code: 0, stdout: expect.stringContaining(`signing key ${kid} was withdrawn already at`) });
+        const listed = JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', dataDir])).stdout) as { keys: { kid: string }[] };
+        expect(listed.keys.find((key) => key.kid === kid)).toMatchObject({
+          state: 'removed',
+          withdrawn_at: expect.any(String),
+          unpublished_at: expect.any(String),
+        });
+      } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'withdraws remotely with keys:withdraw (401 without a token, 403 without the scope), logs who did, and the serving process refuses its tokens at once',
+    async () => {
+      const { broker, log, tokenFor } = await operatedBroker();
+      try {
+        const remote = ['--url', broker.url];
+        const rita = await tokenFor('rita@acme.dev', 'keys:read');
+        const olga = await tokenFor('olga@acme.dev', 'keys:withdraw');
+        const kid = kidOf(rita);
+
+        expect(await cli(['keys', 'withdraw', kid, ...remote], { KEYWAY_TOKEN: rita })).toMatchObject({
+          code: 1,
+          stderr: expect.stringContaining('403 insufficient_scope'),
+        });
+        expect((await fetch(`${broker.url}/v1/keys/withdraw`, { method: 'POST', body: JSON.stringify({ kid }) })).status).toBe(401);
+        expect((await cli(['keys', 'withdraw', kid, ...remote])).code).toBe(2);
+        const unknown = await cli(['keys', 'withdraw', 'no-such-kid', ...remote], { KEYWAY_TOKEN: olga });
+        expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('404 not_found') });
+        const malformed = await fetch(`${broker.url}/v1/keys/withdraw`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${olga}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ kid: 7 }),
+        });
+        expect(malformed.status).toBe(400);
+        expect(await malformed.json()).toMatchObject({ error: 'invalid_request' });
+        expect(await published(broker)).toContain(kid);
+
+        const withdrawn = await cli(['keys', 'withdraw', kid, ...remote, '--json'], { KEYWAY_TOKEN: olga });
+        expect(withdrawn.code, withdrawn.stderr).toBe(0);
+        const answer = JSON.parse(withdrawn.stdout) as { status: string; key: object; transitions: { kind: string; kid: string }[]; current: { kid: string } };
+        expect(answer).toMatchObject({ status: 'withdrawn', key: { kid, state: 'removed', withdrawn_at: expect.any(String) }, current: { state: 'current' } });
+        expect(answer.transitions).toEqual([
+          { kind: 'withdraw', kid },
+          { kind: 'publish', kid: answer.current.kid, activatesAt: expect.any(Number) },
+          { kind: 'activate', kid: answer.current.kid },
+        ]);
+        expect(log.text()).toContain('signing key withdrawal requested');
+        expect(log.text()).toContain('olga@acme.dev');
+
+        // No reload to wait for: the process that withdrew it reloaded its ring.
+        expect(await published(broker)).not.toContain(kid);
+        expect(await published(broker)).toContain(answer.current.kid);
+        const introspector = await tokenFor('olga@acme.dev', 'tokens:introspect');
+        expect(await ownChecks(broker, rita, introspector)).toEqual({ api: 401, active: false });
+        // Olga's own token was signed by the withdrawn key too: a new one says it is withdrawn already.
+        const again = await cli(['keys', 'withdraw', kid, ...remote], { KEYWAY_TOKEN: await tokenFor('olga@acme.dev', 'keys:withdraw') });
+        expect(again).toMatchObject({ code: 0, stdout: expect.stringContaining(`signing key ${kid} was withdrawn already at`) });
+      } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+});
+
+describe('the upgrade to schema 24 (withdrawn keys)', () => {
+  it('keeps the keys of before as they were (a removed key was not withdrawn), and withdraws one after it', async () => {
+    const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-withdrawn-')), DATABASE_FILE));
+    try {
+      migrate(db, 23);
+      const store = new SqliteKeyStore(db, await SecretBox.fromMasterKeys({ current: parseMasterKey(generateMasterKey(), 'KEYWAY_MASTER_KEY'), previous: [] }));
+      const start = Date.now() - 3_600_000;
+      const cycle = keyLifeCycle({ rotationDays: 0 }, 0);
+      const first = await KeyRing.open(store, start);
+      // A whole rotation, its old key removed by upkeep.
+      await store.advanceKeys({ now: start, cycle, rotate: true, upkeep: false });
+      await store.advanceKeys({ now: start + cycle.leadMs, cycle, rotate: false, upkeep: true });
+      await store.advanceKeys({ now: start + cycle.leadMs + cycle.retainMs, cycle, rotate: false, upkeep: true });
+      expect((await store.describeKeys()).find((key) => key.kid === first.signing.kid)?.state).toBe('removed');
+
+      migrate(db);
+      expect(checkSchema(db)).toBe(SCHEMA_VERSION);
+      expect(SCHEMA_VERSION).toBe(24);
+      const keys = await store.describeKeys();
+      expect(keys.find((key) => key.kid === first.signing.kid)).not.toHaveProperty('withdrawnAt');
+      const current = keys.find((key) => key.state === 'current' && key.alg === 'ES256')?.kid ?? '';
+      expect(await store.withdrawKey(current, Date.now())).toMatchObject({ status: 'withdrawn', key: { withdrawnAt: expect.any(Number) } });
+      expect((await KeyRing.from(await store.listKeys())).signing.kid).not.toBe(current);
+    } finally {
+      db.close();
+    }
+  });
+});
