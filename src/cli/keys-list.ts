@@ -21,11 +21,11 @@ export const keysList: Command = {
       if (json) {
         process.stdout.write(`${JSON.stringify({ keys })}\n`);
       } else {
-        const header = ['kid', 'state', 'published', 'signs from', 'retired', 'unpublished (due)'];
+        const header = ['kid', 'state', 'published', 'signs from', 'retired', 'unpublished (due)', 'withdrawn'];
         process.stdout.write(
           `${formatTable(
             header,
-            keys.map((key) => [key.kid, key.state, key.published_at, key.signs_from, key.retired_at, key.unpublished_at]),
+            keys.map((key) => [key.kid, key.state, key.published_at, key.signs_from, key.retired_at, key.unpublished_at, key.withdrawn_at]),
           )}\n`,
         );
       }
