@@ -277,20 +277,21 @@ export class SqliteKeyStore implements KeyStore {
     if (target === undefined) return { status: 'unknown' };
     const alg = target.alg as SigningAlgorithm;
     // A current key's replacement may be a fresh key, made outside the transaction (crypto is async) and sealed under this
-    // store's master key, which must open the current key (as for a rotation): without it no replacement can be made and
-    // nothing is withdrawn. Made whether or not the ring has a next key now: another withdrawal may take that one meanwhile.
+    // store's master key, which must open the ring's current key (as for a rotation): without it no replacement can be made
+    // and nothing is withdrawn. Made for a next key too, which upkeep may activate meanwhile, and whether or not the ring
+    // has a next key now: another withdrawal may take that one meanwhile.
     let candidate: Candidate | undefined;
-    if (target.state === 'current') {
-      await openSigningKeys([target], this.#requireBox());
+    if (target.state === 'current' || target.state === 'next') {
+      await openSigningKeys(
+        this.#rows().filter((row) => row.alg === alg && row.state === 'current'),
+        this.#requireBox(),
+      );
       candidate = await this.#candidate(now, alg);
     }
     return this.#db.transaction((): KeyWithdrawal => {
       const ring = this.#rows().filter((row) => row.alg === alg);
       const transitions = planWithdrawal(ring.map(infoOf), kid, now, candidate?.key.kid ?? '');
       if (transitions === undefined) return { status: 'unknown' };
-      // The key became current since it was read (its next key activated): withdrawn on the next attempt, with a replacement.
-      if (transitions.some((transition) => transition.kind === 'publish') && candidate === undefined)
-        throw new Error(`signing key ${kid} became current while it was being withdrawn: withdraw it again`);
       for (const transition of transitions) this.#apply(transition, now, candidate);
       const key = infoOf(this.#rows().find((row) => row.kid === kid) ?? target);
       return transitions.length === 0 ? { status: 'already_removed', key } : { status: 'withdrawn', key, transitions };
