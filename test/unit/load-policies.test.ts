@@ -338,6 +338,39 @@ describe('loading policies', () => {
     ]);
   });
 
+  it('refuses a match_actor iss that spells a trusted issuer otherwise: no actor token names it, so a deny would hold none', () => {
+    const GITHUB = 'https://token.actions.githubusercontent.com';
+    const guardrail = (iss: string) => `version: 1
+effect: deny
+issuer: github
+match:
+  sub: { exists: true }
+match_actor:
+  iss: ${iss}
+  repository: acme/orchestrator
+`;
+    for (const iss of [
+      `${GITHUB}/`,
+      'HTTPS://Token.Actions.GitHubUserContent.com',
+      'https://token.actions.githubusercontent.com:443',
+      `[https://gitlab.com, ${GITHUB}//]`,
+    ]) {
+      const found = problems({ 'a.yaml': GOOD, 'g.yaml': guardrail(iss) });
+      expect(found.map((problem) => [problem.file, problem.message])).toEqual([
+        [
+          'g.yaml',
+          expect.stringContaining(
+            `match_actor.iss: ${iss.replace(/^\[https:\/\/gitlab\.com, /, '').replace(/\]$/, '')} is not how its issuer's tokens name it: they say ${GITHUB}`,
+          ),
+        ],
+      ]);
+    }
+    // The issuer's own spelling, and one the set does not trust (a repository's own policies name the central set's issuers), load.
+    for (const iss of [GITHUB, 'https://gitlab.example.com']) {
+      expect(loadPolicies(toFiles({ 'a.yaml': GOOD, 'g.yaml': guardrail(iss) }), OPTIONS).policies).toHaveLength(2);
+    }
+  });
+
   it('rejects two policies with one id', () => {
     expect(
       problems({ 'a.yaml': GOOD.replace('version: 1', 'version: 1\nid: same'), 'b.yaml': GOOD.replace('version: 1', 'version: 1\nid: same') })[0]?.message,

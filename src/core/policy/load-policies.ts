@@ -282,6 +282,13 @@ const FOLD_WORDS: Readonly<Record<CaseFold, string>> = {
   'split-@': 'exactly',
 };
 
+/** One issuer URL however it is spelt: scheme and host in lower case, no default port, no trailing slash. */
+function issuerSpelling(url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const { protocol, host, pathname, search } = new URL(url);
+  return `${protocol}//${host}${pathname.replace(/\/+$/, '')}${search}`;
+}
+
 /** A policy file whose issuer resolved, to compile once every file's issuer is known. */
 interface PendingPolicy {
   readonly entry: CompiledPolicyFile;
@@ -396,10 +403,22 @@ function compilePolicy(
   // first `@` (`split-@`), and a `sub` at the `@` of such a claim's field.
   const actorConditions: ClaimCondition[] | undefined = data.match_actor === undefined ? undefined : [];
   const actorIssuer = data.match_actor?.['iss'];
-  const actorIssuers = (typeof actorIssuer === 'string' ? [actorIssuer] : Array.isArray(actorIssuer) ? actorIssuer : []).flatMap((url) => {
+  const actorIssuerUrls = typeof actorIssuer === 'string' ? [actorIssuer] : Array.isArray(actorIssuer) ? actorIssuer : [];
+  const actorIssuers = actorIssuerUrls.flatMap((url) => {
     const named = typeof url === 'string' ? trusted.get(url) : undefined;
     return named === undefined ? [] : [named];
   });
+  // `iss` compares byte for byte: a trusted issuer spelt another way (a trailing slash) would match no actor token, and a deny hold none.
+  for (const url of actorIssuerUrls) {
+    const spelling = typeof url === 'string' && !trusted.has(url) ? issuerSpelling(url) : undefined;
+    const meant = spelling === undefined ? undefined : [...trusted.keys()].find((known) => issuerSpelling(known) === spelling);
+    if (meant !== undefined) {
+      fail(`match_actor.iss: ${boundText(String(url))} is not how its issuer's tokens name it: they say ${meant}, and iss compares exactly`, [
+        'match_actor',
+        'iss',
+      ]);
+    }
+  }
   if (
     data.match_actor !== undefined &&
     !(typeof actorIssuer === 'string' || (Array.isArray(actorIssuer) && actorIssuer.every((one) => typeof one === 'string')))
