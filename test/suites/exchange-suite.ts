@@ -373,6 +373,7 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         'gollum',
         'check_run',
         'check_suite',
+        'status',
       ])('the shipped guardrail refuses %s, a trigger that runs what others wrote, or others start, with the repository’s identity', async (trigger) => {
         const { event } = await refused(exchangeForm(await good({ event_name: trigger })), { error: 'invalid_request', reason: 'denied_by_policy' });
         expect(event.policy?.denied_by).toEqual(['guardrails/untrusted-triggers']);

@@ -99,6 +99,7 @@ describe('GitHub write permissions in lint', () => {
       'gollum',
       'check_run',
       'check_suite',
+      'status',
       'self-hosted',
       'unprotected',
     ]);

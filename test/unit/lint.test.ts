@@ -39,6 +39,7 @@ const UNTRUSTED_EVENTS = [
   'gollum',
   'check_run',
   'check_suite',
+  'status',
 ];
 
 describe('lint rules', () => {
@@ -494,6 +495,7 @@ describe('lint rules', () => {
         ['write-from-untrusted', 7, 'gollum'],
         ['write-from-untrusted', 7, 'check_run'],
         ['write-from-untrusted', 7, 'check_suite'],
+        ['write-from-untrusted', 7, 'status'],
       ]);
       expect(findings[0]?.message).toContain('anyone who can comment');
     });

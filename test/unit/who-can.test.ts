@@ -171,6 +171,7 @@ describe('whoCan', () => {
       'event_name=gollum',
       'event_name=check_run',
       'event_name=check_suite',
+      'event_name=status',
       'runner_environment=self-hosted',
       'ref_protected=false',
     ]);

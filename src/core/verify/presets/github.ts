@@ -169,6 +169,12 @@ export const github: IssuerPreset = {
         value: 'check_suite',
         what: "check_suite runs (started by any GitHub App's check suite, one on a fork's pull request too, on the default branch with its secrets)",
       },
+      // A commit status is the check run's older form: set by any app or account with statuses: write, on a fork's commit too.
+      {
+        claim: 'event_name',
+        value: 'status',
+        what: "status runs (started by any GitHub App or account that sets a commit status, one on a fork's pull request's commit too, on the default branch with its secrets)",
+      },
       { claim: 'runner_environment', value: 'self-hosted', what: "self-hosted runners (outside GitHub's control)" },
       { claim: 'ref_protected', value: 'false', what: 'unprotected refs (anyone with write access can push them)' },
     ],
