@@ -380,6 +380,27 @@ describe("what a repository's own policies may use", () => {
     );
   });
 
+  it('compares a match_actor line as the central set’s preset of the issuer iss names, which verifies the actor, though no file of its own names it', () => {
+    const gitlab = { path: 'gitlab.yaml', text: 'version: 1\nissuer: gitlab\nmatch: { project_id: "42" }\ngrant: { audience: https://deploy.example }\n' };
+    const trusting = loadPolicies([deploy('production'), guard, gitlab], OPTIONS);
+    const deny: PolicyFile = {
+      path: 'acme/api/.github/keyway/no-orchestrator.yaml',
+      text: [
+        'version: 1',
+        'effect: deny',
+        'issuer: github',
+        'match: { repository_id: "734201" }',
+        'match_actor: { iss: https://gitlab.com, namespace_id: "7", project_path: Acme/Orchestrator }',
+        '',
+      ].join('\n'),
+    };
+    const [policy] = loadRepositoryPolicies([deny], repository, OPTIONS, repositoryPolicyRules(readRepositoryPolicySettings({}), trusting)).policies;
+    const line = policy?.actorConditions?.find((condition) => condition.key === 'project_path');
+    expect(line?.fold).toBe('whole');
+    // GitLab treats the path without case: the deny holds the orchestrator however its token spells it.
+    expect(line?.matcher.test('acme/orchestrator')).toBe(true);
+  });
+
   it('pins the organisations of KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS by ids, and refuses an entry without them', () => {
     expect(readRepositoryPolicySettings({}).orgGuardrails).toEqual([]);
     expect(readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: 'acme:1200934:88001122, globex:3300:990' }).orgGuardrails).toEqual([

@@ -61,6 +61,11 @@ export interface PolicyLoadOptions extends IssuerResolutionOptions {
    * `owner_id` goes to a job of that deployment only. Undefined when not known: any GitHub Actions issuer's job.
    */
   readonly githubDeployment?: string | undefined;
+  /**
+   * The issuers an actor token is verified against beyond those the files name: for a repository's own policies and an
+   * organisation's guardrails, the central set's. A `match_actor` line on one of them compares as its preset says.
+   */
+  readonly actorIssuers?: readonly TrustedIssuer[];
 }
 
 /** A GitHub repository by owner, name and GitHub's numeric id (as the `repository_id` claim writes it). */
@@ -233,7 +238,10 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     steps.push({ entry, data, issuer, report });
   }
   // An actor token is verified against the issuers the set trusts, so its claims compare as their presets say.
-  const trusted = new Map([...issuerRules].map(([url, { issuer }]) => [url, issuer]));
+  const trusted = new Map([
+    ...[...issuerRules].map(([url, { issuer }]) => [url, issuer] as const),
+    ...(options.actorIssuers ?? []).map((issuer) => [issuer.url, issuer] as const),
+  ]);
   const compiled = steps.map((step): CompiledPolicyFile => {
     if (!('data' in step)) return step;
     const policy = compilePolicy(step.entry.id, step.entry.file, step.data, step.issuer, options, trusted, step.report);

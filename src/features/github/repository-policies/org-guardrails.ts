@@ -153,7 +153,8 @@ async function fetchOrgGuardrails(options: OrgGuardrailOptions, pin: OrgGuardrai
   if (files.length === 0) throw unusable('no guardrail there');
   try {
     const named = files.map((file) => ({ path: `${where}/${file.path}`, text: file.text }));
-    return loadBoundedPolicies(named, options.loadOptions, (compilation) => orgGuardrailProblems(compilation, pin, options.rules()));
+    const rules = options.rules();
+    return loadBoundedPolicies(named, options.loadOptions, rules, (compilation) => orgGuardrailProblems(compilation, pin, rules));
   } catch (error) {
     if (!(error instanceof PolicyLoadError)) throw error;
     throw unusable(`does not load: ${error.message.replaceAll('\n', '; ')}`);

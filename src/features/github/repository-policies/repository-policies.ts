@@ -18,6 +18,7 @@ import type { OwnedRepository, RepositoryName, RepositoryPolicies } from '../../
 import { PolicyFetchError, readPolicyFile } from './fetch-policy-files.ts';
 import { fullName, type OpenRepositoryAccess } from './repository-access.ts';
 import type { OrgGuardrailPin, RepositoryPolicySettings } from './repository-policy-settings.ts';
+import type { TrustedIssuer } from '../../../core/verify/trusted-issuer.ts';
 
 /** Where a repository keeps its own trust policies (as octo-sts keeps `.github/chainguard/`). */
 export const REPOSITORY_POLICY_DIR = '.github/keyway';
@@ -33,6 +34,8 @@ export interface RepositoryPolicyRules {
   readonly issuers: ReadonlySet<string>;
   /** The organisations whose own guardrails hold for their repositories' policies (KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS). */
   readonly orgGuardrails: readonly OrgGuardrailPin[];
+  /** The central set's issuers, which verify a delegated request's actor token: a `match_actor` line compares as their presets say. */
+  readonly actorIssuers: readonly TrustedIssuer[];
 }
 
 /**
@@ -43,7 +46,7 @@ export interface RepositoryPolicyRules {
 export function repositoryPolicyRules(settings: RepositoryPolicySettings, central: PolicySet): RepositoryPolicyRules {
   const trusted = central.issuers.map((issuer) => issuer.url);
   const allowed = settings.issuers === undefined ? trusted : settings.issuers.filter((url) => trusted.includes(url));
-  return { permissions: settings.permissions, issuers: new Set(allowed), orgGuardrails: settings.orgGuardrails };
+  return { permissions: settings.permissions, issuers: new Set(allowed), orgGuardrails: settings.orgGuardrails, actorIssuers: central.issuers };
 }
 
 /**
@@ -148,13 +151,17 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
   return problems;
 }
 
-/** Policy files loaded as the broker loads its own (schema, issuers, lint errors) and held to `bounds`. */
+/**
+ * Policy files loaded as the broker loads its own (schema, issuers, lint errors), their `match_actor` lines read by the central
+ * set's issuers (`rules.actorIssuers`, which verify the actor token), and held to `bounds`.
+ */
 export function loadBoundedPolicies(
   files: readonly PolicyFile[],
   options: PolicyLoadOptions,
+  rules: RepositoryPolicyRules,
   bounds: (compilation: PolicyCompilation) => readonly PolicyProblem[],
 ): PolicySet {
-  const compilation = compilePolicyFiles(files, options);
+  const compilation = compilePolicyFiles(files, { ...options, actorIssuers: rules.actorIssuers });
   const problems = [
     ...checkPolicies(compilation)
       .filter((finding) => finding.severity === 'error')
@@ -172,7 +179,7 @@ export function loadRepositoryPolicies(
   options: PolicyLoadOptions,
   rules: RepositoryPolicyRules,
 ): PolicySet {
-  return loadBoundedPolicies(files, options, (compilation) => repositoryPolicyProblems(compilation, repository, rules));
+  return loadBoundedPolicies(files, options, rules, (compilation) => repositoryPolicyProblems(compilation, repository, rules));
 }
 
 /**

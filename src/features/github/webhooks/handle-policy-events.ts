@@ -416,7 +416,8 @@ async function finishReview(
     base: baseFiles,
     proposed: proposedFiles,
     events,
-    loadOptions: deps.loadOptions(),
+    // A repository's own policies and an organisation's guardrails read their actors as the exchange does: by the central set's issuers.
+    loadOptions: scope.central ? deps.loadOptions() : { ...deps.loadOptions(), actorIssuers: deps.repositoryRules().actorIssuers },
     directory: dir,
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
     ...(usage === undefined ? {} : { usage: { ...usageWindow, rows: usage } }),
