@@ -332,10 +332,33 @@ describe('loading policies', () => {
     // An issuer no file trusts verifies no actor token: its lines compare exactly, as they did.
     const exact = actorLines({ 'a.yaml': actorOf(GITHUB, 'repository: acme/Orchestrator\n  job_workflow_ref: "acme/o/d.yml@refs/heads/main"') });
     expect(exact?.map((line) => line.fold)).toEqual(['exact', 'exact', 'exact', 'split-@']);
-    const mixed = problems({ 'a.yaml': actorOf(`[${GITHUB}, https://gitlab.com]`, 'repository: acme/Orchestrator'), 'b.yaml': GOOD });
+    // Both send environment: GitHub without case, GitLab exactly.
+    const mixed = problems({ 'a.yaml': actorOf(`[${GITHUB}, https://gitlab.com]`, 'environment: Production'), 'b.yaml': GOOD });
     expect(mixed.map((problem) => problem.message)).toEqual([
-      `match_actor.repository: the issuers iss names compare it differently (${GITHUB} without case, https://gitlab.com exactly): write a policy for each`,
+      `match_actor.environment: the issuers iss names compare it differently (${GITHUB} without case, https://gitlab.com exactly): write a policy for each`,
     ]);
+  });
+
+  it('folds a match_actor line by the issuers iss names whose tokens may carry the claim: one that never sends it cannot disagree', () => {
+    const GITHUB = 'https://token.actions.githubusercontent.com';
+    const FORGEJO = 'https://codeberg.org/api/actions';
+    const forgejo = GOOD.replace('issuer: github', `issuer: { kind: forgejo, url: "${FORGEJO}" }`);
+    const guardrail = (lines: string) =>
+      `version: 1\neffect: deny\nissuer: github\nmatch:\n  sub: { exists: true }\nmatch_actor:\n  iss: [${GITHUB}, ${FORGEJO}]\n  ${lines}\n`;
+    // Forgejo sends no environment nor job_workflow_ref: GitHub's folding holds, for its actors, and the policy loads.
+    const set = loadPolicies(
+      toFiles({ 'a.yaml': GOOD, 'f.yaml': forgejo, 'g.yaml': guardrail('environment: Production\n  job_workflow_ref: "acme/o/d.yml@refs/heads/main"') }),
+      OPTIONS,
+    );
+    const lines = set.policies.find((policy) => policy.id === 'g')?.actorConditions;
+    expect(lines?.map((line) => [line.key, line.fold])).toEqual([
+      ['iss', 'exact'],
+      ['environment', 'whole'],
+      ['job_workflow_ref', 'before-@'],
+    ]);
+    expect(lines?.[1]?.matcher.test('production')).toBe(true);
+    // Both send actor, and fold it alike; both send workflow_ref, each before its @.
+    expect(loadPolicies(toFiles({ 'a.yaml': GOOD, 'f.yaml': forgejo, 'g.yaml': guardrail('actor: Mallory') }), OPTIONS).policies).toHaveLength(3);
   });
 
   it('refuses a match_actor iss that spells a trusted issuer otherwise: no actor token names it, so a deny would hold none', () => {

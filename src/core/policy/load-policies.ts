@@ -440,9 +440,11 @@ function compilePolicy(
     try {
       const plainKey = plainSpellingOf(key) ?? key;
       const foldOf = (named: TrustedIssuer): CaseFold => named.preset.caseFolds[plainKey] ?? 'exact';
-      const folds = new Set(actorIssuers.map(foldOf));
+      // An issuer whose tokens never carry the claim never meets the line, whatever it would fold.
+      const sending = actorIssuers.filter((named) => presetMaySend(named.preset, topLevelClaim(key)));
+      const folds = new Set(sending.map(foldOf));
       if (folds.size > 1) {
-        const how = actorIssuers.map((named) => `${boundText(named.url)} ${FOLD_WORDS[foldOf(named)]}`).join(', ');
+        const how = sending.map((named) => `${boundText(named.url)} ${FOLD_WORDS[foldOf(named)]}`).join(', ');
         fail(`match_actor.${key}: the issuers iss names compare it differently (${how}): write a policy for each`, ['match_actor', key]);
         continue;
       }
