@@ -453,6 +453,16 @@ describe('regex', () => {
       /a repeated group matches in more than one way/,
     ],
     [
+      '(?:\\uD83D\\uDE00|\u{1F600})*x',
+      'a repeated group whose alternatives begin with one character past 16 bits, written once as the escapes of its surrogates: read as two escapes, they seemed to begin apart, and 24 `😀`s and a `!` took 155 ms, twice as long for each more',
+      /a repeated group matches in more than one way/,
+    ],
+    [
+      `${'\\uD83D\\uDE00*\u{1F600}'.repeat(5)}x`,
+      'repetitions of a character past 16 bits written as the escapes of its surrogates, each before that character: read as two escapes, each seemed to stop before it, and 127 `😀`s and a `!` took 1.2 s',
+      /more ways than two unbounded repetitions/,
+    ],
+    [
       '(?:[a-z]*(?:\u{1F600}?a))+',
       'a group whose first character, past 16 bits, is optional after a repetition, repeated: read by units, the character seemed mandatory',
       /a repeated group matches in more than one way/,
@@ -569,6 +579,8 @@ describe('regex', () => {
       '(x|y){2,}',
       '((a|b)c)*',
       '(\\d|[a-z]|\u{1F600})+',
+      // A character past 16 bits written as the escapes of its surrogates is one character, as the u flag reads it.
+      '(?:\\uD83D\\uDE00|\\uD83D\\uDE01)+',
     ]) {
       expect(() => compileSafeRegex(pattern, 'exact', false), pattern).not.toThrow();
     }

@@ -89,11 +89,17 @@ export function withoutCaptures(source: string): string {
   return plain;
 }
 
-/** Length of the escape starting at `i`: `\p{…}`, `\u{…}`, `\uHHHH`, `\xHH`, `\cX` or a single character. */
+const SURROGATE_PAIR_ESCAPE = /^\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}$/i;
+
+/**
+ * Length of the escape starting at `i`: `\p{…}`, `\u{…}`, `\uHHHH`, `\xHH`, `\cX` or a single character; a leading
+ * surrogate's `\uHHHH` with a trailing one's after it is one character under the `u` flag, as `\uD83D\uDE00` is `😀`. Read
+ * as two, `(?:\uD83D\uDE00|😀)*` seemed to begin its alternatives apart and `\uD83D\uDE00*😀` to stop before the `😀`.
+ */
 function escapeLength(source: string, i: number): number {
   const letter = source[i + 1];
   if ((letter === 'p' || letter === 'P' || letter === 'u') && source[i + 2] === '{') return source.indexOf('}', i) - i + 1;
-  if (letter === 'u') return 6;
+  if (letter === 'u') return SURROGATE_PAIR_ESCAPE.test(source.slice(i, i + 12)) ? 12 : 6;
   if (letter === 'x') return 4;
   if (letter === 'c') return 3;
   return 2;
