@@ -12,7 +12,8 @@ import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runti
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { exchangeForm } from '../suites/exchange-suite.ts';
+import { exchangeForm, type BrokerClient } from '../suites/exchange-suite.ts';
+import { pageCookie } from '../support/audit-page-sign-in.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, runKeyway, testConfig, writeTree, type Environment } from './node-harness.ts';
 
@@ -28,7 +29,7 @@ function recordingLogger(): Logger & { text(): string } {
 }
 
 /** A broker whose operators (people of a test issuer) hold the scopes each test grants them. */
-async function operatedBroker(): Promise<{
+async function operatedBroker(clock: () => number = Date.now): Promise<{
   broker: NodeBroker;
   log: ReturnType<typeof recordingLogger>;
   tokenFor: (sub: string, scope: string) => Promise<string>;
@@ -37,15 +38,15 @@ async function operatedBroker(): Promise<{
   const root = writeTree({});
   mkdirSync(join(root, 'policies'));
   const log = recordingLogger();
-  const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
+  const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log, now: clock });
   const issuerUrl = broker.config.issuer;
   const operator = (sub: string, scopes: string) =>
-    `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuerUrl}, scopes: [${scopes}] }\n`;
-  writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:withdraw, tokens:introspect') }, root);
+    `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuerUrl}, scopes: [${scopes}], ttl: 15m }\n`;
+  writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:withdraw, tokens:introspect, audit:read') }, root);
   writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
   expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
   const tokenFor = async (sub: string, scope: string): Promise<string> => {
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(clock() / 1000);
     const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
     const response = await fetch(`${broker.url}/token`, {
       method: 'POST',
@@ -177,6 +178,42 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
     },
     CLI_RUNS_TIMEOUT_MS,
   );
+});
+
+describe('an /audit page session signed in with a token of a key withdrawn since', () => {
+  it('is over once that key is withdrawn, though the session was signed by another key: for the page and /introspect alike', async () => {
+    let now = Date.now();
+    const { broker, tokenFor } = await operatedBroker(() => now);
+    try {
+      const page: BrokerClient = { issuer: broker.config.issuer, request: (path, init) => fetch(`${broker.url}${path}`, init) };
+      // The token of a key that becomes retired: one a thief holding that key's private part could have signed.
+      const auditor = await tokenFor('olga@acme.dev', 'audit:read');
+      const kid = kidOf(auditor);
+      await broker.keyUpkeep({ rotate: true });
+      now += keyLifeCycle({ rotationDays: 0 }, 0).leadMs;
+      await broker.keyUpkeep();
+      expect(await published(broker)).toContain(kid);
+      const cookie = await pageCookie(page, auditor);
+      const session = cookie.slice(cookie.indexOf('=') + 1);
+      expect(kidOf(session)).not.toBe(kid);
+      expect((await page.request('/audit', { headers: { cookie } })).status).toBe(200);
+      const introspector = await tokenFor('olga@acme.dev', 'tokens:introspect');
+      expect(await ownChecks(broker, session, introspector)).toMatchObject({ active: true });
+
+      const withdrawn = await fetch(`${broker.url}/v1/keys/withdraw`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await tokenFor('olga@acme.dev', 'keys:withdraw')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ kid }),
+      });
+      expect(withdrawn.status).toBe(200);
+      const refused = await page.request('/audit', { headers: { cookie } });
+      expect(refused.status).toBe(401);
+      expect(await refused.text()).toContain('The session is over');
+      expect(await ownChecks(broker, session, introspector)).toMatchObject({ active: false });
+    } finally {
+      await broker.close();
+    }
+  });
 });
 
 describe('the upgrade to schema 24 (withdrawn keys)', () => {

@@ -252,6 +252,7 @@ describe('loading policies', () => {
     'src_iss',
     'src_sub',
     'src_jti',
+    'src_kid',
     'cnf',
     'act',
     'may_act',

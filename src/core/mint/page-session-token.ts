@@ -11,3 +11,11 @@ export function pageSessionAudience(issuer: string): string {
  * carries it. A session is over once that token is revoked, for the page and for `/introspect` alike.
  */
 export const SIGNED_IN_WITH_CLAIM = 'src_jti';
+
+/**
+ * The `kid` of the key that signed the operator token a session was signed in with; reserved as SIGNED_IN_WITH_CLAIM is.
+ * A session is over once the broker no longer publishes that key (withdrawn), as that token is: the session is signed by
+ * whichever key was current, so a token a thief signed with a leaked retired key would otherwise outlive the withdrawal
+ * in the session it started.
+ */
+export const SIGNED_IN_WITH_KEY_CLAIM = 'src_kid';

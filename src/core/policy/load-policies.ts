@@ -112,6 +112,7 @@ export const RESERVED_CLAIMS = new Set([
   'src_sub',
   // An /audit page session's (core/revocation/page-session.ts): a token a policy grants never passes as one.
   'src_jti',
+  'src_kid',
   'cnf',
   'act',
   'may_act',

@@ -3,7 +3,7 @@ import { monotonicFactory } from 'ulid';
 import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog } from '../audit/audit-event.ts';
 import { boundAuditEvent } from '../audit/bound-audit-event.ts';
 import { describePresentedToken } from '../audit/presented-token.ts';
-import { SIGNED_IN_WITH_CLAIM } from '../mint/page-session-token.ts';
+import { SIGNED_IN_WITH_CLAIM, SIGNED_IN_WITH_KEY_CLAIM } from '../mint/page-session-token.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import { REASONS, type Reason } from '../errors/reasons.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
@@ -54,6 +54,8 @@ export async function examineToken(deps: RevocationDeps, token: string, now: num
     return { live: false, reason: joseReason(error), detail: error.message };
   }
   const claims = payload as JWTPayload & { jti: string; exp: number };
+  const withdrawn = await signedInWithWithdrawnKey(deps.keys, claims);
+  if (withdrawn !== undefined) return { live: false, reason: 'signature_invalid', detail: withdrawn };
   const revoked = await revokedAs(deps.revocations, claims, now);
   if (revoked === 'itself') return { live: false, reason: 'token_revoked', detail: 'the token was revoked', verified: true, revoked };
   if (revoked === 'signed-in-with') {
@@ -74,6 +76,25 @@ export async function revokedAs(
   const signedInWith = claims[SIGNED_IN_WITH_CLAIM];
   const [itself, withdrawn] = await revocations.areRevoked(typeof signedInWith === 'string' ? [claims.jti, signedInWith] : [claims.jti], now);
   return itself === true ? 'itself' : withdrawn === true ? 'signed-in-with' : undefined;
+}
+
+/**
+ * Why an /audit page session is over because of the key that signed the token it was signed in with, or undefined: that
+ * key is no longer among `keys` (it was withdrawn), or the session does not name it (SIGNED_IN_WITH_KEY_CLAIM). Any other
+ * token of the broker's answers undefined.
+ */
+export async function signedInWithWithdrawnKey(keys: JWTVerifyGetKey, claims: JWTPayload): Promise<string | undefined> {
+  if (claims[SIGNED_IN_WITH_CLAIM] === undefined) return undefined;
+  const kid = claims[SIGNED_IN_WITH_KEY_CLAIM];
+  if (typeof kid !== 'string') return 'the session does not name the key of the access token it was signed in with';
+  try {
+    // Operator tokens are ES256 alone (verifyAccessToken); the session's own signature verified already.
+    await keys({ alg: 'ES256', kid }, { payload: '', signature: '' });
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+    return `the access token the session was signed in with was signed by key ${kid}, which the broker no longer publishes (withdrawn)`;
+  }
 }
 
 function joseReason(error: errors.JOSEError): Reason {

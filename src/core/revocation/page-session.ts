@@ -1,10 +1,10 @@
-import type { JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader, type JWTVerifyGetKey } from 'jose';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import type { KeyRing } from '../mint/key-ring.ts';
 import { mintAccessToken } from '../mint/mint-access-token.ts';
-import { pageSessionAudience, SIGNED_IN_WITH_CLAIM } from '../mint/page-session-token.ts';
+import { pageSessionAudience, SIGNED_IN_WITH_CLAIM, SIGNED_IN_WITH_KEY_CLAIM } from '../mint/page-session-token.ts';
 import { AccessTokenError, verifyAccessToken, type KeywayAccessToken } from '../mint/verify-access-token.ts';
-import { appendExamination, examinationRecord, recordExamination, revokedAs, type RevocationDeps } from './examine-token.ts';
+import { appendExamination, examinationRecord, recordExamination, revokedAs, signedInWithWithdrawnKey, type RevocationDeps } from './examine-token.ts';
 
 /**
  * The longest an `/audit` page session lasts, whatever the token it was signed in with: a working day. It never outlives
@@ -27,7 +27,7 @@ export interface AdmittedToken {
 
 /**
  * Mints the session an admitted operator token signs in to: the same `sub`, the token's `client_id`, those of `scopes` it
- * carries, its `jti` as SIGNED_IN_WITH_CLAIM, and at most the rest of its life and PAGE_SESSION_MAX_SECONDS. The session
+ * carries, its `jti` as SIGNED_IN_WITH_CLAIM and its key's `kid` as SIGNED_IN_WITH_KEY_CLAIM, and at most the rest of its life and PAGE_SESSION_MAX_SECONDS. The session
  * is handed out only once its record (`audit_page_signed_in`: the token by its hash and `jti`, the session in `issued`) is
  * durable; rejects if it cannot be written. A token with no whole second left is refused as expired.
  */
@@ -41,6 +41,9 @@ export async function startPageSession(
   const now = deps.now();
   const ttlSeconds = Math.min(claims.exp - Math.floor(now / 1000), PAGE_SESSION_MAX_SECONDS);
   if (ttlSeconds < 1) throw new AccessTokenError('invalid_token', 'the access token has expired');
+  // Every token the broker signs names its key; one that names none could never be told apart once its key is withdrawn.
+  const { kid } = decodeProtectedHeader(admitted.token);
+  if (kid === undefined) throw new AccessTokenError('invalid_token', 'the access token does not name the key that signed it (kid)');
   const held = claims.scope.split(' ');
   const grant = {
     policy: { id: claims.client_id },
@@ -48,7 +51,7 @@ export async function startPageSession(
     scopes: scopes.filter((scope) => held.includes(scope)),
     ttlSeconds,
     subject: claims.sub,
-    claims: { [SIGNED_IN_WITH_CLAIM]: claims.jti },
+    claims: { [SIGNED_IN_WITH_CLAIM]: claims.jti, [SIGNED_IN_WITH_KEY_CLAIM]: kid },
   };
   const minted = await mintAccessToken({ issuer: deps.issuer, key: deps.keys().signing, grant, source: { iss: claims.iss, sub: claims.sub }, now });
   const event = examinationRecord(deps, {
@@ -66,7 +69,8 @@ export async function startPageSession(
 
 /**
  * Verifies a page session: signed by the broker's keys, for the page's audience, carrying `scopes` and the token it was
- * signed in with. Whether it or that token was revoked is for `pageSessionRevoked`. Throws AccessTokenError otherwise.
+ * signed in with, whose key the broker still publishes (signedInWithWithdrawnKey). Whether it or that token was revoked
+ * is for `pageSessionRevoked`. Throws AccessTokenError otherwise.
  */
 export async function verifyPageSession(
   token: string,
@@ -76,6 +80,8 @@ export async function verifyPageSession(
   const claims = await verifyAccessToken(token, { ...broker, audience: pageSessionAudience(broker.issuer), scopes });
   const signedInWith = claims[SIGNED_IN_WITH_CLAIM];
   if (typeof signedInWith !== 'string') throw new AccessTokenError('invalid_token', 'the token is not an /audit page session');
+  const withdrawn = await signedInWithWithdrawnKey(broker.keys, claims);
+  if (withdrawn !== undefined) throw new AccessTokenError('invalid_token', withdrawn);
   return { ...claims, [SIGNED_IN_WITH_CLAIM]: signedInWith };
 }
 
