@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { keyJson, rotationJson, withdrawalJson, type KeyJson, type RotationJson, type WithdrawalJson } from '../core/mint/key-json.ts';
@@ -11,6 +12,10 @@ import type { MasterKeys } from '../core/secrets/master-keys.ts';
 import { checkSchema, migrate } from '../storage/migrate.ts';
 import { SqliteKeyStore } from '../storage/sqlite-key-store.ts';
 import { keyLifeCycle } from '../core/mint/key-life-cycle.ts';
+import { RecordMacs, recordMacKeys } from '../core/audit/record-mac.ts';
+import { rotateSigningKeys, withdrawSigningKey, type KeyOperationRecord, type SigningKeyOperationDeps } from '../core/revocation/signing-key-operations.ts';
+import { inert } from '../core/inert-text.ts';
+import { SqliteAuditStore } from '../storage/sqlite-audit-store.ts';
 import { ANSWER_BYTES, answerJson, brokerError } from './bounded-answer.ts';
 import { brokerOrigin, fetchBroker, REMOTE_DEADLINES_MS, type RemoteDeadlines } from './broker-fetch.ts';
 import { CliError } from './command.ts';
@@ -123,23 +128,51 @@ async function localSource(dataDir: string | undefined, sealed: boolean): Promis
       );
     }
   };
+  // Recorded in the broker's audit log, as through the API: its appends read the head and extend it in one transaction of
+  // the file, so a running broker's writer and this one keep one chain; the MAC is the broker's, from the same master key.
+  const operations = (): SigningKeyOperationDeps => {
+    const masterKeys = brokerMasterKeys(config);
+    const macs = masterKeys === undefined ? {} : { macs: new RecordMacs(recordMacKeys(masterKeys)) };
+    return { store, cycle, audit: new SqliteAuditStore(db, macs), issuer: config.issuer, now: Date.now };
+  };
+  const operator = { local: localAccount() };
+  const context = () => ({ requestId: crypto.randomUUID(), clientIp: undefined, userAgent: undefined });
+  /** The operation stands; its record did not make it into the log: said, as the API answers 503. */
+  const unrecorded = (done: string, record: KeyOperationRecord | undefined) => {
+    if (record !== undefined && 'unrecorded' in record)
+      throw new CliError(`${done}, but its audit record could not be written (${record.unrecorded}): run the command again to record it`, 1);
+  };
   return {
     list: async () => (await store.describeKeys()).map((key) => keyJson(key, cycle.retainMs)),
     rotate: async () => {
-      const transitions = await withBrokersMasterKey('rotated', () => store.advanceKeys({ now: Date.now(), cycle, rotate: true, upkeep: false }));
+      const { transitions, record } = await withBrokersMasterKey('rotated', () => rotateSigningKeys(operations(), operator, context()));
+      unrecorded('the rotation was started', record);
       return rotationJson(transitions, await store.describeKeys(), cycle.retainMs);
     },
     withdraw: async (kid) => {
-      const withdrawal = await withBrokersMasterKey('withdrawn', () => store.withdrawKey(kid, Date.now()));
+      const { withdrawal, record } = await withBrokersMasterKey('withdrawn', () => withdrawSigningKey(operations(), kid, operator, context()));
       if (withdrawal.status === 'unknown')
         throw new CliError(`the key store in ${config.dataDir} holds no signing key ${kid} (keyway keys list shows them)`, 1);
       // As the broker's upkeep does for a removed key: the private part leaves older WAL frames too.
       if (withdrawal.status === 'withdrawn' && !db.truncateWal())
         process.stderr.write("warning: the withdrawn key's sealed private part stays in older WAL frames until the broker's WAL starts over\n");
+      unrecorded(withdrawal.status === 'withdrawn' ? `withdrew signing key ${inert(kid)}` : `signing key ${inert(kid)} was removed already`, record);
       return withdrawalJson(withdrawal, await store.describeKeys(), cycle.retainMs);
     },
     close: () => db.close(),
   };
+}
+
+/** Who ran the command, as the system names the account: no token vouches for it, so the record keeps it in its detail alone. */
+function localAccount(): string {
+  const uid = process.getuid?.();
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    // An account without a name (a container's uid with no passwd entry): its uid says who.
+  }
+  return `${name ?? 'an account'}${uid === undefined ? '' : ` (uid ${uid})`} on ${hostname()}`;
 }
 
 function remoteSource(base: string, token: string, deadlines: RemoteDeadlines): KeySource {

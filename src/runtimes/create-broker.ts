@@ -184,8 +184,10 @@ export function createBroker(parts: BrokerParts): Broker {
           keyApi: {
             store: parts.keyStore,
             cycle: keyLifeCycle(parts.settings.keys, parts.settings.maxTtlSeconds),
+            audit: audit.log,
             now,
             log: parts.log,
+            clientIp: parts.clientIp,
             ...(parts.keysWithdrawn === undefined ? {} : { withdrawn: parts.keysWithdrawn }),
           },
         }),

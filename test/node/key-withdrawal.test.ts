@@ -42,7 +42,7 @@ async function operatedBroker(clock: () => number = Date.now): Promise<{
   const issuerUrl = broker.config.issuer;
   const operator = (sub: string, scopes: string) =>
     `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuerUrl}, scopes: [${scopes}], ttl: 15m }\n`;
-  writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:withdraw, tokens:introspect, audit:read') }, root);
+  writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate, keys:withdraw, tokens:introspect, audit:read') }, root);
   writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
   expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
   const tokenFor = async (sub: string, scope: string): Promise<string> => {
@@ -101,6 +101,19 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         expect(withdrawn.code, withdrawn.stderr).toBe(0);
         expect(withdrawn.stdout).toContain(`withdrew signing key ${kid} (ES256)`);
         expect(withdrawn.stdout).toMatch(/a fresh key \S+ signs in its place now; relying parties .* up to 5 minutes/);
+        // Recorded in the broker's own audit log, with the broker's MAC (verified below, once the broker appended after it).
+        const recorded = await cli(['audit', 'query', '--reason', 'signing_key_withdrawn', '--json', '--data-dir', dataDir]);
+        const [record, ...others] = (JSON.parse(recorded.stdout) as { events: Record<string, unknown>[] }).events;
+        expect(others).toEqual([]);
+        expect(record).toMatchObject({
+          decision: 'granted',
+          detail: expect.stringMatching(
+            new RegExp(
+              `^withdrew signing key ${kid} \\(ES256\\) for a keyway command on the data directory, run by .* on \\S+; transitions: withdraw ${kid}, publish `,
+            ),
+          ),
+        });
+        expect(record).not.toHaveProperty('subject');
 
         // Another process withdrew it: this one sees it at its next reload of the ring, at most a minute away (the key timer's round).
         await broker.keyUpkeep();
@@ -118,6 +131,10 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         const table = (await cli(['keys', 'list', '--data-dir', dataDir])).stdout.split('\n');
         expect(table[0]).toMatch(/unpublished \(due\)\s+withdrawn$/);
         expect(table.find((line) => line.startsWith(kid))).toMatch(new RegExp(`^${kid}\\s+removed\\s.*${shown?.withdrawn_at}$`));
+        // The broker's writer went on from the record the command appended: one chain, every MAC the broker's.
+        const verified = await cli(['audit', 'verify', '--macs', '--json', '--data-dir', dataDir]);
+        expect(verified.code, verified.stderr).toBe(0);
+        expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, records: expect.any(Number) });
       } finally {
         await broker.close();
       }
@@ -214,6 +231,106 @@ describe('an /audit page session signed in with a token of a key withdrawn since
       await broker.close();
     }
   });
+});
+
+describe("the audit records of an operator's work on the signing keys", () => {
+  it(
+    'records each rotation and withdrawal through the API (who, which key, what came of it) before answering; audit verify passes; a withdrawal whose record cannot be written is done, and answered 503',
+    async () => {
+      const { broker, tokenFor } = await operatedBroker();
+      try {
+        const dataDir = broker.config.dataDir;
+        const post = async (path: string, token: string, body?: object) => {
+          const response = await fetch(`${broker.url}${path}`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          });
+          return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+        };
+        const recordsOf = async (reason: string) => {
+          const queried = await cli(['audit', 'query', '--reason', reason, '--json', '--data-dir', dataDir]);
+          expect(queried.code, queried.stderr).toBe(0);
+          return (JSON.parse(queried.stdout) as { events: Record<string, unknown>[] }).events;
+        };
+        const olga = (scope: string) => tokenFor('olga@acme.dev', scope);
+
+        const rotated = await post('/v1/keys/rotate', await olga('keys:rotate'));
+        expect(rotated.status).toBe(200);
+        const next = (rotated.body['next'] as { kid: string }).kid;
+        const withdrawer = await olga('keys:withdraw');
+        const kid = kidOf(withdrawer);
+        const withdrawn = await post('/v1/keys/withdraw', withdrawer, { kid });
+        expect(withdrawn.status).toBe(200);
+        const again = await post('/v1/keys/withdraw', await olga('keys:withdraw'), { kid });
+        expect(again.body).toMatchObject({ status: 'already_removed' });
+        // A kid the broker never held changes nothing, and is not recorded.
+        expect((await post('/v1/keys/withdraw', await olga('keys:withdraw'), { kid: 'no-such-kid' })).status).toBe(404);
+
+        // The operator as the broker's tokens name it: the issuer of its own token, then its subject.
+        const operator = { decision: 'granted', issuer: broker.config.issuer, subject: expect.stringMatching(/#olga@acme\.dev$/) };
+        expect(await recordsOf('signing_key_rotation_requested')).toEqual([
+          expect.objectContaining({
+            ...operator,
+            detail: expect.stringMatching(
+              new RegExp(
+                `^rotation of the signing keys requested by operator \\S+#olga@acme\\.dev .*transitions: publish ${next} \\(signs from \\S+\\), publish \\S+ \\(signs from \\S+\\)$`,
+              ),
+            ),
+          }),
+        ]);
+        const withdrawals = await recordsOf('signing_key_withdrawn');
+        expect(withdrawals).toEqual([
+          expect.objectContaining({
+            ...operator,
+            detail: expect.stringMatching(
+              new RegExp(`^signing key ${kid} \\(ES256\\) was withdrawn already at .*: nothing changed; asked by operator \\S+#olga@acme\\.dev`),
+            ),
+          }),
+          expect.objectContaining({
+            ...operator,
+            detail: expect.stringMatching(
+              new RegExp(
+                `^withdrew signing key ${kid} \\(ES256\\) for operator \\S+#olga@acme\\.dev \\(policy ops/olga, token \\S+\\); transitions: withdraw ${kid}, activate ${next}$`,
+              ),
+            ),
+          }),
+        ]);
+        expect(JSON.stringify(withdrawals)).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
+        const verified = await cli(['audit', 'verify', '--json', '--data-dir', dataDir]);
+        expect(verified.code, verified.stderr).toBe(0);
+        expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true });
+
+        // The audit log refuses the record: the key is withdrawn all the same (first), and the answer says it was not recorded.
+        const keys = (await (await fetch(`${broker.url}/v1/keys`, { headers: { authorization: `Bearer ${await olga('keys:read')}` } })).json()) as {
+          keys: { kid: string; alg: string; state: string }[];
+        };
+        const rsa = keys.keys.find((key) => key.alg === 'RS256' && key.state === 'current')?.kid ?? '';
+        const withdrawerOfRsa = await olga('keys:withdraw');
+        const db = openSqliteFile(join(dataDir, DATABASE_FILE), { existing: true });
+        let unrecorded: Awaited<ReturnType<typeof post>>;
+        try {
+          db.exec(
+            "CREATE TRIGGER key_audit_down BEFORE INSERT ON audit_events WHEN NEW.reason = 'signing_key_withdrawn' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+          );
+          unrecorded = await post('/v1/keys/withdraw', withdrawerOfRsa, { kid: rsa });
+        } finally {
+          db.exec('DROP TRIGGER key_audit_down');
+          db.close();
+        }
+        expect(unrecorded.status).toBe(503);
+        expect(unrecorded.body).toEqual({
+          error: 'temporarily_unavailable',
+          error_description: expect.stringMatching(/^the key was withdrawn, but the audit log is unavailable/),
+        });
+        expect(await published(broker)).not.toContain(rsa);
+        expect(await recordsOf('signing_key_withdrawn')).toHaveLength(2);
+      } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
 });
 
 describe('the upgrade to schema 24 (withdrawn keys)', () => {

@@ -1028,6 +1028,8 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
           | 'dpop_nonce_required'
           | 'token_revoked'
           | 'token_introspected'
+          | 'signing_key_withdrawn'
+          | 'signing_key_rotation_requested'
           | 'audit_page_signed_in'
           | 'actor_not_permitted'
           | 'actor_chain_too_deep'
@@ -1042,6 +1044,7 @@ export function auditApiSuite(runtime: string, start: StartBroker, issuerBase: (
       // internal_error (a bug, by definition) is driven by a broker whose policy source throws: test/node/audit-log.test.ts.
       // dpop_nonce_required needs a broker that hands out nonces: test/suites/dpop-suite.ts reads its records on both runtimes.
       // token_revoked and token_introspected are not exchanges: test/suites/revocation-suite.ts reads their records on both runtimes.
+      // signing_key_* are an operator's work on the keys: test/node/key-withdrawal.test.ts and test/workers/key-rotation.test.ts read their records.
       // audit_page_signed_in is an /audit sign-in, answered with a redirect: 'the /audit sign-in form' above reads its record.
       // actor_not_permitted, actor_chain_too_deep and actor_token_bound need policies with match_actor: test/suites/delegation-suite.ts reads their records.
       // proxy_* are not exchanges: test/suites/proxy-suite.ts reads their records on both runtimes.

@@ -12,6 +12,8 @@ import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-st
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
 import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
+import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import worker from '../../src/runtimes/workers/main.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
@@ -206,7 +208,7 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     expect((await request('/v1/keys/rotate', { method: 'POST' })).status).toBe(401);
   });
 
-  it('withdraws a compromised key through POST /v1/keys/withdraw with a keys:withdraw token: unpublished at once, its tokens refused by the isolate that withdrew it', async () => {
+  it('withdraws a compromised key through POST /v1/keys/withdraw with a keys:withdraw token: unpublished at once, its tokens refused by the isolate that withdrew it, each withdrawal and rotation in the audit log', async () => {
     const people = new TestIssuer(inject('testIssuerBase'), `w-withdraw-${crypto.randomUUID().slice(0, 8)}`);
     const issuer = workerEnv.KEYWAY_ISSUER;
     // A state object of its own: the other tests' keys stay as they are.
@@ -215,9 +217,13 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
       path: `ops/${sub}.yaml`,
       text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuer}, scopes: [${scopes}] }\n`,
     });
-    const broker = await createWorkerBroker(env, [operator('olga', 'keys:read, keys:withdraw, tokens:introspect'), operator('rita', 'keys:read')], {
-      log: silentLogger,
-    });
+    const broker = await createWorkerBroker(
+      env,
+      [operator('olga', 'keys:read, keys:rotate, keys:withdraw, tokens:introspect, audit:read'), operator('rita', 'keys:read')],
+      {
+        log: silentLogger,
+      },
+    );
     const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext());
     const tokenFor = async (sub: string, scope: string) => {
       const now = Math.floor(Date.now() / 1000);
@@ -268,5 +274,48 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     expect(await (await withdraw(rsa, newOlga)).json()).toMatchObject({ status: 'withdrawn', key: { kid: rsa, alg: 'RS256' } });
     expect(await (await withdraw(kid, newOlga)).json()).toMatchObject({ status: 'already_removed', key: { kid } });
     expect(broker.keys.ring.signingFor('RS256').kid).not.toBe(rsa);
+    const rotated = await request('/v1/keys/rotate', { method: 'POST', headers: { authorization: `Bearer ${await tokenFor('olga', 'keys:rotate')}` } });
+    expect(rotated.status).toBe(200);
+
+    // Each is in the audit log, naming the operator and the key (the unknown kid is not), and the log still verifies.
+    const auditor = await tokenFor('olga', 'audit:read');
+    const get = async (path: string, params?: URLSearchParams, authorized = true) =>
+      request(`${path}${params === undefined ? '' : `?${params}`}`, authorized ? { headers: { authorization: `Bearer ${auditor}` } } : {});
+    const recordsOf = async (reason: string) =>
+      (
+        (await (await get('/v1/audit/events', new URLSearchParams({ reason }))).json()) as { events: { subject?: string; decision: string; detail: string }[] }
+      ).events.filter((event) => event.subject === `${people.url}#olga`);
+    const withdrawals = (await recordsOf('signing_key_withdrawn')).map((event) => [event.decision, event.detail]);
+    expect(withdrawals).toEqual([
+      [
+        'granted',
+        expect.stringMatching(new RegExp(`^signing key ${kid} \\(ES256\\) was withdrawn already at .*: nothing changed; asked by operator \\S+#olga `)),
+      ],
+      [
+        'granted',
+        expect.stringMatching(
+          new RegExp(
+            `^withdrew signing key ${rsa} \\(RS256\\) for operator \\S+#olga \\(policy ops/olga, token \\S+\\); transitions: withdraw ${rsa}, publish \\S+ \\(signs from \\S+\\), activate `,
+          ),
+        ),
+      ],
+      [
+        'granted',
+        expect.stringMatching(
+          new RegExp(
+            `^withdrew signing key ${kid} \\(ES256\\) for operator \\S+#olga .*; transitions: withdraw ${kid}, publish \\S+ \\(signs from \\S+\\), activate ${answer.current.kid}$`,
+          ),
+        ),
+      ],
+    ]);
+    expect(await recordsOf('signing_key_rotation_requested')).toEqual([
+      expect.objectContaining({
+        decision: 'granted',
+        detail: expect.stringMatching(/^rotation of the signing keys requested by operator \S+#olga .*; transitions: publish /),
+      }),
+    ]);
+    const log = await remoteAuditLog(get);
+    if (!('chains' in log)) throw new Error('a Workers deployment lists its shards');
+    expect(await verifyShardedAuditLog(log)).toMatchObject({ ok: true });
   });
 });

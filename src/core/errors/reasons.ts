@@ -91,6 +91,11 @@ export const REASONS = {
   },
   token_revoked: { decision: 'granted', description: 'the keyway token was revoked, or a GitHub installation token handed back to be revoked (RFC 7009)' },
   token_introspected: { decision: 'granted', description: 'a keyway token was introspected (RFC 7662)' },
+  signing_key_withdrawn: {
+    decision: 'granted',
+    description: "an operator withdrew one of the broker's signing keys (compromised), or asked to withdraw one removed already",
+  },
+  signing_key_rotation_requested: { decision: 'granted', description: "an operator asked for a rotation of the broker's signing keys" },
   audit_page_signed_in: { decision: 'granted', description: 'an operator signed in to the /audit page: a session token for the page alone was issued' },
   actor_not_permitted: { decision: 'denied', description: "the subject token's may_act does not name the actor" },
   actor_chain_too_deep: { decision: 'denied', description: 'the chain of actors (act) is deeper than keyway accepts' },
@@ -145,12 +150,18 @@ export const REASONS = {
 export type Reason = keyof typeof REASONS;
 
 /**
- * The `granted` records of housekeeping: an `/audit` page sign-in, a revocation (a sign-out, a `/revoke`, a CI job's end)
- * and an introspection. Each names the token it was shown (by its hash) and its operator, but grants no access to
- * anything: the usage roll-up (the inventory) counts none of them, and none is an earlier use of the token it names for
- * the `subject_token_replayed` alert.
+ * The `granted` records of housekeeping: an `/audit` page sign-in, a revocation (a sign-out, a `/revoke`, a CI job's end),
+ * an introspection, and an operator's work on the signing keys (a withdrawal, a rotation). Each names its operator, and
+ * the first three the token they were shown (by its hash), but none grants access to anything: the usage roll-up (the
+ * inventory) counts none of them, and none is an earlier use of the token it names for the `subject_token_replayed` alert.
  */
-export const HOUSEKEEPING_REASONS = ['audit_page_signed_in', 'token_revoked', 'token_introspected'] as const satisfies readonly Reason[];
+export const HOUSEKEEPING_REASONS = [
+  'audit_page_signed_in',
+  'token_revoked',
+  'token_introspected',
+  'signing_key_withdrawn',
+  'signing_key_rotation_requested',
+] as const satisfies readonly Reason[];
 
 /** Every reason whose decision is not `granted`: why no token was issued. */
 export type Refusal = { [K in Reason]: (typeof REASONS)[K]['decision'] extends 'granted' ? never : K }[Reason];

@@ -21,8 +21,11 @@ export interface RevocationDeps {
   readonly now: () => number;
 }
 
-/** Who asks: the token's own holder (it came with nothing else), an operator by the `sub` of its keyway token, or a webhook by its event. */
-export type Caller = { readonly holder: true } | { readonly operator: string } | { readonly webhook: string };
+/**
+ * Who asks: the token's own holder (it came with nothing else), an operator by the `sub` of its keyway token, a webhook by
+ * its event, or a command run on the data directory (`local`: the account that ran it, which no token vouches for).
+ */
+export type Caller = { readonly holder: true } | { readonly operator: string } | { readonly webhook: string } | { readonly local: string };
 
 /**
  * A token examined: live and this broker's, with its claims; or why not, as an audit reason. `verified`: it is one of this

@@ -1,20 +1,18 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { Logger } from '../../core/log.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
-import type { KeyLifeCycle } from '../../core/mint/key-life-cycle.ts';
-import type { KeyStore } from '../../core/mint/key-store.ts';
+import { rotateSigningKeys, withdrawSigningKey, type KeyOperationRecord, type SigningKeyOperationDeps } from '../../core/revocation/signing-key-operations.ts';
 import { keyJson, rotationJson, withdrawalJson } from '../../core/mint/key-json.ts';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
+import { requestContext } from '../request-context.ts';
 
-export interface KeyApiDeps {
-  readonly store: KeyStore;
-  readonly cycle: KeyLifeCycle;
-  readonly now: () => number;
+/** The issuer is `own`'s, as for every route that takes the broker's tokens. */
+export interface KeyApiDeps extends Omit<SigningKeyOperationDeps, 'issuer'> {
   readonly log: Logger;
-  /** What the serving process does at once after a withdrawal: reload its key ring (the others do within a refresh period). */
-  readonly withdrawn?: () => Promise<void>;
+  /** The client's address as the deployment finds it, for the records of withdrawals and rotations. */
+  readonly clientIp: (c: Context) => string | undefined;
 }
 
 /** Scopes a keyway token needs: to list the signing keys, to start a rotation, and to withdraw a key. */
@@ -36,6 +34,17 @@ const KID_BODY_BYTES = 1024;
 export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
   const allow = (scope: string) => operatorAuth(own, [scope]);
+  const operations: SigningKeyOperationDeps = { ...deps, issuer: own.issuer };
+  // Done, but its record could not be written (the audit log is unavailable): said, never answered as a success.
+  const unrecorded = (c: Context, done: string) =>
+    c.json(
+      {
+        error: 'temporarily_unavailable',
+        error_description: `${done}, but the audit log is unavailable and its record was not written; retry later to record it`,
+      },
+      503,
+      NO_STORE,
+    );
 
   api.get('/', allow(KEYS_READ_SCOPE), async (c) =>
     c.json({ keys: (await deps.store.describeKeys()).map((key) => keyJson(key, deps.cycle.retainMs)) }, 200, NO_STORE),
@@ -43,8 +52,9 @@ export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: K
 
   api.post('/rotate', allow(KEYS_ROTATE_SCOPE), async (c) => {
     const caller = c.get('keywayToken');
-    const transitions = await deps.store.advanceKeys({ now: deps.now(), cycle: deps.cycle, rotate: true, upkeep: false });
-    deps.log.info('signing key rotation requested', { by: caller.sub, policy: caller.client_id, jti: caller.jti, transitions });
+    const { transitions, record } = await rotateSigningKeys(operations, { token: caller }, requestContext(c, deps.clientIp));
+    deps.log.info('signing key rotation requested', { by: caller.sub, policy: caller.client_id, jti: caller.jti, transitions, ...recordFields(record) });
+    if ('unrecorded' in record) return unrecorded(c, 'the rotation was started');
     return c.json(rotationJson(transitions, await deps.store.describeKeys(), deps.cycle.retainMs), 200, NO_STORE);
   });
 
@@ -53,7 +63,7 @@ export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: K
     if (!body.ok) return body.answer;
     const { kid } = body.value;
     const caller = c.get('keywayToken');
-    const withdrawal = await deps.store.withdrawKey(kid, deps.now());
+    const { withdrawal, record } = await withdrawSigningKey(operations, kid, { token: caller }, requestContext(c, deps.clientIp));
     // Logged as a warning whatever came of it: someone believes a signing key leaked.
     deps.log.warn('signing key withdrawal requested', {
       by: caller.sub,
@@ -62,11 +72,18 @@ export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: K
       kid,
       status: withdrawal.status,
       ...(withdrawal.status === 'withdrawn' ? { transitions: withdrawal.transitions } : {}),
+      ...(record === undefined ? {} : recordFields(record)),
     });
     if (withdrawal.status === 'unknown')
       return c.json({ error: 'not_found', error_description: 'the broker holds no signing key with this kid (keyway keys list shows them)' }, 404, NO_STORE);
-    if (withdrawal.status === 'withdrawn') await deps.withdrawn?.();
+    if (record !== undefined && 'unrecorded' in record)
+      return unrecorded(c, withdrawal.status === 'withdrawn' ? 'the key was withdrawn' : 'the key was removed already, and nothing changed');
     return c.json(withdrawalJson(withdrawal, await deps.store.describeKeys(), deps.cycle.retainMs), 200, NO_STORE);
   });
   return api;
+}
+
+/** What the log line says of the record: its id, or why there is none. */
+function recordFields(record: KeyOperationRecord): Record<string, string> {
+  return 'unrecorded' in record ? { audit_unavailable: record.unrecorded } : { audit_event_id: record.auditEventId };
 }
