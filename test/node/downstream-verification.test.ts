@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Hono } from 'hono';
-import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { importJWK, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
@@ -12,6 +12,8 @@ import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { loadNodeMasterKeys } from '../../src/storage/master-key-file.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
+import { generateSigningKey } from '../../src/core/mint/generate-signing-key.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../../src/core/mint/key-life-cycle.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
@@ -241,6 +243,44 @@ grant: { audience: [${SERVICE}, https://artifacts.acme.dev], scopes: [deploy:wri
       });
     } finally {
       await service.close();
+    }
+  });
+});
+
+describe("verifyAccessToken's cached JWKS", () => {
+  it('fetches the key set again once the JWKS max-age has passed: a key the broker withdrew is refused within it, not 10 minutes', async () => {
+    const [kept, withdrawn] = await Promise.all([generateSigningKey(Date.now()), generateSigningKey(Date.now())]);
+    let published = [kept, withdrawn];
+    // The broker's JWKS as a relying party fetches it: a real server on 127.0.0.1 whose key set changes under the verifier.
+    const jwks = await serveOnLoopback((request) =>
+      new URL(request.url).pathname === '/.well-known/jwks.json'
+        ? Response.json({ keys: published.map((key) => key.publicJwk) }, { headers: { 'cache-control': `public, max-age=${JWKS_MAX_AGE_SECONDS}` } })
+        : new Response(null, { status: 404 }),
+    );
+    // jose dates its cached key set by Date.now(): only Date is held, so the fetches and the server run on real time.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const start = Date.now();
+      const token = await new SignJWT({ client_id: 'deploy', scope: 'deploy:write', jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: withdrawn.kid })
+        .setIssuer(jwks.base)
+        .setAudience(SERVICE)
+        .setSubject('repo:acme/api')
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(await importJWK(withdrawn.privateJwk ?? {}, 'ES256'));
+      const verify = () => verifyAccessToken(token, { issuer: jwks.base, audience: SERVICE });
+      await expect(verify()).resolves.toMatchObject({ sub: 'repo:acme/api' });
+
+      published = [kept];
+      // Within the max-age the cached set is used, as any relying party may; once it has passed, the set is fetched again.
+      vi.setSystemTime(start + JWKS_MAX_AGE_SECONDS * 1000 - 1000);
+      await expect(verify()).resolves.toMatchObject({ sub: 'repo:acme/api' });
+      vi.setSystemTime(start + JWKS_MAX_AGE_SECONDS * 1000 + 1000);
+      await expect(verify()).rejects.toMatchObject({ code: 'invalid_token' });
+    } finally {
+      vi.useRealTimers();
+      await jwks.close();
     }
   });
 });

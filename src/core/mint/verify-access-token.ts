@@ -2,6 +2,7 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyG
 import { KeywayError } from '../errors/keyway-error.ts';
 import { boundKeyThumbprint, dpopProofKey, DpopProofError, verifyDpopProof, type VerifiedDpopProof } from '../dpop/dpop-proof.ts';
 import { MemoryDpopReplayStore, type DpopReplayStore } from '../dpop/dpop-replay.ts';
+import { JWKS_MAX_AGE_SECONDS } from './key-life-cycle.ts';
 
 export interface VerifyAccessTokenOptions {
   /** The keyway broker's issuer URL (its KEYWAY_ISSUER). */
@@ -10,7 +11,7 @@ export interface VerifyAccessTokenOptions {
   readonly audience: string;
   /** Scopes the token must all carry. */
   readonly scopes?: readonly string[];
-  /** Where keys come from. Default: the broker's JWKS at `<issuer>/.well-known/jwks.json`, cached. */
+  /** Where keys come from. Default: the broker's JWKS at `<issuer>/.well-known/jwks.json`, cached for its max-age (5 minutes). */
   readonly keys?: JWTVerifyGetKey;
   /** Seconds of clock skew tolerated; default 30. */
   readonly clockToleranceSeconds?: number;
@@ -74,7 +75,8 @@ const ACTIVE_CACHE_SWEEP_AT = 10_000;
 function brokerKeys(issuer: string): JWTVerifyGetKey {
   let keys = remoteKeys.get(issuer);
   if (keys === undefined) {
-    keys = createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`));
+    // Kept as long as the broker's JWKS answer allows, not jose's 10 minutes: a key the broker withdrew goes within its max-age.
+    keys = createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`), { cacheMaxAge: JWKS_MAX_AGE_SECONDS * 1000 });
     remoteKeys.set(issuer, keys);
   }
   return keys;
