@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FailureBackoff, retryAfter } from '../../src/runtimes/workers/failure-backoff.ts';
+import { FailureBackoff, retryAfter } from '../../src/runtimes/failure-backoff.ts';
 
 /** A backoff over a clock the test sets, with every failure it reports. */
 function backoff() {

@@ -1,7 +1,7 @@
 import { createExecutionContext, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { type LogFields, type Logger, silentLogger } from '../../src/core/log.ts';
-import { FailureBackoff } from '../../src/runtimes/workers/failure-backoff.ts';
+import { FailureBackoff } from '../../src/runtimes/failure-backoff.ts';
 import { loadPolicies, type PolicyFile, type PolicyLoadOptions } from '../../src/core/policy/load-policies.ts';
 import { policyHealth } from '../../src/core/policy/policy-health.ts';
 import { keywayState, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';

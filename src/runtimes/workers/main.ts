@@ -5,7 +5,7 @@ import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type Work
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
 import { NO_SNIFF, NO_STORE } from '../../http/oauth-errors.ts';
-import { FailureBackoff, retryAfter } from './failure-backoff.ts';
+import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';

@@ -21,7 +21,7 @@ import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
 import { Hono } from 'hono';
 import type { AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
-import { FailureBackoff, retryAfter } from './failure-backoff.ts';
+import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
 import type { RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { KeyRing } from '../../core/mint/key-ring.ts';
