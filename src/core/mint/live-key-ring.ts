@@ -34,6 +34,11 @@ export class LiveKeyRing {
 
   /** Whether the ring is older than one refresh period: reloaded before it is used at `now` (Workers: at the start of a request). */
   isStale(now: number): boolean {
-    return now - this.#loadedAt >= KEY_RING_REFRESH_SECONDS * 1000;
+    return this.isOlderThan(now, KEY_RING_REFRESH_SECONDS * 1000);
+  }
+
+  /** Whether the ring was last loaded `ms` or longer before `now`. */
+  isOlderThan(now: number, ms: number): boolean {
+    return now - this.#loadedAt >= ms;
   }
 }

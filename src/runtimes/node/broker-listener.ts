@@ -82,6 +82,7 @@ export class BrokerListener {
   readonly #lastResponse = new WeakMap<Duplex, ServerResponse>();
   readonly #app = Promise.withResolvers<Hono<AppEnv>>();
   #ready: () => boolean = () => false;
+  #refuse: () => Promise<Response | undefined> = async () => undefined;
   #keepAlive = true;
   #closed = false;
   #inFlight = 0;
@@ -137,9 +138,10 @@ export class BrokerListener {
     return this.#inFlight;
   }
 
-  /** Starts answering with `app`; `/readyz` asks `ready`. */
-  serve(app: Hono<AppEnv>, ready: () => boolean): void {
+  /** Starts answering with `app`; `/readyz` asks `ready`, and every other request `refuse` first: its answer, if any, is the one given. */
+  serve(app: Hono<AppEnv>, ready: () => boolean, refuse: () => Promise<Response | undefined>): void {
     this.#ready = ready;
+    this.#refuse = refuse;
     this.#app.resolve(app);
   }
 
@@ -177,7 +179,8 @@ export class BrokerListener {
     if (probe !== undefined) return this.#withoutKeepAlive(await probe);
     this.#inFlight += 1;
     try {
-      return this.#withoutKeepAlive(await (await this.#app.promise).fetch(request, env));
+      const app = await this.#app.promise;
+      return this.#withoutKeepAlive((await this.#refuse()) ?? (await app.fetch(request, env)));
     } finally {
       this.#inFlight -= 1;
     }

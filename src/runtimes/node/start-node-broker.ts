@@ -51,6 +51,8 @@ import { MemoryRateLimiter } from '../../core/limits/memory-rate-limiter.ts';
 import { brokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../../features/metrics/registry.ts';
 import { metricsRoute } from '../../http/routes/metrics.ts';
+import { NO_SNIFF, NO_STORE } from '../../http/oauth-errors.ts';
+import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
 import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
@@ -58,6 +60,13 @@ import { clientAddress } from './client-address.ts';
 import { hostLocalProxies, NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
 import type { BrokerCluster, ClusterEvent, LeaderStatus } from './broker-processes.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
+
+/**
+ * How old a process's key ring may be before it is served no more without a reload: one refresh period (the key timer's)
+ * and a grace for that round to end. A round that failed (a lock held too long) is made up by the next request's reload;
+ * a ring that cannot be reloaded is served at most this long.
+ */
+export const KEY_RING_SERVED_MS = (KEY_RING_REFRESH_SECONDS + 15) * 1000;
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
@@ -381,6 +390,25 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
         return transitions;
       })(),
     );
+  // As on Workers, a ring that cannot be reloaded is not served for long: a key withdrawn elsewhere (another process, the
+  // data dir) must not stay in use. Past KEY_RING_SERVED_MS each request tries the reload itself (once a failure's backoff
+  // has passed) and is answered 503 while it fails; /readyz says not ready.
+  const keyLoads = new FailureBackoff();
+  const keysTooOld = () => live.isOlderThan(now(), KEY_RING_SERVED_MS);
+  const keysUnavailable = async (): Promise<Response | undefined> => {
+    if (!keysTooOld()) return undefined;
+    const reloaded = await keyLoads.attempt(
+      now(),
+      now,
+      () => live.refresh(now()),
+      (error, failure) => log.error('signing keys failed to load', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs }),
+    );
+    if ('value' in reloaded) return undefined;
+    return Response.json(
+      { error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' },
+      { status: 503, headers: { ...NO_STORE, ...NO_SNIFF, 'Retry-After': retryAfter(reloaded.waitMs) } },
+    );
+  };
   await keyUpkeep();
   const keyTimer = setInterval(() => {
     keyUpkeep().catch((error: unknown) => log.error('signing key upkeep failed', { error: errorText(error) }));
@@ -416,9 +444,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   }
 
   // Policies loaded and signing keys open (start-up stops otherwise); ready while the audit log takes writes, its writer
-  // answers them (a write left waiting past STALLED_AFTER_SECONDS holds every exchange behind it) and no shutdown began.
+  // answers them (a write left waiting past STALLED_AFTER_SECONDS holds every exchange behind it), the key ring is not
+  // too old to serve, and no shutdown began.
   let shuttingDown = false;
-  listener.serve(app, () => !shuttingDown && audit.writable() && audit.oldestWaitSeconds() <= STALLED_AFTER_SECONDS);
+  listener.serve(app, () => !shuttingDown && audit.writable() && audit.oldestWaitSeconds() <= STALLED_AFTER_SECONDS && !keysTooOld(), keysUnavailable);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${listener.port}`;
   const watcher = config.watchPolicies ? policies.watch(config.policiesDir) : undefined;

@@ -1,0 +1,74 @@
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { KEY_RING_REFRESH_SECONDS } from '../../src/core/mint/key-life-cycle.ts';
+import type { Logger } from '../../src/core/log.ts';
+import { DATABASE_FILE, KEY_RING_SERVED_MS, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
+import { exchangeForm } from '../suites/exchange-suite.ts';
+import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
+import { testConfig, writeTree } from './node-harness.ts';
+
+const SERVICE = 'https://deploy.acme.dev';
+
+function recordingLogger(): Logger & { text(): string } {
+  const lines: string[] = [];
+  const write = (level: string) => (message: string, fields?: object) => void lines.push(JSON.stringify({ level, message, ...fields }));
+  return { info: write('info'), warn: write('warn'), error: write('error'), text: () => lines.join('\n') };
+}
+
+describe('a Node process whose key ring cannot be reloaded', () => {
+  it('serves its ring through one failed round, then answers 503 (not ready) until a reload succeeds, rather than serving a stale ring forever', async () => {
+    const issuer = new TestIssuer(inject('testIssuerBase'), `reload-${crypto.randomUUID().slice(0, 8)}`);
+    const root = writeTree({
+      'policies/deploy.yaml': `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: [${SERVICE}], scopes: [deploy:write] }\n`,
+    });
+    const start = Date.now();
+    let clock = start;
+    const log = recordingLogger();
+    const broker = await startNodeBroker(testConfig(root), { log, now: () => clock });
+    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    try {
+      const exchange = async () => {
+        const response = await fetch(`${broker.url}/token`, {
+          method: 'POST',
+          body: exchangeForm(await issuer.sign(ciClaims(issuer.url, broker.config.issuer)), { audience: SERVICE }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Record<string, unknown> };
+      };
+      const status = async (path: string) => (await fetch(`${broker.url}${path}`)).status;
+      expect((await exchange()).status).toBe(200);
+
+      // A key row that no longer opens (as a planted or damaged one would not): every reload of the ring fails.
+      const [row] = db.all<{ kid: string; private_jwk: string }>("SELECT kid, private_jwk FROM signing_keys WHERE alg = 'RS256' AND state = 'current'");
+      db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', ['not a sealed key', row?.kid ?? '']);
+      clock = start + KEY_RING_REFRESH_SECONDS * 1000;
+      await expect(broker.keyUpkeep()).rejects.toThrow();
+
+      // One round failed: the ring of a minute ago is still served, within the grace.
+      clock = start + KEY_RING_SERVED_MS - 1000;
+      expect((await exchange()).status).toBe(200);
+      expect(await status('/readyz')).toBe(200);
+
+      // Past it, a request tries the reload itself; it fails, so nothing is served from the stale ring.
+      clock = start + KEY_RING_SERVED_MS;
+      expect(await exchange()).toEqual({
+        status: 503,
+        retryAfter: '1',
+        body: { error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' },
+      });
+      expect(await status('/.well-known/jwks.json')).toBe(503);
+      expect(await status('/readyz')).toBe(503);
+      expect(log.text()).toContain('signing keys failed to load');
+
+      // The store answers again: the first request after the backoff reloads the ring, and the broker serves.
+      db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [row?.private_jwk ?? '', row?.kid ?? '']);
+      clock += 1000;
+      expect((await exchange()).status).toBe(200);
+      expect(await status('/readyz')).toBe(200);
+    } finally {
+      db.close();
+      await broker.close();
+    }
+  });
+});
