@@ -663,12 +663,12 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       }
     });
 
-    it("counts no housekeeping as anyone's grant: an /audit sign-in and sign-out, an operator's or a job's revocation, an introspection", async () => {
+    it("counts no housekeeping as anyone's grant: an /audit sign-in and sign-out, an operator's or a job's revocation, an introspection, a signing key's withdrawal or rotation", async () => {
       const { audit } = await open();
       const day = Date.parse('2026-07-01T00:00:00Z');
       const at = (hours: number) => day + hours * HOUR;
       const context = { requestId: 'r', clientIp: '127.0.0.1', userAgent: undefined };
-      // Built as page-session.ts, rfc7009-revoke.ts, rfc7662-introspect.ts and a job's end build them.
+      // Built as page-session.ts, rfc7009-revoke.ts, rfc7662-introspect.ts, a job's end and signing-key-operations.ts build them.
       const housekeeping = (hours: number) => {
         const facts = { token: OPERATOR_TOKEN, context, now: at(hours) };
         const signedIn = examinationRecord(
@@ -681,6 +681,10 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
           examinationRecord({ issuer: ISSUER }, { ...facts, caller: { operator: 'alice' }, reason: 'token_revoked', detail: 'signed out of /audit' }),
           examinationRecord({ issuer: ISSUER }, { ...facts, caller: { operator: 'alice' }, reason: 'token_introspected', detail: 'active' }),
           examinationRecord({ issuer: ISSUER }, { caller: { webhook: 'workflow_job' }, reason: 'token_revoked', detail: 'job ended', context, now: at(hours) }),
+          // An operator's work on the signing keys, as signing-key-operations.ts records it: no token, the operator named.
+          ...(['signing_key_withdrawn', 'signing_key_rotation_requested'] as const).map((reason) =>
+            examinationRecord({ issuer: ISSUER }, { caller: { operator: 'alice' }, reason, detail: reason, context, now: at(hours) }),
+          ),
         ];
       };
       const grant = (hours: number) =>
