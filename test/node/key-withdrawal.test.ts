@@ -307,13 +307,18 @@ describe("the audit records of an operator's work on the signing keys", () => {
         };
         const rsa = keys.keys.find((key) => key.alg === 'RS256' && key.state === 'current')?.kid ?? '';
         const withdrawerOfRsa = await olga('keys:withdraw');
+        const rotator = await olga('keys:rotate');
         const db = openSqliteFile(join(dataDir, DATABASE_FILE), { existing: true });
         let unrecorded: Awaited<ReturnType<typeof post>>;
+        let rotatedUnrecorded: Awaited<ReturnType<typeof post>>;
+        let local: Awaited<ReturnType<typeof cli>>;
         try {
           db.exec(
-            "CREATE TRIGGER key_audit_down BEFORE INSERT ON audit_events WHEN NEW.reason = 'signing_key_withdrawn' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+            "CREATE TRIGGER key_audit_down BEFORE INSERT ON audit_events WHEN NEW.reason LIKE 'signing_key_%' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
           );
           unrecorded = await post('/v1/keys/withdraw', withdrawerOfRsa, { kid: rsa });
+          rotatedUnrecorded = await post('/v1/keys/rotate', rotator);
+          local = await cli(['keys', 'withdraw', next, '--data-dir', dataDir]);
         } finally {
           db.exec('DROP TRIGGER key_audit_down');
           db.close();
@@ -324,7 +329,16 @@ describe("the audit records of an operator's work on the signing keys", () => {
           error_description: expect.stringMatching(/^the key was withdrawn, but the audit log is unavailable/),
         });
         expect(await published(broker)).not.toContain(rsa);
+        expect(rotatedUnrecorded).toEqual({
+          status: 503,
+          body: { error: 'temporarily_unavailable', error_description: expect.stringMatching(/^the rotation was started, but the audit log is unavailable/) },
+        });
+        // The data dir's form says so too, by its exit code: the key is withdrawn all the same.
+        expect(local).toMatchObject({ code: 1, stderr: expect.stringContaining(`withdrew signing key ${next}, but its audit record could not be written`) });
+        const listed = JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', dataDir])).stdout) as { keys: { kid: string; state: string }[] };
+        expect(listed.keys.find((key) => key.kid === next)?.state).toBe('removed');
         expect(await recordsOf('signing_key_withdrawn')).toHaveLength(2);
+        expect(await recordsOf('signing_key_rotation_requested')).toHaveLength(1);
       } finally {
         await broker.close();
       }
