@@ -5,7 +5,6 @@ import { Hono } from 'hono';
 import { createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { keywayAuth, verifyAccessToken, type KeywayAuthVariables } from '../../src/index.ts';
-import type { Logger } from '../../src/core/log.ts';
 import { loadNodeMasterKeys, MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
@@ -18,6 +17,7 @@ import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-st
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { OWN_URL_ISSUER, runKeyway, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { operatedBroker, recordingLogger } from './operated-broker.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
 const MINUTE = 60_000;
@@ -25,13 +25,6 @@ const MINUTE = 60_000;
 const CLI_RUNS_TIMEOUT_MS = 60_000;
 
 const cli = (args: string[], env: Environment = {}) => runKeyway(args, { KEYWAY_MASTER_KEY: undefined, ...env });
-
-/** A logger that keeps every line, so a test can grep what the broker logged. */
-function recordingLogger(): Logger & { text(): string } {
-  const lines: string[] = [];
-  const write = (level: string) => (message: string, fields?: object) => void lines.push(JSON.stringify({ level, message, ...fields }));
-  return { info: write('info'), warn: write('warn'), error: write('error'), text: () => lines.join('\n') };
-}
 
 /** Every private key's `d`, read with the data dir's master key. */
 async function privateParts(dataDir: string, master?: MasterKeys): Promise<StoredSigningKey[]> {
@@ -438,35 +431,8 @@ describe('/v1/keys and keyway keys --url (a running broker, operator tokens)', (
   it(
     'lists with keys:read, rotates with keys:rotate, refuses other tokens, and logs who rotated',
     async () => {
-      const people = new TestIssuer(inject('testIssuerBase'), `ops-${crypto.randomUUID().slice(0, 8)}`);
-      const root = writeTree({});
-      mkdirSync(join(root, 'policies'));
-      const log = recordingLogger();
-      const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log });
+      const { broker, log, tokenFor } = await operatedBroker({ olga: 'keys:read, keys:rotate' });
       try {
-        // The operators' tokens have the broker itself as audience, whose port is known once it listens.
-        const issuerUrl = broker.config.issuer;
-        const operator = (sub: string, scopes: string) => `
-version: 1
-issuer: "${people.url}"
-match: { sub: ${sub} }
-grant: { audience: ${issuerUrl}, scopes: [${scopes}] }
-`;
-        writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate') }, root);
-        writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
-        expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
-        const tokenFor = async (sub: string, scope: string): Promise<string> => {
-          const now = Math.floor(Date.now() / 1000);
-          const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
-          const response = await fetch(`${broker.url}/token`, {
-            method: 'POST',
-            body: exchangeForm(subject, { audience: issuerUrl, scope }),
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          });
-          const body = (await response.json()) as { access_token?: string };
-          expect(response.status, JSON.stringify(body)).toBe(200);
-          return body.access_token ?? '';
-        };
         const olga = await tokenFor('olga@acme.dev', 'keys:rotate');
         const rita = await tokenFor('rita@acme.dev', 'keys:read');
         const remote = ['--url', broker.url];

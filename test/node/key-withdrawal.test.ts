@@ -1,64 +1,29 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
-import { describe, expect, inject, it } from 'vitest';
-import type { Logger } from '../../src/core/log.ts';
+import { describe, expect, it } from 'vitest';
 import { keyLifeCycle } from '../../src/core/mint/key-life-cycle.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
-import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { DATABASE_FILE, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
-import { exchangeForm, type BrokerClient } from '../suites/exchange-suite.ts';
+import type { BrokerClient } from '../suites/exchange-suite.ts';
 import { pageCookie } from '../support/audit-page-sign-in.ts';
-import { TestIssuer } from '../support/test-issuer.ts';
-import { OWN_URL_ISSUER, runKeyway, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { runKeyway, type Environment } from './node-harness.ts';
+import { operatedBroker as sharedOperatedBroker } from './operated-broker.ts';
 
 /** Tests that run the CLI as several processes: on a loaded machine each start takes seconds. */
 const CLI_RUNS_TIMEOUT_MS = 90_000;
 
 const cli = (args: string[], env: Environment = {}) => runKeyway(args, { KEYWAY_MASTER_KEY: undefined, ...env });
 
-function recordingLogger(): Logger & { text(): string } {
-  const lines: string[] = [];
-  const write = (level: string) => (message: string, fields?: object) => void lines.push(JSON.stringify({ level, message, ...fields }));
-  return { info: write('info'), warn: write('warn'), error: write('error'), text: () => lines.join('\n') };
-}
-
-/** A broker whose operators (people of a test issuer) hold the scopes each test grants them. */
-async function operatedBroker(clock: () => number = Date.now): Promise<{
-  broker: NodeBroker;
-  log: ReturnType<typeof recordingLogger>;
-  tokenFor: (sub: string, scope: string) => Promise<string>;
-}> {
-  const people = new TestIssuer(inject('testIssuerBase'), `withdraw-${crypto.randomUUID().slice(0, 8)}`);
-  const root = writeTree({});
-  mkdirSync(join(root, 'policies'));
-  const log = recordingLogger();
-  const broker = await startNodeBroker(testConfig(root, { issuer: OWN_URL_ISSUER }), { log, now: clock });
-  const issuerUrl = broker.config.issuer;
-  const operator = (sub: string, scopes: string) =>
-    `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuerUrl}, scopes: [${scopes}], ttl: 15m }\n`;
-  writeTree({ 'policies/ops/olga.yaml': operator('olga@acme.dev', 'keys:read, keys:rotate, keys:withdraw, tokens:introspect, audit:read') }, root);
-  writeTree({ 'policies/ops/rita.yaml': operator('rita@acme.dev', 'keys:read') }, root);
-  expect(broker.reloadPolicies()).toMatchObject({ ok: true, policies: 2 });
-  const tokenFor = async (sub: string, scope: string): Promise<string> => {
-    const now = Math.floor(clock() / 1000);
-    const subject = await people.sign({ iss: people.url, aud: issuerUrl, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
-    const response = await fetch(`${broker.url}/token`, {
-      method: 'POST',
-      body: exchangeForm(subject, { audience: issuerUrl, scope }),
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    const body = (await response.json()) as { access_token?: string };
-    expect(response.status, JSON.stringify(body)).toBe(200);
-    return body.access_token ?? '';
-  };
-  return { broker, log, tokenFor };
-}
+/** A broker whose operator olga@acme.dev holds the scopes these tests use, in tokens of 15 minutes. */
+const operatedBroker = (clock?: () => number) =>
+  sharedOperatedBroker({ olga: 'keys:read, keys:rotate, keys:withdraw, tokens:introspect, audit:read', ttl: '15m', ...(clock === undefined ? {} : { clock }) });
 
 const kidOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
 
