@@ -312,6 +312,66 @@ describe("the audit records of an operator's work on the signing keys", () => {
   );
 });
 
+describe('a signing key operation whose store or ring fails', () => {
+  it('answers 503 with nothing changed when the key store fails, and records a withdrawal whose serving ring did not reload at once', async () => {
+    const { broker, tokenFor } = await operatedBroker();
+    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    try {
+      const post = async (path: string, body?: object) => {
+        const scope = path.endsWith('rotate') ? 'keys:rotate' : 'keys:withdraw';
+        const response = await fetch(`${broker.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${await tokenFor('olga@acme.dev', scope)}`, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      const withdrawals = () =>
+        db.all<{ detail: string }>("SELECT json_extract(event, '$.detail') AS detail FROM audit_events WHERE reason = 'signing_key_withdrawn'");
+      const current = await tokenFor('olga@acme.dev', 'keys:read');
+      const kid = kidOf(current);
+
+      // Every write to the key table fails (a disk error, a lock held past the busy timeout): rolled back, answered 503.
+      db.exec("CREATE TRIGGER keys_down_update BEFORE UPDATE ON signing_keys BEGIN SELECT RAISE(ABORT, 'down for the test'); END");
+      db.exec("CREATE TRIGGER keys_down_insert BEFORE INSERT ON signing_keys BEGIN SELECT RAISE(ABORT, 'down for the test'); END");
+      try {
+        for (const [path, nothing, body] of [
+          ['/v1/keys/withdraw', 'withdrawn', { kid }],
+          ['/v1/keys/rotate', 'rotated', undefined],
+        ] as const) {
+          expect(await post(path, body)).toEqual({
+            status: 503,
+            body: { error: 'temporarily_unavailable', error_description: `the signing key store is unavailable: nothing was ${nothing}; retry later` },
+          });
+        }
+      } finally {
+        db.exec('DROP TRIGGER keys_down_update');
+        db.exec('DROP TRIGGER keys_down_insert');
+      }
+      expect(await published(broker)).toContain(kid);
+      expect(withdrawals()).toEqual([]);
+
+      // The other ring's current key no longer opens, so the serving process cannot reload its ring after the withdrawal:
+      // the withdrawal stands, and its record says the ring was not reloaded.
+      const [rsa] = db.all<{ kid: string; private_jwk: string }>("SELECT kid, private_jwk FROM signing_keys WHERE alg = 'RS256' AND state = 'current'");
+      db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', ['not a sealed key', rsa?.kid ?? '']);
+      const withdrawn = await post('/v1/keys/withdraw', { kid });
+      db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [rsa?.private_jwk ?? '', rsa?.kid ?? '']);
+      expect(withdrawn).toMatchObject({ status: 200, body: { status: 'withdrawn', key: { kid, state: 'removed' } } });
+      expect(withdrawals()).toEqual([
+        {
+          detail: expect.stringMatching(
+            new RegExp(`^withdrew signing key ${kid} .*; the serving process's key ring did not reload at once \\(.+\\), and does at its next reload$`),
+          ),
+        },
+      ]);
+    } finally {
+      db.close();
+      await broker.close();
+    }
+  });
+});
+
 describe('the upgrade to schema 24 (withdrawn keys)', () => {
   it('keeps the keys of before as they were (a removed key was not withdrawn), and withdraws one after it', async () => {
     const db = openSqliteFile(join(mkdtempSync(join(tmpdir(), 'keyway-withdrawn-')), DATABASE_FILE));

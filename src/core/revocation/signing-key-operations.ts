@@ -33,8 +33,8 @@ export type KeyOperator = { readonly token: Pick<KeywayAccessToken, 'sub' | 'cli
 export type KeyOperationRecord = { readonly auditEventId: string } | { readonly unrecorded: string };
 
 /**
- * Withdraws a signing key for an operator (KeyStore.withdrawKey), has the serving process reload its ring, then records
- * it (`signing_key_withdrawn`): who, which key, what came of it and the transitions made. A kid the store does not hold
+ * Withdraws a signing key for an operator (KeyStore.withdrawKey), has the serving process reload its ring (a reload that
+ * fails is said in the record), then records it (`signing_key_withdrawn`): who, which key, what came of it and the transitions made. A kid the store does not hold
  * changes nothing and is not recorded, as a revocation by a `jti` no grant issued is not.
  */
 export async function withdrawSigningKey(
@@ -45,11 +45,20 @@ export async function withdrawSigningKey(
 ): Promise<{ readonly withdrawal: KeyWithdrawal; readonly record?: KeyOperationRecord }> {
   const withdrawal = await deps.store.withdrawKey(kid, deps.now());
   if (withdrawal.status === 'unknown') return { withdrawal };
-  if (withdrawal.status === 'withdrawn') await deps.withdrawn?.();
+  // The withdrawal is durable: a ring that fails to reload now is not served long (as any ring that cannot be reloaded),
+  // and the record must still be written.
+  let notReloaded = '';
+  if (withdrawal.status === 'withdrawn') {
+    try {
+      await deps.withdrawn?.();
+    } catch (error) {
+      notReloaded = `; the serving process's key ring did not reload at once (${errorText(error)}), and does at its next reload`;
+    }
+  }
   const { key } = withdrawal;
   const detail =
     withdrawal.status === 'withdrawn'
-      ? `withdrew signing key ${key.kid} (${key.alg}) for ${asked(operator)}; transitions: ${transitionsText(withdrawal.transitions)}`
+      ? `withdrew signing key ${key.kid} (${key.alg}) for ${asked(operator)}; transitions: ${transitionsText(withdrawal.transitions)}${notReloaded}`
       : `signing key ${key.kid} (${key.alg}) was ${key.withdrawnAt === undefined ? 'removed' : 'withdrawn'} already at ${isoOf(key.withdrawnAt ?? key.removedAt)}: nothing changed; asked by ${asked(operator)}`;
   return { withdrawal, record: await record(deps, 'signing_key_withdrawn', detail, operator, context) };
 }

@@ -7,6 +7,7 @@ import { rotateSigningKeys, withdrawSigningKey, type KeyOperationRecord, type Si
 import { keyJson, rotationJson, withdrawalJson } from '../../core/mint/key-json.ts';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { requestContext } from '../request-context.ts';
+import { errorText } from '../../core/log.ts';
 
 /** The issuer is `own`'s, as for every route that takes the broker's tokens. */
 export interface KeyApiDeps extends Omit<SigningKeyOperationDeps, 'issuer'> {
@@ -50,9 +51,24 @@ export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: K
     c.json({ keys: (await deps.store.describeKeys()).map((key) => keyJson(key, deps.cycle.retainMs)) }, 200, NO_STORE),
   );
 
+  // The key store failed (a lock held past its timeout, a disk error): its transaction rolled back, so nothing changed.
+  const storeUnavailable = (c: Context, error: unknown, nothing: string) => {
+    deps.log.error('signing key store unavailable', { request_id: c.get('requestId'), error: errorText(error) });
+    return c.json({ error: 'temporarily_unavailable', error_description: `the signing key store is unavailable: nothing was ${nothing}; retry later` }, 503, {
+      ...NO_STORE,
+      'Retry-After': '5',
+    });
+  };
+
   api.post('/rotate', allow(KEYS_ROTATE_SCOPE), async (c) => {
     const caller = c.get('keywayToken');
-    const { transitions, record } = await rotateSigningKeys(operations, { token: caller }, requestContext(c, deps.clientIp));
+    let rotation: Awaited<ReturnType<typeof rotateSigningKeys>>;
+    try {
+      rotation = await rotateSigningKeys(operations, { token: caller }, requestContext(c, deps.clientIp));
+    } catch (error) {
+      return storeUnavailable(c, error, 'rotated');
+    }
+    const { transitions, record } = rotation;
     deps.log.info('signing key rotation requested', { by: caller.sub, policy: caller.client_id, jti: caller.jti, transitions, ...recordFields(record) });
     if ('unrecorded' in record) return unrecorded(c, 'the rotation was started');
     return c.json(rotationJson(transitions, await deps.store.describeKeys(), deps.cycle.retainMs), 200, NO_STORE);
@@ -63,7 +79,13 @@ export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: K
     if (!body.ok) return body.answer;
     const { kid } = body.value;
     const caller = c.get('keywayToken');
-    const { withdrawal, record } = await withdrawSigningKey(operations, kid, { token: caller }, requestContext(c, deps.clientIp));
+    let withdrawn: Awaited<ReturnType<typeof withdrawSigningKey>>;
+    try {
+      withdrawn = await withdrawSigningKey(operations, kid, { token: caller }, requestContext(c, deps.clientIp));
+    } catch (error) {
+      return storeUnavailable(c, error, 'withdrawn');
+    }
+    const { withdrawal, record } = withdrawn;
     // Logged as a warning whatever came of it: someone believes a signing key leaked.
     deps.log.warn('signing key withdrawal requested', {
       by: caller.sub,
