@@ -1,20 +1,14 @@
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { KEY_RING_REFRESH_SECONDS } from '../../src/core/mint/key-life-cycle.ts';
-import type { Logger } from '../../src/core/log.ts';
 import { DATABASE_FILE, KEY_RING_SERVED_MS, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { testConfig, writeTree } from './node-harness.ts';
+import { recordingLogger } from './operated-broker.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
-
-function recordingLogger(): Logger & { text(): string } {
-  const lines: string[] = [];
-  const write = (level: string) => (message: string, fields?: object) => void lines.push(JSON.stringify({ level, message, ...fields }));
-  return { info: write('info'), warn: write('warn'), error: write('error'), text: () => lines.join('\n') };
-}
 
 describe('a Node process whose key ring cannot be reloaded', () => {
   it('serves its ring through one failed round, then answers 503 (not ready) until a reload succeeds, rather than serving a stale ring forever', async () => {
