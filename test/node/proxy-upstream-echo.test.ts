@@ -13,8 +13,11 @@ import { startNodeHarness } from './node-harness.ts';
 const masterKey = randomBytes(32).toString('base64');
 /** The static upstream's secret: the caller must never get it back, in any form the caller can read. */
 const SECRET = `echoed-secret-${randomBytes(12).toString('hex')}`;
-/** A static secret as base64 and vendors write them, with the characters JSON encoders escape beyond what JSON requires. */
-const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h\`i==`;
+/**
+ * A static secret as base64 and vendors write them, with the characters JSON encoders escape beyond what JSON requires,
+ * and a tab, the one control character a header value holds, which every encoder writes as `\t`.
+ */
+const ESCAPED_SECRET = `${randomBytes(12).toString('base64')}/a+b<c>d&e='f"g\\h\`i\tj==`;
 
 /**
  * A static secret with characters beyond ASCII, as a header carries them (U+0080 to U+00FF, one byte each), which JSON

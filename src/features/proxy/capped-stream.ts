@@ -120,7 +120,7 @@ const unicodeEscapes = (characters: string, capitals = false): ReadonlyMap<strin
 
 /**
  * How a JSON encoder writes a character inside a string beyond what JSON requires (`"` and `\` escaped as `\"` and
- * `\\`): `escapes` of some characters, and each character beyond ASCII as it is or, `beyondAscii`, as `\uXXXX` with
+ * `\\`, a tab as `\t`): `escapes` of some characters, and each character beyond ASCII as it is or, `beyondAscii`, as `\uXXXX` with
  * small or capital hex digits (a surrogate pair beyond U+FFFF).
  */
 interface JsonStyle {
@@ -146,16 +146,25 @@ const JSON_STYLES: readonly JsonStyle[] = [
   { escapes: unicodeEscapes('"&\'+<>`', true) },
 ];
 
-/** The characters some style writes otherwise than as themselves: those of its map, and `"` and `\` in every one. */
-const ESCAPED_BY_SOME_STYLE: ReadonlySet<string> = new Set(['"', '\\', ...JSON_STYLES.flatMap((style) => [...style.escapes.keys()])]);
+/**
+ * What JSON requires escaped, as every style writes it: `"`, `\` and, of the control characters, the tab, the only one a
+ * header value (and so a credential) holds.
+ */
+const JSON_ESCAPES: ReadonlyMap<string, string> = new Map([
+  ['"', '\\"'],
+  ['\\', '\\\\'],
+  ['\t', '\\t'],
+]);
+
+/** The characters some style writes otherwise than as themselves: those of its map, and JSON_ESCAPES' in every one. */
+const ESCAPED_BY_SOME_STYLE: ReadonlySet<string> = new Set([...JSON_ESCAPES.keys(), ...JSON_STYLES.flatMap((style) => [...style.escapes.keys()])]);
 
 const isBeyondAscii = (character: string): boolean => character.charCodeAt(0) >= 0x80;
 
 /** The character as the style writes it in a JSON string. */
 function writtenAs(style: JsonStyle, character: string): string {
-  const escaped = style.escapes.get(character);
+  const escaped = style.escapes.get(character) ?? JSON_ESCAPES.get(character);
   if (escaped !== undefined) return escaped;
-  if (character === '"' || character === '\\') return `\\${character}`;
   return style.beyondAscii !== undefined && isBeyondAscii(character) ? unicodeEscaped(character, style.beyondAscii === 'capital') : character;
 }
 
