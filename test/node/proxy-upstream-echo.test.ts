@@ -94,6 +94,13 @@ function echo(request: IncomingMessage, response: ServerResponse): void {
     response.writeHead(200, { 'content-type': 'application/json' });
     return void response.end(JSON.stringify({ credential: `${credential.slice(0, PERIOD)}${credential}` }));
   }
+  // The credential in UTF-16LE, then in UTF-16BE begun on the first's last byte, a zero: the two share it.
+  if (path === '/echo/both-byte-orders') {
+    const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
+    const le = Buffer.from(credential, 'utf16le');
+    response.writeHead(200, { 'content-type': 'application/octet-stream' });
+    return void response.end(Buffer.concat([le, Buffer.from(le).swap16().subarray(1), Buffer.from('}')]));
+  }
   // The credential as a header's name: a server that turns what it received into header names (x-<value>).
   if (path === '/echo/header-name') {
     const credential = String(request.headers['authorization'] ?? '').replace(/^Bearer /, '');
@@ -300,6 +307,14 @@ grant:
     const response = await get('/proxy/periodic/echo/overlapping');
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ credential: '[redacted]' });
+  });
+
+  it('hands back no echo of the credential in one byte order that overlaps an echo in the other by a zero', async () => {
+    // The first was replaced, and the second, begun inside it, was passed on whole but for that zero.
+    const response = await get('/proxy/echo/echo/both-byte-orders');
+    expect(response.status).toBe(200);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    expect(Buffer.from(bytes.filter((byte) => byte !== 0)).toString('latin1')).toBe('[redacted]}');
   });
 
   it('hands back no body the caller can decode to the credential: a gzip transfer coding fetch left on is not passed on unlabelled', async () => {

@@ -41,6 +41,16 @@ const cutAt = (bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] => {
   return [0, ...points].map((start, index) => bytes.slice(start, points[index] ?? bytes.byteLength));
 };
 
+const joinedBytes = (parts: readonly Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((total, part) => total + part.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+};
+
 const redactedBytes = async (chunks: readonly Uint8Array[], secret: string): Promise<Uint8Array> =>
   new Uint8Array(await new Response(redactedStream(bytesStreamOf(chunks), secret)).arrayBuffer());
 
@@ -268,6 +278,35 @@ describe('passing an answer on', () => {
       ),
       { seed: 20261207, numRuns: 4000 },
     );
+  });
+
+  it('leaves no occurrence in one byte order that overlaps one in another by its zeros, and keeps UTF-16 text aligned, wherever it is cut', async () => {
+    // UTF-16LE's `S` ends with a zero and UTF-16BE's begins with one: written so that they share it, the first was
+    // replaced, and the second, begun inside it, was passed on whole after the replacement's own last zero.
+    const secret = 'ghs_SECRETsecret';
+    const readable = (bytes: Uint8Array): string => new TextDecoder('latin1').decode(bytes.filter((byte) => byte !== 0));
+    const overlapping: [Encoding, Encoding, number][] = [
+      ['utf-16le', 'utf-16be', 1],
+      ['utf-32le', 'utf-32be', 1],
+      ['utf-32le', 'utf-32be', 3],
+      ['utf-32le', 'utf-16be', 1],
+      ['utf-16le', 'utf-32be', 1],
+    ];
+    for (const [first, second, shared] of overlapping) {
+      const body = joinedBytes([encoded(secret, first), encoded(secret, second).subarray(shared), encoded('}', 'utf-8')]);
+      for (let cut = 0; cut <= body.byteLength; cut++) {
+        const out = readable(await redactedBytes(cutAt(body, [cut]), secret));
+        expect(out, `${first} then ${second}, cut at ${cut}`).toBe('[redacted]}');
+      }
+    }
+    // Where the two only meet in text of one encoding (UTF-16BE's `S` a byte before UTF-16LE's, or inside two of them),
+    // each occurrence is one `[redacted]` and the text stays as it was written.
+    for (const encoding of ['utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'] as const) {
+      const text = encoded(`{"echo":"x${secret}${secret}y"}`, encoding);
+      for (let cut = 0; cut <= text.byteLength; cut++) {
+        expect(await redactedBytes(cutAt(text, [cut]), secret), `${encoding}, cut at ${cut}`).toEqual(encoded('{"echo":"x[redacted][redacted]y"}', encoding));
+      }
+    }
   });
 
   it('closes the pair alike wherever a body in UTF-16 or UTF-32 is cut, inside a unit of a long run of backslashes too', async () => {

@@ -313,18 +313,18 @@ function passesGate({ short, gate }: NeedleTrie, text: Uint8Array, at: number): 
 }
 
 /**
- * Where a needle may begin at `at`: the longest (of those `replacement` replaces, when given) that stands there; NONE; or,
+ * Where a needle may begin at `at`, whose byte begins one (`rows`): the longest that stands there; NONE; or,
  * while more may come (`keep` > 0), WAIT where the text runs out before it tells (one form begins with another: `ab\` and
  * JSON's `ab\\`).
  */
-function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number, replacement?: Uint8Array): number {
-  const { short, only, rows, ends, needles } = trie;
+function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number): number {
+  const { short, only, rows, ends } = trie;
   if (short[text[at]!] === 0 && at + 4 > text.byteLength) return keep > 0 ? WAIT : NONE;
   let node = rows[text[at]!]!;
   let found = NONE;
   for (let j = at + 1; ; j++) {
     const end = ends[node]!;
-    if (end !== NONE && (replacement === undefined || needles[end]!.replacement === replacement)) found = end;
+    if (end !== NONE) found = end;
     if (j === text.byteLength) return only[node]! !== NONE && keep > 0 ? WAIT : found;
     node = step(trie, node, text[j]!);
     if (node === 0) return found;
@@ -332,18 +332,37 @@ function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number, 
 }
 
 /**
- * Where a replacement of bytes up to `end` reaches, with each occurrence written in the same encoding that begins in it
- * from `first` on and ends past it taken in (`abab` at 2 in `ababab`: resumed past the first, its end was passed on, and a
- * secret whose end repeats its start is told by that end). `waitFrom`: where one could begin that the text runs out on.
+ * Where a replacement of bytes up to `end` reaches, with each occurrence that begins in it from `first` on and ends past
+ * it taken in (`abab` at 2 in `ababab`: resumed past the first, its end was passed on, and a secret whose end repeats its
+ * start is told by that end): one in the same encoding; and one in another whose bytes past it are not all zeros, unless
+ * an occurrence that begins where the replacement ends reaches as far (it is replaced next). The zeros of UTF-16 and UTF-32
+ * let occurrences in two byte orders overlap: in UTF-16LE text `xS`, UTF-16BE's `S` begins a byte before UTF-16LE's and
+ * ends a byte before it, whose zero is kept so that the text stays aligned, and in `SS` it ends inside the second, which is
+ * replaced on its own; but UTF-16LE's `S` and UTF-16BE's sharing the first's last zero left the whole of the second. `waitFrom`:
+ * where one could begin that the text runs out on.
  */
 function reachOf(text: Uint8Array, first: number, end: number, trie: NeedleTrie, keep: number, replacement: Uint8Array): { end: number; waitFrom?: number } {
   const { rows } = trie;
   let reach = end;
-  for (let at = first; at < reach; at++) {
+  // The occurrence in another encoding that reaches furthest past the replacement.
+  let other = { from: reach, end: reach };
+  for (let at = first; ; at++) {
+    if (at === reach) {
+      if (other.end <= reach || text.subarray(reach, other.end).every((byte) => byte === 0)) break;
+      const next = rows[text[reach]!] === 0 || !passesGate(trie, text, reach) ? NONE : needleAt(text, reach, trie, keep);
+      if (next === WAIT) return { end: reach, waitFrom: other.from };
+      if (next !== NONE && reach + trie.needles[next]!.bytes.byteLength >= other.end) break;
+      reach = other.end;
+    }
     if (rows[text[at]!] === 0 || !passesGate(trie, text, at)) continue;
-    const found = needleAt(text, at, trie, keep, replacement);
-    if (found === WAIT) return { end: reach, waitFrom: at };
-    if (found !== NONE) reach = Math.max(reach, at + trie.needles[found]!.bytes.byteLength);
+    const found = needleAt(text, at, trie, keep);
+    // Read again from the one in another encoding too, if it reaches past: the next chunk decides on it as well.
+    if (found === WAIT) return { end: reach, waitFrom: other.end > reach ? other.from : at };
+    if (found === NONE) continue;
+    const { bytes, replacement: its } = trie.needles[found]!;
+    const past = at + bytes.byteLength;
+    if (its === replacement) reach = Math.max(reach, past);
+    else if (past > other.end) other = { from: at, end: past };
   }
   return { end: reach };
 }
