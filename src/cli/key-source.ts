@@ -116,14 +116,19 @@ export async function brokerSecretBox(config: NodeBrokerConfig): Promise<SecretB
 async function localSource(dataDir: string | undefined, sealed: boolean): Promise<KeySource> {
   const { store, db, config } = await openDataDirKeyStore(dataDir, sealed);
   const cycle = keyLifeCycle(config.keys, config.maxTtlSeconds);
-  /** A fresh key sealed under a master key that does not open the broker's would stop every ring reload: refused, nothing written. */
+  /**
+   * Refused, nothing written, unless the master key is the broker's current one, whatever the operation needs sealed: a
+   * fresh key sealed under another would stop every ring reload, and a record MACed under another would leave every
+   * checkpoint after it unsigned.
+   */
   const withBrokersMasterKey = async <T>(what: string, change: () => Promise<T>): Promise<T> => {
     try {
+      await store.requireCurrentMasterKey();
       return await change();
     } catch (error) {
       if (!(error instanceof SecretBoxError)) throw error;
       throw new CliError(
-        `the master key does not open the broker's signing keys (${error.message}): set KEYWAY_MASTER_KEY as the broker has it; nothing was ${what}`,
+        `the master key is not the one the broker seals its signing keys under (${error.message}): set KEYWAY_MASTER_KEY as the broker has it (after changing it, restart the broker with it first); nothing was ${what}`,
         1,
       );
     }

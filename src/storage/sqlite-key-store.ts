@@ -200,6 +200,21 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   /**
+   * Throws a SecretBoxError unless this store's current master key is the broker's: the one every ring's current key is
+   * sealed under (a broker seals its keys again under its current master key each time it loads them) and opens. A master
+   * key that only opens them through a previous one, or not at all, would seal keys the broker cannot open and MAC audit
+   * records it cannot check. Writes nothing.
+   */
+  async requireCurrentMasterKey(): Promise<void> {
+    const box = this.#requireBox();
+    const current = this.#rows().filter((row) => row.state === 'current');
+    await openSigningKeys(current, box);
+    const stale = current.find((row) => row.private_jwk !== null && box.isStale(row.private_jwk));
+    if (stale !== undefined)
+      throw new SecretBoxError('unknown_key', `signing key ${stale.kid} is sealed under another master key than the one given as current (${box.kid})`);
+  }
+
+  /**
    * Opens every private part, sealing again any sealed under a previous master key, and returns
    * the keys the master key vouches for. Refuses any private part in the clear, any key it would
    * publish whose public part the sealed private part does not vouch for, and any attestation the

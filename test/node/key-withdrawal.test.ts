@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { keyLifeCycle } from '../../src/core/mint/key-life-cycle.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { DATABASE_FILE, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
@@ -304,6 +305,55 @@ describe("the audit records of an operator's work on the signing keys", () => {
         expect(listed.keys.find((key) => key.kid === next)?.state).toBe('removed');
         expect(await recordsOf('signing_key_withdrawn')).toHaveLength(2);
         expect(await recordsOf('signing_key_rotation_requested')).toHaveLength(1);
+      } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+});
+
+describe("a signing key operation from the data dir with a master key that is not the broker's current one", () => {
+  it(
+    'changes and records nothing, whatever the key it names: a record MACed under another master key would leave every later checkpoint unsigned, and a key sealed under one every ring reload failing',
+    async () => {
+      const { broker, log } = await operatedBroker();
+      try {
+        const dataDir = broker.config.dataDir;
+        const brokers = readFileSync(join(dataDir, MASTER_KEY_FILE), 'utf8').trim();
+        const records = async () => {
+          const queried = await cli(['audit', 'query', '--json', '--data-dir', dataDir]);
+          return (JSON.parse(queried.stdout) as { events: unknown[] }).events.length;
+        };
+        const rotated = await cli(['keys', 'rotate', '--json', '--data-dir', dataDir]);
+        expect(rotated.code, rotated.stderr).toBe(0);
+        const next = (JSON.parse(rotated.stdout) as { next: { kid: string } }).next.kid;
+        // Another master key; and one the broker does not have, given as current with the broker's as previous (its change begun in the shell alone).
+        for (const env of [{ KEYWAY_MASTER_KEY: generateMasterKey() }, { KEYWAY_MASTER_KEY: generateMasterKey(), KEYWAY_MASTER_KEY_PREVIOUS: brokers }]) {
+          const before = await records();
+          // A rotation that only brings the pending next keys forward, which seals nothing.
+          expect(await cli(['keys', 'rotate', '--data-dir', dataDir], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was rotated') });
+          expect(await records()).toBe(before);
+        }
+        expect((await cli(['keys', 'withdraw', next, '--data-dir', dataDir])).code).toBe(0);
+        const before = await records();
+        // A withdrawal of a key removed already, which seals nothing either.
+        const again = await cli(['keys', 'withdraw', next, '--data-dir', dataDir], { KEYWAY_MASTER_KEY: generateMasterKey() });
+        expect(again).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was withdrawn') });
+        // The broker's own is held to that too: after a new key, in place of the one that sealed the keys, is given with it as previous.
+        const replaced = await cli(['keys', 'withdraw', next, '--data-dir', dataDir], {
+          KEYWAY_MASTER_KEY: generateMasterKey(),
+          KEYWAY_MASTER_KEY_PREVIOUS: brokers,
+        });
+        expect(replaced).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was withdrawn') });
+        expect(await records()).toBe(before);
+
+        await broker.keyUpkeep();
+        await broker.auditUpkeep();
+        expect(log.text()).not.toContain('upkeep failed');
+        const verified = await cli(['audit', 'verify', '--macs', '--json', '--data-dir', dataDir]);
+        expect(verified.code, verified.stdout).toBe(0);
+        expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, checkpoints: expect.any(Number) });
       } finally {
         await broker.close();
       }
