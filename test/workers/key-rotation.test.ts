@@ -18,6 +18,9 @@ import worker from '../../src/runtimes/workers/main.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
+import { auditShardOf } from '../../src/core/audit/audit-shards.ts';
+import { auditShard, readAuditShards } from '../../src/runtimes/workers/audit-shard-state.ts';
 
 const entry = (exports as unknown as { default: Fetcher }).default;
 const SERVICE = 'https://deploy.acme.dev';
@@ -317,5 +320,72 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const log = await remoteAuditLog(get);
     if (!('chains' in log)) throw new Error('a Workers deployment lists its shards');
     expect(await verifyShardedAuditLog(log)).toMatchObject({ ok: true });
+  });
+
+  it('answers 503 for a withdrawal and a rotation whose audit record its shard refuses, the key withdrawn and the rotation made all the same; the withdrawal is recorded when asked again', async () => {
+    const people = new TestIssuer(inject('testIssuerBase'), `w-unrecorded-${crypto.randomUUID().slice(0, 8)}`);
+    const issuer = workerEnv.KEYWAY_ISSUER;
+    const env = { ...workerEnv, STATE: ownStateNamespace(), AUDIT: ownStateNamespace(workerEnv.AUDIT) };
+    const broker = await createWorkerBroker(
+      env,
+      [
+        {
+          path: 'ops/olga.yaml',
+          text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga }\ngrant: { audience: ${issuer}, scopes: [keys:rotate, keys:withdraw, audit:read] }\n`,
+        },
+      ],
+      { log: silentLogger },
+    );
+    const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext());
+    const tokenFor = async (scope: string) => {
+      const now = Math.floor(Date.now() / 1000);
+      const subject = await people.sign({ iss: people.url, aud: issuer, sub: 'olga', iat: now, exp: now + 300, jti: crypto.randomUUID() });
+      const response = await request('/token', {
+        method: 'POST',
+        body: exchangeForm(subject, { audience: issuer, scope }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as { access_token: string }).access_token;
+    };
+    const post = async (path: string, scope: string, body?: object) => {
+      const response = await request(path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await tokenFor(scope)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const kid = broker.keys.ring.signing.kid;
+    // The operator's records go to one shard, by the broker's issuer and the operator's subject: it refuses them, for real, in its own SQLite.
+    const shard = auditShard(env.AUDIT, auditShardOf({ issuer, subject: `${people.url}#olga` } as AuditEvent, readAuditShards(env)));
+    const sql = (statement: string) => runInDurableObject(shard, (_instance, state) => void state.storage.sql.exec(statement));
+    await tokenFor('audit:read');
+    await sql(
+      "CREATE TRIGGER key_audit_down BEFORE INSERT ON audit_events WHEN NEW.reason LIKE 'signing_key_%' BEGIN SELECT RAISE(ABORT, 'down for the test'); END",
+    );
+    const withdrawn = await post('/v1/keys/withdraw', 'keys:withdraw', { kid });
+    const rotated = await post('/v1/keys/rotate', 'keys:rotate');
+    await sql('DROP TRIGGER key_audit_down');
+
+    expect(withdrawn).toEqual({
+      status: 503,
+      body: { error: 'temporarily_unavailable', error_description: expect.stringMatching(/^the key was withdrawn, but the audit log is unavailable/) },
+    });
+    expect(await jwksOf({ fetch: (url) => Promise.resolve(broker.app.fetch(new Request(url), env)) })).not.toContain(kid);
+    expect(broker.keys.ring.signing.kid).not.toBe(kid);
+    expect(rotated).toEqual({
+      status: 503,
+      body: { error: 'temporarily_unavailable', error_description: expect.stringMatching(/^the rotation was started, but the audit log is unavailable/) },
+    });
+    const again = await post('/v1/keys/withdraw', 'keys:withdraw', { kid });
+    expect(again).toMatchObject({ status: 200, body: { status: 'already_removed' } });
+    const auditor = await tokenFor('audit:read');
+    const events = (await (await request('/v1/audit/events?reason=signing_key_withdrawn', { headers: { authorization: `Bearer ${auditor}` } })).json()) as {
+      events: { detail: string }[];
+    };
+    expect(events.events.map((event) => event.detail)).toEqual([
+      expect.stringMatching(new RegExp(`^signing key ${kid} \\(ES256\\) was withdrawn already at `)),
+    ]);
   });
 });
