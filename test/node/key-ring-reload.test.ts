@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { KEY_RING_REFRESH_SECONDS } from '../../src/core/mint/key-life-cycle.ts';
@@ -65,4 +66,29 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       await broker.close();
     }
   });
+
+  it('reloads its ring at a round whose life cycle step fails for a lock held past the busy timeout: the process stays ready', async () => {
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
+    const start = Date.now();
+    let clock = start;
+    const broker = await startNodeBroker(testConfig(root), { log: recordingLogger(), now: () => clock });
+    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    try {
+      clock = start + KEY_RING_REFRESH_SECONDS * 1000;
+      // Another connection holds the write lock: the leader's advanceKeys waits out the busy timeout and fails; reading the keys does not wait.
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        await expect(broker.keyUpkeep()).rejects.toThrow(/locked|busy/i);
+      } finally {
+        db.exec('ROLLBACK');
+      }
+      // No request came since: past KEY_RING_SERVED_MS from start-up, but not from that round.
+      clock = start + KEY_RING_REFRESH_SECONDS * 1000 + KEY_RING_SERVED_MS - 1000;
+      expect((await fetch(`${broker.url}/readyz`)).status).toBe(200);
+    } finally {
+      db.close();
+      await broker.close();
+    }
+  }, 30_000);
 });

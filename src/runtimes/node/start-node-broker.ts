@@ -383,7 +383,15 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     work.track(
       'key_upkeep',
       (async () => {
-        const transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true }) : [];
+        let transitions: KeyTransition[];
+        try {
+          transitions = leader ? await keyStore.advanceKeys({ now: now(), cycle, rotate: options.rotate === true, upkeep: true }) : [];
+        } catch (error) {
+          // The life cycle's write failed (a lock held past the busy timeout), not the keys: the ring is reloaded all the
+          // same, so that the process does not stop serving it (nor say it is not ready) for want of a write.
+          await live.refresh(now());
+          throw error;
+        }
         for (const transition of transitions) log.info('signing key life cycle', { ...transition });
         if (transitions.some((transition) => transition.kind === 'remove')) emptyWalOfRemovedKeys();
         await live.refresh(now());
