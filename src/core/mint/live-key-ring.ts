@@ -11,6 +11,9 @@ export class LiveKeyRing {
   readonly #store: KeyStore;
   #ring: KeyRing;
   #loadedAt: number;
+  /** Loads begun, and the number of the one whose ring is in use. */
+  #loads = 0;
+  #installed = 0;
 
   private constructor(store: KeyStore, ring: KeyRing, loadedAt: number) {
     this.#store = store;
@@ -26,9 +29,18 @@ export class LiveKeyRing {
     return this.#ring;
   }
 
+  /**
+   * Reloads the ring. Loads may overlap (the key timer's, a withdrawal's, a request's once the ring is old) and end in any
+   * order: one that began before the ring in use was loaded is dropped, so a key withdrawn between them is never put back.
+   */
   async refresh(now: number): Promise<KeyRing> {
-    this.#ring = await KeyRing.from(await this.#store.listKeys());
-    this.#loadedAt = now;
+    const load = ++this.#loads;
+    const ring = await KeyRing.from(await this.#store.listKeys());
+    if (load > this.#installed) {
+      this.#ring = ring;
+      this.#loadedAt = now;
+      this.#installed = load;
+    }
     return this.#ring;
   }
 
