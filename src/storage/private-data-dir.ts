@@ -244,8 +244,9 @@ export function preparePrivateDataDir(
           `(if someone may have read it, change the master key and rotate the signing keys), ${fresh}`,
       );
     }
-    // Regular files only: a symlink's target is not the data dir's to change.
-    const tightened = readdirSync(path).filter((name) => lstatSync(join(path, name)).isFile() && tightenPrivateFile(join(path, name)));
+    // Regular files only: a symlink's target is not the data dir's to change. One gone since the listing has nothing to
+    // tighten: SQLite deletes the -wal and -shm files as another process's last connection closes.
+    const tightened = readdirSync(path).filter((name) => unlessGone(() => lstatSync(join(path, name)).isFile() && tightenPrivateFile(join(path, name))));
     return { path, pin, tightened, close };
   } catch (error) {
     close();
@@ -274,6 +275,16 @@ export function createPrivateFile(path: string): void {
 }
 
 /** Sets an existing file to 0600 when its group or others could read it; true when it did. */
+/** What `look` says of a file, or false once the file is gone (ENOENT). */
+function unlessGone(look: () => boolean): boolean {
+  try {
+    return look();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
 export function tightenPrivateFile(path: string): boolean {
   if (process.platform === 'win32' || (statSync(path).mode & GROUP_OR_OTHERS) === 0) return false;
   chmodSync(path, FILE_MODE);

@@ -1,5 +1,7 @@
 import { chmodSync, existsSync, lchownSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -274,5 +276,35 @@ describe('a data directory a command only reads (audit, backup, the key list)', 
     };
     await expect(read(0o755)).resolves.toEqual([DATABASE_FILE]);
     for (const mode of [0o775, 0o757, 0o777]) await expect(read(mode)).rejects.toThrow(/may be written by its group or others/);
+  });
+});
+
+describe('a data directory another process works in meanwhile', () => {
+  it('is opened by a command while SQLite creates and deletes its -wal and -shm files, as the last connection of another process closes', async () => {
+    const root = writeTree({});
+    const dir = join(root, 'data');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, DATABASE_FILE), '', { mode: 0o600 });
+    // Another process's connections, opened and closed as fast as it can: each leaves a -shm SQLite made with the
+    // database's mode, and deletes it as it closes. Between listing the directory and tightening a file, it may be gone.
+    const churn = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('node:fs'); const file = ${JSON.stringify(join(dir, `${DATABASE_FILE}-shm`))}; const end = Date.now() + 20000;
+         while (Date.now() < end) { try { fs.writeFileSync(file, '', { mode: 0o644 }); fs.chmodSync(file, 0o644); fs.unlinkSync(file); } catch {} }`,
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      await sleep(200);
+      const failures: string[] = [];
+      for (let n = 0; n < 3000 && failures.length === 0; n++) {
+        await openInExistingDataDir(dir, () => undefined).catch((error: unknown) => failures.push(String(error)));
+      }
+      expect(failures).toEqual([]);
+    } finally {
+      churn.kill();
+    }
   });
 });
