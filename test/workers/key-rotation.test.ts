@@ -11,7 +11,7 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import type { KeyTransition, StoredSigningKey } from '../../src/core/mint/key-store.ts';
 import { mintAccessToken } from '../../src/core/mint/mint-access-token.ts';
 import { KEYS_SEALED_AT, keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
-import { createWorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import { createWorkerBroker, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import { remoteAuditLog } from '../../src/cli/remote-audit-log.ts';
 import { verifyShardedAuditLog } from '../../src/core/audit/verify-shards.ts';
 import worker from '../../src/runtimes/workers/main.ts';
@@ -28,6 +28,32 @@ const SERVICE = 'https://deploy.acme.dev';
 /** The Worker's own `scheduled` handler, as the Cron Trigger calls it, at `scheduledTime`. */
 async function cron(scheduledTime: number): Promise<void> {
   await worker.scheduled(createScheduledController({ scheduledTime, cron: '*/5 * * * *' }), workerEnv);
+}
+
+/**
+ * A Worker broker on `env` whose operators, people of `people`, hold `scopes` (by subject), with a keyway token for the
+ * broker itself for any of them.
+ */
+async function operatedWorker(env: WorkerEnv, people: TestIssuer, scopes: Readonly<Record<string, string>>) {
+  const issuer = env.KEYWAY_ISSUER;
+  const policies = Object.entries(scopes).map(([sub, held]) => ({
+    path: `ops/${sub}.yaml`,
+    text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuer}, scopes: [${held}] }\n`,
+  }));
+  const broker = await createWorkerBroker(env, policies, { log: silentLogger });
+  const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext());
+  const tokenFor = async (sub: string, scope: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    const subject = await people.sign({ iss: people.url, aud: issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
+    const response = await request('/token', {
+      method: 'POST',
+      body: exchangeForm(subject, { audience: issuer, scope }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { access_token: string }).access_token;
+  };
+  return { broker, request, tokenFor };
 }
 
 describe('signing keys on Workers (workerd, the real state Durable Object)', () => {
@@ -213,32 +239,12 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
 
   it('withdraws a compromised key through POST /v1/keys/withdraw with a keys:withdraw token: unpublished at once, its tokens refused by the isolate that withdrew it, each withdrawal and rotation in the audit log', async () => {
     const people = new TestIssuer(inject('testIssuerBase'), `w-withdraw-${crypto.randomUUID().slice(0, 8)}`);
-    const issuer = workerEnv.KEYWAY_ISSUER;
     // A state object of its own: the other tests' keys stay as they are.
     const env = { ...workerEnv, STATE: ownStateNamespace() };
-    const operator = (sub: string, scopes: string) => ({
-      path: `ops/${sub}.yaml`,
-      text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: ${sub} }\ngrant: { audience: ${issuer}, scopes: [${scopes}] }\n`,
+    const { broker, request, tokenFor } = await operatedWorker(env, people, {
+      olga: 'keys:read, keys:rotate, keys:withdraw, tokens:introspect, audit:read',
+      rita: 'keys:read',
     });
-    const broker = await createWorkerBroker(
-      env,
-      [operator('olga', 'keys:read, keys:rotate, keys:withdraw, tokens:introspect, audit:read'), operator('rita', 'keys:read')],
-      {
-        log: silentLogger,
-      },
-    );
-    const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext());
-    const tokenFor = async (sub: string, scope: string) => {
-      const now = Math.floor(Date.now() / 1000);
-      const subject = await people.sign({ iss: people.url, aud: issuer, sub, iat: now, exp: now + 300, jti: crypto.randomUUID() });
-      const response = await request('/token', {
-        method: 'POST',
-        body: exchangeForm(subject, { audience: issuer, scope }),
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      });
-      expect(response.status).toBe(200);
-      return ((await response.json()) as { access_token: string }).access_token;
-    };
     const withdraw = (kid: string, token?: string) =>
       request('/v1/keys/withdraw', {
         method: 'POST',
@@ -326,28 +332,9 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const people = new TestIssuer(inject('testIssuerBase'), `w-unrecorded-${crypto.randomUUID().slice(0, 8)}`);
     const issuer = workerEnv.KEYWAY_ISSUER;
     const env = { ...workerEnv, STATE: ownStateNamespace(), AUDIT: ownStateNamespace(workerEnv.AUDIT) };
-    const broker = await createWorkerBroker(
-      env,
-      [
-        {
-          path: 'ops/olga.yaml',
-          text: `version: 1\nissuer: "${people.url}"\nmatch: { sub: olga }\ngrant: { audience: ${issuer}, scopes: [keys:rotate, keys:withdraw, audit:read] }\n`,
-        },
-      ],
-      { log: silentLogger },
-    );
-    const request = (path: string, init?: RequestInit) => broker.app.fetch(new Request(`${issuer}${path}`, init), env, createExecutionContext());
-    const tokenFor = async (scope: string) => {
-      const now = Math.floor(Date.now() / 1000);
-      const subject = await people.sign({ iss: people.url, aud: issuer, sub: 'olga', iat: now, exp: now + 300, jti: crypto.randomUUID() });
-      const response = await request('/token', {
-        method: 'POST',
-        body: exchangeForm(subject, { audience: issuer, scope }),
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      });
-      expect(response.status).toBe(200);
-      return ((await response.json()) as { access_token: string }).access_token;
-    };
+    const operated = await operatedWorker(env, people, { olga: 'keys:rotate, keys:withdraw, audit:read' });
+    const { broker, request } = operated;
+    const tokenFor = (scope: string) => operated.tokenFor('olga', scope);
     const post = async (path: string, scope: string, body?: object) => {
       const response = await request(path, {
         method: 'POST',
