@@ -473,8 +473,12 @@ describe('a backup of a broker under load', () => {
     // The log verifies with the new master key too.
     const verified = await keyway(['audit', 'verify', '--data-dir', dataDir], { KEYWAY_MASTER_KEY: newKey });
     expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^intact: /) });
-    // After the restart on the restored log, the chain goes on from its head: the new host's records follow it.
-    expect(verified.stdout).toMatch(new RegExp(`^intact: ${head + 1} records \\(seq 1…${head + 1}\\)`));
+    // After the restart on the restored log, the chain goes on from its head: the rotation's record and the new host's follow it.
+    expect(verified.stdout).toMatch(new RegExp(`^intact: ${head + 2} records \\(seq 1…${head + 2}\\)`));
+    const rotation = await keyway(['audit', 'query', '--reason', 'signing_key_rotation_requested', '--json', '--data-dir', dataDir], {
+      KEYWAY_MASTER_KEY: newKey,
+    });
+    expect((JSON.parse(rotation.stdout) as { events: { seq?: number }[] }).events).toHaveLength(1);
 
     // Once the new host's records reach the seqs the lost ones had, the kept checkpoints beyond the restored head no longer match:
     // that log is not the one the old host signed there.
