@@ -351,9 +351,10 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
         };
         return alerts.filter((alert) => alert.rule === 'first_policy_exchange').map((alert) => alert.details['policy']);
       };
-      // Alerts are raised once the answer has left: wait for them, a bounded number of times.
+      // Alerts are raised once the answer has left: wait for them, a bounded number of times (15 s: 5 s ran out once in a
+      // fresh-clone run on a loaded machine, the alerts not yet raised).
       let policies = await firstUses();
-      for (let attempt = 0; attempt < 50 && !(policies.includes('map/acme') && policies.includes('map/octo')); attempt += 1) {
+      for (let attempt = 0; attempt < 150 && !(policies.includes('map/acme') && policies.includes('map/octo')); attempt += 1) {
         await new Promise((resolve) => setTimeout(resolve, 100));
         policies = await firstUses();
       }
