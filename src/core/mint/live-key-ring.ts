@@ -1,5 +1,4 @@
 import { KeyRing } from './key-ring.ts';
-import { KEY_RING_REFRESH_SECONDS } from './key-life-cycle.ts';
 import type { KeyStore } from './key-store.ts';
 
 /**
@@ -42,11 +41,6 @@ export class LiveKeyRing {
       this.#installed = load;
     }
     return this.#ring;
-  }
-
-  /** Whether the ring is older than one refresh period: reloaded before it is used at `now` (Workers: at the start of a request). */
-  isStale(now: number): boolean {
-    return this.isOlderThan(now, KEY_RING_REFRESH_SECONDS * 1000);
   }
 
   /** Whether the ring was last loaded `ms` or longer before `now`. */

@@ -51,8 +51,8 @@ import { MemoryRateLimiter } from '../../core/limits/memory-rate-limiter.ts';
 import { brokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../../features/metrics/registry.ts';
 import { metricsRoute } from '../../http/routes/metrics.ts';
-import { NO_SNIFF, NO_STORE } from '../../http/oauth-errors.ts';
-import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
+import { FailureBackoff } from '../failure-backoff.ts';
+import { staleKeyRingRefusal } from '../stale-key-ring.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
 import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
@@ -403,20 +403,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // has passed) and is answered 503 while it fails; /readyz says not ready.
   const keyLoads = new FailureBackoff();
   const keysTooOld = () => live.isOlderThan(now(), KEY_RING_SERVED_MS);
-  const keysUnavailable = async (): Promise<Response | undefined> => {
-    if (!keysTooOld()) return undefined;
-    const reloaded = await keyLoads.attempt(
-      now(),
-      now,
-      () => live.refresh(now()),
-      (error, failure) => log.error('signing keys failed to load', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs }),
-    );
-    if ('value' in reloaded) return undefined;
-    return Response.json(
-      { error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' },
-      { status: 503, headers: { ...NO_STORE, ...NO_SNIFF, 'Retry-After': retryAfter(reloaded.waitMs) } },
-    );
-  };
+  const keysUnavailable = () => staleKeyRingRefusal(live, { arrived: now(), clock: now, maxAgeMs: KEY_RING_SERVED_MS, backoff: keyLoads, log });
   await keyUpkeep();
   const keyTimer = setInterval(() => {
     keyUpkeep().catch((error: unknown) => log.error('signing key upkeep failed', { error: errorText(error) }));

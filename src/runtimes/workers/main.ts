@@ -6,6 +6,8 @@ import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-
 import { answerProbe } from '../../http/routes/probes.ts';
 import { NO_SNIFF, NO_STORE } from '../../http/oauth-errors.ts';
 import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
+import { staleKeyRingRefusal } from '../stale-key-ring.ts';
+import { KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
@@ -18,7 +20,6 @@ let broker: Promise<WorkerBroker> | undefined;
 const starts = new FailureBackoff();
 const keyLoads = new FailureBackoff();
 const NOT_CONFIGURED = 'the broker is not configured correctly';
-const KEYS_UNAVAILABLE = 'the signing keys are unavailable';
 
 /**
  * wrangler.toml ships KEYWAY_ISSUER=http://127.0.0.1:8787 for `wrangler dev`. A Worker reached
@@ -59,14 +60,14 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
   const ready = started.value;
   // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says. A ring
   // that cannot be reloaded is not served past that period; KeywayState is asked again once its backoff has passed.
-  if (!ready.keys.isStale(arrived)) return ready;
-  const reloaded = await keyLoads.attempt(
+  const refused = await staleKeyRingRefusal(ready.keys, {
     arrived,
-    Date.now,
-    () => ready.keys.refresh(arrived),
-    (error, failure) => log.error('signing keys failed to load', { error: errorText(error), failures: failure.failures, retry_in_ms: failure.waitMs }),
-  );
-  return 'value' in reloaded ? ready : unavailable(KEYS_UNAVAILABLE, reloaded.waitMs);
+    clock: Date.now,
+    maxAgeMs: KEY_RING_REFRESH_SECONDS * 1000,
+    backoff: keyLoads,
+    log,
+  });
+  return refused ?? ready;
 }
 
 /** The broker's start this isolate shares among the requests that wait on it; forgotten once it fails, so the next tries again. */
