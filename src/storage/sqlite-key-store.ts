@@ -291,18 +291,10 @@ export class SqliteKeyStore implements KeyStore {
     const target = this.#rows().find((row) => row.kid === kid);
     if (target === undefined) return { status: 'unknown' };
     const alg = target.alg as SigningAlgorithm;
-    // A current key's replacement may be a fresh key, made outside the transaction (crypto is async) and sealed under this
-    // store's master key, which must open the ring's current key (as for a rotation): without it no replacement can be made
-    // and nothing is withdrawn. Made for a next key too, which upkeep may activate meanwhile, and whether or not the ring
-    // has a next key now: another withdrawal may take that one meanwhile.
-    let candidate: Candidate | undefined;
-    if (target.state === 'current' || target.state === 'next') {
-      await openSigningKeys(
-        this.#rows().filter((row) => row.alg === alg && row.state === 'current'),
-        this.#requireBox(),
-      );
-      candidate = await this.#candidate(now, alg);
-    }
+    // A current key's replacement may be a fresh key, made outside the transaction (crypto is async): without one (the
+    // master key is not the broker's) nothing is withdrawn. Made for a next key too, which upkeep may activate meanwhile,
+    // and whether or not the ring has a next key now: another withdrawal may take that one meanwhile.
+    const candidate = target.state === 'current' || target.state === 'next' ? await this.#candidate(now, alg) : undefined;
     return this.#db.transaction((): KeyWithdrawal => {
       const ring = this.#rows().filter((row) => row.alg === alg);
       const transitions = planWithdrawal(ring.map(infoOf), kid, now, candidate?.key.kid ?? '');
@@ -350,13 +342,6 @@ export class SqliteKeyStore implements KeyStore {
     const ofAlg = (keys: readonly SigningKeyInfo[]) => keys.filter((key) => key.alg === alg);
     // The fresh key is made outside the transaction (crypto is async); used only if the plan inside still wants it.
     const wanted = planKeyRing(ofAlg(await this.describeKeys()), plan, 'candidate').some((transition) => transition.kind === 'publish');
-    // A fresh key is sealed under this store's master key: one that does not open the current key is not the broker's
-    // (`keyway keys rotate` with a stale master.key), and a key sealed under it would stop every ring reload.
-    if (wanted)
-      await openSigningKeys(
-        this.#rows().filter((row) => row.alg === alg && row.state === 'current'),
-        this.#requireBox(),
-      );
     const candidate = wanted ? await this.#candidate(plan.now, alg) : undefined;
     return this.#db.transaction(() => {
       const transitions = planKeyRing(ofAlg(this.#rows().map(infoOf)), plan, candidate?.key.kid ?? '');
@@ -379,8 +364,16 @@ export class SqliteKeyStore implements KeyStore {
     return this.#box;
   }
 
-  /** A fresh key, sealed, that a plan may publish. */
+  /**
+   * A fresh key, sealed, that a plan may publish. Sealed under this store's master key, which must open the ring's current
+   * key: one that does not is not the broker's (`keyway keys rotate` with a stale master.key), and a key sealed under it
+   * would stop every ring reload.
+   */
   async #candidate(now: number, alg: SigningAlgorithm): Promise<Candidate> {
+    await openSigningKeys(
+      this.#rows().filter((row) => row.alg === alg && row.state === 'current'),
+      this.#requireBox(),
+    );
     const key = await generateSigningKey(now, alg);
     return { key, sealed: await this.#seal(key) };
   }
