@@ -195,7 +195,7 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
   const needles = [...new Set([...once, ...twice])].flatMap((form) =>
     encodings(form).map((bytes, at): Needle => ({ bytes, replacement: replacements[at]!, ...(form.startsWith('\\') ? { backslash: backslashes[at]! } : {}) })),
   );
-  const trie = trieOf(needles);
+  const search = searchOf(needles);
   const longest = Math.max(...needles.map((needle) => needle.bytes.byteLength));
   let held: Uint8Array = new Uint8Array(0);
   // Before the body, no `\` stands.
@@ -204,13 +204,13 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         const text = joined([held, chunk]);
-        const { out, rest, next } = redact(text, trie, longest - 1, carried);
+        const { out, rest, next } = redact(text, search, longest - 1, carried);
         held = rest;
         carried = next;
         if (out.byteLength > 0) controller.enqueue(out);
       },
       flush(controller) {
-        const { out } = redact(held, trie, 0, carried);
+        const { out } = redact(held, search, 0, carried);
         if (out.byteLength > 0) controller.enqueue(out);
       },
     }),
@@ -218,60 +218,70 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
 }
 
 /**
- * The needles as a trie of their bytes: from where a needle could begin, the text is read along it as far as it leads,
- * so that the longest needle found there is replaced, and the bytes that many of them share (a secret's forms are alike
- * up to the first character an encoder escapes) are compared once, not once for each. Compared needle by needle, a body
- * that repeats the secret's first character in UTF-32 (`00 00 00 63`) had every form of it compared at every fourth
- * byte: 16 MiB held the thread for 1.7 s for a base64 secret, 3 s for one of many written forms. Nodes are numbered, the
- * root 0, which leads nowhere else: a node with one child (most: the needles part only where an encoder escapes) has its
- * byte in `only` and the child in `child`; one with several (the root too) has `only` MANY and in `child` where its row
- * of 256 children begins in `rows` (0: none; the root's first); `ends` is the index in `needles` of the one that ends at a
- * node, or NONE. Before the walk, `gate` says whether the four bytes there may begin a needle (by a hash of them, HASHED),
- * unless a needle under four bytes (a credential of one to three characters) begins with the first, `short`: zeros, which
- * begin every needle in UTF-16 and UTF-32 big-endian, are then passed over as fast as text.
+ * Byte strings as a trie with, for each node, `fail`: the node of the longest proper suffix of its bytes that is a node
+ * too (Aho-Corasick), so that a text is read once, each byte followed from the node the bytes before it reached. Read
+ * instead from each place where a needle could begin, as far as the text follows the trie, a secret that repeats itself
+ * (`a` forty times, in an answer of `a`s) had each byte read forty times: 16 MiB held the thread for 2.9 s. Nodes are
+ * numbered, the root 0, which no byte leads to: a node with one child (most: the needles part only where an encoder
+ * escapes) has its byte in `only` and the child in `child`; one with several (the root too) has `only` MANY and in
+ * `child` where its row of 256 children begins in `rows` (0: none; the root's first). `depth` is how many bytes lead to
+ * a node, and `ends` the index of the longest string its bytes end with (itself, or one along `fail`), or NONE.
  */
-interface NeedleTrie {
-  readonly gate: Uint8Array;
-  readonly short: Uint8Array;
+interface Automaton {
   readonly only: Int16Array;
   readonly child: Int32Array;
   readonly rows: Int32Array;
+  readonly fail: Int32Array;
+  readonly depth: Int32Array;
   readonly ends: Int32Array;
+}
+
+/**
+ * The needles, and two automata of them. What a place of the text gets is the longest needle that begins there, which
+ * a text read forward tells only bytes later, where the needle ends: read from its end back along `backward`, of each
+ * needle's bytes reversed, the node reached at a place ends with it. `forward`, of their bytes: the text read to its
+ * end, the node reached and those along its `fail` are the ends of it that begin a needle, which the next chunk may
+ * complete. (npm's Aho-Corasick packages search strings, not bytes, and tell each match where it ends.)
+ */
+interface Search {
   readonly needles: readonly Needle[];
+  readonly forward: Automaton;
+  readonly backward: Automaton;
 }
 
 const NONE = -1;
 const MANY = -2;
-const HASHED = 16;
 
-function hashAt(text: Uint8Array, at: number): number {
-  return Math.imul((text[at]! << 24) | (text[at + 1]! << 16) | (text[at + 2]! << 8) | text[at + 3]!, 0x9e3779b1) >>> (32 - HASHED);
+function searchOf(needles: readonly Needle[]): Search {
+  return {
+    needles,
+    forward: automatonOf(needles.map(({ bytes }) => bytes)),
+    backward: automatonOf(needles.map(({ bytes }) => bytes.toReversed())),
+  };
 }
 
-function trieOf(needles: readonly Needle[]): NeedleTrie {
-  // As many nodes as the needles have bytes at most, and a row for the root and for each node where two needles part.
-  const size = needles.reduce((total, { bytes }) => total + bytes.byteLength, 1);
-  const trie = {
-    gate: new Uint8Array(1 << HASHED),
-    short: new Uint8Array(256),
+function automatonOf(strings: readonly Uint8Array[]): Automaton {
+  // As many nodes as the strings have bytes at most, and a row for the root and for each node where two strings part.
+  const size = strings.reduce((total, bytes) => total + bytes.byteLength, 1);
+  const automaton = {
     only: new Int16Array(size).fill(NONE),
     child: new Int32Array(size),
-    rows: new Int32Array(256 * needles.length),
+    rows: new Int32Array(256 * strings.length),
+    fail: new Int32Array(size),
+    depth: new Int32Array(size),
     ends: new Int32Array(size).fill(NONE),
-    needles,
   };
-  const { gate, short, only, child, rows, ends } = trie;
+  const { only, child, rows, fail, depth, ends } = automaton;
   only[0] = MANY;
   let nodes = 1;
   let row = 256;
-  for (const [index, { bytes }] of needles.entries()) {
-    if (bytes.byteLength < 4) short[bytes[0]!] = 1;
-    else gate[hashAt(bytes, 0)] = 1;
+  for (const [index, bytes] of strings.entries()) {
     let node = 0;
     for (const byte of bytes) {
-      let next = step(trie, node, byte);
+      let next = step(automaton, node, byte);
       if (next === 0) {
         next = nodes++;
+        depth[next] = depth[node]! + 1;
         const one = only[node]!;
         if (one === NONE) {
           only[node] = byte;
@@ -290,46 +300,88 @@ function trieOf(needles: readonly Needle[]): NeedleTrie {
     }
     ends[node] = index;
   }
-  return trie;
+  // Breadth first: a node's suffix is shorter, so its own is known.
+  const queue = [0];
+  for (let head = 0; head < queue.length; head++) {
+    const node = queue[head]!;
+    const one = only[node]!;
+    const children =
+      one === MANY ? Array.from({ length: 256 }, (_, byte) => byte).filter((byte) => rows[child[node]! + byte] !== 0) : one === NONE ? [] : [one];
+    for (const byte of children) {
+      const next = step(automaton, node, byte);
+      fail[next] = node === 0 ? 0 : transition(automaton, fail[node]!, byte);
+      if (ends[next] === NONE) ends[next] = ends[fail[next]!]!;
+      queue.push(next);
+    }
+  }
+  return automaton;
 }
 
-/** The node `byte` leads to from `node`, or 0 (the root, which no byte leads to: none). */
-function step({ only, child, rows }: NeedleTrie, node: number, byte: number): number {
+/** The node `byte` leads to from `node` in the trie, or 0 (the root, which no byte leads to: none). */
+function step({ only, child, rows }: Pick<Automaton, 'only' | 'child' | 'rows'>, node: number, byte: number): number {
   const one = only[node]!;
   if (one === byte) return child[node]!;
   return one === MANY ? rows[child[node]! + byte]! : 0;
 }
 
-/** What a walk along the trie finds where the text runs out along a longer needle: the next chunk decides. */
-const WAIT = -3;
-
-/**
- * Whether the bytes at `at`, whose first begins a needle, may begin one: one under four bytes begins with that byte, or
- * the four there hash to one's first four (or fewer are left, where the walk tells). Most bytes of a body begin none,
- * and are passed over before this, by `rows`, without a call.
- */
-function passesGate({ short, gate }: NeedleTrie, text: Uint8Array, at: number): boolean {
-  return short[text[at]!] !== 0 || at + 4 > text.byteLength || gate[hashAt(text, at)] !== 0;
-}
-
-/**
- * Where a needle may begin at `at`, whose byte begins one (`rows`): the longest that stands there; NONE; or,
- * while more may come (`keep` > 0), WAIT where the text runs out before it tells (one form begins with another: `ab\` and
- * JSON's `ab\\`).
- */
-function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number): number {
-  const { short, only, rows, ends } = trie;
-  if (short[text[at]!] === 0 && at + 4 > text.byteLength) return keep > 0 ? WAIT : NONE;
-  let node = rows[text[at]!]!;
-  let found = NONE;
-  for (let j = at + 1; ; j++) {
-    const end = ends[node]!;
-    if (end !== NONE) found = end;
-    if (j === text.byteLength) return only[node]! !== NONE && keep > 0 ? WAIT : found;
-    node = step(trie, node, text[j]!);
-    if (node === 0) return found;
+/** The node the bytes that reached `node` and `byte` after them reach: `byte` from it, or else from its suffixes. */
+function transition(automaton: Automaton, node: number, byte: number): number {
+  for (let at = node; ; at = automaton.fail[at]!) {
+    const next = step(automaton, at, byte);
+    if (next !== 0 || at === 0) return next;
   }
 }
+
+/**
+ * The needles in a text, the longest where several begin at one place: in `hits`, where each begins and its index in
+ * `needles`, two by two, from the last to the first; `next`, the index of the first not passed yet; `wait`, where the
+ * text runs out along a longer needle while more may come (one form begins with another: `ab\` and JSON's `ab\\`), else
+ * the text's length: from there on, the next chunk decides.
+ */
+interface Occurrences {
+  readonly needles: readonly Needle[];
+  readonly hits: Int32Array;
+  next: number;
+  readonly wait: number;
+}
+
+function occurrencesIn(text: Uint8Array, { needles, forward, backward }: Search, keep: number): Occurrences {
+  let hits = new Int32Array(64);
+  let count = 0;
+  const { rows, ends } = backward;
+  let node = 0;
+  for (let place = text.byteLength - 1; place >= 0; place--) {
+    const byte = text[place]!;
+    // Most bytes of a body end no needle: read along the root's row alone.
+    node = node === 0 ? rows[byte]! : transition(backward, node, byte);
+    if (node === 0 || ends[node] === NONE) continue;
+    if (count === hits.length) {
+      const grown = new Int32Array(count * 2);
+      grown.set(hits);
+      hits = grown;
+    }
+    hits[count++] = place;
+    hits[count++] = ends[node]!;
+  }
+  let wait = text.byteLength;
+  if (keep > 0) {
+    // A needle the text runs out along begins in its last `keep` bytes.
+    let end = 0;
+    for (let place = Math.max(0, text.byteLength - keep); place < text.byteLength; place++) end = transition(forward, end, text[place]!);
+    for (; end !== 0 && forward.only[end] === NONE; end = forward.fail[end]!);
+    if (end !== 0) wait = text.byteLength - forward.depth[end]!;
+  }
+  return { needles, hits, next: count - 2, wait };
+}
+
+/** Where the next occurrence begins, from `place` on, or `wait`: it is then `current`. */
+function upcoming(found: Occurrences, place: number): number {
+  const { hits } = found;
+  while (found.next >= 0 && hits[found.next]! < place) found.next -= 2;
+  return found.next >= 0 && hits[found.next]! < found.wait ? hits[found.next]! : found.wait;
+}
+
+const current = ({ needles, hits, next }: Occurrences): Needle => needles[hits[next + 1]!]!;
 
 /**
  * Where a replacement of bytes up to `end` reaches, with each occurrence that begins in it from `first` on and ends past
@@ -341,30 +393,25 @@ function needleAt(text: Uint8Array, at: number, trie: NeedleTrie, keep: number):
  * replaced on its own; but UTF-16LE's `S` and UTF-16BE's sharing the first's last zero left the whole of the second. `waitFrom`:
  * where one could begin that the text runs out on.
  */
-function reachOf(text: Uint8Array, first: number, end: number, trie: NeedleTrie, keep: number, replacement: Uint8Array): { end: number; waitFrom?: number } {
-  const { rows } = trie;
+function reachOf(text: Uint8Array, found: Occurrences, first: number, end: number, replacement: Uint8Array): { end: number; waitFrom?: number } {
   let reach = end;
   // The occurrence in another encoding that reaches furthest past the replacement.
   let other = { from: reach, end: reach };
-  for (let at = first; ; at++) {
-    if (at === reach) {
-      if (other.end <= reach || text.subarray(reach, other.end).every((byte) => byte === 0)) break;
-      const next = rows[text[reach]!] === 0 || !passesGate(trie, text, reach) ? NONE : needleAt(text, reach, trie, keep);
-      if (next === WAIT) return { end: reach, waitFrom: other.from };
-      if (next !== NONE && reach + trie.needles[next]!.bytes.byteLength >= other.end) break;
+  for (let at = upcoming(found, first); ; at = upcoming(found, at + 1)) {
+    // None begins before `at`: the replacement ends where it reaches, or takes in the one in another encoding.
+    while (reach <= at) {
+      if (other.end <= reach || text.subarray(reach, other.end).every((byte) => byte === 0)) return { end: reach };
+      if (reach === found.wait) return { end: reach, waitFrom: other.from };
+      if (reach === at && reach + current(found).bytes.byteLength >= other.end) return { end: reach };
       reach = other.end;
     }
-    if (rows[text[at]!] === 0 || !passesGate(trie, text, at)) continue;
-    const found = needleAt(text, at, trie, keep);
     // Read again from the one in another encoding too, if it reaches past: the next chunk decides on it as well.
-    if (found === WAIT) return { end: reach, waitFrom: other.end > reach ? other.from : at };
-    if (found === NONE) continue;
-    const { bytes, replacement: its } = trie.needles[found]!;
+    if (at === found.wait) return { end: reach, waitFrom: other.end > reach ? other.from : at };
+    const { bytes, replacement: its } = current(found);
     const past = at + bytes.byteLength;
     if (its === replacement) reach = Math.max(reach, past);
     else if (past > other.end) other = { from: at, end: past };
   }
-  return { end: reach };
 }
 
 /**
@@ -381,36 +428,33 @@ interface Carried {
  * of one, split by the chunk boundary, waits for the next chunk). Read in one pass: a search for each of the needles over
  * the whole text, byte by byte, took a second of the thread that serves every request for 16 MiB.
  */
-function redact(text: Uint8Array, trie: NeedleTrie, keep: number, carried: Carried): { out: Uint8Array; rest: Uint8Array; next: Carried } {
+function redact(text: Uint8Array, search: Search, keep: number, carried: Carried): { out: Uint8Array; rest: Uint8Array; next: Carried } {
+  const found = occurrencesIn(text, search, keep);
   const parts: Uint8Array[] = [];
   let from = 0;
   let cut: number | undefined;
   let covered = carried.covered;
   if (covered !== undefined) {
-    const reach = reachOf(text, 0, covered.bytes, trie, keep, covered.replacement);
+    const reach = reachOf(text, found, 0, covered.bytes, covered.replacement);
     from = reach.end;
     cut = reach.waitFrom;
     if (cut !== undefined) covered = { bytes: from - cut, replacement: covered.replacement };
   }
-  const { rows } = trie;
   // Where what the last chunk replaced still waits on the next, nothing after it is read yet.
-  for (let at = cut === undefined ? from : text.byteLength; at < text.byteLength; at++) {
-    if (rows[text[at]!] === 0 || !passesGate(trie, text, at)) continue;
-    const found = needleAt(text, at, trie, keep);
-    if (found === WAIT) break;
-    if (found === NONE) continue;
-    const needle = trie.needles[found]!;
-    parts.push(text.subarray(from, at));
-    if (needle.backslash !== undefined && runBefore(text, needle.backslash, from, at, carried.runs) % 2 === 1) parts.push(needle.backslash);
-    parts.push(needle.replacement);
-    const reach = reachOf(text, at + 1, at + needle.bytes.byteLength, trie, keep, needle.replacement);
-    from = reach.end;
-    cut = reach.waitFrom;
-    if (cut !== undefined) {
-      covered = { bytes: from - cut, replacement: needle.replacement };
-      break;
+  if (cut === undefined) {
+    for (let at = upcoming(found, from); at < found.wait; at = upcoming(found, from)) {
+      const needle = current(found);
+      parts.push(text.subarray(from, at));
+      if (needle.backslash !== undefined && runBefore(text, needle.backslash, from, at, carried.runs) % 2 === 1) parts.push(needle.backslash);
+      parts.push(needle.replacement);
+      const reach = reachOf(text, found, at + 1, at + needle.bytes.byteLength, needle.replacement);
+      from = reach.end;
+      cut = reach.waitFrom;
+      if (cut !== undefined) {
+        covered = { bytes: from - cut, replacement: needle.replacement };
+        break;
+      }
     }
-    at = from - 1;
   }
   if (cut === undefined) {
     covered = undefined;
