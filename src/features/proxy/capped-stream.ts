@@ -301,17 +301,17 @@ function automatonOf(strings: readonly Uint8Array[]): Automaton {
     ends[node] = index;
   }
   // Breadth first: a node's suffix is shorter, so its own is known.
-  const queue = [0];
-  for (let head = 0; head < queue.length; head++) {
+  const queue = new Int32Array(nodes);
+  for (let head = 0, tail = 1; head < tail; head++) {
     const node = queue[head]!;
     const one = only[node]!;
-    const children =
-      one === MANY ? Array.from({ length: 256 }, (_, byte) => byte).filter((byte) => rows[child[node]! + byte] !== 0) : one === NONE ? [] : [one];
-    for (const byte of children) {
+    if (one === NONE) continue;
+    for (let byte = one === MANY ? 0 : one; byte < (one === MANY ? 256 : one + 1); byte++) {
       const next = step(automaton, node, byte);
+      if (next === 0) continue;
       fail[next] = node === 0 ? 0 : transition(automaton, fail[node]!, byte);
       if (ends[next] === NONE) ends[next] = ends[fail[next]!]!;
-      queue.push(next);
+      queue[tail++] = next;
     }
   }
   return automaton;
@@ -367,7 +367,9 @@ function occurrencesIn(text: Uint8Array, { needles, forward, backward }: Search,
   if (keep > 0) {
     // A needle the text runs out along begins in its last `keep` bytes.
     let end = 0;
-    for (let place = Math.max(0, text.byteLength - keep); place < text.byteLength; place++) end = transition(forward, end, text[place]!);
+    for (let place = Math.max(0, text.byteLength - keep); place < text.byteLength; place++) {
+      end = end === 0 ? forward.rows[text[place]!]! : transition(forward, end, text[place]!);
+    }
     for (; end !== 0 && forward.only[end] === NONE; end = forward.fail[end]!);
     if (end !== 0) wait = text.byteLength - forward.depth[end]!;
   }
