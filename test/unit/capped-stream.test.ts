@@ -328,7 +328,7 @@ describe('passing an answer on', () => {
     );
   });
 
-  it('redacts a credential of one to three bytes, which no hash of four bytes finds, wherever it stands and however it is cut', async () => {
+  it('redacts a credential of one to three bytes wherever it stands and however it is cut', async () => {
     for (const secret of ['k', 'k9', 'k9z', '\u00e4', '\u20ac', 'z\u00e4']) {
       for (const encoding of ['utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'] as const) {
         for (const text of [secret, `${secret}x`, `x${secret}`, `a${secret}${secret}b${secret}c`]) {
