@@ -17,6 +17,7 @@ import { auditEvent } from '../support/audit-event.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
+import { INVISIBLE } from '../../src/core/inert-text.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
 import { readTrustedProxies } from '../../src/config/trusted-proxies.ts';
@@ -445,6 +446,29 @@ describe('alerts on anomalies', () => {
     expect((await revokeFrom(forged, '127.0.0.4')).status).toBe(200);
     expect(await raisedBy(await deny())).toEqual(['denial_burst_identity']);
     expect((await stored()).filter((alert) => alert.rule === 'denial_burst_identity')).toHaveLength(1);
+  });
+
+  it("sends a stranger's claimed identity in an alert as one line of visible text: no line breaks, escapes or bidi overrides from the token", async () => {
+    const { exchange, raisedBy, deliveriesSettled, sent, stored } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_identity' });
+    // Needs no key: what an unsigned token claims is counted and named. Line breaks push "(claimed, from …)" out of a chat
+    // message's first line, a right-to-left override shows it reversed, ESC sequences act in a terminal showing the alert.
+    const sub = 'repo:acme/payments:ref:refs/heads/main (https://token.actions.githubusercontent.com) within 300s\n\n\n\u001b[8m\u202e';
+    const now = Math.floor(Date.now() / 1000);
+    const forged = `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k' }))}.${base64url.encode(
+      JSON.stringify({ iss: 'https://nobody.example', sub, aud: 'x', iat: now, exp: now + 60 }),
+    )}.c2ln`;
+    await exchange(forged);
+    await exchange(forged);
+    expect(await raisedBy(await exchange(forged))).toEqual(['denial_burst_identity']);
+    await deliveriesSettled();
+    const [delivery] = sent('denial_burst_identity');
+    const body = JSON.parse(String(delivery?.body)) as { summary: string; details: { identity: string } };
+    const [alert] = await stored();
+    for (const text of [body.summary, body.details.identity, alert?.summary]) {
+      expect(text).toContain('(claimed, from https://nobody.example)');
+      expect(text).toContain('\\u000a\\u000a\\u000a\\u001b[8m\\u202e');
+      expect(text).not.toMatch(INVISIBLE);
+    }
   });
 
   it('raises a replayed subject token and a grant from a new network', async () => {

@@ -1,4 +1,5 @@
 import type { AuditEvent } from '../../core/audit/audit-event.ts';
+import { inert } from '../../core/inert-text.ts';
 import { clientNetwork } from '../../core/limits/network-of.ts';
 import { replacedReason, spendsPastUnverifiedBudget } from '../../core/limits/unverified-record-budget.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
@@ -87,8 +88,13 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
   return drafts.filter((draft) => settings.rules.has(draft.rule));
 }
 
+/**
+ * The identity as summaries and `details.identity` name it, made inert (core/inert-text.ts): a claimed subject is anyone's
+ * to choose, and a webhook's receiver shows it as it comes (a chat message, a pager, a terminal), so a line break must not
+ * push "(claimed, …)" out of sight, nor an override reverse it.
+ */
 function describeIdentity(event: AuditEvent): string {
   const issuer = event.issuer ?? event.subject_token?.claimed_iss ?? 'unknown issuer';
   const subject = event.subject ?? event.subject_token?.claimed_sub ?? 'unknown subject';
-  return event.issuer === undefined ? `${subject} (claimed, from ${issuer})` : `${subject} (${issuer})`;
+  return inert(event.issuer === undefined ? `${subject} (claimed, from ${issuer})` : `${subject} (${issuer})`);
 }
