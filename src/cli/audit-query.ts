@@ -1,6 +1,7 @@
 import { CliError, type Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { formatTable } from './table.ts';
+import { inertLines } from './terminal-text.ts';
 
 const USAGE = `usage: keyway audit query [source] [filters] [--limit N] [--cursor C] [--json]
 
@@ -36,10 +37,11 @@ export const auditQuery: Command = {
         event.id,
       ]);
       process.stdout.write(`${formatTable(['time', 'decision', 'reason', 'subject', 'repository', 'policy', 'id'], rows)}\n`);
+      // The cursor is the broker's to choose (--url): shown inert, as the table's cells are.
       process.stdout.write(
         page.events.length === 0
           ? 'no events match\n'
-          : `${page.events.length} events${page.next_cursor === undefined ? '' : `; more with --cursor ${page.next_cursor}`}\n`,
+          : inertLines([`${page.events.length} events${page.next_cursor === undefined ? '' : `; more with --cursor ${page.next_cursor}`}`]),
       );
       return 0;
     } catch (error) {

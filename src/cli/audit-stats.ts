@@ -2,6 +2,7 @@ import { DECISIONS } from '../core/audit/audit-query.ts';
 import type { Command } from './command.ts';
 import { FILTER_USAGE, openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { formatTable } from './table.ts';
+import { inert } from '../core/inert-text.ts';
 
 const USAGE = `usage: keyway audit stats [source] [filters] [--bucket minute|hour|day] [--json]
 
@@ -30,7 +31,8 @@ export const auditStats: Command = {
       const counts = (row: Record<string, number>) => DECISIONS.map((decision) => row[decision]);
       const header = [...DECISIONS];
       const sections = [
-        `${stats.since} to ${stats.until}, per ${stats.bucket}`,
+        // The broker's words with --url, shown inert as the tables' cells are.
+        inert(`${stats.since} to ${stats.until}, per ${stats.bucket}`),
         formatTable(['', ...header], [['total', ...counts(stats.totals)]]),
         formatTable(
           [stats.bucket, ...header],

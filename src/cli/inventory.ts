@@ -4,6 +4,7 @@ import { ndjsonLine } from '../core/audit/ndjson-line.ts';
 import { openAuditSource, parseAuditArgs, SOURCE_USAGE } from './audit-source.ts';
 import { CliError, type Command } from './command.ts';
 import { formatTable } from './table.ts';
+import { inert } from '../core/inert-text.ts';
 
 const USAGE = `usage: keyway inventory [source] [filters] [--sort FIELD] [--order asc|desc] [--format table|json|csv|ndjson]
 
@@ -55,7 +56,8 @@ export const inventory: Command = {
           counts([...identity.scopes, ...identity.github_permissions]),
         ]);
         process.stdout.write(
-          `${answer.since} to ${answer.until}: ${answer.identities.length} identit${answer.identities.length === 1 ? 'y' : 'ies'}\n\n` +
+          // The window is the broker's to say with --url: shown inert, as the table's cells are.
+          `${inert(`${answer.since} to ${answer.until}`)}: ${answer.identities.length} identit${answer.identities.length === 1 ? 'y' : 'ies'}\n\n` +
             `${formatTable(['identity', 'tenant', 'grants', 'denials', 'last seen', 'policies', 'granted'], rows)}\n`,
         );
       }

@@ -1,5 +1,6 @@
 import type { Command } from './command.ts';
 import { KEYS_SOURCE_USAGE, openKeySource } from './key-source.ts';
+import { inertLines } from './terminal-text.ts';
 
 const USAGE = `usage: keyway keys rotate [source] [--json]
 
@@ -28,7 +29,8 @@ export const keysRotate: Command = {
         // The ES256 ring's next key: another process may have published it while this one published only the RS256 ring's.
         const published = result.transitions.some((transition) => transition.kind === 'publish' && transition.kid === next.kid);
         const what = published ? 'published next key' : 'rotation already under way: next key';
-        process.stdout.write(`${what} ${next.kid}; it signs from ${next.signs_from} (the broker switches at its first key upkeep after that)\n`);
+        // With --url the kid and time are the broker's to choose: shown inert, as keys withdraw shows them.
+        process.stdout.write(inertLines([`${what} ${next.kid}; it signs from ${next.signs_from} (the broker switches at its first key upkeep after that)`]));
       }
       return next === undefined ? 1 : 0;
     } finally {

@@ -1,11 +1,12 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { DATABASE_FILE, openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { testConfig, writeTree, runKeyway } from './node-harness.ts';
+import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 
 const cli = runKeyway;
 
@@ -104,4 +105,45 @@ describe('what the keyway CLI prints of attacker-chosen record fields', () => {
     expect(verified.stdout).toContain('TAMPERED');
     expect(terminalControls(verified.stdout)).toEqual([]);
   }, 60_000);
+});
+
+/**
+ * What answers at `--url` (a hostile or compromised broker, or whatever stands in its place) chooses every text of its
+ * answers: the commands print what they show of it as inert text, as `keyway tokens revoke` does.
+ */
+describe('what the keyway CLI prints of what a broker answered', () => {
+  let broker: Awaited<ReturnType<typeof serveOnLoopback>>;
+  beforeAll(async () => {
+    broker = await serveOnLoopback((request) => {
+      const path = new URL(request.url).pathname;
+      if (path === '/v1/audit/events') {
+        return Response.json({ events: [{ id: 'e1', time: 't', decision: 'denied', reason: 'no_policy_matched' }], next_cursor: HOSTILE });
+      }
+      if (path === '/v1/audit/stats') {
+        return Response.json({ since: HOSTILE, until: HOSTILE, bucket: HOSTILE, totals: {}, series: [], by_policy: [], by_repository: [] });
+      }
+      if (path === '/v1/inventory') return Response.json({ since: HOSTILE, until: HOSTILE, identities: [] });
+      if (path === '/v1/keys/rotate') return Response.json({ next: { kid: HOSTILE, signs_from: HOSTILE }, transitions: [] });
+      return new Response(null, { status: 404 });
+    });
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it.each([
+    ['audit query', ['audit', 'query'], 'more with --cursor x'],
+    ['audit stats', ['audit', 'stats'], ', per x'],
+    ['inventory', ['inventory'], ': 0 identities'],
+    ['keys rotate', ['keys', 'rotate'], 'rotation already under way: next key x'],
+  ])(
+    'keyway %s --url shows what the broker chose without the escape sequences in it',
+    async (_, command, shown) => {
+      const answered = await cli([...command, '--url', broker.base], { KEYWAY_TOKEN: 'operator-token' });
+      expect(answered.code).toBe(0);
+      expect(answered.stdout).toContain(shown);
+      expect(terminalControls(answered.stdout)).toEqual([]);
+    },
+    60_000,
+  );
 });
