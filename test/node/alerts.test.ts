@@ -471,6 +471,38 @@ describe('alerts on anomalies', () => {
     }
   });
 
+  it("sends a replayed token's alert while a stranger's flood of denial bursts fills the deliveries a slow receiver holds", async () => {
+    const { exchange, sign, receiver, stored, raisedBy } = await setup({
+      KEYWAY_ALERT_RULES: 'denial_burst_identity,subject_token_replayed',
+      KEYWAY_ALERT_BURST_THRESHOLD: '2',
+    });
+    let release = () => {};
+    receiver.behaviour.hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    cleanup.unshift(async () => release());
+    // Needs no key: each made-up subject denied twice is a burst, and its alert a delivery the receiver holds.
+    const now = Math.floor(Date.now() / 1000);
+    const forged = (index: number) =>
+      `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k' }))}.${base64url.encode(
+        JSON.stringify({ iss: 'https://nobody.example', sub: `repo:stranger/flood-${index}`, aud: 'x', iat: now, exp: now + 60 }),
+      )}.c2ln`;
+    for (let index = 0; index <= MAX_DELIVERIES_IN_FLIGHT; index += 1) {
+      await exchange(forged(index));
+      await exchange(forged(index));
+    }
+    await eventually(stored, (list) => list.some((alert) => alert.rule === 'denial_burst_identity' && alert.delivery === 'failed'));
+    expect(receiver.received).toHaveLength(MAX_DELIVERIES_IN_FLIGHT);
+
+    // A stolen token used again: the alert that matters must not be dropped because the flood came first.
+    const token = await sign();
+    expect((await exchange(token)).status).toBe(200);
+    expect(await raisedBy(await exchange(token))).toEqual(['subject_token_replayed']);
+    release();
+    const settled = await eventually(stored, (list) => list.every((alert) => alert.delivery !== 'pending'));
+    expect(settled.find((alert) => alert.rule === 'subject_token_replayed')).toMatchObject({ delivery: 'delivered' });
+  });
+
   it('raises a replayed subject token and a grant from a new network', async () => {
     const { exchange, sign, sent, raisedBy } = await setup({ KEYWAY_ALERT_RULES: 'subject_token_replayed,new_network' });
     const token = await sign();

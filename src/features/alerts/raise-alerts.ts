@@ -5,7 +5,7 @@ import { pooledRandom } from '../../core/mint/pooled-random.ts';
 import { errorText, type Logger } from '../../core/log.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertStore } from './alert-store.ts';
-import type { AlertDraft } from './alert.ts';
+import type { AlertDraft, AlertRule } from './alert.ts';
 import { staleGrantDrafts } from './stale-grants.ts';
 import type { AlertSettings } from './alert-settings.ts';
 import { deliverWebhook, type WebhookTarget } from './deliver-webhook.ts';
@@ -27,7 +27,11 @@ const nextId = monotonicFactory(pooledRandom);
 /** `stale_grant` looks at the log at most this often per process, after an answered exchange. */
 export const STALE_GRANT_CHECK_MS = 3_600_000;
 const DAY = 86_400_000;
-/** Deliveries under way at once per process; beyond this an alert is stored and shown, but not sent. */
+/**
+ * Deliveries of one rule under way at once per process; beyond this an alert of that rule is stored and shown, but not
+ * sent. Per rule: a stranger raises denial bursts at will (a made-up subject per forged token), and a flood of them held
+ * by a slow receiver must not take the place of a replayed token's alert.
+ */
 export const MAX_DELIVERIES_IN_FLIGHT = 32;
 
 /**
@@ -36,20 +40,21 @@ export const MAX_DELIVERIES_IN_FLIGHT = 32;
  * receiver or a failing rule never delays or changes a token response.
  */
 export function alertRaiser(deps: AlertDeps): (event: AuditEvent, link: ChainLink) => Promise<void> {
-  let inFlight = 0;
+  const inFlight = new Map<AlertRule, number>();
   const deliver = async (alert: Parameters<typeof deliverWebhook>[0], target: WebhookTarget) => {
-    if (inFlight >= MAX_DELIVERIES_IN_FLIGHT) {
-      deps.log.warn('alert webhook queue full; alert stored but not sent', { alert_id: alert.id });
+    const under = inFlight.get(alert.rule) ?? 0;
+    if (under >= MAX_DELIVERIES_IN_FLIGHT) {
+      deps.log.warn('alert webhook queue full; alert stored but not sent', { alert_id: alert.id, rule: alert.rule });
       await deps.store.setDelivery(alert.id, 'failed', 0);
       return;
     }
-    inFlight += 1;
+    inFlight.set(alert.rule, under + 1);
     try {
       const result = await deliverWebhook(alert, target);
       if (!result.delivered) deps.log.warn('alert webhook failed after every attempt', { alert_id: alert.id, attempts: result.attempts });
       await deps.store.setDelivery(alert.id, result.delivered ? 'delivered' : 'failed', result.attempts);
     } finally {
-      inFlight -= 1;
+      inFlight.set(alert.rule, (inFlight.get(alert.rule) ?? 1) - 1);
     }
   };
 
