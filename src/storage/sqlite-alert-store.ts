@@ -118,4 +118,8 @@ export class SqliteAlertStore implements AlertStore {
   async alerts(limit: number): Promise<StoredAlert[]> {
     return this.#db.all<AlertRow>('SELECT alert, delivery, attempts FROM audit_alerts ORDER BY time DESC, id DESC LIMIT ?', [limit]).map(toAlert);
   }
+
+  async pruneAlerts(before: number, limit: number): Promise<number> {
+    return this.#db.run('DELETE FROM audit_alerts WHERE id IN (SELECT id FROM audit_alerts WHERE time < ? ORDER BY time LIMIT ?)', [before, limit]).changes;
+  }
 }

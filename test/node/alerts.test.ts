@@ -15,6 +15,7 @@ import { migrate } from '../../src/storage/migrate.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditEvent } from '../support/audit-event.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
+import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { silentLogger } from '../../src/core/log.ts';
 import { INVISIBLE } from '../../src/core/inert-text.ts';
@@ -126,7 +127,7 @@ describe('alerts on anomalies', () => {
     for (const close of cleanup.splice(0).reverse()) await close().catch(() => {});
   });
 
-  async function setup(env: Record<string, string> = {}, config: Partial<NodeBrokerConfig> = {}) {
+  async function setup(env: Record<string, string> = {}, config: Partial<NodeBrokerConfig> = {}, now?: () => number) {
     const receiver = await startReceiver();
     cleanup.push(receiver.close);
     const github = freshIssuer(inject('testIssuerBase'), 'alert-gh');
@@ -144,7 +145,7 @@ describe('alerts on anomalies', () => {
     );
     let broker: NodeBroker;
     const start = async () => {
-      broker = await startNodeBroker(testConfig(root, { alerts, ...config }), { log: silentLogger });
+      broker = await startNodeBroker(testConfig(root, { alerts, ...config }), { log: silentLogger, ...(now === undefined ? {} : { now }) });
       cleanup.push(() => broker.close());
       return broker;
     };
@@ -501,6 +502,28 @@ describe('alerts on anomalies', () => {
     release();
     const settled = await eventually(stored, (list) => list.every((alert) => alert.delivery !== 'pending'));
     expect(settled.find((alert) => alert.rule === 'subject_token_replayed')).toMatchObject({ delivery: 'delivered' });
+  });
+
+  it("prunes stored alerts past the audit log's retention with its records: a stranger's alerts do not pile up for ever", async () => {
+    let clock = Date.now();
+    const { exchange, stored, raisedBy, broker, deliveriesSettled } = await setup(
+      { KEYWAY_ALERT_RULES: 'denial_burst_identity' },
+      { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '1' }) },
+      () => clock,
+    );
+    // Needs no key: a made-up subject denied up to the threshold is a stored alert, as many as the unverified budget allows.
+    const now = Math.floor(clock / 1000);
+    const forged = `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k' }))}.${base64url.encode(
+      JSON.stringify({ iss: 'https://nobody.example', sub: 'repo:stranger/flood', aud: 'x', iat: now, exp: now + 60 }),
+    )}.c2ln`;
+    await exchange(forged);
+    await exchange(forged);
+    expect(await raisedBy(await exchange(forged))).toEqual(['denial_burst_identity']);
+    await deliveriesSettled();
+    // Two days on, the records have left the retention window (a day), and so has the alert about them.
+    clock += 2 * 86_400_000;
+    await broker().auditUpkeep();
+    expect(await stored()).toEqual([]);
   });
 
   it('raises a replayed subject token and a grant from a new network', async () => {

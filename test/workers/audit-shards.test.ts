@@ -371,6 +371,21 @@ describe('the sharded audit log on Workers (workerd)', () => {
     ]);
   });
 
+  it('prunes the alerts raised before the retention window in the Cron round: a flood of them does not fill the state object', async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });
+    const started = Date.now();
+    // The first grant by a policy raises first_policy_exchange, stored in the state object as every alert is.
+    expect((await broker.exchange('svc-alerted')).status).toBe(200);
+    const state = keywayState(deployment.states);
+    expect((await state.alerts(500)).length).toBeGreaterThan(0);
+    await broker.upkeep(started + 0.5 * 86_400_000);
+    expect((await state.alerts(500)).length).toBeGreaterThan(0);
+    // A day and a half on, the window (a day) starts after them.
+    await broker.upkeep(started + 1.5 * 86_400_000);
+    expect(await state.alerts(500)).toEqual([]);
+  });
+
   it('dates a root checkpoint signed in the second of the newest one a second after it: the newest is always the last listed', async () => {
     const broker = await start(fresh(), 2);
     const now = Date.now();

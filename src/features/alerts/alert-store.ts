@@ -1,5 +1,6 @@
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { replacedReason } from '../../core/limits/unverified-record-budget.ts';
+import { PRUNE_BATCH, retentionStart } from '../../core/audit/maintain-audit-log.ts';
 import type { AlertDelivery, AlertDraft, StoredAlert } from './alert.ts';
 
 /**
@@ -51,4 +52,15 @@ export interface AlertStore {
   setDelivery(id: string, delivery: AlertDelivery, attempts: number): Promise<void>;
   /** Newest first. */
   alerts(limit: number): Promise<StoredAlert[]>;
+  /** Deletes at most `limit` alerts raised before `before` (ms since the epoch), the oldest first; returns how many. */
+  pruneAlerts(before: number, limit: number): Promise<number>;
+}
+
+/**
+ * Drops the alerts raised before the audit log's retention window (KEYWAY_AUDIT_RETENTION_DAYS; 0 keeps them all), at most
+ * PRUNE_BATCH a round, as upkeep drops the records they are about. Anyone raises denial bursts at will (a made-up subject
+ * per forged token): kept for ever, their alerts would grow the store whatever the retention.
+ */
+export function pruneAlertsPastRetention(store: Pick<AlertStore, 'pruneAlerts'>, now: number, retentionDays: number): Promise<number> {
+  return retentionDays > 0 ? store.pruneAlerts(retentionStart(now, retentionDays), PRUNE_BATCH) : Promise.resolve(0);
 }

@@ -41,6 +41,7 @@ import type { NodeBrokerConfig } from '../../config/node-config.ts';
 import { GroupCommitAuditStore, STALLED_AFTER_SECONDS } from './group-commit-audit-store.ts';
 import { connectSharedWriter, REJOIN_SECONDS, serveSharedWriter, sharedWriterPath } from './shared-audit-writer.ts';
 import { writerThreadAlertStore, writerThreadReplayGuard } from './writer-thread-stores.ts';
+import { pruneAlertsPastRetention } from '../../features/alerts/alert-store.ts';
 import { revocationList } from '../../core/revocation/revocation-list.ts';
 import { endedCiWork } from '../../core/replay/ended-ci-work.ts';
 import { SqliteReplayGuard } from '../../storage/sqlite-replay-guard.ts';
@@ -306,6 +307,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   }
   // Revocations (and completed CI work) are claims made on the writer thread; whether one stands is read on this thread's connection.
   const replayReads = new SqliteReplayGuard(db);
+  const alerts = writerThreadAlertStore(audit, db);
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -316,7 +318,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       await live.refresh(now());
     },
     audit,
-    alerts: writerThreadAlertStore(audit, db),
+    alerts,
     // The alert rules that read each record after its answer: a shutdown lets them finish.
     background: (_c, task) =>
       void work.track(
@@ -359,6 +361,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify, signedSoFar });
       if (pruned > 0) log.info('audit log pruned', { records: pruned, anchor_seq: (await audit.checkpoints(0, 1))[0]?.seq });
       if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
+      const alertsPruned = await pruneAlertsPastRetention(alerts, now(), config.audit.retentionDays);
+      if (alertsPruned > 0) log.info('audit alerts pruned', { alerts: alertsPruned });
     } catch (error) {
       log.error('audit log upkeep failed', { error: errorText(error) });
     }

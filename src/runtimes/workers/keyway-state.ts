@@ -311,6 +311,10 @@ export class KeywayState extends AuditChainObject implements KeyStore, AlertStor
     return this.#alerts.alerts(limit);
   }
 
+  pruneAlerts(before: number, limit: number): Promise<number> {
+    return this.#alerts.pruneAlerts(before, limit);
+  }
+
   async listKeys(): Promise<StoredSigningKey[]> {
     return (await this.#keyStore()).listKeys();
   }
@@ -485,6 +489,7 @@ export function stateStores(stub: () => DurableObjectStub<KeywayState>): {
       addAlerts: (drafts, delivery) => stub().addAlerts(drafts, delivery),
       setDelivery: (id, delivery, attempts) => stub().setDelivery(id, delivery, attempts),
       alerts: (limit) => stub().alerts(limit),
+      pruneAlerts: (before, limit) => stub().pruneAlerts(before, limit),
     },
     keys: {
       listKeys: () => stub().listKeys(),

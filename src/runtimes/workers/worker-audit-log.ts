@@ -12,7 +12,7 @@ import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../.
 import type { Logger } from '../../core/log.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
-import type { AlertObservation, AlertStore, ObserveOptions } from '../../features/alerts/alert-store.ts';
+import { pruneAlertsPastRetention, type AlertObservation, type AlertStore, type ObserveOptions } from '../../features/alerts/alert-store.ts';
 import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
 import { auditShardOf, shardOfKey } from '../../core/audit/audit-shards.ts';
 import { grantingPolicies } from '../../core/audit/granting-policies.ts';
@@ -160,6 +160,8 @@ export async function shardedAuditUpkeep(
   const root = latest !== undefined && sameHeads(latest.heads, heads) ? undefined : await signRoot(audit, { env, keys, now, heads, macsAfter, latest });
   // The root checkpoints leave with the records they signed the heads of, else every export would carry each one ever signed.
   if (retentionDays > 0) await audit.pruneRoots(retentionStart(now, retentionDays));
+  // The alerts too: they are stored in the state object, which anyone's flood of denial bursts would otherwise fill.
+  await pruneAlertsPastRetention(audit.alerts, now, retentionDays);
   return root;
 }
 
