@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { LINT_RULES } from '../core/policy/lint/lint-rules.ts';
 import type { LintFinding } from '../core/policy/lint/lint-policies.ts';
 import { CliError } from './command.ts';
+import { inertLines } from './terminal-text.ts';
 
 export const FINDING_FORMATS = ['text', 'json', 'github'] as const;
 export type FindingFormat = (typeof FINDING_FORMATS)[number];
@@ -47,8 +48,10 @@ export function formatFindings(findings: readonly LintFinding[], dir: string, fo
         )
         .join('');
     case 'text':
+      // One line each, inert: a message quotes what the policy's author wrote (a pull request's, in CI), and a line break in
+      // it would start a line of its own, which a CI log may run as a command (GitHub Actions' `::…::`).
       return findings
-        .map((finding) => `${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]\n`)
+        .map((finding) => inertLines([`${path(finding)}:${finding.line}:${finding.column} ${finding.severity} ${finding.message} [${finding.rule}]`]))
         .join('');
   }
 }

@@ -4,6 +4,7 @@ import { readPolicyDirectory, readPolicyTestFiles } from '../storage/read-policy
 import { loadPolicies } from '../core/policy/load-policies.ts';
 import { runPolicyTests } from '../core/policy/testing/run-policy-tests.ts';
 import type { Command } from './command.ts';
+import { inertLines } from './terminal-text.ts';
 import { policyDirectory, policyLoadOptions } from './policy-directory.ts';
 
 const USAGE = `usage: keyway policy test [DIR] [--verbose]
@@ -32,13 +33,14 @@ export const policyTest: Command = {
     const policies = loadPolicies(readPolicyDirectory(dir), options);
     const { results, problems } = runPolicyTests(policies, readPolicyTestFiles(dir), options);
 
-    for (const problem of problems) process.stdout.write(`${join(dir, problem.file)}:${problem.line}:${problem.column} error ${problem.message}\n`);
+    // Inert: the files' author chose the names and values quoted (a pull request's, in CI), and none may start a line of its own.
+    for (const problem of problems) process.stdout.write(inertLines([`${join(dir, problem.file)}:${problem.line}:${problem.column} error ${problem.message}`]));
     for (const result of results) {
       const where = `${join(dir, result.file)}:${result.line}:${result.column}`;
       if (result.failures.length > 0) {
-        process.stdout.write(`FAIL ${where} ${result.name}\n${result.failures.map((failure) => `     ${failure}\n`).join('')}`);
+        process.stdout.write(inertLines([`FAIL ${where} ${result.name}`, ...result.failures.map((failure) => `     ${failure}`)]));
       } else if (values.verbose) {
-        process.stdout.write(`PASS ${where} ${result.name}\n`);
+        process.stdout.write(inertLines([`PASS ${where} ${result.name}`]));
       }
     }
     const failed = results.filter((result) => result.failures.length > 0).length;

@@ -624,3 +624,43 @@ describe('what keyway policy diff and who-can print of a proposed policy', () =>
     expect(controls(result.stdout)).toEqual([]);
   });
 });
+
+describe('what keyway policy check, test, diff and explain print of a proposed policy, in a CI log', () => {
+  // A pull request's author writes these. A line of a job's log that starts with `::` is a workflow command GitHub Actions
+  // runs (an annotation that says all is well, `::add-mask::`, `::stop-commands::`): no value may start a line of its own.
+  const COMMAND = '\\n::warning title=keyway::all policies pass\\n::stop-commands::x';
+  const workflowCommands = (text: string) => text.split('\n').filter((line) => line.startsWith('::'));
+
+  it('keyway policy check quotes a proposed issuer on the line of its finding', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY.replace('issuer: github', `issuer: "https://evil.example/${COMMAND}"`) });
+    const result = await keyway(['policy', 'check', join(dir, 'p')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('https://evil.example/\\u000a::warning title=keyway::all policies pass');
+    expect(workflowCommands(result.stdout)).toEqual([]);
+  });
+
+  it("keyway policy test names a proposed case on its result's line", async () => {
+    const tests = `version: 1\nissuer: github\ncases:\n  - name: "deploys${COMMAND}"\n    claims: ${JSON.stringify(CLAIMS)}\n    expect: { decision: denied }\n`;
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/deploy.test.yaml': tests });
+    const result = await keyway(['policy', 'test', join(dir, 'p')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('deploys\\u000a::warning title=keyway::all policies pass');
+    expect(workflowCommands(result.stdout)).toEqual([]);
+  });
+
+  it('keyway policy explain quotes a proposed issuer on the line of its load problem', async () => {
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY.replace('issuer: github', `issuer: "https://evil.example/${COMMAND}"`) });
+    const claims = join(writeTree({ 'claims.json': JSON.stringify(CLAIMS) }), 'claims.json');
+    const result = await keyway(['policy', 'explain', join(dir, 'p'), '--claims', claims]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('https://evil.example/\\u000a::warning title=keyway::all policies pass');
+    expect(workflowCommands(result.stderr)).toEqual([]);
+  });
+
+  it('keyway policy diff quotes a proposed issuer on the line of its lint finding', async () => {
+    const dir = writeTree({ 'old/deploy.yaml': DEPLOY, 'new/deploy.yaml': DEPLOY.replace('issuer: github', `issuer: "https://evil.example/${COMMAND}"`) });
+    const result = await keyway(['policy', 'diff', join(dir, 'old'), join(dir, 'new')]);
+    expect(result.stdout).toContain('https://evil.example/\\u000a::warning title=keyway::all policies pass');
+    expect(workflowCommands(result.stdout)).toEqual([]);
+  });
+});

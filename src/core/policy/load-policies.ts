@@ -1,3 +1,4 @@
+import { inert } from '../inert-text.ts';
 import {
   bareLookalikeProblem,
   DevIssuerDisabledError,
@@ -89,7 +90,9 @@ export class PolicyLoadError extends KeywayError {
   readonly problems: readonly PolicyProblem[];
 
   constructor(problems: readonly PolicyProblem[]) {
-    super(problems.map((p) => `${p.file}:${p.line}:${p.column} ${p.message}`).join('\n'));
+    // A line per problem, inert: a message quotes what the file's author wrote, whose line break would start a line of its
+    // own where the message is printed (a CI log runs `::…::` lines as commands).
+    super(problems.map((p) => inert(`${p.file}:${p.line}:${p.column} ${p.message}`)).join('\n'));
     this.problems = problems;
   }
 }
