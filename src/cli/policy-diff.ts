@@ -34,8 +34,9 @@ export function renderDiffText(diffs: readonly PolicyDiff[]): string[] {
 
 function renderText(diffs: readonly PolicyDiff[], findings: readonly LintFinding[], newDir: string): string {
   const out = [...renderDiffText(diffs), '', `lint of ${newDir}: ${summarizeFindings(findings)}`];
-  // A policy's values and its lint findings quote whoever wrote it, a pull request's author among them.
-  return `${out.join('\n')}\n${formatFindings(findings, newDir, 'text')}`.split('\n').map(inert).join('\n');
+  // A policy's id (its file's path), its values and its lint findings quote whoever wrote it, a pull request's author among
+  // them: each line is made inert as it is, so that a line break in them is shown, never a line of its own.
+  return `${out.map(inert).join('\n')}\n${formatFindings(findings, newDir, 'text')}`;
 }
 
 export const policyDiff: Command = {

@@ -657,6 +657,13 @@ describe('what keyway policy check, test, diff and explain print of a proposed p
     expect(workflowCommands(result.stderr)).toEqual([]);
   });
 
+  it("keyway policy diff names a proposed policy file whose name holds a line break on its change's line", async () => {
+    const dir = writeTree({ 'old/deploy.yaml': DEPLOY, 'new/deploy.yaml': DEPLOY, 'new/x\n::warning::forged.yaml': DEPLOY });
+    const result = await keyway(['policy', 'diff', join(dir, 'old'), join(dir, 'new')]);
+    expect(result.stdout).toContain('x\\u000a::warning::forged: added (widens access)');
+    expect(workflowCommands(result.stdout)).toEqual([]);
+  });
+
   it('keyway policy diff quotes a proposed issuer on the line of its lint finding', async () => {
     const dir = writeTree({ 'old/deploy.yaml': DEPLOY, 'new/deploy.yaml': DEPLOY.replace('issuer: github', `issuer: "https://evil.example/${COMMAND}"`) });
     const result = await keyway(['policy', 'diff', join(dir, 'old'), join(dir, 'new')]);
