@@ -1,3 +1,5 @@
+import { inert } from './inert-text.ts';
+
 export type LogFields = Readonly<Record<string, unknown>>;
 
 export interface Logger {
@@ -19,11 +21,15 @@ export interface JsonLoggerOptions {
  */
 const COMPACT_JWS = /eyJ[\w-]*\.[\w-]+\.[\w-]*/g;
 
-/** One JSON object per line on stdout/stderr. Callers never pass tokens; only hashes and ids. */
+/**
+ * One JSON object per line on stdout/stderr. Callers never pass tokens; only hashes and ids. What JSON.stringify leaves as
+ * it is but a terminal acts on or draws as nothing (a bidi override in a pipeline's subject, a line separator, an 8-bit
+ * CSI) is written as its `\uXXXX` escape (inert): the same JSON once parsed, shown as it is by `journalctl` or `less`.
+ */
 export function jsonLogger(base: LogFields = {}, options: JsonLoggerOptions = {}): Logger {
   const sink = options.write ?? ((line, level) => (level === 'info' ? console.log(line) : console.error(line)));
   const write = (level: LogLevel, message: string, fields: LogFields = {}): void => {
-    sink(JSON.stringify({ time: new Date().toISOString(), level, message, ...base, ...fields }).replace(COMPACT_JWS, '[redacted token]'), level);
+    sink(inert(JSON.stringify({ time: new Date().toISOString(), level, message, ...base, ...fields }).replace(COMPACT_JWS, '[redacted token]')), level);
   };
   return {
     info: (message, fields) => write('info', message, fields),

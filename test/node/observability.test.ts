@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { jsonLogger } from '../../src/core/log.ts';
+import { INVISIBLE } from '../../src/core/inert-text.ts';
 import { readLimitSettings } from '../../src/core/limits/limit-settings.ts';
 import { nodeConfigFromEnv, type NodeBrokerConfig } from '../../src/config/node-config.ts';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
@@ -237,6 +238,18 @@ describe('observability on Node', () => {
     for (const token of [...subjectTokens, accessToken]) {
       for (const part of token.split('.').filter((segment) => segment.length > 20)) expect(logged).not.toContain(part);
     }
+  });
+
+  it('writes a subject its pipeline chose as a line a terminal shows as it is: an override or separator as a \\u escape, the same value parsed', async () => {
+    const { lines, exchange, good } = await setup();
+    // A pipeline's verified subject is logged with its exchange: a right-to-left override shows `repo:acme/dorp` as
+    // `repo:acme/prod` in `journalctl` or `less`, a line separator breaks the line there, an 8-bit CSI starts an escape.
+    const subject = 'repo:acme/api:environment:\u202edorp\u2028\u009b2K';
+    const answered = await exchange(await good({ sub: subject }));
+    const [line] = lines.filter((text) => text.includes('"token exchange"'));
+    expect(line).toContain('repo:acme/api:environment:\\u202edorp\\u2028\\u009b2K');
+    expect(line).not.toMatch(INVISIBLE);
+    expect(JSON.parse(String(line))).toMatchObject({ audit_event_id: answered.body['audit_event_id'], subject });
   });
 
   it('keeps a token that slips into a log message out of the line', () => {
