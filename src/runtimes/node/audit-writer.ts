@@ -22,7 +22,10 @@ import { RecordMacs, type RecordMacKey } from '../../core/audit/record-mac.ts';
  */
 export type AlertCall =
   | { readonly method: 'observe'; readonly args: readonly [link: ChainLink, options: ObserveOptions] }
-  | { [M in 'addAlerts' | 'setDelivery']: { readonly method: M; readonly args: Parameters<AlertStore[M]> } }['addAlerts' | 'setDelivery'];
+  | { [M in 'addAlerts' | 'setDelivery' | 'pruneAlerts']: { readonly method: M; readonly args: Parameters<AlertStore[M]> } }[
+      | 'addAlerts'
+      | 'setDelivery'
+      | 'pruneAlerts'];
 
 /** Per piece of work, its result or why it failed (the rest of its batch stands). */
 export type Outcome<T> = { readonly result: T } | { readonly error: string };
@@ -164,7 +167,9 @@ async function serve(request: WriterRequest): Promise<WriterReply> {
           ? alerts.observe(appendedEvent(call.args[0]), ...call.args)
           : call.method === 'addAlerts'
             ? alerts.addAlerts(...call.args)
-            : alerts.setDelivery(...call.args),
+            : call.method === 'setDelivery'
+              ? alerts.setDelivery(...call.args)
+              : alerts.pruneAlerts(...call.args),
       ),
     );
   }

@@ -19,8 +19,9 @@ export function writerThreadReplayGuard(writer: GroupCommitAuditStore): ReplayGu
 
 /**
  * Alert state on Node: SqliteAlertStore, whose writes (and the reads that decide them) run on the
- * audit writer's thread, after the records they look at are committed; the list of alerts is read,
- * and upkeep prunes it, on `reads`, the serving thread's connection.
+ * audit writer's thread, after the records they look at are committed (upkeep's prune too: a delete of
+ * thousands of rows, or a wait for the writer's lock, never holds the serving thread); the list of
+ * alerts is read on `reads`, the serving thread's connection.
  */
 export function writerThreadAlertStore(writer: GroupCommitAuditStore, reads: SqlDatabase): AlertStore {
   const local = new SqliteAlertStore(reads);
@@ -29,8 +30,7 @@ export function writerThreadAlertStore(writer: GroupCommitAuditStore, reads: Sql
     observe: (_event, link, options) => writer.alerts({ method: 'observe', args: [link, options] }),
     addAlerts: (...args) => writer.alerts({ method: 'addAlerts', args }),
     setDelivery: (...args) => writer.alerts({ method: 'setDelivery', args }),
+    pruneAlerts: (...args) => writer.alerts({ method: 'pruneAlerts', args }),
     alerts: (limit) => local.alerts(limit),
-    // Upkeep's, as the records' prune: on the serving thread's connection, once a round.
-    pruneAlerts: (before, limit) => local.pruneAlerts(before, limit),
   };
 }
