@@ -32,18 +32,14 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
   const keys = createLocalJWKSet(withPinned(pinned, jwks.keys));
   const chain = async (shard?: string): Promise<AuditLogSource> => {
     const named: [string, string][] = shard === undefined ? [] : [['shard', shard]];
-    const checkpoints: Checkpoint[] = [];
-    let after = '0';
-    for (;;) {
+    const checkpoints = await everyPage('/v1/audit/checkpoints', '0', async (after) => {
       const page = await json<{ checkpoints: Checkpoint[]; next_cursor?: string }>(
         '/v1/audit/checkpoints',
         new URLSearchParams([...named, ['after', after]]),
         false,
       );
-      checkpoints.push(...page.checkpoints);
-      if (page.next_cursor === undefined) break;
-      after = page.next_cursor;
-    }
+      return { items: page.checkpoints, next: page.next_cursor };
+    });
     return { records: exportedRecords(get, new URLSearchParams([...named, ['format', 'ndjson']])), checkpoints, keys };
   };
   const listed = await get('/v1/audit/shards');
@@ -53,15 +49,30 @@ export async function remoteAuditLog(get: BrokerGet, pinned?: JSONWebKeySet): Pr
     return chain();
   }
   const { shards } = await answerJson<{ shards: AuditChainInfo[] }>(await successful('/v1/audit/shards', listed), ANSWER_BYTES.small, 'GET /v1/audit/shards');
-  const roots: string[] = [];
-  let after = '';
-  for (;;) {
+  const roots = await everyPage('/v1/audit/root-checkpoints', '', async (after) => {
     const page = await json<{ root_checkpoints: RootCheckpoint[]; next_cursor?: string }>('/v1/audit/root-checkpoints', new URLSearchParams({ after }), false);
-    roots.push(...page.root_checkpoints.map((root) => root.jws));
-    if (page.next_cursor === undefined) break;
-    after = page.next_cursor;
-  }
+    return { items: page.root_checkpoints.map((root) => root.jws), next: page.next_cursor };
+  });
   return { chains: await Promise.all(shards.map(async ({ shard }) => ({ name: shard, source: await chain(shard) }))), roots, keys };
+}
+
+/**
+ * Every item of a paged list, following `next_cursor` from `first`. The broker chooses the cursors: one that names no
+ * item, or a cursor it gave before, would have verify ask for pages for ever, holding what they carried, so it is exit 1.
+ */
+async function everyPage<T>(path: string, first: string, page: (after: string) => Promise<{ items: readonly T[]; next: string | undefined }>): Promise<T[]> {
+  const items: T[] = [];
+  const followed = new Set([first]);
+  for (let after = first; ; ) {
+    const { items: these, next } = await page(after);
+    items.push(...these);
+    if (next === undefined) return items;
+    if (these.length === 0 || followed.has(next)) {
+      throw new CliError(`the answers to GET ${path} do not move forward (a next_cursor after no items, or one given before): not a broker's pages`, 1);
+    }
+    followed.add(next);
+    after = next;
+  }
 }
 
 /** A chain's records as GET /v1/audit/export streams them, read when verify asks for them. */

@@ -129,3 +129,48 @@ describe('the commands that read a broker take an answer that is not JSON as exi
     }
   });
 });
+
+describe('keyway audit verify --url follows only pages that move forward', () => {
+  /** A broker whose pages of checkpoints (one chain) or root checkpoints (sharded) answer `page` to every cursor, counting the requests. */
+  async function lyingBroker(paged: '/v1/audit/checkpoints' | '/v1/audit/root-checkpoints', page: (after: string) => unknown) {
+    let pages = 0;
+    const broker = await serveOnLoopback((request) => {
+      const url = new URL(request.url);
+      if (url.pathname === '/v1/audit/keys') return Response.json({ keys: [] });
+      if (url.pathname === '/v1/audit/shards') {
+        return paged === '/v1/audit/checkpoints' ? new Response(null, { status: 404 }) : Response.json({ shards: [{ shard: 'audit-0' }] });
+      }
+      if (url.pathname === paged) {
+        pages += 1;
+        return Response.json(page(url.searchParams.get('after') ?? ''));
+      }
+      if (url.pathname === '/v1/audit/checkpoints') return Response.json({ checkpoints: [] });
+      return new Response(null, { status: 404 });
+    });
+    return { broker, pages: () => pages };
+  }
+
+  it.each([
+    ['a cursor after a page of no checkpoints', '/v1/audit/checkpoints', () => ({ checkpoints: [], next_cursor: '1' }), 1],
+    ['a cursor it gave before', '/v1/audit/checkpoints', (after: string) => ({ checkpoints: [{}], next_cursor: after === '0' ? '5' : '0' }), 2],
+    ['a root cursor after no root checkpoints', '/v1/audit/root-checkpoints', () => ({ root_checkpoints: [], next_cursor: 'x' }), 1],
+    ['a root cursor it gave before', '/v1/audit/root-checkpoints', () => ({ root_checkpoints: [{ jws: 'a.b.c' }], next_cursor: 'x' }), 2],
+  ] as const)('%s: exit 1 after the pages that show it', async (_, paged, page, expectedPages) => {
+    const { broker, pages } = await lyingBroker(paged, page);
+    try {
+      const source = await openAuditSource({ url: broker.base, token: TOKEN });
+      const error = await source.verification().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(CliError);
+      expect((error as CliError).exitCode).toBe(1);
+      expect((error as Error).message).toBe(
+        `the answers to GET ${paged} do not move forward (a next_cursor after no items, or one given before): not a broker's pages`,
+      );
+      expect(pages()).toBe(expectedPages);
+    } finally {
+      await broker.close();
+    }
+  });
+});
