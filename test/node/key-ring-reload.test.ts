@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { KEY_RING_REFRESH_SECONDS } from '../../src/core/mint/key-life-cycle.ts';
-import { DATABASE_FILE, KEY_RING_SERVED_MS, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { KEY_RING_REFRESH_SECONDS, KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
+import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';

@@ -5,6 +5,13 @@ import type { KeyTransition, SigningKeyInfo } from './key-store.ts';
 export const JWKS_MAX_AGE_SECONDS = 300;
 /** How often every broker process reloads its key ring from the store (Node timer; Workers per isolate). */
 export const KEY_RING_REFRESH_SECONDS = 60;
+/**
+ * How old a Node process's key ring may be before it is served no more without a reload: one refresh period (the key
+ * timer's) and a grace for that round to end. A round that failed (a lock held too long) is made up by the next request's
+ * reload; a ring that cannot be reloaded is served at most this long. So a key withdrawn elsewhere may still sign for this
+ * long after its withdrawal, and no longer (a Workers isolate's ring: one refresh period).
+ */
+export const KEY_RING_SERVED_MS = (KEY_RING_REFRESH_SECONDS + 15) * 1000;
 /** Clock difference tolerated between broker processes and relying parties. */
 export const KEY_CLOCK_SKEW_SECONDS = 60;
 

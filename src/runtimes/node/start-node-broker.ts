@@ -29,7 +29,7 @@ import type { UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
-import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
+import { keyLifeCycle, KEY_RING_REFRESH_SECONDS, KEY_RING_SERVED_MS } from '../../core/mint/key-life-cycle.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
 import { SqliteDeliveryLog } from '../../storage/sqlite-delivery-log.ts';
@@ -61,13 +61,6 @@ import { clientAddress } from './client-address.ts';
 import { hostLocalProxies, NO_TRUSTED_PROXIES } from '../../config/trusted-proxies.ts';
 import type { BrokerCluster, ClusterEvent, LeaderStatus } from './broker-processes.ts';
 import { NODE_JWT_CRYPTO } from './node-jwt-crypto.ts';
-
-/**
- * How old a process's key ring may be before it is served no more without a reload: one refresh period (the key timer's)
- * and a grace for that round to end. A round that failed (a lock held too long) is made up by the next request's reload;
- * a ring that cannot be reloaded is served at most this long.
- */
-export const KEY_RING_SERVED_MS = (KEY_RING_REFRESH_SECONDS + 15) * 1000;
 
 export interface NodeBrokerOptions {
   readonly log?: Logger;
