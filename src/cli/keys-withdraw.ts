@@ -13,6 +13,7 @@ ring's next key (or a fresh one) signs in its place at once, without the usual 7
 a relying party holding a JWKS cached before it may refuse the new key's tokens for up to the
 JWKS max-age (5 minutes). That is the cost of an emergency. Withdrawing a removed key changes
 nothing. Locally it needs the master key (KEYWAY_MASTER_KEY, or the data dir's master key file).
+A kid that starts with '-' (one in 64 does) goes last, after '--': keyway keys withdraw --url URL -- -KID.
 
 ${KEYS_SOURCE_USAGE}`;
 

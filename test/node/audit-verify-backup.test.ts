@@ -504,3 +504,61 @@ describe('keyway audit verify --url: what a broker answers reaches the terminal 
     }
   });
 });
+
+describe('keyway audit verify --backup: a signing key whose withdrawal one shard records', () => {
+  it('fails a checkpoint of another shard and a root checkpoint signed with it past the allowance, and a root backdated over the withdrawal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyway-verify-withdrawn-'));
+    const masterKey = generateMasterKey();
+    const log = await shardedLog(dir, masterKey, 2);
+    const [first, second] = log.shards as [SqliteFile, SqliteFile];
+    const stolen = log.ring;
+    const kid = stolen.signing.kid;
+    const at = Date.now();
+    for (const db of log.shards) await append(log, db, 2);
+    const keys = new SqliteKeyStore(log.state, await SecretBox.fromMasterKeys(readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys));
+    expect(await keys.withdrawKey(kid, at)).toMatchObject({ status: 'withdrawn' });
+    // Its first record could not be written (the log was unavailable): the withdrawal asked again ten seconds later records it.
+    const detail = `signing key ${kid} (ES256) was withdrawn already at ${new Date(at).toISOString()}: nothing changed; asked by operator olga@acme.dev`;
+    await new SqliteAuditStore(first).append(
+      auditEvent({ time: new Date(at + 10_000).toISOString(), decision: 'granted', reason: 'signing_key_withdrawn', detail }),
+    );
+    const broker = { ...log, ring: await KeyRing.from(await keys.listKeys()) };
+    await append(broker, second, 1);
+    await signRoot(broker, at + 1000);
+    const file = join(dir, 'keyway-state.json');
+    const verify = async () => {
+      writeFileSync(file, exportOf(log));
+      const verified = await cli(['audit', 'verify', '--json', '--backup', file], { KEYWAY_MASTER_KEY: masterKey });
+      return { code: verified.code, report: JSON.parse(verified.stdout) as object };
+    };
+    const refused = (problem: object) => ({ code: 1, report: { ok: false, problem: { kind: 'checkpoint_key_withdrawn', kid, ...problem } } });
+    expect(await verify()).toMatchObject({ code: 0, report: { ok: true } });
+
+    // The thief signs a checkpoint of the other shard's first record (which none signs yet), two minutes after the withdrawal.
+    const [record] = second.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 1');
+    const head = { seq: 1, hash: record?.hash ?? '' };
+    const thief = { ...log, ring: stolen };
+    await new SqliteAuditStore(second).addCheckpoint(
+      await checkpointSigner(
+        ISSUER,
+        () => stolen,
+        () => at + 120_000,
+      )(head),
+    );
+    expect(await verify()).toMatchObject(refused({ shard: '1', seq: head.seq, message: expect.stringContaining(`withdrawn (shard 0 record 3,`) }));
+    second.run('DELETE FROM audit_checkpoints WHERE seq = ?', [head.seq]);
+    expect(await verify()).toMatchObject({ code: 0 });
+
+    // A root checkpoint: 80 s after the withdrawal (70 s after its record), or dated before the withdrawal whose record it signs.
+    await signRoot(thief, at + 80_000);
+    expect(await verify()).toMatchObject(
+      refused({ message: expect.stringMatching(/^a root checkpoint signed at .* past the 75 s a broker may still sign with it$/) }),
+    );
+    log.roots.pop();
+    await signRoot(thief, at - 5000);
+    expect(await verify()).toMatchObject(
+      refused({ message: expect.stringMatching(/signs the record of that key's withdrawal \(shard 0 record 3, .* it is backdated$/) }),
+    );
+    for (const db of [log.state, ...log.shards]) db.close();
+  });
+});

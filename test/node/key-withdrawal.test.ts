@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { keyLifeCycle } from '../../src/core/mint/key-life-cycle.ts';
+import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
+import { keyLifeCycle, KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
-import { generateMasterKey, parseMasterKey } from '../../src/core/secrets/master-keys.ts';
+import { generateMasterKey, parseMasterKey, readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { DATABASE_FILE, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import type { BrokerClient } from '../suites/exchange-suite.ts';
@@ -56,14 +58,14 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         expect(await ownChecks(broker, leaked, introspectorBefore)).toEqual({ api: 200, active: true });
 
         // A master key that is not the broker's could seal no replacement the broker can open: nothing is withdrawn.
-        const wrong = await cli(['keys', 'withdraw', kid, '--data-dir', dataDir], { KEYWAY_MASTER_KEY: generateMasterKey() });
+        const wrong = await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid], { KEYWAY_MASTER_KEY: generateMasterKey() });
         expect(wrong).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was withdrawn') });
         const unknown = await cli(['keys', 'withdraw', 'no-such-kid', '--data-dir', dataDir]);
         expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('holds no signing key no-such-kid') });
         expect((await cli(['keys', 'withdraw', '--data-dir', dataDir])).code).toBe(2);
         expect(await published(broker)).toContain(kid);
 
-        const withdrawn = await cli(['keys', 'withdraw', kid, '--data-dir', dataDir]);
+        const withdrawn = await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid]);
         expect(withdrawn.code, withdrawn.stderr).toBe(0);
         expect(withdrawn.stdout).toContain(`withdrew signing key ${kid} (ES256)`);
         expect(withdrawn.stdout).toMatch(/a fresh key \S+ signs in its place now; relying parties .* up to 5 minutes/);
@@ -89,7 +91,7 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         expect(await ownChecks(broker, leaked, introspector)).toEqual({ api: 401, active: false });
 
         // Again: nothing changes, and it says so. The list shows when it was withdrawn.
-        const again = await cli(['keys', 'withdraw', kid, '--data-dir', dataDir]);
+        const again = await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid]);
         expect(again).toMatchObject({ code: 0, stdout: expect.stringContaining(`signing key ${kid} was withdrawn already at`) });
         const listed = JSON.parse((await cli(['keys', 'list', '--json', '--data-dir', dataDir])).stdout) as { keys: { kid: string; withdrawn_at?: string }[] };
         const shown = listed.keys.find((key) => key.kid === kid);
@@ -118,12 +120,12 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         const olga = await tokenFor('olga@acme.dev', 'keys:withdraw');
         const kid = kidOf(rita);
 
-        expect(await cli(['keys', 'withdraw', kid, ...remote], { KEYWAY_TOKEN: rita })).toMatchObject({
+        expect(await cli(['keys', 'withdraw', ...remote, '--', kid], { KEYWAY_TOKEN: rita })).toMatchObject({
           code: 1,
           stderr: expect.stringContaining('403 insufficient_scope'),
         });
         expect((await fetch(`${broker.url}/v1/keys/withdraw`, { method: 'POST', body: JSON.stringify({ kid }) })).status).toBe(401);
-        expect((await cli(['keys', 'withdraw', kid, ...remote])).code).toBe(2);
+        expect((await cli(['keys', 'withdraw', ...remote, '--', kid])).code).toBe(2);
         const unknown = await cli(['keys', 'withdraw', 'no-such-kid', ...remote], { KEYWAY_TOKEN: olga });
         expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining('404 not_found') });
         const malformed = await fetch(`${broker.url}/v1/keys/withdraw`, {
@@ -135,7 +137,7 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         expect(await malformed.json()).toMatchObject({ error: 'invalid_request' });
         expect(await published(broker)).toContain(kid);
 
-        const withdrawn = await cli(['keys', 'withdraw', kid, ...remote, '--json'], { KEYWAY_TOKEN: olga });
+        const withdrawn = await cli(['keys', 'withdraw', ...remote, '--json', '--', kid], { KEYWAY_TOKEN: olga });
         expect(withdrawn.code, withdrawn.stderr).toBe(0);
         const answer = JSON.parse(withdrawn.stdout) as { status: string; key: object; transitions: { kind: string; kid: string }[]; current: { kid: string } };
         expect(answer).toMatchObject({ status: 'withdrawn', key: { kid, state: 'removed', withdrawn_at: expect.any(String) }, current: { state: 'current' } });
@@ -153,7 +155,7 @@ describe('keyway keys withdraw (a compromised signing key, taken out at once)', 
         const introspector = await tokenFor('olga@acme.dev', 'tokens:introspect');
         expect(await ownChecks(broker, rita, introspector)).toEqual({ api: 401, active: false });
         // Olga's own token was signed by the withdrawn key too: a new one says it is withdrawn already.
-        const again = await cli(['keys', 'withdraw', kid, ...remote], { KEYWAY_TOKEN: await tokenFor('olga@acme.dev', 'keys:withdraw') });
+        const again = await cli(['keys', 'withdraw', ...remote, '--', kid], { KEYWAY_TOKEN: await tokenFor('olga@acme.dev', 'keys:withdraw') });
         expect(again).toMatchObject({ code: 0, stdout: expect.stringContaining(`signing key ${kid} was withdrawn already at`) });
       } finally {
         await broker.close();
@@ -284,7 +286,7 @@ describe("the audit records of an operator's work on the signing keys", () => {
           );
           unrecorded = await post('/v1/keys/withdraw', withdrawerOfRsa, { kid: rsa });
           rotatedUnrecorded = await post('/v1/keys/rotate', rotator);
-          local = await cli(['keys', 'withdraw', next, '--data-dir', dataDir]);
+          local = await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', next]);
         } finally {
           db.exec('DROP TRIGGER key_audit_down');
           db.close();
@@ -306,6 +308,81 @@ describe("the audit records of an operator's work on the signing keys", () => {
         expect(await recordsOf('signing_key_withdrawn')).toHaveLength(2);
         expect(await recordsOf('signing_key_rotation_requested')).toHaveLength(1);
       } finally {
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+});
+
+describe('keyway audit verify and a withdrawn signing key', () => {
+  it(
+    "fails a checkpoint its thief signed with it: dated past the time a broker's ring may still sign with it, or backdated before the withdrawal it signs; --data-dir and --url alike",
+    async () => {
+      const { broker, tokenFor } = await operatedBroker();
+      const dataDir = broker.config.dataDir;
+      const db = openSqliteFile(join(dataDir, DATABASE_FILE), { existing: true });
+      try {
+        const master = readMasterKeys({ KEYWAY_MASTER_KEY: readFileSync(join(dataDir, MASTER_KEY_FILE), 'utf8').trim() }) as MasterKeys;
+        // What a stolen backup and its master key give away: the current private key.
+        const stolen = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+        const kid = stolen.signing.kid;
+        const reader = await tokenFor('olga@acme.dev', 'audit:read');
+        expect((await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid])).code).toBe(0);
+        const [withdrawal] = db.all<{ seq: number; time: number }>("SELECT seq, time FROM audit_events WHERE reason = 'signing_key_withdrawn'");
+        const at = withdrawal?.time ?? 0;
+        await tokenFor('rita@acme.dev', 'keys:read');
+        const audit = new SqliteAuditStore(db);
+        const verdicts = async () =>
+          Promise.all(
+            [
+              ['--data-dir', dataDir],
+              ['--url', broker.url],
+            ].map(async (source) => {
+              const verified = await cli(['audit', 'verify', '--json', ...source], { KEYWAY_TOKEN: reader });
+              return { code: verified.code, report: JSON.parse(verified.stdout) as { ok: boolean; problem?: object } };
+            }),
+          );
+        /** The thief's checkpoint of record `seq`, dated `time`: the verdicts of the log with it, then the log without it. */
+        const forged = async (seq: number, time: number) => {
+          const [record] = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [seq]);
+          await audit.addCheckpoint(
+            await checkpointSigner(
+              broker.config.issuer,
+              () => stolen,
+              () => time,
+            )({ seq, hash: record?.hash ?? '' }),
+          );
+          try {
+            return await verdicts();
+          } finally {
+            db.run('DELETE FROM audit_checkpoints WHERE seq = ?', [seq]);
+          }
+        };
+        const refused = (seq: number, why: RegExp) => ({
+          code: 1,
+          report: {
+            ok: false,
+            withdrawn_keys: [{ kid, seq: withdrawal?.seq, time: new Date(at).toISOString() }],
+            problem: { kind: 'checkpoint_key_withdrawn', seq, kid, message: expect.stringMatching(why) },
+          },
+        });
+        const seq = withdrawal?.seq ?? 0;
+        expect(seq).toBeGreaterThan(1);
+
+        // A broker process whose ring was loaded before the withdrawal signs with the key until it reloads: that is allowed.
+        for (const verdict of await forged(seq + 1, at + 30_000)) expect(verdict).toMatchObject({ code: 0, report: { ok: true } });
+        // Past that, before the withdrawal's record as after it: only the key's thief signs with it.
+        for (const before of [true, false]) {
+          const verdicts = await forged(before ? seq - 1 : seq + 1, at + KEY_RING_SERVED_MS + 2000);
+          for (const verdict of verdicts) expect(verdict).toMatchObject(refused(before ? seq - 1 : seq + 1, /past the 75 s a broker may still sign with it$/));
+        }
+        // Dated before the withdrawal, which it signs: backdated. Before the record it signs no withdrawal, and it stands.
+        for (const verdict of await forged(seq, at - 5000))
+          expect(verdict).toMatchObject(refused(seq, /signs the record of that key's withdrawal .* it is backdated$/));
+        for (const verdict of await forged(seq - 1, at - 5000)) expect(verdict).toMatchObject({ code: 0, report: { ok: true } });
+      } finally {
+        db.close();
         await broker.close();
       }
     },
@@ -335,13 +412,13 @@ describe("a signing key operation from the data dir with a master key that is no
           expect(await cli(['keys', 'rotate', '--data-dir', dataDir], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was rotated') });
           expect(await records()).toBe(before);
         }
-        expect((await cli(['keys', 'withdraw', next, '--data-dir', dataDir])).code).toBe(0);
+        expect((await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', next])).code).toBe(0);
         const before = await records();
         // A withdrawal of a key removed already, which seals nothing either.
-        const again = await cli(['keys', 'withdraw', next, '--data-dir', dataDir], { KEYWAY_MASTER_KEY: generateMasterKey() });
+        const again = await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', next], { KEYWAY_MASTER_KEY: generateMasterKey() });
         expect(again).toMatchObject({ code: 1, stderr: expect.stringContaining('nothing was withdrawn') });
         // The broker's own is held to that too: after a new key, in place of the one that sealed the keys, is given with it as previous.
-        const replaced = await cli(['keys', 'withdraw', next, '--data-dir', dataDir], {
+        const replaced = await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', next], {
           KEYWAY_MASTER_KEY: generateMasterKey(),
           KEYWAY_MASTER_KEY_PREVIOUS: brokers,
         });

@@ -1,4 +1,4 @@
-import { decodeProtectedHeader, type JWTVerifyGetKey } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import type { UnvouchedKey } from '../mint/key-store.ts';
 import type { AuditRecord } from './audit-event.ts';
 import { indexMismatch } from './audit-index.ts';
@@ -7,6 +7,7 @@ import { chainHash, GENESIS_HASH } from './chain-hash.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { lowestMacsStart, RecordMacs, type RecordMacCheck, type RecordMacKey } from './record-mac.ts';
 import { verifyCheckpoint, type VerifiedCheckpoint } from './verify-checkpoint.ts';
+import { keyWithdrawal, signingKid, withdrawnKeyUse, type KeyWithdrawal } from './withdrawn-keys.ts';
 
 export type ChainProblemKind =
   | 'edited'
@@ -18,6 +19,7 @@ export type ChainProblemKind =
   | 'checkpoint_invalid'
   | 'checkpoint_mismatch'
   | 'checkpoint_unvouched'
+  | 'checkpoint_key_withdrawn'
   | 'key_unvouched'
   | 'kept_checkpoint_invalid'
   | 'kept_checkpoint_mismatch'
@@ -60,6 +62,8 @@ export interface ChainReport {
   readonly kept_checkpoints?: number;
   /** The records' MACs, when they were checked (`macKeys`). */
   readonly macs?: MacReport;
+  /** The signing keys the chain records as withdrawn (`signing_key_withdrawn`), up to its first problem: none signs after. */
+  readonly withdrawn_keys?: readonly KeyWithdrawal[];
   /** The first problem, by position in the log. */
   readonly problem?: ChainProblem;
   /** Keys the store holds that nothing vouches for: each one fails the verification, whether or not it signed a kept checkpoint. */
@@ -104,6 +108,7 @@ export class ChainVerifier {
   readonly #macs: { readonly check: RecordMacCheck; readonly signed: boolean } | undefined;
   #maced = 0;
   #unmaced = 0;
+  readonly #withdrawals: KeyWithdrawal[] = [];
 
   /**
    * `kept`: checkpoints kept elsewhere (signatures verified), which the log must agree with and reach. `macs`: each record
@@ -183,6 +188,8 @@ export class ChainVerifier {
         );
       } else {
         this.#holdToMac(record);
+        const withdrawal = keyWithdrawal(record);
+        if (withdrawal !== undefined) this.#withdrawals.push(withdrawal);
       }
     }
     this.#expected = chain.hash;
@@ -294,6 +301,7 @@ export class ChainVerifier {
       ...(this.#macs === undefined
         ? {}
         : { macs: { valid: this.#maced, without: this.#unmaced, after: this.#macs.check.macsAfter(lastSeq), signed: this.#macs.signed } }),
+      ...(this.#withdrawals.length === 0 ? {} : { withdrawn_keys: this.#withdrawals }),
       ...(this.#problem === undefined ? {} : { problem: this.#problem }),
     };
   }
@@ -391,8 +399,8 @@ export async function verifyAuditLog(source: AuditLogSource): Promise<ChainRepor
   }
   const found = verifier.finish();
   const report: ChainReport = unvouched.size === 0 ? found : { ...found, ok: false, unvouched_keys: source.unvouched };
-  const chain = report.problem;
-  const problem = (forged !== undefined && (chain === undefined || (chain.seq ?? 0) > (forged.seq ?? 0)) ? forged : chain) ?? keyProblem(source.unvouched?.[0]);
+  const withdrawn = withdrawnKeyProblem([...valid, ...kept], report.withdrawn_keys ?? []);
+  const problem = firstBySeq([report.problem, forged, withdrawn]) ?? keyProblem(source.unvouched?.[0]);
   if (problem !== undefined) return { ...report, ok: false, problem };
   const derived = await source.derivedMismatch?.();
   return derived === undefined ? report : { ...report, ok: false, problem: { kind: 'derived_mismatch', message: `${derived}: it was edited` } };
@@ -416,17 +424,31 @@ function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: 
   return { check: macs.inOrder(signed ?? source.macsStart), signed: signed !== undefined };
 }
 
+/**
+ * A checkpoint (the log's or a kept one) signed with a key after the chain recorded its withdrawal: signed by whoever
+ * holds the leaked key (withdrawn-keys.ts).
+ */
+function withdrawnKeyProblem(checkpoints: readonly VerifiedCheckpoint[], withdrawals: readonly KeyWithdrawal[]): ChainProblem | undefined {
+  const use = withdrawnKeyUse(checkpoints, withdrawals, true);
+  if (use === undefined) return undefined;
+  const { statement, kid, why } = use;
+  return {
+    kind: 'checkpoint_key_withdrawn',
+    seq: statement.seq ?? 0,
+    kid,
+    message: `the checkpoint for seq ${statement.seq} is signed by key ${kid} at ${statement.time}, ${why}`,
+  };
+}
+
+/** The problem that shows first in the log (the lowest seq; the earlier given on a tie). */
+function firstBySeq(problems: readonly (ChainProblem | undefined)[]): ChainProblem | undefined {
+  return problems.reduce<ChainProblem | undefined>(
+    (first, each) => (each !== undefined && (first === undefined || (each.seq ?? 0) < (first.seq ?? 0)) ? each : first),
+    undefined,
+  );
+}
+
 function keyProblem(key: UnvouchedKey | undefined): ChainProblem | undefined {
   if (key === undefined) return undefined;
   return { kind: 'key_unvouched', kid: key.kid, message: `the log's store holds signing key ${key.kid}, which nothing vouches for: it ${key.why}` };
-}
-
-/** The `kid` a checkpoint's JWS header names; undefined when it names none or is no JWS. */
-function signingKid(jws: string): string | undefined {
-  try {
-    const { kid } = decodeProtectedHeader(jws);
-    return kid;
-  } catch {
-    return undefined;
-  }
 }

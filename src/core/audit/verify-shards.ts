@@ -4,6 +4,7 @@ import type { Checkpoint } from './checkpoint.ts';
 import { lowestMacsStart } from './record-mac.ts';
 import { verifyRootCheckpoint, type RootCheckpoint } from './root-checkpoint.ts';
 import { verifyAuditLog, type AuditLogSource, type ChainProblem, type ChainReport } from './verify-chain.ts';
+import { withdrawnKeyUse } from './withdrawn-keys.ts';
 
 /** A sharded log as `audit verify` reads it: each chain by name, and the root checkpoints as stored. */
 export interface ShardedLogSource {
@@ -79,6 +80,7 @@ export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<S
     if (report.problem !== undefined) problem ??= { shard: name, ...report.problem };
     if (refusal !== undefined) problem ??= { shard: name, ...refusal };
   }
+  problem ??= withdrawnKeyProblem(source, roots, chains);
   const latestStored = newest(stored.valid);
   const latestKept = newest(kept.valid);
   if (latestKept !== undefined && (latestStored === undefined || Date.parse(latestStored.time) < Date.parse(latestKept.time))) {
@@ -97,6 +99,45 @@ export async function verifyShardedAuditLog(source: ShardedLogSource): Promise<S
     ...(latest === undefined ? {} : { latest_root: { time: latest.time, chains: Object.keys(latest.heads).length } }),
     ...(problem === undefined ? {} : { problem }),
   };
+}
+
+/**
+ * A root checkpoint, or a chain's checkpoint, signed with a key after a withdrawal another chain recorded (each chain's
+ * checkpoints were held to its own withdrawals as it was verified): a root is held to each chain's withdrawals as that
+ * chain's checkpoints are, by the head it signs for the chain; a checkpoint to another chain's by its time alone.
+ */
+function withdrawnKeyProblem(source: ShardedLogSource, roots: readonly RootCheckpoint[], reports: ShardedReport['chains']): ShardedProblem | undefined {
+  const all = reports.flatMap((report) => (report.withdrawn_keys ?? []).map((withdrawal) => ({ ...withdrawal, shard: report.shard })));
+  for (const report of reports) {
+    const own = all.filter((withdrawal) => withdrawal.shard === report.shard);
+    const signed = roots.map((root) => ({
+      jws: root.jws,
+      time: root.time,
+      ...(root.heads[report.shard] === undefined ? {} : { seq: root.heads[report.shard]?.seq }),
+    }));
+    const root = withdrawnKeyUse(signed, own, true);
+    if (root !== undefined)
+      return {
+        kind: 'checkpoint_key_withdrawn',
+        kid: root.kid,
+        message: `a root checkpoint signed at ${root.statement.time} is signed by key ${root.kid}, ${root.why}`,
+      };
+    const checkpoints = report.ok ? (source.chains.find(({ name }) => name === report.shard)?.source.checkpoints ?? []) : [];
+    const chain = withdrawnKeyUse(
+      checkpoints,
+      all.filter((withdrawal) => withdrawal.shard !== report.shard),
+      false,
+    );
+    if (chain !== undefined)
+      return {
+        kind: 'checkpoint_key_withdrawn',
+        shard: report.shard,
+        seq: chain.statement.seq ?? 0,
+        kid: chain.kid,
+        message: `the checkpoint for seq ${chain.statement.seq} is signed by key ${chain.kid} at ${chain.statement.time}, ${chain.why}`,
+      };
+  }
+  return undefined;
 }
 
 async function verifiedRoots(

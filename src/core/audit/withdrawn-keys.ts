@@ -1,0 +1,86 @@
+import { decodeProtectedHeader } from 'jose';
+import { KEY_RING_SERVED_MS } from '../mint/key-life-cycle.ts';
+import type { AuditRecord } from './audit-event.ts';
+
+/** A signing key's withdrawal as the chain records it (`signing_key_withdrawn`): the key, and the record's seq and time. */
+export interface KeyWithdrawal {
+  readonly kid: string;
+  readonly seq: number;
+  /** ISO 8601: when the record was written, just after the key was withdrawn. */
+  readonly time: string;
+  /** The chain that holds the record, in a log of several (verify-shards.ts). */
+  readonly shard?: string;
+}
+
+/** A statement signed with a signing key: a checkpoint (`seq`: the record it signs) or a root checkpoint (none). */
+export interface SignedStatement {
+  readonly jws: string;
+  /** When it says it was signed (its `iat`, whole seconds). */
+  readonly time: string;
+  readonly seq?: number;
+}
+
+/** What signed after a withdrawal says: the statement, its key, and why it cannot be the broker's. */
+export interface WithdrawnKeyUse {
+  readonly statement: SignedStatement;
+  readonly kid: string;
+  readonly why: string;
+}
+
+// The details withdrawSigningKey writes (hashed with the record): a key it withdrew, or one withdrawn already, and when. A
+// withdrawal whose record could not be written is recorded when it is asked again, as withdrawn already.
+const WITHDREW = /^withdrew signing key (\S+) \(/;
+const WITHDRAWN_ALREADY = /^signing key (\S+) \(\w+\) was withdrawn already at (\S+):/;
+
+/** The withdrawal `record` says was made, or undefined when it says none (another reason, a key removed, not withdrawn). */
+export function keyWithdrawal(record: AuditRecord): KeyWithdrawal | undefined {
+  const { event, chain } = record;
+  if (event.reason !== 'signing_key_withdrawn') return undefined;
+  const detail = event.detail ?? '';
+  const withdrew = WITHDREW.exec(detail);
+  if (withdrew?.[1] !== undefined) return { kid: withdrew[1], seq: chain.seq, time: event.time };
+  const already = WITHDRAWN_ALREADY.exec(detail);
+  if (already?.[1] === undefined || already[2] === undefined || Number.isNaN(Date.parse(already[2]))) return undefined;
+  return { kid: already[1], seq: chain.seq, time: already[2] };
+}
+
+/**
+ * The first of `statements` (signatures verified) signed with a key after its withdrawal, as the chain recorded it. A broker
+ * process whose key ring was loaded before the withdrawal may still sign with the key until it reloads the ring, at most
+ * KEY_RING_SERVED_MS later, and never before the withdrawal for a record the withdrawal's precedes. So a statement is refused
+ * when it is dated past that allowance, or, in the chain of the withdrawal (`sameChain`), when it signs the withdrawal's
+ * record or a later one but is dated before it: whoever holds the leaked key can sign, and date a signature as they please.
+ */
+export function withdrawnKeyUse(
+  statements: readonly SignedStatement[],
+  withdrawals: readonly KeyWithdrawal[],
+  sameChain: boolean,
+): WithdrawnKeyUse | undefined {
+  if (withdrawals.length === 0) return undefined;
+  const withdrawn = new Map<string, KeyWithdrawal>();
+  for (const withdrawal of withdrawals) if (!withdrawn.has(withdrawal.kid)) withdrawn.set(withdrawal.kid, withdrawal);
+  const uses = statements.flatMap((statement): WithdrawnKeyUse[] => {
+    const kid = signingKid(statement.jws);
+    const withdrawal = kid === undefined ? undefined : withdrawn.get(kid);
+    if (kid === undefined || withdrawal === undefined) return [];
+    const signed = Date.parse(statement.time);
+    const at = Date.parse(withdrawal.time);
+    const record = `${withdrawal.shard === undefined ? '' : `shard ${withdrawal.shard} `}record ${withdrawal.seq}, ${withdrawal.time}`;
+    if (signed > at + KEY_RING_SERVED_MS)
+      return [{ statement, kid, why: `after that key was withdrawn (${record}), past the ${KEY_RING_SERVED_MS / 1000} s a broker may still sign with it` }];
+    // The signed time is whole seconds: the withdrawal's second counts as before it.
+    if (sameChain && statement.seq !== undefined && statement.seq >= withdrawal.seq && signed < at - (at % 1000))
+      return [{ statement, kid, why: `though it signs the record of that key's withdrawal (${record}) or a later one: it is backdated` }];
+    return [];
+  });
+  return uses.sort((a, b) => (a.statement.seq ?? 0) - (b.statement.seq ?? 0))[0];
+}
+
+/** The `kid` a JWS header names; undefined when it names none or is no JWS. */
+export function signingKid(jws: string): string | undefined {
+  try {
+    return decodeProtectedHeader(jws).kid;
+  } catch {
+    return undefined;
+  }
+}
