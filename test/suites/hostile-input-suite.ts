@@ -56,7 +56,16 @@ function isHeaderValue(text: string): boolean {
 }
 
 /** What the fuzz's operator of the broker may do: read its APIs, and introspect. */
-const OPERATOR_SCOPES = ['audit:read', 'policy:explain', 'health:read', 'tokens:introspect', 'tokens:revoke'] as const;
+const OPERATOR_SCOPES = [
+  'audit:read',
+  'policy:explain',
+  'health:read',
+  'tokens:introspect',
+  'tokens:revoke',
+  'keys:read',
+  'keys:rotate',
+  'keys:withdraw',
+] as const;
 
 /** The issuer both test harnesses give the broker: policies naming it are written before it starts. */
 const HARNESS_ISSUER = 'https://keyway.test';
@@ -537,6 +546,47 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
       },
       timeout,
     );
+
+    it('refuses what is not a withdrawal or a rotation at /v1/keys: a 400 invalid_request for each, and the signing keys as they were', async () => {
+      const keys = async () => (await broker.request('/v1/keys', { headers: { authorization: `Bearer ${operator}` } })).json();
+      const before = (await keys()) as { keys: { kid: string; state: string; alg: string }[] };
+      // The current key's kid: a parser that read past what is refused here would withdraw it.
+      const kid = before.keys.find((key) => key.state === 'current' && key.alg === 'ES256')?.kid ?? '';
+      const json = 'application/json';
+      const bodies: readonly (readonly [path: string, contentType: string, body: string])[] = [
+        ['/v1/keys/withdraw', json, `kid=${kid}`],
+        ['/v1/keys/withdraw', json, `{"kid":"${kid}"`],
+        ['/v1/keys/withdraw', json, ''],
+        ['/v1/keys/withdraw', 'text/plain', JSON.stringify({ kid })],
+        ['/v1/keys/withdraw', 'application/x-www-form-urlencoded', JSON.stringify({ kid })],
+        ['/v1/keys/withdraw', 'application/jsonp', JSON.stringify({ kid })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: kid.repeat(40) })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: 'k'.repeat(200) })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid, also: 'this' })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: '' })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: `${kid}\u00e9` })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: 'ключ-🔑' })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: [kid] })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: null })],
+        ['/v1/keys/withdraw', json, JSON.stringify([{ kid }])],
+        ['/v1/keys/withdraw', json, `{"kid":"not-this-one","kid":"${kid}"}`],
+        ['/v1/keys/withdraw', json, `{"kid":"${kid}","k\\u0069d":"not-this-one"}`],
+        ['/v1/keys/rotate', json, '{}'],
+        ['/v1/keys/rotate', json, '{"rotate":'],
+        ['/v1/keys/rotate', 'text/plain', 'rotate, please'],
+      ];
+      for (const [path, contentType, body] of bodies) {
+        const response = await broker.request(path, { method: 'POST', body, headers: { authorization: `Bearer ${operator}`, 'content-type': contentType } });
+        const text = await response.text();
+        const what = `${path} ${contentType} ${body.slice(0, 80)}: ${text}`;
+        expect(response.status, what).toBe(400);
+        expect(response.headers.get('cache-control'), what).toBe('no-store');
+        const answer = JSON.parse(text) as Record<string, unknown>;
+        expect(answer['error'], what).toBe('invalid_request');
+        expect(answer['error_description'], what).toMatch(RFC_6749_ERROR_DESCRIPTION);
+      }
+      expect(await keys()).toEqual(before);
+    });
 
     it(
       'answers /revoke and /introspect, whoever asks and whatever they send, without a 5xx, a cached answer or an active token',

@@ -5,7 +5,7 @@ import type { Logger } from '../../core/log.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { rotateSigningKeys, withdrawSigningKey, type KeyOperationRecord, type SigningKeyOperationDeps } from '../../core/revocation/signing-key-operations.ts';
 import { keyJson, rotationJson, withdrawalJson } from '../../core/mint/key-json.ts';
-import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
+import { jsonBodyLimit, noRequestBody, readJsonBody } from './json-request-body.ts';
 import { requestContext } from '../request-context.ts';
 import { errorText } from '../../core/log.ts';
 
@@ -23,7 +23,12 @@ export const KEYS_WITHDRAW_SCOPE = 'keys:withdraw';
 const NO_STORE = { 'Cache-Control': 'no-store' } as const;
 /** `POST /v1/keys/withdraw`'s body: the kid of the key, as `GET /v1/keys` lists it (an RFC 7638 thumbprint: 43 characters). */
 const KID_BODY = v.strictObject({
-  kid: v.pipe(v.string('kid must be a string'), v.minLength(1, 'kid is empty'), v.maxLength(128, 'kid is longer than 128 characters')),
+  kid: v.pipe(
+    v.string('kid must be a string'),
+    v.minLength(1, 'kid is empty'),
+    v.maxLength(128, 'kid is longer than 128 characters'),
+    v.regex(/^[\w-]+$/, 'kid is not a key id: base64url characters only'),
+  ),
 });
 const KID_BODY_BYTES = 1024;
 
@@ -60,7 +65,7 @@ export function keyRoutes(deps: KeyApiDeps, own: OwnTokens): Hono<{ Variables: K
     });
   };
 
-  api.post('/rotate', allow(KEYS_ROTATE_SCOPE), async (c) => {
+  api.post('/rotate', allow(KEYS_ROTATE_SCOPE), noRequestBody(), async (c) => {
     const caller = c.get('keywayToken');
     let rotation: Awaited<ReturnType<typeof rotateSigningKeys>>;
     try {
