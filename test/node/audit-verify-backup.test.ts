@@ -545,6 +545,8 @@ describe('keyway audit verify --backup: a signing key whose withdrawal one shard
         () => at + 120_000,
       )(head),
     );
+    // The time stored beside it, moved back, counts for nothing: only its signed iat does.
+    second.run('UPDATE audit_checkpoints SET time = ? WHERE seq = ?', [at - 60_000, head.seq]);
     expect(await verify()).toMatchObject(refused({ shard: '1', seq: head.seq, message: expect.stringContaining(`withdrawn (shard 0 record 3,`) }));
     second.run('DELETE FROM audit_checkpoints WHERE seq = ?', [head.seq]);
     expect(await verify()).toMatchObject({ code: 0 });

@@ -431,12 +431,12 @@ function macCheck(source: AuditLogSource, keys: readonly RecordMacKey[], valid: 
 function withdrawnKeyProblem(checkpoints: readonly VerifiedCheckpoint[], withdrawals: readonly KeyWithdrawal[]): ChainProblem | undefined {
   const use = withdrawnKeyUse(checkpoints, withdrawals, true);
   if (use === undefined) return undefined;
-  const { statement, kid, why } = use;
+  const { statement, kid, time, why } = use;
   return {
     kind: 'checkpoint_key_withdrawn',
     seq: statement.seq ?? 0,
     kid,
-    message: `the checkpoint for seq ${statement.seq} is signed by key ${kid} at ${statement.time}, ${why}`,
+    message: `the checkpoint for seq ${statement.seq} is signed by key ${kid} at ${time}, ${why}`,
   };
 }
 

@@ -110,17 +110,16 @@ function withdrawnKeyProblem(source: ShardedLogSource, roots: readonly RootCheck
   const all = reports.flatMap((report) => (report.withdrawn_keys ?? []).map((withdrawal) => ({ ...withdrawal, shard: report.shard })));
   for (const report of reports) {
     const own = all.filter((withdrawal) => withdrawal.shard === report.shard);
-    const signed = roots.map((root) => ({
-      jws: root.jws,
-      time: root.time,
-      ...(root.heads[report.shard] === undefined ? {} : { seq: root.heads[report.shard]?.seq }),
-    }));
+    const signed = roots.map((root) => {
+      const head = root.heads[report.shard];
+      return head === undefined ? { jws: root.jws } : { jws: root.jws, seq: head.seq };
+    });
     const root = withdrawnKeyUse(signed, own, true);
     if (root !== undefined)
       return {
         kind: 'checkpoint_key_withdrawn',
         kid: root.kid,
-        message: `a root checkpoint signed at ${root.statement.time} is signed by key ${root.kid}, ${root.why}`,
+        message: `a root checkpoint signed at ${root.time} is signed by key ${root.kid}, ${root.why}`,
       };
     const checkpoints = report.ok ? (source.chains.find(({ name }) => name === report.shard)?.source.checkpoints ?? []) : [];
     const chain = withdrawnKeyUse(
@@ -134,7 +133,7 @@ function withdrawnKeyProblem(source: ShardedLogSource, roots: readonly RootCheck
         shard: report.shard,
         seq: chain.statement.seq ?? 0,
         kid: chain.kid,
-        message: `the checkpoint for seq ${chain.statement.seq} is signed by key ${chain.kid} at ${chain.statement.time}, ${chain.why}`,
+        message: `the checkpoint for seq ${chain.statement.seq} is signed by key ${chain.kid} at ${chain.time}, ${chain.why}`,
       };
   }
   return undefined;

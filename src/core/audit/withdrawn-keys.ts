@@ -1,4 +1,4 @@
-import { decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { KEY_RING_SERVED_MS } from '../mint/key-life-cycle.ts';
 import type { AuditRecord } from './audit-event.ts';
 
@@ -12,18 +12,21 @@ export interface KeyWithdrawal {
   readonly shard?: string;
 }
 
-/** A statement signed with a signing key: a checkpoint (`seq`: the record it signs) or a root checkpoint (none). */
+/**
+ * A statement signed with a signing key, its signature verified: a checkpoint (`seq`: the record it signs) or a root
+ * checkpoint (`seq`: the head it signs for the chain of the withdrawals it is held to). When it was signed is read from
+ * its signed `iat`, never from a time stored beside it.
+ */
 export interface SignedStatement {
   readonly jws: string;
-  /** When it says it was signed (its `iat`, whole seconds). */
-  readonly time: string;
   readonly seq?: number;
 }
 
-/** What signed after a withdrawal says: the statement, its key, and why it cannot be the broker's. */
+/** What signed after a withdrawal says: the statement, its key, when it says it was signed, and why it cannot be the broker's. */
 export interface WithdrawnKeyUse {
   readonly statement: SignedStatement;
   readonly kid: string;
+  readonly time: string;
   readonly why: string;
 }
 
@@ -62,18 +65,31 @@ export function withdrawnKeyUse(
   const uses = statements.flatMap((statement): WithdrawnKeyUse[] => {
     const kid = signingKid(statement.jws);
     const withdrawal = kid === undefined ? undefined : withdrawn.get(kid);
-    if (kid === undefined || withdrawal === undefined) return [];
-    const signed = Date.parse(statement.time);
+    const signed = signedAt(statement.jws);
+    if (kid === undefined || withdrawal === undefined || signed === undefined) return [];
+    const time = new Date(signed).toISOString();
     const at = Date.parse(withdrawal.time);
     const record = `${withdrawal.shard === undefined ? '' : `shard ${withdrawal.shard} `}record ${withdrawal.seq}, ${withdrawal.time}`;
     if (signed > at + KEY_RING_SERVED_MS)
-      return [{ statement, kid, why: `after that key was withdrawn (${record}), past the ${KEY_RING_SERVED_MS / 1000} s a broker may still sign with it` }];
+      return [
+        { statement, kid, time, why: `after that key was withdrawn (${record}), past the ${KEY_RING_SERVED_MS / 1000} s a broker may still sign with it` },
+      ];
     // The signed time is whole seconds: the withdrawal's second counts as before it.
     if (sameChain && statement.seq !== undefined && statement.seq >= withdrawal.seq && signed < at - (at % 1000))
-      return [{ statement, kid, why: `though it signs the record of that key's withdrawal (${record}) or a later one: it is backdated` }];
+      return [{ statement, kid, time, why: `though it signs the record of that key's withdrawal (${record}) or a later one: it is backdated` }];
     return [];
   });
   return uses.sort((a, b) => (a.statement.seq ?? 0) - (b.statement.seq ?? 0))[0];
+}
+
+/** When a JWS says it was signed (its `iat`, in ms); undefined when it says nothing or is no JWT. */
+function signedAt(jws: string): number | undefined {
+  try {
+    const { iat } = decodeJwt(jws);
+    return typeof iat === 'number' ? iat * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The `kid` a JWS header names; undefined when it names none or is no JWS. */
