@@ -12,7 +12,7 @@ import { recordingLogger } from './operated-broker.ts';
 const SERVICE = 'https://deploy.acme.dev';
 
 describe('a Node process whose key ring cannot be reloaded', () => {
-  it('serves its ring through one failed round, then answers 503 (not ready) until a reload succeeds, rather than serving a stale ring forever', async () => {
+  it('serves its ring through one failed round, then answers 503 (not ready) until a reload succeeds, rather than serving a stale ring forever; /healthz (degraded) and /metrics answer meanwhile', async () => {
     const issuer = new TestIssuer(inject('testIssuerBase'), `reload-${crypto.randomUUID().slice(0, 8)}`);
     const root = writeTree({
       'policies/deploy.yaml': `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: [${SERVICE}], scopes: [deploy:write] }\n`,
@@ -32,7 +32,12 @@ describe('a Node process whose key ring cannot be reloaded', () => {
         return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Record<string, unknown> };
       };
       const status = async (path: string) => (await fetch(`${broker.url}${path}`)).status;
+      const health = async () => {
+        const response = await fetch(`${broker.url}/healthz`);
+        return { status: response.status, body: (await response.json()) as unknown };
+      };
       expect((await exchange()).status).toBe(200);
+      expect(await health()).toEqual({ status: 200, body: { status: 'ok' } });
 
       // A key row that no longer opens (as a planted or damaged one would not): every reload of the ring fails.
       const [row] = db.all<{ kid: string; private_jwk: string }>("SELECT kid, private_jwk FROM signing_keys WHERE alg = 'RS256' AND state = 'current'");
@@ -53,14 +58,21 @@ describe('a Node process whose key ring cannot be reloaded', () => {
         body: { error: 'temporarily_unavailable', error_description: 'the signing keys are unavailable' },
       });
       expect(await status('/.well-known/jwks.json')).toBe(503);
+      expect(await status('/v1/health')).toBe(503);
       expect(await status('/readyz')).toBe(503);
       expect(log.text()).toContain('signing keys failed to load');
+      // What reads no key still answers, so that the operator sees the outage: degraded, and the ring's age.
+      expect(await health()).toEqual({ status: 200, body: { status: 'degraded' } });
+      const metrics = await fetch(`${broker.url}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain(`\nkeyway_signing_keys_age_seconds ${KEY_RING_SERVED_MS / 1000}\n`);
 
       // The store answers again: the first request after the backoff reloads the ring, and the broker serves.
       db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [row?.private_jwk ?? '', row?.kid ?? '']);
       clock += 1000;
       expect((await exchange()).status).toBe(200);
       expect(await status('/readyz')).toBe(200);
+      expect(await health()).toEqual({ status: 200, body: { status: 'ok' } });
     } finally {
       db.close();
       await broker.close();

@@ -57,8 +57,10 @@ describe('a Worker whose signing keys cannot be reloaded', () => {
       const loads = state.calls.length;
       expect(loads).toBeGreaterThan(calls);
 
-      // Within the backoff: no reload, whatever the traffic.
+      // Within the backoff: no reload, whatever the traffic; /healthz, which reads no key, answers that the isolate is degraded.
       for (let request = 0; request < 20; request += 1) expect(await refusedAt(stale + 400)).toBe('1');
+      const health = await worker.fetch(new Request('https://keyway.test/healthz') as Parameters<typeof worker.fetch>[0], env, createExecutionContext());
+      expect([health.status, await health.json()]).toEqual([200, { status: 'degraded' }]);
       expect([failedLoads().length, state.calls.length]).toEqual([1, loads]);
 
       // Past it: the requests that arrive together try once each, and their failure counts once, doubling the wait.

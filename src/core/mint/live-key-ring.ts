@@ -45,6 +45,11 @@ export class LiveKeyRing {
 
   /** Whether the ring was last loaded `ms` or longer before `now`. */
   isOlderThan(now: number, ms: number): boolean {
-    return now - this.#loadedAt >= ms;
+    return this.age(now) >= ms;
+  }
+
+  /** How long before `now` the ring was last loaded, in ms. */
+  age(now: number): number {
+    return now - this.#loadedAt;
   }
 }

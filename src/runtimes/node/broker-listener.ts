@@ -82,7 +82,7 @@ export class BrokerListener {
   readonly #lastResponse = new WeakMap<Duplex, ServerResponse>();
   readonly #app = Promise.withResolvers<Hono<AppEnv>>();
   #ready: () => boolean = () => false;
-  #refuse: () => Promise<Response | undefined> = async () => undefined;
+  #refuse: (request: Request) => Promise<Response | undefined> = async () => undefined;
   #keepAlive = true;
   #closed = false;
   #inFlight = 0;
@@ -138,8 +138,8 @@ export class BrokerListener {
     return this.#inFlight;
   }
 
-  /** Starts answering with `app`; `/readyz` asks `ready`, and every other request `refuse` first: its answer, if any, is the one given. */
-  serve(app: Hono<AppEnv>, ready: () => boolean, refuse: () => Promise<Response | undefined>): void {
+  /** Starts answering with `app`; `/readyz` asks `ready`, and every other request is shown to `refuse` first: its answer, if any, is the one given. */
+  serve(app: Hono<AppEnv>, ready: () => boolean, refuse: (request: Request) => Promise<Response | undefined>): void {
     this.#ready = ready;
     this.#refuse = refuse;
     this.#app.resolve(app);
@@ -180,7 +180,7 @@ export class BrokerListener {
     this.#inFlight += 1;
     try {
       const app = await this.#app.promise;
-      return this.#withoutKeepAlive((await this.#refuse()) ?? (await app.fetch(request, env)));
+      return this.#withoutKeepAlive((await this.#refuse(request)) ?? (await app.fetch(request, env)));
     } finally {
       this.#inFlight -= 1;
     }

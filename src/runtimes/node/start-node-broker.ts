@@ -53,7 +53,7 @@ import { brokerMetrics } from '../../features/metrics/broker-metrics.ts';
 import { MetricsRegistry } from '../../features/metrics/registry.ts';
 import { metricsRoute } from '../../http/routes/metrics.ts';
 import { FailureBackoff } from '../failure-backoff.ts';
-import { staleKeyRingRefusal } from '../stale-key-ring.ts';
+import { staleKeyRingRefusal, withKeyRingAge } from '../stale-key-ring.ts';
 import { publicAddressFetch } from './public-address-fetch.ts';
 import { BrokerListener } from './broker-listener.ts';
 import { RunningWork } from './running-work.ts';
@@ -326,9 +326,14 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     crypto: NODE_JWT_CRYPTO,
     metrics: brokerMetrics(registry),
     health: () =>
-      withAuditWriter(
-        withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
-        audit.oldestWaitSeconds(),
+      withKeyRingAge(
+        withAuditWriter(
+          withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
+          audit.oldestWaitSeconds(),
+        ),
+        live,
+        now(),
+        KEY_RING_SERVED_MS,
       ),
     log,
     now,
@@ -400,7 +405,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // has passed) and is answered 503 while it fails; /readyz says not ready.
   const keyLoads = new FailureBackoff();
   const keysTooOld = () => live.isOlderThan(now(), KEY_RING_SERVED_MS);
-  const keysUnavailable = () => staleKeyRingRefusal(live, { arrived: now(), clock: now, maxAgeMs: KEY_RING_SERVED_MS, backoff: keyLoads, log });
+  const keysUnavailable = (request: Request) =>
+    staleKeyRingRefusal(live, request, { arrived: now(), clock: now, maxAgeMs: KEY_RING_SERVED_MS, backoff: keyLoads, log });
   await keyUpkeep();
   const keyTimer = setInterval(() => {
     keyUpkeep().catch((error: unknown) => log.error('signing key upkeep failed', { error: errorText(error) }));
@@ -423,6 +429,12 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       () => [[{}, down()]],
     );
   }
+  registry.gauge(
+    'keyway_signing_keys_age_seconds',
+    `How long ago this process last loaded its signing key ring; past ${KEY_RING_SERVED_MS / 1000} it cannot be reloaded, and every request that needs a key is answered 503.`,
+    [],
+    () => [[{}, Math.floor(live.age(now()) / 1000)]],
+  );
   registry.gauge(
     'keyway_audit_writer_waiting_seconds',
     "How long the oldest write this process's audit writer has not answered yet (an audit append, a single-use claim, an alert write) has waited; 0 when none waits.",

@@ -1,13 +1,19 @@
 import { errorText, jsonLogger } from '../../core/log.ts';
 import type { PolicyFile } from '../../core/policy/load-policies.ts';
 import bundledPolicies from '../../../build/policies.json';
-import { createWorkerBroker, scheduledAuditUpkeep, scheduledKeyUpkeep, type WorkerBroker, type WorkerEnv } from './worker-broker.ts';
+import {
+  createWorkerBroker,
+  ISOLATE_KEY_RING_SERVED_MS,
+  scheduledAuditUpkeep,
+  scheduledKeyUpkeep,
+  type WorkerBroker,
+  type WorkerEnv,
+} from './worker-broker.ts';
 import { isLoopbackHost, isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { answerProbe } from '../../http/routes/probes.ts';
 import { NO_SNIFF, NO_STORE } from '../../http/oauth-errors.ts';
 import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
 import { staleKeyRingRefusal } from '../stale-key-ring.ts';
-import { KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
 
 export { KeywayState } from './keyway-state.ts';
 export { ReplayGuardState } from './replay-guard-state.ts';
@@ -60,10 +66,10 @@ async function startedBroker(request: Request, env: WorkerEnv): Promise<WorkerBr
   const ready = started.value;
   // Within one refresh period of a rotation the cron made, this isolate signs and publishes as the store says. A ring
   // that cannot be reloaded is not served past that period; KeywayState is asked again once its backoff has passed.
-  const refused = await staleKeyRingRefusal(ready.keys, {
+  const refused = await staleKeyRingRefusal(ready.keys, request, {
     arrived,
     clock: Date.now,
-    maxAgeMs: KEY_RING_REFRESH_SECONDS * 1000,
+    maxAgeMs: ISOLATE_KEY_RING_SERVED_MS,
     backoff: keyLoads,
     log,
   });

@@ -9,7 +9,8 @@ import { errorText, type Logger } from '../../core/log.ts';
 import { loadPolicies, type PolicyFile } from '../../core/policy/load-policies.ts';
 import { policyLoadOptionsOf, readBrokerSettings } from '../../config/broker-settings.ts';
 import { ConfigError, readInteger } from '../../core/settings/read-settings.ts';
-import { keyLifeCycle } from '../../core/mint/key-life-cycle.ts';
+import { keyLifeCycle, KEY_RING_REFRESH_SECONDS } from '../../core/mint/key-life-cycle.ts';
+import { withKeyRingAge } from '../stale-key-ring.ts';
 import type { KeyTransition } from '../../core/mint/key-store.ts';
 import { LiveKeyRing } from '../../core/mint/live-key-ring.ts';
 import { keywayState, MASTER_KEY_MISSING, stateStores, type KeywayState } from './keyway-state.ts';
@@ -27,6 +28,12 @@ import type { RootCheckpoint } from '../../core/audit/root-checkpoint.ts';
 import { KeyRing } from '../../core/mint/key-ring.ts';
 import type { AuditShardState } from './audit-shard-state.ts';
 import { openWorkerAuditLog, shardedAuditUpkeep, type WorkerAuditLog } from './worker-audit-log.ts';
+
+/**
+ * How old an isolate's key ring may be before it is served no more without a reload: one refresh period. Within it a
+ * rotation the cron made, or a key withdrawn in another isolate, reaches this one.
+ */
+export const ISOLATE_KEY_RING_SERVED_MS = KEY_RING_REFRESH_SECONDS * 1000;
 
 /** The bindings and vars wrangler.toml declares. */
 export type WorkerEnv = {
@@ -123,7 +130,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     proxyUpstreams: await openUpstreams(settings.proxyUpstreams ?? [], box),
     settings,
     policies: () => live.current,
-    health: () => policyHealth(live.current, live.lastSwitch),
+    health: () => withKeyRingAge(policyHealth(live.current, live.lastSwitch), keys, now(), ISOLATE_KEY_RING_SERVED_MS),
     webhooks: { deliveries: stores.deliveries, live: live.live, loadOptions: () => loadOptions },
     backup: {
       ...audit.backup,
