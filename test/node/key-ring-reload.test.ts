@@ -36,6 +36,8 @@ describe('a Node process whose key ring cannot be reloaded', () => {
         const response = await fetch(`${broker.url}/healthz`);
         return { status: response.status, body: (await response.json()) as unknown };
       };
+      /** Whether a checkpoint signs the log's head. */
+      const signedHead = () => db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM audit_events)').length === 1;
       expect((await exchange()).status).toBe(200);
       expect(await health()).toEqual({ status: 200, body: { status: 'ok' } });
 
@@ -61,6 +63,10 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       expect(await status('/v1/health')).toBe(503);
       expect(await status('/readyz')).toBe(503);
       expect(log.text()).toContain('signing keys failed to load');
+      // Nor does upkeep sign a checkpoint with it: it may hold a key withdrawn elsewhere.
+      await broker.auditUpkeep();
+      expect(log.text()).toContain('audit log upkeep skipped: the signing keys are unavailable');
+      expect(signedHead()).toBe(false);
       // What reads no key still answers, so that the operator sees the outage: degraded, and the ring's age.
       expect(await health()).toEqual({ status: 200, body: { status: 'degraded' } });
       const metrics = await fetch(`${broker.url}/metrics`);
@@ -73,6 +79,8 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       expect((await exchange()).status).toBe(200);
       expect(await status('/readyz')).toBe(200);
       expect(await health()).toEqual({ status: 200, body: { status: 'ok' } });
+      await broker.auditUpkeep();
+      expect(signedHead()).toBe(true);
     } finally {
       db.close();
       await broker.close();
