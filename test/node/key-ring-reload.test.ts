@@ -6,7 +6,7 @@ import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-no
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
-import { testConfig, writeTree } from './node-harness.ts';
+import { runKeyway, testConfig, writeTree } from './node-harness.ts';
 import { recordingLogger } from './operated-broker.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
@@ -86,6 +86,26 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       await broker.close();
     }
   });
+
+  it('reloads a ring too old to serve before its audit upkeep signs, when no request came to reload it', async () => {
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'));
+    const start = Date.now();
+    let clock = start;
+    const broker = await startNodeBroker(testConfig(root), { log: recordingLogger(), now: () => clock });
+    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    try {
+      // A record this process did not append (a command on the data dir), then a quiet spell past KEY_RING_SERVED_MS.
+      const rotated = await runKeyway(['keys', 'rotate', '--data-dir', broker.config.dataDir], { KEYWAY_MASTER_KEY: undefined });
+      expect(rotated.code, rotated.stderr).toBe(0);
+      clock = start + KEY_RING_SERVED_MS + 1000;
+      await broker.auditUpkeep();
+      expect(db.all('SELECT seq FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM audit_events)')).toHaveLength(1);
+    } finally {
+      db.close();
+      await broker.close();
+    }
+  }, 30_000);
 
   it('reloads its ring at a round whose life cycle step fails for a lock held past the busy timeout: the process stays ready', async () => {
     const root = writeTree({});

@@ -355,11 +355,15 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // The last checkpoint this process signed: stored ones deleted behind its back are found while it runs.
   const signedSoFar: SignedSoFar = {};
   const round = async (): Promise<void> => {
-    // A ring too old to serve (it cannot be reloaded) signs nothing either: it may hold a key withdrawn elsewhere, and
-    // audit verify fails a checkpoint signed with one past KEY_RING_SERVED_MS after its withdrawal.
+    // A ring too old to serve is reloaded first, as a request's is, and signs nothing while it cannot be: it may hold a
+    // key withdrawn elsewhere, and audit verify fails a checkpoint signed with one past KEY_RING_SERVED_MS after its withdrawal.
     if (live.isOlderThan(now(), KEY_RING_SERVED_MS)) {
-      log.error('audit log upkeep skipped: the signing keys are unavailable');
-      return;
+      try {
+        await live.refresh(now());
+      } catch (error) {
+        log.error('audit log upkeep skipped: the signing keys are unavailable', { error: errorText(error) });
+        return;
+      }
     }
     try {
       const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify, signedSoFar });
