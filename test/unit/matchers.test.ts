@@ -261,6 +261,32 @@ describe('a customised sub’s workflow ref splits at its first @', () => {
     );
   });
 
+  it('finds the field wherever the sub writes it: first, after another ref field, after a free-text field that writes its key', () => {
+    const FIRST = { glob: 'job_workflow_ref:acme/w/**@refs/heads/main' };
+    expect(onSub(FIRST, MAIN.replace('repo:acme/app:', ''))).toBe(true);
+    expect(onSub(FIRST, SMUGGLED.replace('repo:acme/app:', ''))).toBe(false);
+    // A workflow named `job_workflow_ref:a@b` writes the key before the real field: each time the key is written counts.
+    const NAME = 'repo:acme/app:workflow:job_workflow_ref:a@b:';
+    const afterName = { glob: `${NAME}job_workflow_ref:acme/w/**@refs/heads/main` };
+    expect(onSub(afterName, `${NAME}${MAIN.replace('repo:acme/app:', '')}`)).toBe(true);
+    expect(onSub(afterName, `${NAME}${SMUGGLED.replace('repo:acme/app:', '')}`)).toBe(false);
+    // A key is a whole field's name: `notjob_workflow_ref:` ends no workflow ref's names, and a wildcard takes its @.
+    expect(
+      onSub({ glob: 'repo:acme/app:workflow:**:job_workflow_ref:acme/w/**@refs/heads/main' }, MAIN.replace(':job', ':workflow:notjob_workflow_ref:a@b:job')),
+    ).toBe(true);
+    // A wildcard after the pattern's last @ pins nothing: it takes the workflow ref's @.
+    expect(onSub({ glob: 'repo:acme@65/app@74:**' }, MAIN.replace('acme/app', 'acme@65/app@74'))).toBe(true);
+    // A regex reads no value with an @ after the first field's: a later ref field ending the sub writes no @ after its own.
+    const later = `${SMUGGLED}:workflow_ref:acme/app/.github/workflows/c.yml@refs/heads/main`;
+    expect(onSub({ regex: 'repo:acme/app:job_workflow_ref:acme/w/.*@refs/heads/main:workflow_ref:.*' }, later)).toBe(false);
+  });
+
+  it('reads every entry of a list as the sub it is', () => {
+    expect(onSub([PINNED, 'push'], MAIN)).toBe(true);
+    expect(onSub([PINNED, 'push'], SMUGGLED)).toBe(false);
+    expect(onSub([{ regex: 'repo:acme/app:job_workflow_ref:acme/w/.*@refs/heads/main' }], SMUGGLED)).toBe(false);
+  });
+
   it('a deny’s glob and an allow’s not read the sub as wide as before, a deny’s not as an allow’s glob: a free-text field can write the key and its @', () => {
     expect(onSub(PINNED, SMUGGLED, true)).toBe(true);
     expect(compileMatcher({ not: PINNED }, 'exact', false, KEYS).test(SMUGGLED)).toBe(false);
@@ -290,6 +316,19 @@ describe('a customised sub’s workflow ref splits at its first @', () => {
     expect(compareMatchers(PINNED, PINNED, 'exact', KEYS)).toBe('same');
     expect(compareMatchers(PINNED, MAIN, 'exact', KEYS)).toBe('narrower');
     expect(compareMatchers({ glob: 'repo:acme/**' }, { glob: 'repo:acme/app:**' }, 'exact', KEYS)).toBe('narrower');
+  });
+
+  it('reads the sub alike within lists and under not, and pins a glob that writes @ to itself', () => {
+    const SMUGGLING = { glob: 'repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/x@refs/heads/main' };
+    // Each takes the smuggled branch, which the pinned glob never does: none is narrower.
+    expect(compareMatchers(PINNED, [SMUGGLED], 'exact', KEYS)).toBe('changed');
+    expect(compareMatchers([PINNED], SMUGGLED, 'exact', KEYS)).toBe('changed');
+    expect(compareMatchers([PINNED], SMUGGLING, 'exact', KEYS)).toBe('changed');
+    // Under a deny's not the globs read with the keys: not SMUGGLING leaves out the smuggled branch, not PINNED takes it.
+    expect(compareMatchers({ not: SMUGGLING }, { not: PINNED }, 'exact', KEYS)).toBe('changed');
+    expect(compareMatchers({ glob: `${PINNED.glob}-next` }, PINNED, 'exact', KEYS)).toBe('changed');
+    // A list that holds the value itself holds it.
+    expect(compareMatchers(SMUGGLED, [SMUGGLED, MAIN], 'exact', KEYS)).toBe('wider');
   });
 });
 
