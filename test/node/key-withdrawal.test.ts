@@ -1,10 +1,11 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { keyLifeCycle, KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
+import { signedInWithWithdrawnKey } from '../../src/core/revocation/examine-token.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { generateMasterKey, parseMasterKey, readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
@@ -198,6 +199,18 @@ describe('an /audit page session signed in with a token of a key withdrawn since
     } finally {
       await broker.close();
     }
+  });
+});
+
+describe('the key an /audit page session names', () => {
+  it('ends a session that names none (one started before sessions named it) or one the broker no longer publishes; any other token is not one', async () => {
+    const { publicKey } = await generateKeyPair('ES256');
+    const keys = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] });
+    expect(await signedInWithWithdrawnKey(keys, { src_jti: 'j' })).toMatch(/does not name the key/);
+    expect(await signedInWithWithdrawnKey(keys, { src_jti: 'j', src_kid: 7 })).toMatch(/does not name the key/);
+    expect(await signedInWithWithdrawnKey(keys, { src_jti: 'j', src_kid: 'k0' })).toMatch(/signed by key k0, which the broker no longer publishes/);
+    expect(await signedInWithWithdrawnKey(keys, { src_jti: 'j', src_kid: 'k1' })).toBeUndefined();
+    expect(await signedInWithWithdrawnKey(keys, { sub: 'svc' })).toBeUndefined();
   });
 });
 
