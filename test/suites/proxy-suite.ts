@@ -1093,6 +1093,7 @@ grant:
         ['x-invoke-path', '/admin/keys', ROUTED],
         ['x-invoke-query', '%7B%22team%22%3A%22b%22%7D', ROUTED],
         ['x-vercel-original-url', '/admin/keys', ROUTED],
+        ['x-vercel-original-path', '/admin/keys', ROUTED],
         // A server action's id runs that action whatever page the path names.
         ['next-action', '7f8e2c1a9b3d4e5f60718293a4b5c6d7e8f90a1b', ROUTED],
         ['x-grafana-org-id', '2', TENANT],
