@@ -53,6 +53,8 @@ describe('the client address behind a reverse proxy (Node)', () => {
     expect(await startWith('127.0.0.1')).toEqual([expect.stringContaining('{"trusted":["127.0.0.1/32"]}')]);
     expect(await startWith('198.51.100.0/24, ::1')).toEqual([expect.stringContaining('{"trusted":["::1/128"]}')]);
     expect(await startWith('0.0.0.0/1')).toHaveLength(1);
+    // All of 127/8 is loopback: a local process may connect from 127.0.0.2, which no interface names.
+    expect(await startWith('127.0.0.2')).toEqual([expect.stringContaining('{"trusted":["127.0.0.2/32"]}')]);
     // A process that connects to one of the host's own addresses comes from it, as it would from 127.0.0.1; in a
     // container, the host's processes come from Docker's bridge gateway.
     const own = Object.values(networkInterfaces())
