@@ -243,6 +243,10 @@ describe('a customised sub’s workflow ref splits at its first @', () => {
   it('a glob’s @ after its wildcards stands for the workflow ref’s first @', () => {
     expect(onSub(PINNED, MAIN)).toBe(true);
     expect(onSub(PINNED, SMUGGLED)).toBe(false);
+    // Every wildcard before the pattern's @ keeps off that @: `?`, and `**` written twice over.
+    expect(onSub({ glob: 'repo:acme/app:job_workflow_ref:acme/w/****@refs/heads/main' }, MAIN)).toBe(true);
+    expect(onSub({ glob: 'repo:acme/app:job_workflow_ref:acme/w/****@refs/heads/main' }, SMUGGLED)).toBe(false);
+    expect(onSub({ glob: 'repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml?refs/heads/x@refs/heads/main' }, SMUGGLED)).toBe(false);
     expect(onSub({ glob: 'repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/main:workflow:**' }, `${NAMED}:workflow:d`)).toBe(false);
     expect(onSub({ glob: 'repo:acme/app:**@refs/heads/main' }, NAMED)).toBe(false);
     // Whatever key the pattern writes for the field, a wildcard among them.
