@@ -51,6 +51,14 @@ describe('diffPolicies', () => {
     expect(changed('environment: production', 'environment: { regex: "staging|qa" }')).toBe('changed');
   });
 
+  it('never calls a GitHub sub narrower that takes a branch its pinned glob did not: the glob reads the workflow ref at its first @', () => {
+    const PINNED = '  sub: { glob: "repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/main" }\n';
+    const SMUGGLED = '  sub: "repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/x@refs/heads/main"\n';
+    const withSub = (line: string) => DEPLOY.replace('  ref:', `${line}  ref:`);
+    expect(diff({ 'd.yaml': withSub(PINNED) }, { 'd.yaml': withSub(SMUGGLED) })[0]?.status).toBe('changed');
+    expect(diff({ 'd.yaml': withSub(PINNED) }, { 'd.yaml': withSub(SMUGGLED.replace('x@refs/heads/', '')) })[0]?.status).toBe('narrowed');
+  });
+
   it('audiences, scopes and a longer TTL widen; fewer narrow; a new subject template changes', () => {
     const [widened] = diff(
       { 'd.yaml': DEPLOY },
