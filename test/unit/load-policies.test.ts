@@ -397,21 +397,24 @@ match_actor:
 
   it('reads a GitHub sub, and a match_actor sub, at the @ that ends its workflow ref’s names; a deny’s as wide as written', () => {
     const GITHUB = 'https://token.actions.githubusercontent.com';
-    const PINNED = '{ glob: "repo:acme/app:job_workflow_ref:acme/w/**@refs/heads/main" }';
-    const MAIN = 'repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/main';
-    const SMUGGLED = 'repo:acme/app:job_workflow_ref:acme/w/.github/workflows/d.yml@refs/heads/x@refs/heads/main';
-    const lines = `  sub: ${PINNED}\nmatch_actor: { iss: ${GITHUB}, sub: ${PINNED} }\n`;
-    const policy = (effect: string) =>
-      effect === 'allow' ? GOOD.replace('grant:', `${lines}grant:`) : `version: 1\neffect: deny\nissuer: github\nmatch:\n${lines}`;
-    const subLines = (effect: string) => {
-      const [found] = loadPolicies(toFiles({ 'p.yaml': policy(effect) }), OPTIONS).policies;
-      return [found?.conditions.find((line) => line.key === 'sub'), found?.actorConditions?.find((line) => line.key === 'sub')];
-    };
-    for (const line of subLines('allow')) {
-      expect(line?.matcher.test(MAIN)).toBe(true);
-      expect(line?.matcher.test(SMUGGLED)).toBe(false);
+    // Either field GitHub joins names to a ref in: the caller's workflow_ref, the job's job_workflow_ref.
+    for (const field of ['job_workflow_ref', 'workflow_ref']) {
+      const PINNED = `{ glob: "repo:acme/app:${field}:acme/w/**@refs/heads/main" }`;
+      const MAIN = `repo:acme/app:${field}:acme/w/.github/workflows/d.yml@refs/heads/main`;
+      const SMUGGLED = `repo:acme/app:${field}:acme/w/.github/workflows/d.yml@refs/heads/x@refs/heads/main`;
+      const lines = `  sub: ${PINNED}\nmatch_actor: { iss: ${GITHUB}, sub: ${PINNED} }\n`;
+      const policy = (effect: string) =>
+        effect === 'allow' ? GOOD.replace('grant:', `${lines}grant:`) : `version: 1\neffect: deny\nissuer: github\nmatch:\n${lines}`;
+      const subLines = (effect: string) => {
+        const [found] = loadPolicies(toFiles({ 'p.yaml': policy(effect) }), OPTIONS).policies;
+        return [found?.conditions.find((line) => line.key === 'sub'), found?.actorConditions?.find((line) => line.key === 'sub')];
+      };
+      for (const line of subLines('allow')) {
+        expect(line?.matcher.test(MAIN)).toBe(true);
+        expect(line?.matcher.test(SMUGGLED)).toBe(false);
+      }
+      for (const line of subLines('deny')) expect(line?.matcher.test(SMUGGLED)).toBe(true);
     }
-    for (const line of subLines('deny')) expect(line?.matcher.test(SMUGGLED)).toBe(true);
   });
 
   it('rejects two policies with one id', () => {
