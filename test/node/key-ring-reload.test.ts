@@ -11,17 +11,40 @@ import { recordingLogger } from './operated-broker.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
 
+/**
+ * A broker on `files` whose clock the test sets (`at(ms)`: that long after its start) and a connection of the test's own to
+ * its database.
+ */
+async function clockedBroker(files: Record<string, string>, log = recordingLogger()) {
+  const root = writeTree(files);
+  mkdirSync(join(root, 'policies'), { recursive: true });
+  const start = Date.now();
+  let clock = start;
+  const broker = await startNodeBroker(testConfig(root), { log, now: () => clock });
+  const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+  return {
+    broker,
+    db,
+    at: (ms: number) => {
+      clock = start + ms;
+    },
+    close: async () => {
+      db.close();
+      await broker.close();
+    },
+  };
+}
+
 describe('a Node process whose key ring cannot be reloaded', () => {
   it('serves its ring through one failed round, then answers 503 (not ready) until a reload succeeds, rather than serving a stale ring forever; /healthz (degraded) and /metrics answer meanwhile', async () => {
     const issuer = new TestIssuer(inject('testIssuerBase'), `reload-${crypto.randomUUID().slice(0, 8)}`);
-    const root = writeTree({
-      'policies/deploy.yaml': `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: [${SERVICE}], scopes: [deploy:write] }\n`,
-    });
-    const start = Date.now();
-    let clock = start;
     const log = recordingLogger();
-    const broker = await startNodeBroker(testConfig(root), { log, now: () => clock });
-    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    const { broker, db, at, close } = await clockedBroker(
+      {
+        'policies/deploy.yaml': `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmatch: { repository_id: "734201" }\ngrant: { audience: [${SERVICE}], scopes: [deploy:write] }\n`,
+      },
+      log,
+    );
     try {
       const exchange = async () => {
         const response = await fetch(`${broker.url}/token`, {
@@ -44,16 +67,16 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       // A key row that no longer opens (as a planted or damaged one would not): every reload of the ring fails.
       const [row] = db.all<{ kid: string; private_jwk: string }>("SELECT kid, private_jwk FROM signing_keys WHERE alg = 'RS256' AND state = 'current'");
       db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', ['not a sealed key', row?.kid ?? '']);
-      clock = start + KEY_RING_REFRESH_SECONDS * 1000;
+      at(KEY_RING_REFRESH_SECONDS * 1000);
       await expect(broker.keyUpkeep()).rejects.toThrow();
 
       // One round failed: the ring of a minute ago is still served, within the grace (75 s, as docs/operations/keys.md says).
-      clock = start + 75_000 - 1000;
+      at(75_000 - 1000);
       expect((await exchange()).status).toBe(200);
       expect(await status('/readyz')).toBe(200);
 
       // Past it, a request tries the reload itself; it fails, so nothing is served from the stale ring.
-      clock = start + 75_000;
+      at(75_000);
       expect(await exchange()).toEqual({
         status: 503,
         retryAfter: '1',
@@ -75,47 +98,35 @@ describe('a Node process whose key ring cannot be reloaded', () => {
 
       // The store answers again: the first request after the backoff reloads the ring, and the broker serves.
       db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [row?.private_jwk ?? '', row?.kid ?? '']);
-      clock += 1000;
+      at(75_000 + 1000);
       expect((await exchange()).status).toBe(200);
       expect(await status('/readyz')).toBe(200);
       expect(await health()).toEqual({ status: 200, body: { status: 'ok' } });
       await broker.auditUpkeep();
       expect(signedHead()).toBe(true);
     } finally {
-      db.close();
-      await broker.close();
+      await close();
     }
   });
 
   it('reloads a ring too old to serve before its audit upkeep signs, when no request came to reload it', async () => {
-    const root = writeTree({});
-    mkdirSync(join(root, 'policies'));
-    const start = Date.now();
-    let clock = start;
-    const broker = await startNodeBroker(testConfig(root), { log: recordingLogger(), now: () => clock });
-    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    const { broker, db, at, close } = await clockedBroker({});
     try {
       // A record this process did not append (a command on the data dir), then a quiet spell past KEY_RING_SERVED_MS.
       const rotated = await runKeyway(['keys', 'rotate', '--data-dir', broker.config.dataDir], { KEYWAY_MASTER_KEY: undefined });
       expect(rotated.code, rotated.stderr).toBe(0);
-      clock = start + KEY_RING_SERVED_MS + 1000;
+      at(KEY_RING_SERVED_MS + 1000);
       await broker.auditUpkeep();
       expect(db.all('SELECT seq FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM audit_events)')).toHaveLength(1);
     } finally {
-      db.close();
-      await broker.close();
+      await close();
     }
   }, 30_000);
 
   it('reloads its ring at a round whose life cycle step fails for a lock held past the busy timeout: the process stays ready', async () => {
-    const root = writeTree({});
-    mkdirSync(join(root, 'policies'));
-    const start = Date.now();
-    let clock = start;
-    const broker = await startNodeBroker(testConfig(root), { log: recordingLogger(), now: () => clock });
-    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    const { broker, db, at, close } = await clockedBroker({});
     try {
-      clock = start + KEY_RING_REFRESH_SECONDS * 1000;
+      at(KEY_RING_REFRESH_SECONDS * 1000);
       // Another connection holds the write lock: the leader's advanceKeys waits out the busy timeout and fails; reading the keys does not wait.
       db.exec('BEGIN IMMEDIATE');
       try {
@@ -124,11 +135,10 @@ describe('a Node process whose key ring cannot be reloaded', () => {
         db.exec('ROLLBACK');
       }
       // No request came since: past KEY_RING_SERVED_MS from start-up, but not from that round.
-      clock = start + KEY_RING_REFRESH_SECONDS * 1000 + KEY_RING_SERVED_MS - 1000;
+      at(KEY_RING_REFRESH_SECONDS * 1000 + KEY_RING_SERVED_MS - 1000);
       expect((await fetch(`${broker.url}/readyz`)).status).toBe(200);
     } finally {
-      db.close();
-      await broker.close();
+      await close();
     }
   }, 30_000);
 });
