@@ -38,7 +38,8 @@ file), never a key only the database vouches for; with --backup, the export's ke
 KEYWAY_MASTER_KEY (the Worker's) attests. A key in the database nothing vouches for (a
 key removed before keyway attested keys, or one planted there) fails the verification unless
 --keys pins it. A checkpoint signed with a key the log records as withdrawn (signing_key_withdrawn)
-fails when it is dated more than 75 s after the withdrawal, or before it while it signs its record.
+fails when it is dated more than 75 s after the withdrawal, or more than 75 s before it while it
+signs its record.
 
 With --macs, every record is also held to the MAC the broker wrote beside it under a key derived
 from its master key, bound to the record's chain, seq and hash: a record without one after where

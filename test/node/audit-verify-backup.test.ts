@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
 import { CHECKPOINT_TYPE, type ChainHead } from '../../src/core/audit/checkpoint.ts';
 import { signRootCheckpoint, type RootCheckpoint } from '../../src/core/audit/root-checkpoint.ts';
 import { maintainAuditLog } from '../../src/core/audit/maintain-audit-log.ts';
@@ -551,15 +552,18 @@ describe('keyway audit verify --backup: a signing key whose withdrawal one shard
     second.run('DELETE FROM audit_checkpoints WHERE seq = ?', [head.seq]);
     expect(await verify()).toMatchObject({ code: 0 });
 
-    // A root checkpoint: 80 s after the withdrawal (70 s after its record), or dated before the withdrawal whose record it signs.
+    // A root checkpoint: 80 s after the withdrawal (70 s after its record), or dated more than 75 s before the withdrawal
+    // whose record it signs.
     await signRoot(thief, at + 80_000);
     expect(await verify()).toMatchObject(
       refused({ message: expect.stringMatching(/^a root checkpoint signed at .* past the 75 s a broker may still sign with it$/) }),
     );
     log.roots.pop();
-    await signRoot(thief, at - 5000);
+    await signRoot(thief, at - KEY_RING_SERVED_MS - 5000);
     expect(await verify()).toMatchObject(
-      refused({ message: expect.stringMatching(/signs the record of that key's withdrawal \(shard 0 record 3, .* it is backdated$/) }),
+      refused({
+        message: expect.stringMatching(/signs the record of that key's withdrawal \(shard 0 record 3, .* it is backdated, more than 75 s before it$/),
+      }),
     );
     for (const db of [log.state, ...log.shards]) db.close();
   });

@@ -50,9 +50,11 @@ export function keyWithdrawal(record: AuditRecord): KeyWithdrawal | undefined {
 /**
  * The first of `statements` (signatures verified) signed with a key after its withdrawal, as the chain recorded it. A broker
  * process whose key ring was loaded before the withdrawal may still sign with the key until it reloads the ring, at most
- * KEY_RING_SERVED_MS later, and never before the withdrawal for a record the withdrawal's precedes. So a statement is refused
- * when it is dated past that allowance, or, in the chain of the withdrawal (`sameChain`), when it signs the withdrawal's
- * record or a later one but is dated before it: whoever holds the leaked key can sign, and date a signature as they please.
+ * KEY_RING_SERVED_MS later. So a statement is refused when it is dated past that allowance, or, in the chain of the
+ * withdrawal (`sameChain`), when it signs the withdrawal's record or a later one but is dated more than the same allowance
+ * before it: whoever holds the leaked key can sign, and date a signature as they please. The allowance before is no gift to
+ * a thief, who may date anything within the one after; without it a Workers Cron round, which dates what it signs at its
+ * scheduled time and reads the heads after, would be refused for a withdrawal that landed while it ran.
  */
 export function withdrawnKeyUse(
   statements: readonly SignedStatement[],
@@ -75,8 +77,15 @@ export function withdrawnKeyUse(
         { statement, kid, time, why: `after that key was withdrawn (${record}), past the ${KEY_RING_SERVED_MS / 1000} s a broker may still sign with it` },
       ];
     // The signed time is whole seconds: the withdrawal's second counts as before it.
-    if (sameChain && statement.seq !== undefined && statement.seq >= withdrawal.seq && signed < at - (at % 1000))
-      return [{ statement, kid, time, why: `though it signs the record of that key's withdrawal (${record}) or a later one: it is backdated` }];
+    if (sameChain && statement.seq !== undefined && statement.seq >= withdrawal.seq && signed < at - (at % 1000) - KEY_RING_SERVED_MS)
+      return [
+        {
+          statement,
+          kid,
+          time,
+          why: `though it signs the record of that key's withdrawal (${record}) or a later one: it is backdated, more than ${KEY_RING_SERVED_MS / 1000} s before it`,
+        },
+      ];
     return [];
   });
   return uses.sort((a, b) => (a.statement.seq ?? 0) - (b.statement.seq ?? 0))[0];
