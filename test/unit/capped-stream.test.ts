@@ -328,6 +328,18 @@ describe('passing an answer on', () => {
     );
   });
 
+  it('passes each piece of a streamed answer on as it comes, holding back only what could begin the credential', async () => {
+    // The last bytes of each piece, as many as the longest way the credential is written less one (UTF-32: 63 here), were
+    // held back whether or not they could begin it: an event of a stream of server-sent events reached the caller only
+    // with the next one, and each piece's held bytes were read again with it.
+    const secret = 'ghs_SECRETsecret';
+    const pieces = ['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ghs_', `SECRETsecret\n\n`, 'data: {"n":3}\n\n'];
+    const reader = redactedStream(streamOf(pieces), secret).getReader();
+    const passed: string[] = [];
+    for (let read = await reader.read(); !read.done; read = await reader.read()) passed.push(new TextDecoder().decode(read.value));
+    expect(passed).toEqual(['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ', '[redacted]\n\n', 'data: {"n":3}\n\n']);
+  });
+
   it('redacts a credential of one to three bytes wherever it stands and however it is cut', async () => {
     for (const secret of ['k', 'k9', 'k9z', '\u00e4', '\u20ac', 'z\u00e4']) {
       for (const encoding of ['utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'] as const) {

@@ -426,8 +426,10 @@ interface Carried {
 }
 
 /**
- * The text with every needle replaced, less the last `keep` bytes at most past the last replacement (what could be the start
- * of one, split by the chunk boundary, waits for the next chunk). Read in one pass: a search for each of the needles over
+ * The text with every needle replaced, less its end from where a needle could begin that it runs out along (`wait`, in its
+ * last `keep` bytes: split by the chunk boundary, it waits for the next chunk). Held back whether or not they could begin
+ * one, the last `keep` bytes were read again with each chunk: a 2 KB token's 8 KB with each piece of a streamed answer, and
+ * an event of a stream reached the caller only with the next. Read in one pass: a search for each of the needles over
  * the whole text, byte by byte, took a second of the thread that serves every request for 16 MiB.
  */
 function redact(text: Uint8Array, search: Search, keep: number, carried: Carried): { out: Uint8Array; rest: Uint8Array; next: Carried } {
@@ -460,7 +462,7 @@ function redact(text: Uint8Array, search: Search, keep: number, carried: Carried
   }
   if (cut === undefined) {
     covered = undefined;
-    cut = text.byteLength - Math.min(keep, text.byteLength - from);
+    cut = Math.max(from, found.wait);
     parts.push(text.subarray(from, cut));
   }
   const next: Carried = { runs: runsAt(text, from, cut, carried.runs), ...(covered === undefined ? {} : { covered }) };
