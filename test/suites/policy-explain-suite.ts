@@ -189,6 +189,22 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       expect((await explain(JSON.stringify({ claims: { x: 'a'.repeat(70_000) } }))).status).toBe(400);
     });
 
+    it('refuses claims given outright past what a subject token carries: 400, before any policy quotes them', async () => {
+      // Each policy line quotes the claim it reads: a claim of 60 KB came back once per policy of the issuer.
+      const claims = (chars: number) => {
+        const base = ciClaims(github.url, broker.issuer, { repository: '' });
+        return { ...base, repository: 'x'.repeat(chars - JSON.stringify(base).length) };
+      };
+      expect(JSON.stringify(claims(16_384)).length).toBe(16_384);
+      expect((await explain({ claims: claims(16_384) })).status).toBe(200);
+      const refused = await explain({ claims: claims(16_385) });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toEqual({
+        error: 'invalid_request',
+        error_description: 'claims are at most 16384 characters as JSON, as many as a subject token carries',
+      });
+    });
+
     it('answers POST /v1/policy/who-can from the loaded policies, to operators only', async () => {
       const whoCan = (body: unknown, token: string | null = operatorToken) =>
         broker.request('/v1/policy/who-can', {

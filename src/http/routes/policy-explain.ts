@@ -6,6 +6,7 @@ import type { Logger } from '../../core/log.ts';
 import type { KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
+import { REQUEST_LIMITS } from '../../core/exchange/token-exchange-request.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../../core/policy/explain.ts';
 import { auditedRequest } from '../../core/policy/audited-decision-input.ts';
@@ -35,6 +36,12 @@ const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 /** Far deeper than any CI system nests claims (Kubernetes, two levels); the answer quotes them through JSON.stringify, which recurses. */
 const MAX_CLAIM_DEPTH = 32;
 
+/**
+ * As JSON, no more than a subject token (`REQUEST_LIMITS.subjectTokenBytes`) could carry. Every policy line of the issuer
+ * quotes the value it reads, so a 60 KB claim came back once per policy: 60 MB, and seconds of the serving thread, for 1,000.
+ */
+const MAX_CLAIMS_CHARS = REQUEST_LIMITS.subjectTokenBytes;
+
 /** Whether `claims` nest at most `depth` levels of objects and arrays, counted level by level, never by recursion. */
 function nestsWithin(claims: Readonly<Record<string, unknown>>, depth: number): boolean {
   let level: unknown[] = [claims];
@@ -51,7 +58,13 @@ const ExplainRequestSchema = v.pipe(
     claims: v.optional(
       v.pipe(
         Claims,
-        v.check((claims) => nestsWithin(claims, MAX_CLAIM_DEPTH), `claims nest at most ${MAX_CLAIM_DEPTH} levels of objects and arrays`),
+        v.rawCheck(({ dataset, addIssue }) => {
+          if (!dataset.typed) return;
+          // Measured only once they nest within the bound: JSON.stringify recurses.
+          if (!nestsWithin(dataset.value, MAX_CLAIM_DEPTH)) addIssue({ message: `claims nest at most ${MAX_CLAIM_DEPTH} levels of objects and arrays` });
+          else if (JSON.stringify(dataset.value).length > MAX_CLAIMS_CHARS)
+            addIssue({ message: `claims are at most ${MAX_CLAIMS_CHARS} characters as JSON, as many as a subject token carries` });
+        }),
       ),
     ),
     audience: v.optional(v.union([v.string(), v.array(v.string())])),
