@@ -189,20 +189,31 @@ export function policyExplainSuite(runtime: string, start: StartBroker, issuerBa
       expect((await explain(JSON.stringify({ claims: { x: 'a'.repeat(70_000) } }))).status).toBe(400);
     });
 
-    it('refuses claims given outright past what a subject token carries: 400, before any policy quotes them', async () => {
-      // Each policy line quotes the claim it reads: a claim of 60 KB came back once per policy of the issuer.
-      const claims = (chars: number) => {
-        const base = ciClaims(github.url, broker.issuer, { repository: '' });
-        return { ...base, repository: 'x'.repeat(chars - JSON.stringify(base).length) };
+    it('refuses claims given outright past what a subject token carries, or a value past what a record keeps: 400, before any policy quotes them', async () => {
+      // Each policy line reads and quotes the claim it names: a claim of 60 KB came back once per policy of the issuer.
+      const base = ciClaims(github.url, broker.issuer, { repository: '' });
+      const padded = (chars: number) => ({ ...base, repository: 'x'.repeat(chars - 2) });
+      expect((await explain({ claims: padded(2_048) })).status).toBe(200);
+      // Values of 2,048 characters each, up to 16,384 in all.
+      const spread = (chars: number) => {
+        const values = Object.fromEntries(Array.from({ length: 7 }, (_, n) => [`extra_${n}`, 'x'.repeat(2_046)]));
+        const claims = { ...base, ...values, last: '' };
+        return { ...claims, last: 'x'.repeat(chars - JSON.stringify(claims).length) };
       };
-      expect(JSON.stringify(claims(16_384)).length).toBe(16_384);
-      expect((await explain({ claims: claims(16_384) })).status).toBe(200);
-      const refused = await explain({ claims: claims(16_385) });
-      expect(refused.status).toBe(400);
-      expect(await refused.json()).toEqual({
-        error: 'invalid_request',
-        error_description: 'claims are at most 16384 characters as JSON, as many as a subject token carries',
-      });
+      expect(JSON.stringify(spread(16_384)).length).toBe(16_384);
+      expect((await explain({ claims: spread(16_384) })).status).toBe(200);
+      for (const [claims, description] of [
+        [padded(2_049), "a claim's value is at most 2048 characters as JSON, as an audit record keeps it"],
+        [
+          { ...base, aud: Array.from({ length: 400 }, (_, n) => `https://a${n}.example`) },
+          "a claim's value is at most 2048 characters as JSON, as an audit record keeps it",
+        ],
+        [spread(16_385), 'claims are at most 16384 characters as JSON, as many as a subject token carries'],
+      ] as const) {
+        const refused = await explain({ claims });
+        expect(refused.status).toBe(400);
+        expect(await refused.json()).toEqual({ error: 'invalid_request', error_description: description });
+      }
     });
 
     it('answers POST /v1/policy/who-can from the loaded policies, to operators only', async () => {

@@ -7,6 +7,7 @@ import type { KeywayAccessToken } from '../../core/mint/verify-access-token.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { REQUEST_LIMITS } from '../../core/exchange/token-exchange-request.ts';
+import { AUDIT_BOUNDS } from '../../core/audit/bound-audit-event.ts';
 import { Claims } from '../../core/policy/testing/policy-test-schema.ts';
 import { explainClaims } from '../../core/policy/explain.ts';
 import { auditedRequest } from '../../core/policy/audited-decision-input.ts';
@@ -37,10 +38,21 @@ const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const MAX_CLAIM_DEPTH = 32;
 
 /**
- * As JSON, no more than a subject token (`REQUEST_LIMITS.subjectTokenBytes`) could carry. Every policy line of the issuer
- * quotes the value it reads, so a 60 KB claim came back once per policy: 60 MB, and seconds of the serving thread, for 1,000.
+ * As JSON, claims are no more than a subject token (`REQUEST_LIMITS.subjectTokenBytes`) could carry, and each value no more
+ * than an audit record keeps of it (`AUDIT_BOUNDS.value`), which is what an audit event is explained with. Every policy
+ * line of the issuer reads and quotes its claim's value: a 60 KB one came back once per policy (60 MB for 1,000), and
+ * their globs read it for seconds of the serving thread.
  */
 const MAX_CLAIMS_CHARS = REQUEST_LIMITS.subjectTokenBytes;
+const MAX_CLAIM_VALUE_CHARS = AUDIT_BOUNDS.value;
+
+/** Why claims given outright are too large to explain, if they are; measured once they nest within the bound (JSON.stringify recurses). */
+function claimsTooLarge(claims: Readonly<Record<string, unknown>>): string | undefined {
+  if (Object.values(claims).some((value) => JSON.stringify(value).length > MAX_CLAIM_VALUE_CHARS))
+    return `a claim's value is at most ${MAX_CLAIM_VALUE_CHARS} characters as JSON, as an audit record keeps it`;
+  if (JSON.stringify(claims).length > MAX_CLAIMS_CHARS) return `claims are at most ${MAX_CLAIMS_CHARS} characters as JSON, as many as a subject token carries`;
+  return undefined;
+}
 
 /** Whether `claims` nest at most `depth` levels of objects and arrays, counted level by level, never by recursion. */
 function nestsWithin(claims: Readonly<Record<string, unknown>>, depth: number): boolean {
@@ -60,10 +72,10 @@ const ExplainRequestSchema = v.pipe(
         Claims,
         v.rawCheck(({ dataset, addIssue }) => {
           if (!dataset.typed) return;
-          // Measured only once they nest within the bound: JSON.stringify recurses.
-          if (!nestsWithin(dataset.value, MAX_CLAIM_DEPTH)) addIssue({ message: `claims nest at most ${MAX_CLAIM_DEPTH} levels of objects and arrays` });
-          else if (JSON.stringify(dataset.value).length > MAX_CLAIMS_CHARS)
-            addIssue({ message: `claims are at most ${MAX_CLAIMS_CHARS} characters as JSON, as many as a subject token carries` });
+          const problem = nestsWithin(dataset.value, MAX_CLAIM_DEPTH)
+            ? claimsTooLarge(dataset.value)
+            : `claims nest at most ${MAX_CLAIM_DEPTH} levels of objects and arrays`;
+          if (problem !== undefined) addIssue({ message: problem });
         }),
       ),
     ),
