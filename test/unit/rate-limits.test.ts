@@ -8,6 +8,7 @@ import { requestLimits } from '../../src/core/limits/request-limits.ts';
 import { recordAsLimited, spendsPastUnverifiedBudget } from '../../src/core/limits/unverified-record-budget.ts';
 import { returnToken, takeToken, type Bucket, type RateLimit } from '../../src/core/limits/token-bucket.ts';
 import { silentLogger } from '../../src/core/log.ts';
+import { readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { repositoryPolicyShareSuite } from '../suites/repository-policy-share-suite.ts';
 
@@ -173,6 +174,20 @@ describe('limit settings', () => {
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_CLIENT_BURST: '0' })).toThrow(ConfigError);
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '-1' })).toThrow(ConfigError);
     expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: 'lots' })).toThrow(ConfigError);
+  });
+
+  it('refuses a blank limit rather than reading it as 0, which turns the limit off; and a number written as no one writes one', () => {
+    // An empty value is unset (the default); a blank one (a space, a line break a template left) was Number(' '), 0.
+    expect(readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: '' }).global.perMinute).toBe(60_000);
+    for (const value of [' ', '\n', '\t', ' 600', '600 ', '0x10', '1e3', '+5', '5.0']) {
+      expect(() => readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: value }), JSON.stringify(value)).toThrow(
+        new ConfigError('KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE must be an integer from 0 to 100000000'),
+      );
+    }
+    // Key rotation's 0 is "only on demand": a blank is refused there too, as every integer setting reads alike.
+    expect(() => readKeySettings({ KEYWAY_KEY_ROTATION_DAYS: ' ' })).toThrow(ConfigError);
+    // A Worker var written as a TOML number arrives as one.
+    expect(readLimitSettings({ KEYWAY_RATE_LIMIT_GLOBAL_PER_MINUTE: 600 }).global.perMinute).toBe(600);
   });
 });
 

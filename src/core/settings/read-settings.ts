@@ -18,7 +18,9 @@ export function readFlag(env: SettingsSource, name: string): boolean {
 export function readInteger(env: SettingsSource, name: string, fallback: number, min: number, max: number): number {
   const value = env[name];
   if (value === undefined || value === '') return fallback;
-  const parsed = Number(value);
+  // Decimal digits only: Number() reads a blank (' ', a line break a template left) as 0, which turns a rate limit or key
+  // rotation off, and reads '0x10' or '1e3' as numbers no one wrote. A Worker var may be a number already.
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' && /^[0-9]{1,15}$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}`);
   return parsed;
 }
