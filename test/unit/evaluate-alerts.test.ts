@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import type { AlertObservation } from '../../src/features/alerts/alert-store.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
 import { evaluateAlerts } from '../../src/features/alerts/evaluate-alerts.ts';
@@ -44,5 +45,17 @@ describe('the alert rules on one event', () => {
       evaluateAlerts(auditEvent(overrides), { ...quiet, identityDenials: 3 }, noPolicies, settings)[0]?.details['identity'];
     expect(burst({ subject_token: token('c') })).toBe('repo:acme/api (claimed, from https://ci.example)');
     expect(burst({ issuer: 'https://gh.example', subject: 'repo:acme/web' })).toBe('repo:acme/web (https://gh.example)');
+  });
+});
+
+describe('KEYWAY_ALERT_RULES', () => {
+  it('refuses a blank list rather than running no rule, which only none asks for', () => {
+    expect(readAlertSettings({ KEYWAY_ALERT_RULES: '' }, false).rules.size).toBeGreaterThan(1);
+    expect(readAlertSettings({ KEYWAY_ALERT_RULES: 'none' }, false).rules.size).toBe(0);
+    for (const value of [' ', '\n', ',', ' , ']) {
+      expect(() => readAlertSettings({ KEYWAY_ALERT_RULES: value }, false), JSON.stringify(value)).toThrow(
+        new ConfigError('KEYWAY_ALERT_RULES names no rule: write all, none, or rule names'),
+      );
+    }
   });
 });

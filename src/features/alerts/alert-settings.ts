@@ -30,6 +30,8 @@ function readRules(env: SettingsSource): ReadonlySet<AlertRule> {
     .split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');
+  // A blank value (a space, a lone comma) named no rule and so ran none, as `none` does, with no word at start.
+  if (names.length === 0) throw new ConfigError('KEYWAY_ALERT_RULES names no rule: write all, none, or rule names');
   const unknown = names.filter((name) => !(ALERT_RULES as readonly string[]).includes(name));
   if (unknown.length > 0)
     throw new ConfigError(`KEYWAY_ALERT_RULES names unknown rules: ${unknown.join(', ')} (known: ${ALERT_RULES.join(', ')}, or all, or none)`);
