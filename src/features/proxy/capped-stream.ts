@@ -222,18 +222,26 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
  * too (Aho-Corasick), so that a text is read once, each byte followed from the node the bytes before it reached. Read
  * instead from each place where a needle could begin, as far as the text follows the trie, a secret that repeats itself
  * (`a` forty times, in an answer of `a`s) had each byte read forty times: 16 MiB held the thread for 2.9 s. Nodes are
- * numbered, the root 0, which no byte leads to: a node with one child (most: the needles part only where an encoder
- * escapes) has its byte in `only` and the child in `child`; one with several (the root too) has `only` MANY and in
- * `child` where its row of 256 children begins in `rows` (0: none; the root's first). `depth` is how many bytes lead to
- * a node, and `ends` the index of the longest string its bytes end with (itself, or one along `fail`), or NONE.
+ * numbered, the root 0, which no byte leads to. The strings are put in longest first, so that no node that ends one
+ * gets a child later: a node with one child (most: the needles part only where an encoder escapes) was made just before
+ * it, which is the next node, and `only` holds its byte; NONE, no child; one with several (the root too), MANY less the
+ * number of its row of 256 children in `rows` (the root's the first). Held for each answer, or for as long as a static
+ * secret: a node costs `only`, `fail` and one more number, `depth` (how many bytes lead to it, which the forward
+ * automaton tells) or `ends` (the index of the longest string its bytes end with, itself or one along `fail`, or NONE,
+ * which the backward one tells): with the child of each node stored too, and both numbers, twice as many bytes.
  */
-interface Automaton {
+interface Trie {
   readonly only: Int16Array;
-  readonly child: Int32Array;
   readonly rows: Int32Array;
   readonly fail: Int32Array;
+}
+
+interface Forward extends Trie {
   readonly depth: Int32Array;
-  readonly ends: Int32Array;
+}
+
+interface Backward extends Trie {
+  readonly ends: Int16Array;
 }
 
 /**
@@ -245,68 +253,68 @@ interface Automaton {
  */
 interface Search {
   readonly needles: readonly Needle[];
-  readonly forward: Automaton;
-  readonly backward: Automaton;
+  readonly forward: Forward;
+  readonly backward: Backward;
 }
 
 const NONE = -1;
 const MANY = -2;
 
 function searchOf(needles: readonly Needle[]): Search {
-  return {
-    needles,
-    forward: automatonOf(needles.map(({ bytes }) => bytes)),
-    backward: automatonOf(needles.map(({ bytes }) => bytes.toReversed())),
-  };
+  const strings = needles.map(({ bytes }) => bytes);
+  const { only, rows, fail, depth } = automatonOf(strings, false);
+  const backward = automatonOf(strings, true);
+  return { needles, forward: { only, rows, fail, depth }, backward: { only: backward.only, rows: backward.rows, fail: backward.fail, ends: backward.ends } };
 }
 
-function automatonOf(strings: readonly Uint8Array[]): Automaton {
-  // As many nodes as the strings have bytes at most, and a row for the root and for each node where two strings part.
-  const size = strings.reduce((total, bytes) => total + bytes.byteLength, 1);
-  const automaton = {
-    only: new Int16Array(size).fill(NONE),
-    child: new Int32Array(size),
-    rows: new Int32Array(256 * strings.length),
-    fail: new Int32Array(size),
-    depth: new Int32Array(size),
-    ends: new Int32Array(size).fill(NONE),
-  };
-  const { only, child, rows, fail, depth, ends } = automaton;
+/** The automaton of the strings, or of their bytes `reversed`. Strings are indexed in `ends` as given; fewer than 2^15. */
+function automatonOf(strings: readonly Uint8Array[], reversed: boolean): Forward & Backward {
+  // An array given twice (UTF-8's, which ISO-8859-1 shares for ASCII) makes no node more.
+  const size = [...new Set(strings)].reduce((total, bytes) => total + bytes.byteLength, 1);
+  const only = new Int16Array(size).fill(NONE);
+  // A row for the root and for each node where two strings part: each string after the first makes one at most.
+  let rows = new Int32Array(256 * strings.length);
+  const depth = new Int32Array(size);
+  const ends = new Int16Array(size).fill(NONE);
+  const trie = { only, rows, fail: new Int32Array(size) };
   only[0] = MANY;
   let nodes = 1;
-  let row = 256;
-  for (const [index, bytes] of strings.entries()) {
+  let row = 1;
+  const longestFirst = strings.map((_, index) => index).sort((a, b) => strings[b]!.byteLength - strings[a]!.byteLength);
+  for (const index of longestFirst) {
+    const bytes = strings[index]!;
     let node = 0;
-    for (const byte of bytes) {
-      let next = step(automaton, node, byte);
+    for (let at = 0; at < bytes.byteLength; at++) {
+      const byte = bytes[reversed ? bytes.byteLength - 1 - at : at]!;
+      let next = step(trie, node, byte);
       if (next === 0) {
         next = nodes++;
         depth[next] = depth[node]! + 1;
         const one = only[node]!;
-        if (one === NONE) {
-          only[node] = byte;
-          child[node] = next;
-        } else {
-          if (one !== MANY) {
-            rows[row + one] = child[node]!;
-            only[node] = MANY;
-            child[node] = row;
-            row += 256;
+        if (one === NONE) only[node] = byte;
+        else {
+          if (one > MANY) {
+            // Its one child is the next node.
+            rows[row * 256 + one] = node + 1;
+            only[node] = MANY - row++;
           }
-          rows[child[node]! + byte] = next;
+          rows[(MANY - only[node]!) * 256 + byte] = next;
         }
       }
       node = next;
     }
     ends[node] = index;
   }
+  rows = rows.slice(0, row * 256);
+  const automaton = { only, rows, fail: trie.fail, depth, ends };
+  const { fail } = automaton;
   // Breadth first: a node's suffix is shorter, so its own is known.
   const queue = new Int32Array(nodes);
   for (let head = 0, tail = 1; head < tail; head++) {
     const node = queue[head]!;
     const one = only[node]!;
     if (one === NONE) continue;
-    for (let byte = one === MANY ? 0 : one; byte < (one === MANY ? 256 : one + 1); byte++) {
+    for (let byte = one <= MANY ? 0 : one; byte < (one <= MANY ? 256 : one + 1); byte++) {
       const next = step(automaton, node, byte);
       if (next === 0) continue;
       fail[next] = node === 0 ? 0 : transition(automaton, fail[node]!, byte);
@@ -318,14 +326,14 @@ function automatonOf(strings: readonly Uint8Array[]): Automaton {
 }
 
 /** The node `byte` leads to from `node` in the trie, or 0 (the root, which no byte leads to: none). */
-function step({ only, child, rows }: Pick<Automaton, 'only' | 'child' | 'rows'>, node: number, byte: number): number {
+function step({ only, rows }: Pick<Trie, 'only' | 'rows'>, node: number, byte: number): number {
   const one = only[node]!;
-  if (one === byte) return child[node]!;
-  return one === MANY ? rows[child[node]! + byte]! : 0;
+  if (one === byte) return node + 1;
+  return one <= MANY ? rows[(MANY - one) * 256 + byte]! : 0;
 }
 
 /** The node the bytes that reached `node` and `byte` after them reach: `byte` from it, or else from its suffixes. */
-function transition(automaton: Automaton, node: number, byte: number): number {
+function transition(automaton: Trie, node: number, byte: number): number {
   for (let at = node; ; at = automaton.fail[at]!) {
     const next = step(automaton, at, byte);
     if (next !== 0 || at === 0) return next;
