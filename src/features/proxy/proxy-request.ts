@@ -497,7 +497,10 @@ async function forward(deps: ProxyDeps, input: ProxyInput, allowed: Allowed, dec
   return {
     kind: 'upstream',
     // No statusText: an upstream's reason phrase can echo the credential, and workerd would write it on the status line.
-    response: new Response(passed === undefined ? null : redactedStream(passed.stream, credential.secret), { status: response.status, headers }),
+    response: new Response(passed === undefined ? null : redactedStream(passed.stream, credential.redaction ?? credential.secret), {
+      status: response.status,
+      headers,
+    }),
     auditEventId: decided.id,
     done: done.then(() => undefined),
   };

@@ -6,11 +6,13 @@ import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { mintAccessToken, type ActorClaim } from '../../core/mint/mint-access-token.ts';
 import type { IssuedGrant } from '../../core/policy/decide.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
+import { type Redaction, redactionOf } from './capped-stream.ts';
 import { UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
 
-/** A declared upstream, its static secret (if any) opened: held in memory only, never logged. */
+/** A declared upstream, its static secret (if any) opened, and its redaction prepared: held in memory only, never logged. */
 export interface Upstream extends UpstreamDeclaration {
   readonly secret?: string;
+  readonly redaction?: Redaction;
 }
 
 /** Opens every static upstream's sealed secret once, at start: one that does not open stops the broker, never a request. */
@@ -22,11 +24,14 @@ export async function openUpstreams(declarations: readonly UpstreamDeclaration[]
       continue;
     }
     if (box === undefined) throw new ConfigError(`upstream ${declaration.name} holds a sealed secret, and no master key is configured to open it`);
+    let secret: string;
     try {
-      upstreams.set(declaration.name, { ...declaration, secret: await box.open(declaration.auth.sealed, UPSTREAM_SECRET_PURPOSE, declaration.name) });
+      secret = await box.open(declaration.auth.sealed, UPSTREAM_SECRET_PURPOSE, declaration.name);
     } catch (error) {
       throw new ConfigError(`upstream ${declaration.name}: its sealed secret does not open: ${error instanceof Error ? error.message : String(error)}`);
     }
+    const redaction = redactionOf(secret);
+    upstreams.set(declaration.name, { ...declaration, secret, ...(redaction === undefined ? {} : { redaction }) });
   }
   return upstreams;
 }
@@ -83,6 +88,8 @@ export interface UpstreamCredential {
   readonly header: string;
   readonly value: string;
   readonly secret: string;
+  /** The secret's redaction where it serves many requests (a static secret, a reused installation token); else built per answer. */
+  readonly redaction?: Redaction;
   /**
    * What the outcome record keeps of a credential keyway minted, so the upstream's own log can be joined to it: a keyway
    * JWT's jti, an installation token's SHA-256 (GitHub's audit log's `hashed_token` is its base64), the id of the
@@ -141,7 +148,7 @@ export class UpstreamCredentials {
     const auth = upstream.auth;
     if (auth.kind === 'static') {
       const secret = upstream.secret ?? '';
-      return { header: auth.header, value: `${auth.prefix}${secret}`, secret };
+      return { header: auth.header, value: `${auth.prefix}${secret}`, secret, ...(upstream.redaction === undefined ? {} : { redaction: upstream.redaction }) };
     }
     if (auth.kind === 'keyway-jwt') {
       const now = this.#deps.now();
@@ -158,13 +165,21 @@ export class UpstreamCredentials {
       return { header: 'authorization', value: `Bearer ${minted.token}`, secret: minted.token, recorded: { jti: minted.jti } };
     }
     if (scope === undefined || this.#deps.github === undefined) throw new Error('a github-app upstream needs the GitHub App and a repository scope');
-    const { token, repositoryId, revokeAt, revokeNow } = await this.#githubToken(scope, auditEventId);
+    const { token, redaction, repositoryId, revokeAt, revokeNow } = await this.#githubToken(scope, auditEventId);
     const recorded = {
       token_sha256: (this.#deps.crypto ?? JOSE_JWT_CRYPTO).sha256Hex(token),
       repository_id: repositoryId,
       expires_at: new Date(revokeAt).toISOString(),
     };
-    return { header: 'authorization', value: `Bearer ${token}`, secret: token, recorded, repositoryId, ...(revokeNow === undefined ? {} : { revokeNow }) };
+    return {
+      header: 'authorization',
+      value: `Bearer ${token}`,
+      secret: token,
+      ...(redaction === undefined ? {} : { redaction }),
+      recorded,
+      repositoryId,
+      ...(revokeNow === undefined ? {} : { revokeNow }),
+    };
   }
 
   async #githubToken(scope: GitHubScope, auditEventId: string): Promise<GitHubToken & { readonly revokeNow?: () => Promise<void> }> {
@@ -194,8 +209,10 @@ export class UpstreamCredentials {
       await minted.revokeNow().catch(() => undefined);
       throw new Error(`GitHub did not say which repository id the token for ${scope.owner}/${scope.repository} holds; the token was revoked`);
     }
+    const redaction = redactionOf(minted.token);
     const token = {
       token: minted.token,
+      ...(redaction === undefined ? {} : { redaction }),
       repositoryId: held.id,
       revokeAt: minted.revokeAt,
       until: Math.min(minted.revokeAt, minted.githubExpiresAt) - REUSE_MARGIN_MS,
@@ -210,9 +227,10 @@ export class UpstreamCredentials {
   }
 }
 
-/** An installation token for one repository, the repository's id, when keyway revokes it, and until when it is handed to requests. */
+/** An installation token for one repository (its redaction prepared once for the requests it serves), the repository's id, when keyway revokes it, and until when it is handed to requests. */
 interface GitHubToken {
   readonly token: string;
+  readonly redaction?: Redaction;
   readonly repositoryId: number;
   readonly revokeAt: number;
   readonly until: number;
