@@ -15,7 +15,16 @@ export interface Upstream extends UpstreamDeclaration {
   readonly redaction?: Redaction;
 }
 
-/** Opens every static upstream's sealed secret once, at start: one that does not open stops the broker, never a request. */
+/**
+ * The longest static secret, in characters. nginx and Apache refuse a header line longer than 8 KB by default, so no
+ * upstream behind them takes a longer one; and its redaction, held from start, takes 2-3 KB per character: 17-26 MB.
+ */
+export const MAX_STATIC_SECRET_LENGTH = 8192;
+
+/**
+ * Opens every static upstream's sealed secret once, at start, and prepares its redaction: one that does not open, or is
+ * longer than MAX_STATIC_SECRET_LENGTH, stops the broker, never a request.
+ */
 export async function openUpstreams(declarations: readonly UpstreamDeclaration[], box: SecretBox | undefined): Promise<ReadonlyMap<string, Upstream>> {
   const upstreams = new Map<string, Upstream>();
   for (const declaration of declarations) {
@@ -29,6 +38,11 @@ export async function openUpstreams(declarations: readonly UpstreamDeclaration[]
       secret = await box.open(declaration.auth.sealed, UPSTREAM_SECRET_PURPOSE, declaration.name);
     } catch (error) {
       throw new ConfigError(`upstream ${declaration.name}: its sealed secret does not open: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (secret.length > MAX_STATIC_SECRET_LENGTH) {
+      throw new ConfigError(
+        `upstream ${declaration.name}: its secret is ${secret.length} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold`,
+      );
     }
     const redaction = redactionOf(secret);
     upstreams.set(declaration.name, { ...declaration, secret, ...(redaction === undefined ? {} : { redaction }) });
