@@ -83,6 +83,8 @@ interface Needle {
   readonly backslash?: Uint8Array;
 }
 
+const UTF_8 = new TextEncoder();
+
 /**
  * The text in UTF-8 and in UTF-16 and UTF-32 of either byte order: what an upstream writes when the caller's Accept
  * names the charset (Spring does as it asks), or on its own, with a byte order mark or without one. Looked for as
@@ -91,20 +93,35 @@ interface Needle {
  * writes that byte (a text that holds a character beyond, which no header carries, has its UTF-8 there again).
  */
 function encodings(text: string): readonly Uint8Array[] {
-  const units = Array.from({ length: text.length }, (_, at) => text.charCodeAt(at));
-  const points = Array.from(text, (character) => character.codePointAt(0)!);
-  const written = (values: readonly number[], size: 2 | 4, littleEndian: boolean): Uint8Array => {
-    const view = new DataView(new ArrayBuffer(values.length * size));
-    for (const [at, value] of values.entries()) {
-      if (size === 2) view.setUint16(at * 2, value, littleEndian);
-      else view.setUint32(at * 4, value, littleEndian);
+  const units = new Uint16Array(text.length);
+  let beyondAscii = false;
+  let beyondLatin1 = false;
+  for (let at = 0; at < text.length; at++) {
+    const unit = text.charCodeAt(at);
+    units[at] = unit;
+    beyondAscii ||= unit >= 0x80;
+    beyondLatin1 ||= unit > 0xff;
+  }
+  let count = 0;
+  const points = new Uint32Array(text.length);
+  for (let at = 0; at < text.length; count++) {
+    const point = text.codePointAt(at)!;
+    points[count] = point;
+    at += point > 0xffff ? 2 : 1;
+  }
+  const written = (values: Uint16Array | Uint32Array, size: 2 | 4, littleEndian: boolean): Uint8Array => {
+    const bytes = new Uint8Array(values.length * size);
+    for (let at = 0; at < values.length; at++) {
+      const value = values[at]!;
+      for (let k = 0; k < size; k++) bytes[at * size + (littleEndian ? k : size - 1 - k)] = (value >>> (8 * k)) & 0xff;
     }
-    return new Uint8Array(view.buffer);
+    return bytes;
   };
-  const utf8 = new TextEncoder().encode(text);
+  const utf8 = UTF_8.encode(text);
   // UTF-8's own array where the bytes are the same (ASCII): a replacement is then one encoding's, whichever found it.
-  const latin1 = units.some((unit) => unit >= 0x80) && units.every((unit) => unit <= 0xff) ? Uint8Array.from(units) : utf8;
-  return [utf8, written(units, 2, true), written(units, 2, false), written(points, 4, true), written(points, 4, false), latin1];
+  const latin1 = beyondAscii && !beyondLatin1 ? Uint8Array.from(units) : utf8;
+  const utf32 = points.subarray(0, count);
+  return [utf8, written(units, 2, true), written(units, 2, false), written(utf32, 4, true), written(utf32, 4, false), latin1];
 }
 
 /** A character as `\uXXXX` escapes of its UTF-16 code units: a surrogate pair beyond U+FFFF. */
@@ -298,38 +315,45 @@ function automatonOf(strings: readonly Uint8Array[], reversed: boolean): Forward
   let rows = new Int32Array(256 * strings.length);
   const depth = new Int32Array(size);
   const ends = new Int16Array(size).fill(NONE);
-  const trie = { only, rows, fail: new Int32Array(size) };
+  const fail = new Int32Array(size);
   only[0] = MANY;
   let nodes = 1;
   let row = 1;
   const longestFirst = strings.map((_, index) => index).sort((a, b) => strings[b]!.byteLength - strings[a]!.byteLength);
   for (const index of longestFirst) {
     const bytes = strings[index]!;
+    const length = bytes.byteLength;
+    const byteAt = (at: number): number => bytes[reversed ? length - 1 - at : at]!;
+    // Along the trie as far as it holds the string's bytes.
     let node = 0;
-    for (let at = 0; at < bytes.byteLength; at++) {
-      const byte = bytes[reversed ? bytes.byteLength - 1 - at : at]!;
-      let next = step(trie, node, byte);
-      if (next === 0) {
-        next = nodes++;
-        depth[next] = depth[node]! + 1;
-        const one = only[node]!;
-        if (one === NONE) only[node] = byte;
-        else {
-          if (one > MANY) {
-            // Its one child is the next node.
-            rows[row * 256 + one] = node + 1;
-            only[node] = MANY - row++;
-          }
-          rows[(MANY - only[node]!) * 256 + byte] = next;
-        }
-      }
+    let at = 0;
+    for (; at < length; at++) {
+      const next = step(only, rows, node, byteAt(at));
+      if (next === 0) break;
       node = next;
+    }
+    if (at < length) {
+      // The rest is new: a chain from `node`, each node the one before's only child.
+      const byte = byteAt(at);
+      const one = only[node]!;
+      if (one === NONE) only[node] = byte;
+      else {
+        if (one > MANY) {
+          // Its one child is the next node.
+          rows[row * 256 + one] = node + 1;
+          only[node] = MANY - row++;
+        }
+        rows[(MANY - only[node]!) * 256 + byte] = nodes;
+      }
+      for (let from = depth[node]!; at < length; at++) {
+        depth[nodes] = ++from;
+        if (at + 1 < length) only[nodes] = byteAt(at + 1);
+        node = nodes++;
+      }
     }
     ends[node] = index;
   }
   rows = rows.slice(0, row * 256);
-  const automaton = { only, rows, fail: trie.fail, depth, ends };
-  const { fail } = automaton;
   // Breadth first: a node's suffix is shorter, so its own is known.
   const queue = new Int32Array(nodes);
   for (let head = 0, tail = 1; head < tail; head++) {
@@ -337,27 +361,27 @@ function automatonOf(strings: readonly Uint8Array[], reversed: boolean): Forward
     const one = only[node]!;
     if (one === NONE) continue;
     for (let byte = one <= MANY ? 0 : one; byte < (one <= MANY ? 256 : one + 1); byte++) {
-      const next = step(automaton, node, byte);
+      const next = step(only, rows, node, byte);
       if (next === 0) continue;
-      fail[next] = node === 0 ? 0 : transition(automaton, fail[node]!, byte);
+      fail[next] = node === 0 ? 0 : transition(only, rows, fail, fail[node]!, byte);
       if (ends[next] === NONE) ends[next] = ends[fail[next]!]!;
       queue[tail++] = next;
     }
   }
-  return automaton;
+  return { only, rows, fail, depth, ends };
 }
 
 /** The node `byte` leads to from `node` in the trie, or 0 (the root, which no byte leads to: none). */
-function step({ only, rows }: Pick<Trie, 'only' | 'rows'>, node: number, byte: number): number {
+function step(only: Int16Array, rows: Int32Array, node: number, byte: number): number {
   const one = only[node]!;
   if (one === byte) return node + 1;
   return one <= MANY ? rows[(MANY - one) * 256 + byte]! : 0;
 }
 
 /** The node the bytes that reached `node` and `byte` after them reach: `byte` from it, or else from its suffixes. */
-function transition(automaton: Trie, node: number, byte: number): number {
-  for (let at = node; ; at = automaton.fail[at]!) {
-    const next = step(automaton, at, byte);
+function transition(only: Int16Array, rows: Int32Array, fail: Int32Array, node: number, byte: number): number {
+  for (let at = node; ; at = fail[at]!) {
+    const next = step(only, rows, at, byte);
     if (next !== 0 || at === 0) return next;
   }
 }
@@ -378,12 +402,12 @@ interface Occurrences {
 function occurrencesIn(text: Uint8Array, { needles, forward, backward }: Search, keep: number): Occurrences {
   let hits = new Int32Array(64);
   let count = 0;
-  const { rows, ends } = backward;
+  const { only, rows, fail, ends } = backward;
   let node = 0;
   for (let place = text.byteLength - 1; place >= 0; place--) {
     const byte = text[place]!;
     // Most bytes of a body end no needle: read along the root's row alone.
-    node = node === 0 ? rows[byte]! : transition(backward, node, byte);
+    node = node === 0 ? rows[byte]! : transition(only, rows, fail, node, byte);
     if (node === 0 || ends[node] === NONE) continue;
     if (count === hits.length) {
       const grown = new Int32Array(count * 2);
@@ -396,12 +420,13 @@ function occurrencesIn(text: Uint8Array, { needles, forward, backward }: Search,
   let wait = text.byteLength;
   if (keep > 0) {
     // A needle the text runs out along begins in its last `keep` bytes.
+    const { only, rows, fail, depth } = forward;
     let end = 0;
     for (let place = Math.max(0, text.byteLength - keep); place < text.byteLength; place++) {
-      end = end === 0 ? forward.rows[text[place]!]! : transition(forward, end, text[place]!);
+      end = end === 0 ? rows[text[place]!]! : transition(only, rows, fail, end, text[place]!);
     }
-    for (; end !== 0 && forward.only[end] === NONE; end = forward.fail[end]!);
-    if (end !== 0) wait = text.byteLength - forward.depth[end]!;
+    for (; end !== 0 && only[end] === NONE; end = fail[end]!);
+    if (end !== 0) wait = text.byteLength - depth[end]!;
   }
   return { needles, hits, next: count - 2, wait };
 }
