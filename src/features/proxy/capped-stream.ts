@@ -251,6 +251,12 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
 }
 
 /**
+ * Node numbers and depths, which are fewer than the nodes: 16 bits each where an automaton has 65,536 nodes at most (a
+ * token's, a keyway JWT's, built for each answer), else 32.
+ */
+type Numbers = Uint16Array | Int32Array;
+
+/**
  * Byte strings as a trie with, for each node, `fail`: the node of the longest proper suffix of its bytes that is a node
  * too (Aho-Corasick), so that a text is read once, each byte followed from the node the bytes before it reached. Read
  * instead from each place where a needle could begin, as far as the text follows the trie, a secret that repeats itself
@@ -265,12 +271,12 @@ export function redactedStream(source: ReadableStream<Uint8Array>, secret: strin
  */
 interface Trie {
   readonly only: Int16Array;
-  readonly rows: Int32Array;
-  readonly fail: Int32Array;
+  readonly rows: Numbers;
+  readonly fail: Numbers;
 }
 
 interface Forward extends Trie {
-  readonly depth: Int32Array;
+  readonly depth: Numbers;
 }
 
 interface Backward extends Trie {
@@ -312,10 +318,11 @@ function automatonOf(strings: readonly Uint8Array[], reversed: boolean): Forward
   const size = [...new Set(strings)].reduce((total, bytes) => total + bytes.byteLength, 1);
   const only = new Int16Array(size).fill(NONE);
   // A row for the root and for each node where two strings part: each string after the first makes one at most.
-  let rows = new Int32Array(256 * strings.length);
-  const depth = new Int32Array(size);
+  const Numbers = size <= 0x10000 ? Uint16Array : Int32Array;
+  let rows: Numbers = new Numbers(256 * strings.length);
+  const depth = new Numbers(size);
   const ends = new Int16Array(size).fill(NONE);
-  const fail = new Int32Array(size);
+  const fail = new Numbers(size);
   only[0] = MANY;
   let nodes = 1;
   let row = 1;
@@ -372,14 +379,14 @@ function automatonOf(strings: readonly Uint8Array[], reversed: boolean): Forward
 }
 
 /** The node `byte` leads to from `node` in the trie, or 0 (the root, which no byte leads to: none). */
-function step(only: Int16Array, rows: Int32Array, node: number, byte: number): number {
+function step(only: Int16Array, rows: Numbers, node: number, byte: number): number {
   const one = only[node]!;
   if (one === byte) return node + 1;
   return one <= MANY ? rows[(MANY - one) * 256 + byte]! : 0;
 }
 
 /** The node the bytes that reached `node` and `byte` after them reach: `byte` from it, or else from its suffixes. */
-function transition(only: Int16Array, rows: Int32Array, fail: Int32Array, node: number, byte: number): number {
+function transition(only: Int16Array, rows: Numbers, fail: Numbers, node: number, byte: number): number {
   for (let at = node; ; at = fail[at]!) {
     const next = step(only, rows, at, byte);
     if (next !== 0 || at === 0) return next;
