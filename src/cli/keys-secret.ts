@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
-import { UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
+import { MAX_STATIC_SECRET_LENGTH, UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
 import { CliError, type Command } from './command.ts';
 import { brokerSecretBox } from './key-source.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
@@ -12,8 +12,8 @@ const USAGE = `usage: keyway keys secret --upstream NAME [--data-dir DIR] < secr
 Seals a proxy upstream's static secret (docs/proxy.md) under the broker's master key
 (KEYWAY_MASTER_KEY as the broker has it, or the data dir's master key file) and prints the
 sealed value to put in the upstream's auth.sealed. The secret is read from standard input,
-never from the command line; one trailing newline is dropped. The sealed value opens for that
-upstream only.
+never from the command line; one trailing newline is dropped, and it holds 8192 characters at
+most. The sealed value opens for that upstream only.
 
   --upstream NAME           the upstream the secret is for (its name in KEYWAY_PROXY_UPSTREAMS)
   --data-dir DIR            the broker's data directory, for its master key file (default KEYWAY_DATA_DIR or .keyway)`;
@@ -37,6 +37,10 @@ export const keysSecret: Command = {
     if (box === undefined) throw new CliError('no master key: set KEYWAY_MASTER_KEY as the broker has it, or pass the --data-dir that holds its key file', 1);
     const secret = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
     if (secret === '') throw new CliError('no secret on standard input');
+    // Sealed, it would stop the broker at start.
+    if (secret.length > MAX_STATIC_SECRET_LENGTH) {
+      throw new CliError(`the secret is ${secret.length} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold`);
+    }
     process.stdout.write(`${await box.seal(secret, UPSTREAM_SECRET_PURPOSE, upstream)}\n`);
     return 0;
   },

@@ -82,10 +82,15 @@ describe('keyway keys secret', () => {
     await expect(box.open(sealed, UPSTREAM_SECRET_PURPOSE, 'other')).rejects.toThrow();
   });
 
-  it('refuses without an upstream, a master key or a secret', async () => {
+  it('refuses without an upstream, a master key or a secret, or with a secret longer than the broker takes', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'keyway-seal-'));
     expect((await cli([], { KEYWAY_MASTER_KEY: masterKey }, 'x')).code).toBe(2);
     expect((await cli(['--upstream', 'vendor', '--data-dir', empty], {}, 'x')).code).toBe(1);
     expect((await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, '')).code).toBe(2);
+    expect((await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, `${'k'.repeat(8192)}\n`)).code).toBe(0);
+    const long = await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, 'k'.repeat(8193));
+    expect({ code: long.code, stdout: long.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(long.stderr).toContain('the secret is 8193 characters, more than the 8192 a static secret may hold');
+    expect(long.stderr).not.toContain('kkkk');
   });
 });

@@ -33,6 +33,12 @@ export interface UpstreamDeclaration {
   readonly limits: ProxyLimits;
 }
 
+/**
+ * The longest static secret, in characters. nginx and Apache refuse a header line longer than 8 KB by default, so no
+ * upstream behind them takes a longer one; and its redaction, held from start, takes 2-3 KB per character: 17-26 MB.
+ */
+export const MAX_STATIC_SECRET_LENGTH = 8192;
+
 /** The purpose a static upstream secret is sealed for; its context is the upstream's name, so it opens for that upstream only. */
 export const UPSTREAM_SECRET_PURPOSE = 'proxy-upstream-secret';
 

@@ -7,19 +7,13 @@ import { mintAccessToken, type ActorClaim } from '../../core/mint/mint-access-to
 import type { IssuedGrant } from '../../core/policy/decide.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
 import { type Redaction, redactionOf } from './capped-stream.ts';
-import { UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
+import { MAX_STATIC_SECRET_LENGTH, UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
 
 /** A declared upstream, its static secret (if any) opened, and its redaction prepared: held in memory only, never logged. */
 export interface Upstream extends UpstreamDeclaration {
   readonly secret?: string;
   readonly redaction?: Redaction;
 }
-
-/**
- * The longest static secret, in characters. nginx and Apache refuse a header line longer than 8 KB by default, so no
- * upstream behind them takes a longer one; and its redaction, held from start, takes 2-3 KB per character: 17-26 MB.
- */
-export const MAX_STATIC_SECRET_LENGTH = 8192;
 
 /**
  * Opens every static upstream's sealed secret once, at start, and prepares its redaction: one that does not open, or is
