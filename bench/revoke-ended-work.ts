@@ -52,12 +52,11 @@ try {
     {
       issuer: 'https://keyway.acme.dev',
       issuers: () => ({ issuer: (url) => (url === GITHUB_ACTIONS.url ? GITHUB_ACTIONS : undefined) }),
-      deployment: 'github.com',
       audit,
       revocations,
       now: () => Date.now(),
     },
-    { repositoryId: '700', runId: '70', job: { id: '71', checkRunId: '71' }, runAttempt: 1, deliveryId: 'bench' },
+    { deployment: 'github.com', repositoryId: '700', runId: '70', job: { id: '71', checkRunId: '71' }, runAttempt: 1, deliveryId: 'bench' },
   );
   const ms = performance.now() - started;
   console.log(

@@ -217,13 +217,15 @@ export function createBroker(parts: BrokerParts): Broker {
             audit: audit.log,
             ...(endedCiWork === undefined
               ? {}
-              : { recordEnded: (ended: RunWorkEnded) => endedCiWork.record(ended.repositoryId, ended.runId, runEnd(ended), ended.deliveryId, now()) }),
+              : {
+                  recordEnded: (ended: RunWorkEnded) =>
+                    endedCiWork.record(ended.deployment, ended.repositoryId, ended.runId, runEnd(ended), ended.deliveryId, now()),
+                }),
             endKeywayTokens: (ended: RunWorkEnded) =>
               revokeEndedWorkTokens(
                 {
                   issuer: parts.settings.issuer,
                   issuers: parts.policies,
-                  deployment: githubDeployment,
                   audit: audit.log,
                   revocations: parts.revocations,
                   now,

@@ -95,8 +95,9 @@ describe('revoking a keyway token in the skew after its exp', () => {
         issued: { jti, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [], exp },
       }),
     );
-    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     const revoked = await revokeEndedWorkTokens(deps, {
+      deployment: 'github.com',
       repositoryId: '901',
       runId: '77',
       job: { id: '78', checkRunId: '78' },
@@ -144,6 +145,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
     return jti;
   };
   const jobEnded = (repository: string) => ({
+    deployment: 'github.com',
     repositoryId: idOf(repository),
     runId: '88',
     job: { id: '89', checkRunId: '89' },
@@ -155,14 +157,14 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const now = Date.now();
     await otherGrants('acme/busy', 10_001, now - 20 * 60_000);
     const jti = await jobGrant('acme/busy', now - 60_000);
-    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busy'))).toEqual({ revoked: 1, underAnotherRecord: 0 });
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   }, 30_000);
 
   it('ends a token of the run without check_run_id (older GHES) granted long before the job that ended started', async () => {
     const jti = await jobGrant('acme/older', Date.now() - 40 * 60_000, undefined);
-    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/older'))).toEqual({ revoked: 1, underAnotherRecord: 0 });
     expect(await revocations.isRevoked(jti, Date.now())).toBe(true);
   });
@@ -170,7 +172,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
   it("holds a revocation a job's end writes while its token verifies: to its exp and the skew after it, not the skew after now", async () => {
     const at = Date.now() - 60_000;
     const jti = await jobGrant('acme/held', at);
-    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/held'))).toEqual({ revoked: 1, underAnotherRecord: 0 });
     const verifiesUntil = Math.floor(at / 1000) + 3600 + ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
     expect(await revocations.isRevoked(jti, verifiesUntil * 1000)).toBe(true);
@@ -182,7 +184,7 @@ describe('revoking a keyway token in the skew after its exp', () => {
     const first = await jobGrant('acme/busier', started + 1_000);
     await otherGrants('acme/busier', 10_001, started + 2_000);
     const latest = await jobGrant('acme/busier', started + 3_000);
-    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
     expect(await revokeEndedWorkTokens(deps, jobEnded('acme/busier'))).toEqual({ revoked: 2, underAnotherRecord: 0 });
     expect([await revocations.isRevoked(first, Date.now()), await revocations.isRevoked(latest, Date.now())]).toEqual([true, true]);
   }, 30_000);
@@ -382,8 +384,15 @@ describe("grants indexed before the index kept each row's role", () => {
       // The GitHub Actions actor's job ends: the token granted with it is revoked, though its subject is Forgejo's.
       const guard = new SqliteReplayGuard(db);
       const revocations = revocationList(guard, (keys, at) => guard.holdsAll(keys, at));
-      const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit: store, revocations, now: () => Date.now() };
-      const ended = { repositoryId: '908', runId: '41', job: { id: '42', checkRunId: '42' }, runAttempt: 1, deliveryId: 'delivery-upgrade' };
+      const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit: store, revocations, now: () => Date.now() };
+      const ended = {
+        deployment: 'github.com',
+        repositoryId: '908',
+        runId: '41',
+        job: { id: '42', checkRunId: '42' },
+        runAttempt: 1,
+        deliveryId: 'delivery-upgrade',
+      };
       expect(await revokeEndedWorkTokens(deps, ended)).toEqual({ revoked: 2, underAnotherRecord: 0 });
       expect(await revocations.areRevoked(['collided', 'folded', 'actor-elsewhere'], Date.now())).toEqual([true, true, false]);
     } finally {
@@ -437,25 +446,24 @@ describe("grants indexed before the index kept their issuer's kind", () => {
       ]);
       const guard = new SqliteReplayGuard(db);
       const revocations = revocationList(guard, (keys, at) => guard.holdsAll(keys, at));
-      const ended = { repositoryId: '909', runId: '41', job: { id: '42', checkRunId: '42' }, runAttempt: 1, deliveryId: 'delivery-kind' };
+      const ended = {
+        deployment: 'github.com',
+        repositoryId: '909',
+        runId: '41',
+        job: { id: '42', checkRunId: '42' },
+        runAttempt: 1,
+        deliveryId: 'delivery-kind',
+      };
       // The policies trust no issuer now: the grant whose record says GitHub Actions verified it is revoked all the same.
       const nothingTrusted = () => ({ issuer: () => undefined });
-      expect(
-        await revokeEndedWorkTokens(
-          { issuer: BROKER_ISSUER, issuers: nothingTrusted, deployment: undefined, audit: store, revocations, now: () => Date.now() },
-          ended,
-        ),
-      ).toEqual({
+      expect(await revokeEndedWorkTokens({ issuer: BROKER_ISSUER, issuers: nothingTrusted, audit: store, revocations, now: () => Date.now() }, ended)).toEqual({
         revoked: 1,
         underAnotherRecord: 0,
       });
       expect(await revocations.areRevoked(['before', 'since'], Date.now())).toEqual([false, true]);
       // The row from before the upgrade, once the policies trust its issuer as GitHub Actions again.
       expect(
-        await revokeEndedWorkTokens(
-          { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit: store, revocations, now: () => Date.now() },
-          ended,
-        ),
+        await revokeEndedWorkTokens({ issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit: store, revocations, now: () => Date.now() }, ended),
       ).toEqual({ revoked: 1, underAnotherRecord: 0 });
       expect(await revocations.isRevoked('before', Date.now())).toBe(true);
     } finally {
@@ -512,8 +520,15 @@ describe('the end of a job holding many keyway tokens', () => {
       commits.length = 0;
       writes.length = 0;
 
-      const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
-      const ended = { repositoryId: '906', runId: '51', job: { id: '52', checkRunId: '52' }, runAttempt: 1, deliveryId: 'delivery-many' };
+      const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
+      const ended = {
+        deployment: 'github.com',
+        repositoryId: '906',
+        runId: '51',
+        job: { id: '52', checkRunId: '52' },
+        runAttempt: 1,
+        deliveryId: 'delivery-many',
+      };
       expect(await revokeEndedWorkTokens(deps, ended)).toEqual({ revoked: 1_099, underAnotherRecord: 0 });
 
       expect(commits.reduce((sum, records) => sum + records, 0)).toBe(1_099);
@@ -556,8 +571,8 @@ describe('a keyway token another delivery of the run reserved first', () => {
         issued: { ...token, sub: 'ci', aud: ['https://deploy.acme.dev'], scope: [] },
       }),
     );
-    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, deployment: undefined, audit, revocations, now: () => Date.now() };
-    const job = { repositoryId: '907', runId: '61', job: { id: '62', checkRunId: '62' }, runAttempt: 1, deliveryId: 'delivery-job' };
+    const deps = { issuer: BROKER_ISSUER, issuers: githubActionsTrusted, audit, revocations, now: () => Date.now() };
+    const job = { deployment: 'github.com', repositoryId: '907', runId: '61', job: { id: '62', checkRunId: '62' }, runAttempt: 1, deliveryId: 'delivery-job' };
     return {
       token,
       deps,

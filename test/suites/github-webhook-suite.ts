@@ -904,6 +904,57 @@ grant:
       expect(await (await introspection())(token)).toEqual([false]);
     });
 
+    it("without an App, ends the jobs of the GitHub whose repository a completion names, and no other GitHub's of the same numbers", async () => {
+      const [run, job] = [freshId(), freshId()];
+      // Two GitHub deployments (two GitHub Enterprise Servers, or one and github.com), each numbering its repositories and runs
+      // from its own counters, both trusted, their webhooks sent here under the one secret, and no App.
+      const server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'webhooks-no-app-other');
+      await broker.close();
+      broker = await start(
+        {
+          'deploy.yaml': deployPolicy(ci.url, 'production'),
+          'server.yaml': `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_id: "734201", run_id: "${run}" }\ngrant: { audience: https://deploy.acme.dev }\n`,
+          'ops/olga.yaml': operatorPolicy(people, HARNESS_ISSUER, 'olga@acme.dev', ['tokens:introspect']),
+        },
+        { settings: { KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, ownState: true },
+      );
+      const exchangeOf = async (issuer: TestIssuer) =>
+        postToken(broker, exchangeForm(await issuer.sign(ciClaims(issuer.url, broker.issuer, jobClaims(run, job)))));
+      const [ofCi, ofServer] = [await exchangeOf(ci), await exchangeOf(server)];
+      expect([ofCi.status, ofServer.status]).toEqual([200, 200]);
+      const tokens = [ofCi.body['access_token'] as string, ofServer.body['access_token'] as string];
+      /** The repository's REST URL on the GitHub of `issuer` (a GitHub Enterprise Server serves both on its host). */
+      const on = (issuer: TestIssuer) => ({ id: 734201, url: `${new URL(issuer.url).origin}/api/v3/repos/${OWNER}/api` });
+      const jobDone = workflowJob(run, 'completed', { id: job });
+      expect(await deliver({ event: 'workflow_job', payload: { ...jobDone, repository: { ...jobDone.repository, ...on(ci) } } })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `1 keyway tokens revoked: the workflow job ${job} of run ${run} completed` },
+      });
+      const active = await introspection();
+      expect(await active(...tokens)).toEqual([false, true]);
+      const again = await exchangeOf(server);
+      expect(again.status).toBe(200);
+      const ofServerJob = [tokens[1] as string, again.body['access_token'] as string];
+      const refused = await exchangeOf(ci);
+      expect(await broker.auditEvent(refused.body['audit_event_id'] as string)).toMatchObject({ reason: 'ci_work_ended' });
+      // A completion whose repository names no GitHub (no URL, or one without a host) is of no known deployment: nothing ends.
+      const runDone = { action: 'completed', workflow_run: { id: run, run_attempt: 1 } };
+      for (const repository of [{ id: 734201 }, { id: 734201, url: 'mailto:api@acme.dev' }]) {
+        expect(await deliver({ event: 'workflow_run', payload: { ...runDone, repository } })).toMatchObject({
+          status: 200,
+          body: { status: 'ignored', detail: expect.stringContaining('named by no URL') },
+        });
+      }
+      expect(await active(...ofServerJob)).toEqual([true, true]);
+      expect(await deliver({ event: 'workflow_run', payload: { ...runDone, repository: on(server) } })).toMatchObject({
+        status: 200,
+        body: { status: 'handled', detail: `2 keyway tokens revoked: the workflow run ${run} completed` },
+      });
+      expect(await active(...ofServerJob)).toEqual([false, false]);
+      const refusedOnServer = await exchangeOf(server);
+      expect(await broker.auditEvent(refusedOnServer.body['audit_event_id'] as string)).toMatchObject({ reason: 'ci_work_ended' });
+    });
+
     /**
      * Restarts the test's broker with a policy granting GitHub tokens (one, or a map) to a delegated exchange of a job on the
      * delegated branch, its actor token a job's of the test's GitHub issuer or of `lookalike`, an operator's own OIDC issuer
@@ -2380,9 +2431,20 @@ grant:
         expect(answer.status, JSON.stringify(answer.body)).toBe(200);
         return { token: answer.body['access_token'] as string, auditEventId: answer.body['audit_event_id'] as string };
       };
+      /** The api repository on the GitHub of the jobs (a GitHub Enterprise Server's, on the host of its jobs' issuer), as its deliveries name it. */
+      const repository = () => ({
+        id: 734201,
+        name: 'api',
+        full_name: `${OWNER}/api`,
+        owner: { login: OWNER },
+        url: `${new URL(ci.url).origin}/api/v3/repos/${OWNER}/api`,
+      });
       /** Job `checkRun` of run `run` completed, as GitHub tells it. */
       const jobCompleted = async (run: number, checkRun: number) => {
-        const { init } = await deliveryRequest({ event: 'workflow_job', payload: workflowJob(run, 'completed', { id: checkRun }) });
+        const { init } = await deliveryRequest({
+          event: 'workflow_job',
+          payload: { ...workflowJob(run, 'completed', { id: checkRun }), repository: repository() },
+        });
         const response = await broker.request('/webhooks/github', init);
         return { status: response.status, body: (await response.json()) as Record<string, unknown> };
       };
@@ -2397,7 +2459,7 @@ grant:
           payload: {
             action: 'completed',
             workflow_run: { id: run, run_attempt: 1, run_started_at: new Date(Date.now() - 60_000).toISOString(), status: 'completed' },
-            repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+            repository: repository(),
             installation: { id: 71 },
           },
         });
@@ -2491,7 +2553,7 @@ grant:
               status: 'completed',
               check_run_url: `https://api.github.com/repos/${OWNER}/api/check-runs/${run + 1}`,
             },
-            repository: { id: 734201, name: 'api', full_name: `${OWNER}/api`, owner: { login: OWNER } },
+            repository: repository(),
             installation: { id: 71 },
           },
         });

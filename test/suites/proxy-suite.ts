@@ -233,7 +233,8 @@ grant:
             status: 'completed',
             check_run_url: `https://api.github.com/repos/acme/api/check-runs/${finished}`,
           },
-          repository: { id: 734201, name: 'api', full_name: 'acme/api', owner: { login: 'acme' } },
+          // On the GitHub of the jobs' issuer: a GitHub Enterprise Server serves its REST API on the issuer's host.
+          repository: { id: 734201, name: 'api', full_name: 'acme/api', owner: { login: 'acme' }, url: `${new URL(issuer.url).origin}/api/v3/repos/acme/api` },
           installation: { id: 71 },
         },
       });

@@ -1,4 +1,4 @@
-import { ciJobOf, isGitHubActionsOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
+import { ciJobOf, githubDeploymentOf, isGitHubActionsOf, type CiJob, type RunEnd } from '../claims/github-run.ts';
 import { ExchangeError } from '../errors/exchange-error.ts';
 import { sha256Hex } from '../mint/sha256-hex.ts';
 import type { HoldsKey, ReplayGuard } from './replay-guard.ts';
@@ -10,12 +10,14 @@ import type { TrustedIssuer } from '../verify/trusted-issuer.ts';
  * copied out of a finished job (a log, an artifact, a compromised step) must not buy a token then. Only what is known
  * exactly refuses: a job by its check run (`check_run_id`), a run by its attempt (`run_attempt`); a token without those
  * claims, or a completion without them, refuses nothing, since "any job of the run" would cut off the run's other jobs.
+ * Each is of a GitHub deployment (`githubDeploymentOf`): each numbers its repositories and runs from its own counters, so
+ * one's completion names no other's job of the same numbers.
  */
 export interface EndedCiWork {
-  /** Records what ended; resolves once durable. Recording it again changes nothing. */
-  record(repositoryId: string, runId: string, ended: RunEnd, deliveryId: string, now: number): Promise<void>;
-  /** Whether the job a verified token names, or its run's attempt, completed. */
-  hasEnded(job: CiJob, now: number): Promise<boolean>;
+  /** Records what ended in a run of `deployment`; resolves once durable. Recording it again changes nothing. */
+  record(deployment: string, repositoryId: string, runId: string, ended: RunEnd, deliveryId: string, now: number): Promise<void>;
+  /** Whether the job a verified token of `deployment`'s issuer names, or its run's attempt, completed. */
+  hasEnded(deployment: string, job: CiJob, now: number): Promise<boolean>;
 }
 
 /**
@@ -28,37 +30,35 @@ const EARLIER_ATTEMPTS = 9;
 
 /**
  * Keys in the replay guard's store (lower-case hex, apart from every other key by their text). The first digit is the
- * run's, so a run's keys land on one Workers shard, whichever of them a token asks for.
+ * run's, so a run's keys land on one Workers shard, whichever of them a token asks for. A deployment is a host name, which
+ * holds no line break.
  */
-function endedKey(repositoryId: string, runId: string, what: string): string {
-  const shard = sha256Hex(`ended-ci-run\n${repositoryId}\n${runId}`).slice(0, 1);
-  return shard + sha256Hex(`ended-ci-work\n${repositoryId}\n${runId}\n${what}`).slice(1);
+function endedKey(deployment: string, repositoryId: string, runId: string, what: string): string {
+  const run = `${deployment}\n${repositoryId}\n${runId}`;
+  return sha256Hex(`ended-ci-run\n${run}`).slice(0, 1) + sha256Hex(`ended-ci-work\n${run}\n${what}`).slice(1);
 }
 
-const jobKey = (repositoryId: string, runId: string, checkRunId: string): string => endedKey(repositoryId, runId, `job\n${checkRunId}`);
-const attemptKey = (repositoryId: string, runId: string, attempt: number): string => endedKey(repositoryId, runId, `attempt\n${attempt}`);
-/** The keys of an attempt's end: its own and the EARLIER_ATTEMPTS before it; none for an attempt not named. */
-const attemptKeys = (repositoryId: string, runId: string, attempt: number | undefined): string[] =>
-  attempt === undefined ? [] : Array.from({ length: Math.min(attempt, EARLIER_ATTEMPTS + 1) }, (_, back) => attemptKey(repositoryId, runId, attempt - back));
+/** A run's keys: of one job by its check run, of one attempt; and those of an attempt's end, its own and the EARLIER_ATTEMPTS before it (none for an attempt not named). */
+function runKeys(deployment: string, repositoryId: string, runId: string) {
+  const job = (checkRunId: string): string => endedKey(deployment, repositoryId, runId, `job\n${checkRunId}`);
+  const attempt = (number: number): string => endedKey(deployment, repositoryId, runId, `attempt\n${number}`);
+  const attemptEnd = (number: number | undefined): string[] =>
+    number === undefined ? [] : Array.from({ length: Math.min(number, EARLIER_ATTEMPTS + 1) }, (_, back) => attempt(number - back));
+  return { job, attempt, attemptEnd };
+}
 
 export function endedCiWork(guard: ReplayGuard, holds: HoldsKey): EndedCiWork {
   return {
-    record: async (repositoryId, runId, ended, deliveryId, now) => {
-      const keys =
-        ended.kind === 'job'
-          ? ended.checkRunId === undefined
-            ? []
-            : [jobKey(repositoryId, runId, ended.checkRunId)]
-          : attemptKeys(repositoryId, runId, ended.attempt);
+    record: async (deployment, repositoryId, runId, ended, deliveryId, now) => {
+      const run = runKeys(deployment, repositoryId, runId);
+      const keys = ended.kind === 'job' ? (ended.checkRunId === undefined ? [] : [run.job(ended.checkRunId)]) : run.attemptEnd(ended.attempt);
       const expiresAt = Math.floor(now / 1000) + ENDED_CI_WORK_SECONDS;
       await Promise.all(keys.map((key) => guard.claim({ key, expiresAt, auditEventId: `webhook:${deliveryId}`, now })));
     },
-    hasEnded: async ({ repositoryId, runId, checkRunId, runAttempt }, now) => {
+    hasEnded: async (deployment, { repositoryId, runId, checkRunId, runAttempt }, now) => {
       if (repositoryId === undefined || runId === undefined) return false;
-      const keys = [
-        ...(checkRunId === undefined ? [] : [jobKey(repositoryId, runId, checkRunId)]),
-        ...(runAttempt === undefined ? [] : [attemptKey(repositoryId, runId, runAttempt)]),
-      ];
+      const run = runKeys(deployment, repositoryId, runId);
+      const keys = [...(checkRunId === undefined ? [] : [run.job(checkRunId)]), ...(runAttempt === undefined ? [] : [run.attempt(runAttempt)])];
       return (await Promise.all(keys.map((key) => holds(key, now)))).includes(true);
     },
   };
@@ -69,7 +69,8 @@ export interface EndedCiWorkCheck {
   readonly ended: EndedCiWork;
   /**
    * `githubDeploymentOf` the App's API URL: only its jobs' tokens are checked, for the repository and run ids a webhook names
-   * are of its own counters. Undefined without an App (its API URL unknown): any GitHub Actions issuer's.
+   * are of its own counters. Undefined without an App (its API URL unknown): any GitHub Actions issuer's, against the
+   * completions of its own deployment.
    */
   readonly deployment: string | undefined;
 }
@@ -77,7 +78,8 @@ export interface EndedCiWorkCheck {
 /**
  * Refuses a verified GitHub Actions token whose job, or run attempt, completed (`ci_work_ended`), as the subject or the
  * actor at /token and at /proxy alike; when the store cannot be read, no token and no call either (`replay_guard_unavailable`). Nothing to
- * check without `check` (no GitHub webhooks), for another kind of issuer's tokens, or for another GitHub deployment's.
+ * check without `check` (no GitHub webhooks), for another kind of issuer's tokens, or for another GitHub deployment's than
+ * the App's; and a token is refused only for its own deployment's completions (that of its issuer's URL).
  */
 export async function refuseEndedCiWork(
   check: EndedCiWorkCheck | undefined,
@@ -90,7 +92,7 @@ export async function refuseEndedCiWork(
   const job = ciJobOf(verified.claims);
   let hasEnded: boolean;
   try {
-    hasEnded = await ended.hasEnded(job, now);
+    hasEnded = await ended.hasEnded(githubDeploymentOf(verified.issuer.url), job, now);
   } catch (cause) {
     throw new ExchangeError(
       'replay_guard_unavailable',

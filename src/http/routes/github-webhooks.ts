@@ -51,7 +51,10 @@ export interface GitHubWebhookDeps extends PolicyEventDeps {
   readonly endKeywayTokens?: (ended: RunWorkEnded) => Promise<EndedWorkRevocations>;
   /** Records that a job or a run's attempt completed, so its tokens exchanged from now on are refused (EndedCiWork). */
   readonly recordEnded?: (ended: RunWorkEnded) => Promise<void>;
-  /** The App's GitHub deployment (`githubDeploymentOf` its API URL); undefined without an App: any GitHub's completions are acted on. */
+  /**
+   * The App's GitHub deployment (`githubDeploymentOf` its API URL): only its completions are acted on. Undefined without an
+   * App: any GitHub's, each on its own deployment's jobs alone.
+   */
   readonly deployment?: string;
 }
 
@@ -87,18 +90,19 @@ function keywayCount({ revoked, underAnotherRecord }: EndedWorkRevocations): str
 
 function handlers(deps: GitHubWebhookDeps): Handlers {
   /**
-   * Why a completion in this repository is not acted on: it is on another GitHub deployment than the App's (a second
-   * GitHub's App whose deliveries come here signed with the same secret), whose repository and run ids are numbered apart
-   * and may be the App's jobs' too. Its REST URL is signed with the body; a payload without one is taken as the App's.
+   * The GitHub deployment a completion is of (`githubDeploymentOf` its repository's REST URL, `repository.url`, signed with
+   * the body), whose counters its repository and run ids are of: only that deployment's jobs end with it. Or why it is not
+   * acted on: with an App, it is of another deployment than the App's (a second GitHub's App whose deliveries come here
+   * signed with the same secret), a payload without a URL taken as the App's; without one, its URL is missing or names no
+   * host, so which GitHub's run ended is not known.
    */
-  const elsewhere = ({ url }: { readonly url?: string | undefined }): Handled | undefined => {
-    if (deps.deployment === undefined || url === undefined) return undefined;
-    const deployment = URL.canParse(url) ? githubDeploymentOf(url) : undefined;
-    if (deployment === deps.deployment) return undefined;
-    return {
-      handled: false,
-      detail: `the repository is ${deployment === undefined ? 'named by no URL' : `on ${deployment}`}, not of the App's GitHub (${deps.deployment})`,
-    };
+  const deploymentOf = ({ url }: { readonly url?: string | undefined }): string | Handled => {
+    const host = url === undefined ? deps.deployment : URL.canParse(url) ? githubDeploymentOf(url) : undefined;
+    const deployment = host === '' ? undefined : host;
+    const named = deployment === undefined ? 'named by no URL' : `on ${deployment}`;
+    if (deps.deployment !== undefined && deployment !== deps.deployment)
+      return { handled: false, detail: `the repository is ${named}, not of the App's GitHub (${deps.deployment})` };
+    return deployment ?? { handled: false, detail: `the repository is ${named}: which GitHub's run ended is not known` };
   };
   const revokeEnded = async (ended: RunWorkEnded, note = ''): Promise<Handled> => {
     if (deps.endGitHubTokens === undefined && deps.endKeywayTokens === undefined) return { handled: false, detail: 'no tokens are revoked here' };
@@ -170,13 +174,14 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     },
     workflow_job: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_job ${payload.action} needs nothing` };
-      const other = elsewhere(payload.repository);
-      if (other !== undefined) return other;
+      const deployment = deploymentOf(payload.repository);
+      if (typeof deployment !== 'string') return deployment;
       const checkRunId = checkRunOfUrl(payload.workflow_job.check_run_url);
       // Without its check run, the job's own tokens cannot be told from its run's other jobs': only those without one go.
       const unmatched = checkRunId === undefined ? ' (no usable check_run_url: only tokens without check_run_id)' : '';
       return revokeEnded(
         {
+          deployment,
           repositoryId: String(payload.repository.id),
           runId: String(payload.workflow_job.run_id),
           runAttempt: runAttemptOf(payload.workflow_job.run_attempt),
@@ -191,9 +196,10 @@ function handlers(deps: GitHubWebhookDeps): Handlers {
     workflow_run: async ({ id, payload }) => {
       if (payload.action !== 'completed') return { handled: false, detail: `workflow_run ${payload.action} needs nothing` };
       const { repository, workflow_run: run } = payload;
-      const other = elsewhere(repository);
-      if (other !== undefined) return other;
+      const deployment = deploymentOf(repository);
+      if (typeof deployment !== 'string') return deployment;
       return revokeEnded({
+        deployment,
         repositoryId: String(repository.id),
         runId: String(run.id),
         runAttempt: runAttemptOf(run.run_attempt),

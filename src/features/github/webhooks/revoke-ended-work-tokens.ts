@@ -12,8 +12,6 @@ export interface EndedWorkTokenDeps {
    * not say which kind of issuer verified the token, so the policies' kind of it now stands in, as before.
    */
   readonly issuers: () => Pick<IssuerDirectory, 'issuer'>;
-  /** The GitHub deployment the webhooks come from (`githubDeploymentOf` the App's API URL); undefined without an App. */
-  readonly deployment: string | undefined;
   readonly audit: AuditLog;
   readonly revocations: RevocationList;
   readonly now: () => number;
@@ -30,6 +28,11 @@ const TAKEN_ELSEWHERE_WAIT = { rounds: 20, pollMs: 100 } as const;
 
 /** What of a GitHub Actions run completed, as the `workflow_job` or `workflow_run` webhook names it. */
 export interface RunWorkEnded {
+  /**
+   * The GitHub deployment the run is of (`githubDeploymentOf` its repository's REST URL): its repository and run ids are of
+   * that deployment's counters, and name no other's run.
+   */
+  readonly deployment: string;
   readonly repositoryId: string;
   readonly runId: string;
   /**
@@ -101,7 +104,7 @@ export async function revokeEndedWorkTokens(deps: EndedWorkTokenDeps, ended: Run
   const endedWith = (await deps.audit.grantsOfRun(ended.repositoryId, ended.runId, now)).filter((grant) => {
     const kind = grant.issuerKind ?? (grant.issuer === null ? undefined : issuers.issuer(grant.issuer)?.preset.name);
     const claims = { repository_id: grant.repositoryId, run_id: grant.runId, check_run_id: grant.checkRunId, run_attempt: grant.runAttempt };
-    return isGitHubActionsOf(deps.deployment, { url: grant.issuer, kind }) && endsWith(ciJobOf(claims), ended);
+    return isGitHubActionsOf(ended.deployment, { url: grant.issuer, kind }) && endsWith(ciJobOf(claims), ended);
   });
   // A delegated grant's subject and actor, each verified by a GitHub issuer, may both name what ended: its token is
   // revoked once.
