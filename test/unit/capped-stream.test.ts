@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cappedStream, redactedStream, type StreamEnd } from '../../src/features/proxy/capped-stream.ts';
+import { cappedStream, redactedStream, redactionOf, type StreamEnd } from '../../src/features/proxy/capped-stream.ts';
 
 const bytesStreamOf = (chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> =>
   new ReadableStream({
@@ -366,5 +366,150 @@ describe('passing an answer on', () => {
     await expect(new Response(stream).text()).rejects.toThrow(/too_large/);
     await ended;
     expect(end).toEqual({ bytes: 11, error: 'too_large' });
+  });
+});
+
+// A chunk is redacted 64 KiB at a time (SLICE_BYTES in capped-stream.ts), from its own start: what a cut at a slice's edge
+// carries to the next slice (the bytes held back, the `\` run before them, what a replacement already took) must be what
+// a chunk boundary carries.
+describe('passing an answer on in chunks larger than a slice', () => {
+  const SLICE = 64 * 1024;
+  const naive = (text: string, secret: string): string => {
+    let out = '';
+    for (let at = 0; at < text.length; ) {
+      if (!text.startsWith(secret, at)) {
+        out += text[at++];
+        continue;
+      }
+      let end = at + secret.length;
+      for (let next = at + 1; next < end; next++) if (text.startsWith(secret, next)) end = next + secret.length;
+      out += '[redacted]';
+      at = end;
+    }
+    return out;
+  };
+  const sizeOf = (encoding: Encoding): number => (encoding === 'utf-8' ? 1 : encoding.startsWith('utf-16') ? 2 : 4);
+  /** Where two byte arrays first differ, or -1: comparing 200 KB element by element through expect is slow. */
+  const firstDifference = (a: Uint8Array, b: Uint8Array): number => {
+    let at = 0;
+    while (at < Math.min(a.byteLength, b.byteLength) && a[at] === b[at]) at++;
+    return at === a.byteLength && at === b.byteLength ? -1 : at;
+  };
+
+  it('redacts as a naive search does where occurrences straddle each multiple of 64 KiB from a chunk start, overlapping ones as one', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: fc.constantFrom('a', 'b'), minLength: 1, maxLength: 6 }),
+        fc.string({ unit: fc.constantFrom('a', 'b'), minLength: 1, maxLength: 7 }),
+        fc.constantFrom<Encoding>('utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'),
+        fc.nat({ max: 300 }),
+        fc.array(fc.nat({ max: 8 }), { minLength: 3, maxLength: 3 }),
+        async (secret, filler, encoding, lead, backs) => {
+          const size = sizeOf(encoding);
+          // A first chunk of `lead` bytes, then one of three slices and more: its slices' edges are `lead` + k·64 KiB.
+          const chars = Math.ceil((lead + 3 * SLICE + 100) / size);
+          const text = [...filler.repeat(Math.ceil(chars / filler.length)).slice(0, chars)];
+          for (const [k, back] of backs.entries()) {
+            const start = Math.floor((lead + (k + 1) * SLICE) / size) - Math.min(back, secret.length);
+            text.splice(start, secret.length, ...secret);
+          }
+          const written = text.join('');
+          const bytes = encoded(written, encoding);
+          const out = await redactedBytes([bytes.slice(0, lead), bytes.slice(lead)], secret);
+          expect(firstDifference(out, encoded(naive(written, secret), encoding))).toBe(-1);
+        },
+      ),
+      { seed: 20261208, numRuns: 100 },
+    );
+  });
+
+  it('closes the pair where a run of backslashes, or the escaped credential after it, straddles a slice edge', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 90 }),
+        fc.constantFrom<Encoding>('utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'),
+        fc.nat({ max: 1000 }),
+        async (pairs, encoding, cut) => {
+          // An escaped `\` run, a raw `\` and the credential escaped twice (`\\/ab\\/cd`): the first slice's edge falls in it.
+          const tail = `x${'\\\\'.repeat(pairs)}\\\\\\/ab\\\\/cd"}`;
+          const padding = Math.floor(SLICE / sizeOf(encoding)) - (cut % (tail.length + 1)) - '{"p":"","e":"'.length;
+          const body = `{"p":"${'q'.repeat(padding)}","e":"${tail}`;
+          const out = decoded(await redactedBytes([encoded(body, encoding)], '/ab/cd'), encoding);
+          expect(JSON.parse(out)).toEqual({ p: 'q'.repeat(padding), e: `x${'\\'.repeat(pairs)}\\[redacted]` });
+        },
+      ),
+      { seed: 1208, numRuns: 400 },
+    );
+  });
+
+  it('leaves no occurrence in one byte order that overlaps one in another by its zeros where a slice edge cuts them', async () => {
+    const secret = 'ghs_SECRETsecret';
+    const readable = (bytes: Uint8Array): string => new TextDecoder('latin1').decode(bytes.filter((byte) => byte !== 0));
+    for (const [first, second, shared] of [
+      ['utf-16le', 'utf-16be', 1],
+      ['utf-32le', 'utf-32be', 1],
+      ['utf-32le', 'utf-32be', 3],
+      ['utf-32le', 'utf-16be', 1],
+      ['utf-16le', 'utf-32be', 1],
+    ] as const) {
+      const body = joinedBytes([encoded(secret, first), encoded(secret, second).subarray(shared), encoded('}', 'utf-8')]);
+      for (let edge = 0; edge <= body.byteLength; edge++) {
+        const padded = joinedBytes([new Uint8Array(SLICE - edge).fill(0x7a), body]);
+        expect(readable(await redactedBytes([padded], secret)), `${first} then ${second}, slice edge at ${edge}`).toBe(
+          `${'z'.repeat(SLICE - edge)}[redacted]}`,
+        );
+      }
+    }
+  });
+});
+
+// Nodes are numbered in 16 bits where an automaton has 65,536 nodes or fewer (its arrays' length, one more than the needles'
+// bytes): at the edge, the last node made (the end of the shortest needle, put in last) is numbered 65,534 or so.
+describe('a search of about 65,536 nodes', () => {
+  const Q = 0x51;
+  for (const [secret, nodes, numbers] of [
+    [`${'\u00e9'.repeat(41)}/+`, 65_535, Uint16Array],
+    [`${'a'.repeat(194)}${'\u20ac'.repeat(23)}/`, 65_536, Uint16Array],
+    [`${'a'.repeat(321)}+\t\u{1f600}`, 65_537, Int32Array],
+  ] as const) {
+    it(`finds each of its needles whole, cut anywhere, and keeps each less its last byte: ${nodes} nodes`, async () => {
+      const redaction = redactionOf(secret)!;
+      expect([redaction.forward.only.length, redaction.backward.only.length]).toEqual([nodes, nodes]);
+      expect([redaction.forward.fail, redaction.backward.fail].every((fail) => fail instanceof numbers)).toBe(true);
+      const redacted = async (chunks: readonly Uint8Array[]) =>
+        new Uint8Array(await new Response(redactedStream(bytesStreamOf(chunks), redaction)).arrayBuffer());
+      for (const [index, { bytes, replacement }] of redaction.needles.entries()) {
+        const body = joinedBytes([Uint8Array.of(Q), bytes, Uint8Array.of(Q)]);
+        for (const cut of [1, 2, bytes.byteLength >> 1, bytes.byteLength]) {
+          expect({ index, cut, out: await redacted(cutAt(body, [cut])) }).toEqual({
+            index,
+            cut,
+            out: joinedBytes([Uint8Array.of(Q), replacement, Uint8Array.of(Q)]),
+          });
+        }
+        const nearly = joinedBytes([Uint8Array.of(Q), bytes.subarray(0, -1), Uint8Array.of(Q)]);
+        expect({ index, out: await redacted([nearly]) }).toEqual({ index, out: nearly });
+      }
+    });
+  }
+
+  it('finds each needle of a secret whose written forms part at every length, alone or cut anywhere', async () => {
+    // Each style escapes other characters, each at its own place: the needles share prefixes of many lengths, and the
+    // trie, built longest first, numbers a node's only child next to it.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: fc.constantFrom('a', '/', '<', '"', '\u00e9', '+', '\t', '\u20ac', '\\', '&', '=', '\u{1f600}'), minLength: 1, maxLength: 12 }),
+        fc.nat(),
+        async (secret, at) => {
+          const redaction = redactionOf(secret)!;
+          for (const { bytes, replacement } of redaction.needles) {
+            const body = joinedBytes([Uint8Array.of(Q), bytes, Uint8Array.of(Q)]);
+            const out = new Uint8Array(await new Response(redactedStream(bytesStreamOf(cutAt(body, [at % body.byteLength])), redaction)).arrayBuffer());
+            expect(out).toEqual(joinedBytes([Uint8Array.of(Q), replacement, Uint8Array.of(Q)]));
+          }
+        },
+      ),
+      { seed: 65_536, numRuns: 150 },
+    );
   });
 });
