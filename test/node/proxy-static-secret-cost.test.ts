@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConfigError } from '../../src/core/settings/read-settings.ts';
 import { readMasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
-import { DEFAULT_PROXY_LIMITS, MAX_STATIC_SECRET_LENGTH, UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from '../../src/features/proxy/proxy-settings.ts';
+import {
+  DEFAULT_PROXY_LIMITS,
+  MAX_STATIC_SECRET_LENGTH,
+  MAX_STATIC_SECRET_REDACTION_BYTES,
+  UPSTREAM_SECRET_PURPOSE,
+  type UpstreamDeclaration,
+} from '../../src/features/proxy/proxy-settings.ts';
 import { openUpstreams } from '../../src/features/proxy/upstream-credential.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { freshIssuer, type BrokerHarness } from '../suites/exchange-suite.ts';
@@ -106,7 +112,23 @@ grant:
     );
     expect(refused).toBeInstanceOf(ConfigError);
     expect((refused as Error).message).toBe(
-      `upstream vendor: its secret is ${MAX_STATIC_SECRET_LENGTH + 1} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold`,
+      `upstream vendor: the secret is ${MAX_STATIC_SECRET_LENGTH + 1} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold`,
     );
+    // Within the length, but of characters every encoder writes otherwise: 23 MB of forms, a search of some 460 MB held from start.
+    const escaped = await openUpstreams([await declared('é/‹"+&=\t€\\'.repeat(820).slice(0, MAX_STATIC_SECRET_LENGTH))], box).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(escaped).toBeInstanceOf(ConfigError);
+    expect((escaped as Error).message).toMatch(
+      new RegExp(
+        `^upstream vendor: the secret's written forms, which answers are searched for, come to \\d+ bytes, more than the ${MAX_STATIC_SECRET_REDACTION_BYTES} `,
+      ),
+    );
+    // A PEM key of that length (base64, its line breaks as tabs) is taken.
+    const pem = Array.from({ length: MAX_STATIC_SECRET_LENGTH }, (_, at) =>
+      at % 65 === 64 ? '\t' : 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'[(at * 37) % 64],
+    ).join('');
+    expect((await openUpstreams([await declared(pem)], box)).get('vendor')?.secret).toBe(pem);
   });
 });

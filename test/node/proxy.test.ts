@@ -92,5 +92,12 @@ describe('keyway keys secret', () => {
     expect({ code: long.code, stdout: long.stdout }).toEqual({ code: 2, stdout: '' });
     expect(long.stderr).toContain('the secret is 8193 characters, more than the 8192 a static secret may hold');
     expect(long.stderr).not.toContain('kkkk');
+    // As long as a PEM key, but of characters every encoder writes otherwise: its search would hold hundreds of MB.
+    const escaped = await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, 'é/‹"+&=\t€\\'.repeat(820).slice(0, 8192));
+    expect({ code: escaped.code, stdout: escaped.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(escaped.stderr).toMatch(
+      /the secret's written forms, which answers are searched for, come to \d+ bytes, more than the 2097152 a static secret's may/,
+    );
+    expect(escaped.stderr).not.toContain('é/‹');
   });
 });

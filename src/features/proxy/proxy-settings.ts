@@ -4,6 +4,7 @@ import { parseYamlFile, type Position } from '../../core/policy/parse-yaml-file.
 import { PROXY_UPSTREAM_NAME } from '../../core/policy/proxy-upstream-name.ts';
 import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
+import { redactionBytes } from './capped-stream.ts';
 
 /** What keyway holds back an upstream's answers and the caller's requests to, unless the operator says otherwise. */
 export const DEFAULT_PROXY_LIMITS = {
@@ -35,9 +36,26 @@ export interface UpstreamDeclaration {
 
 /**
  * The longest static secret, in characters. nginx and Apache refuse a header line longer than 8 KB by default, so no
- * upstream behind them takes a longer one; and its redaction, held from start, takes 2-3 KB per character: 17-26 MB.
+ * upstream behind them takes a longer one.
  */
 export const MAX_STATIC_SECRET_LENGTH = 8192;
+
+/**
+ * The most bytes a static secret's redaction may look for (redactionBytes), held from start at about 20 bytes each: some
+ * 40 MB. An 8,192-character PEM key comes to 1.5 MB; as many characters that every encoder writes otherwise, 23 MB.
+ */
+export const MAX_STATIC_SECRET_REDACTION_BYTES = 2 * 1024 * 1024;
+
+/** Why `secret` cannot be a static upstream's, if it cannot: a problem for the operator, which never quotes it. */
+export function staticSecretProblem(secret: string): string | undefined {
+  if (secret.length > MAX_STATIC_SECRET_LENGTH)
+    return `the secret is ${secret.length} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold`;
+  const bytes = redactionBytes(secret);
+  if (bytes > MAX_STATIC_SECRET_REDACTION_BYTES) {
+    return `the secret's written forms, which answers are searched for, come to ${bytes} bytes, more than the ${MAX_STATIC_SECRET_REDACTION_BYTES} a static secret's may (characters JSON and other encoders escape take many forms)`;
+  }
+  return undefined;
+}
 
 /** The purpose a static upstream secret is sealed for; its context is the upstream's name, so it opens for that upstream only. */
 export const UPSTREAM_SECRET_PURPOSE = 'proxy-upstream-secret';
