@@ -54,6 +54,25 @@ const joinedBytes = (parts: readonly Uint8Array[]): Uint8Array => {
 const redactedBytes = async (chunks: readonly Uint8Array[], secret: string): Promise<Uint8Array> =>
   new Uint8Array(await new Response(redactedStream(bytesStreamOf(chunks), secret)).arrayBuffer());
 
+/**
+ * The secret's occurrences in `text` as a naive search finds them: each run of occurrences that begin inside the one before
+ * is one `[redacted]`; occurrences that only touch are one each.
+ */
+function naive(text: string, secret: string): string {
+  let out = '';
+  for (let at = 0; at < text.length; ) {
+    if (!text.startsWith(secret, at)) {
+      out += text[at++];
+      continue;
+    }
+    let end = at + secret.length;
+    for (let next = at + 1; next < end; next++) if (text.startsWith(secret, next)) end = next + secret.length;
+    out += '[redacted]';
+    at = end;
+  }
+  return out;
+}
+
 describe('passing an answer on', () => {
   it('redacts the credential wherever it falls, split across chunks or not, and keeps everything else', async () => {
     const secret = 'ghs_SECRETsecret';
@@ -248,22 +267,7 @@ describe('passing an answer on', () => {
 
   it('redacts every occurrence of a secret over a small alphabet as a naive search does, overlapping ones as one, in any chunks and encoding', async () => {
     // `abab` stands in `ababab` at 0 and at 2. Resumed past the first, the search passed the second's end on: `[redacted]ab`,
-    // and the end of a secret whose end repeats its start tells the rest of it. Each run of occurrences that begin inside
-    // the one before is one `[redacted]`; occurrences that only touch are one each.
-    const naive = (text: string, secret: string): string => {
-      let out = '';
-      for (let at = 0; at < text.length; ) {
-        if (!text.startsWith(secret, at)) {
-          out += text[at++];
-          continue;
-        }
-        let end = at + secret.length;
-        for (let next = at + 1; next < end; next++) if (text.startsWith(secret, next)) end = next + secret.length;
-        out += '[redacted]';
-        at = end;
-      }
-      return out;
-    };
+    // and the end of a secret whose end repeats its start tells the rest of it.
     expect(naive('xababab', 'abab')).toBe('x[redacted]');
     await fc.assert(
       fc.asyncProperty(
@@ -374,20 +378,6 @@ describe('passing an answer on', () => {
 // a chunk boundary carries.
 describe('passing an answer on in chunks larger than a slice', () => {
   const SLICE = 64 * 1024;
-  const naive = (text: string, secret: string): string => {
-    let out = '';
-    for (let at = 0; at < text.length; ) {
-      if (!text.startsWith(secret, at)) {
-        out += text[at++];
-        continue;
-      }
-      let end = at + secret.length;
-      for (let next = at + 1; next < end; next++) if (text.startsWith(secret, next)) end = next + secret.length;
-      out += '[redacted]';
-      at = end;
-    }
-    return out;
-  };
   const sizeOf = (encoding: Encoding): number => (encoding === 'utf-8' ? 1 : encoding.startsWith('utf-16') ? 2 : 4);
   /** Where two byte arrays first differ, or -1: comparing 200 KB element by element through expect is slow. */
   const firstDifference = (a: Uint8Array, b: Uint8Array): number => {
