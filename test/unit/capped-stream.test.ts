@@ -344,6 +344,18 @@ describe('passing an answer on', () => {
     expect(passed).toEqual(['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ', '[redacted]\n\n', 'data: {"n":3}\n\n']);
   });
 
+  it('passes on a piece that is only a replacement as bytes of its own: a reader that transfers them empties no later answer', async () => {
+    // `[redacted]` and `\\` are shared by every answer's search; a piece that was the credential alone came out as the shared
+    // bytes themselves, and a reader that detached their buffer (a transfer) left every later replacement empty.
+    for (let answer = 0; answer < 3; answer++) {
+      const reader = redactedStream(streamOf(['ghs_SECRETsecret']), 'ghs_SECRETsecret').getReader();
+      const read = await reader.read();
+      expect(read.done || new TextDecoder().decode(read.value)).toBe('[redacted]');
+      if (!read.done) structuredClone(read.value.buffer, { transfer: [read.value.buffer] });
+      expect((await reader.read()).done).toBe(true);
+    }
+  });
+
   it('redacts a credential of one to three bytes wherever it stands and however it is cut', async () => {
     for (const secret of ['k', 'k9', 'k9z', '\u00e4', '\u20ac', 'z\u00e4']) {
       for (const encoding of ['utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'] as const) {

@@ -541,7 +541,10 @@ function redact(text: Uint8Array, search: Search, keep: number, carried: Carried
     parts.push(text.subarray(from, cut));
   }
   const next: Carried = { runs: runsAt(text, from, cut, carried.runs), ...(covered === undefined ? {} : { covered }) };
-  return { out: joined(parts), rest: text.slice(cut), next };
+  const out = joined(parts);
+  // A replacement alone is a constant every answer shares: passed on as it is, a reader that detached its buffer (a
+  // transfer) would empty it for every answer after.
+  return { out: REPLACEMENTS.includes(out) || BACKSLASHES.includes(out) ? out.slice() : out, rest: text.slice(cut), next };
 }
 
 /**
