@@ -38,7 +38,7 @@ export function cappedStream(
         else deadline.addEventListener('abort', onAbort, { once: true });
       },
       async pull(controller) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
           chunk = await reader.read();
         } catch (error) {
