@@ -720,6 +720,17 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect((await github.calls()).filter((call) => call.path.endsWith('/access_tokens')).length - before).toBe(1);
     });
 
+    it('refuses a repository policy whose regexes each load alone but together cost more than one at the limit: an exchange tests them all', async () => {
+      // Each priced just under the limit one regex is held to; a branch of x's ending in `!` takes each some 20 ms on Node.
+      const dear = (k: number) => `{ regex: "x{0,${k}}[^y]*[^y]*y" }`;
+      await putOwnPolicy('dear', ownPolicy('{ contents: read }').replace('ref: refs/heads/main', `ref: [refs/heads/main, ${dear(14)}, ${dear(13)}]`));
+      const result = await ask(await job(), 'acme/api', 'dear');
+      expect(result.body).not.toHaveProperty('access_token');
+      const event = await broker.auditEvent(result.body['audit_event_id'] as string);
+      expect(event?.reason).toBe('no_policy_matched');
+      expect(event?.detail).toMatch(/the regexes of this policy together can try a value of 1024 characters in \d+ ways, more than the 16810000/);
+    });
+
     it('takes the ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS: what the operator allows is granted, nothing above it', async () => {
       await putOwnPolicy('secrets', ownPolicy('{ contents: read, secrets: read }', { repo: 'infra' }), 'infra');
       const granted = await ask(await job(), 'acme/infra', 'secrets');

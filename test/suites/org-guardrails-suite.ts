@@ -32,6 +32,8 @@ const ORGS = {
   wonka: { installation: 8113, ownerId: 9955, repo: { id: 990001, name: 'factory' }, dotGithub: 8113_01 },
   // Publishes its guardrail as Hosted-Runners.YAML, a name that ends like a policy file in another case.
   weyland: { installation: 8114, ownerId: 9966, repo: { id: 991001, name: 'nostromo' }, dotGithub: 8114_01 },
+  // Publishes two guardrails whose regexes each load alone, and together cost more than one regex at the limit may.
+  initrode: { installation: 8115, ownerId: 9977, repo: { id: 992001, name: 'staplers' }, dotGithub: 8115_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -49,6 +51,7 @@ const PINS: Record<Org, string> = {
   lexcorp: `lexcorp:${ORGS.lexcorp.ownerId}:${ORGS.lexcorp.dotGithub}`,
   wonka: `wonka:${ORGS.wonka.ownerId}:${ORGS.wonka.dotGithub}`,
   weyland: `weyland:${ORGS.weyland.ownerId}:${ORGS.weyland.dotGithub}`,
+  initrode: `initrode:${ORGS.initrode.ownerId}:${ORGS.initrode.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -106,6 +109,9 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       await putGuardrail('tyrell', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('wonka', 'hosted-runners.yaml', hostedOnly());
       await putGuardrail('weyland', 'Hosted-Runners.YAML', hostedOnly());
+      // Each priced just under the limit one regex is held to: a branch of x's ending in `!` takes each some 20 ms on Node.
+      for (const k of [14, 13])
+        await putGuardrail('initrode', `dear-${k}.yaml`, `${header()}effect: deny\nmatch: { ref: { regex: "x{0,${k}}[^y]*[^y]*y" } }\n`);
       await putGuardrail('oscorp', 'freeze-dev.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/dev }\n`);
       await github.putFile({ owner: 'oscorp', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly(), symlink: true });
       // 47 guardrails of 180 KiB each (a comment pads them), each within what the GitHub client reads for one answer, 8.3 MiB together.
@@ -234,6 +240,15 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       const refused = await ask('lexcorp');
       const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
       expect(event.detail).toMatch(/lexcorp\/\.github\/keyway\/guardrails: the policy files under keyway\/guardrails hold more than 8388608 characters/);
+    });
+
+    it('refuses every policy of an organisation whose guardrails each load but together hold more regex work than one regex at the limit', async () => {
+      const refused = await ask('initrode');
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
+      expect(event.detail).toMatch(
+        /dear-14\.yaml.*the regexes of the organisation's guardrails together can try a value of 1024 characters in \d+ ways, more than the 16810000/,
+      );
+      expect(event.detail).not.toMatch(/the regexes of this policy/);
     });
 
     it('does not remember GitHub failing as broken guardrails: refused while it fails, granted once it answers', async () => {

@@ -14,6 +14,11 @@ export interface CompiledMatcher {
   readonly exact?: readonly string[];
   /** True when only a present claim can satisfy it (everything but `exists: false`, or a list holding one). */
   readonly requiresPresence: boolean;
+  /**
+   * Its regexes' backtracking work (compileSafeRegex) summed: what testing a value none of them matches can cost, for a list
+   * tries each. Zero without a regex (values and globs cost a pass over the value).
+   */
+  readonly work: number;
 }
 
 function isList(matcher: Matcher): matcher is readonly Matcher[] {
@@ -40,7 +45,7 @@ function textMatcher(accepts: (text: string) => boolean): (value: unknown) => bo
 export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boolean, subjectRefKeys?: readonly string[]): CompiledMatcher {
   if (typeof matcher !== 'object') {
     const expected = foldCase(String(matcher), fold);
-    return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true };
+    return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true, work: 0 };
   }
   if (isList(matcher)) {
     const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold, overLong, subjectRefKeys));
@@ -48,15 +53,21 @@ export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boole
     return {
       test: (value) => entries.some((entry) => entry.test(value)),
       requiresPresence: entries.every((entry) => entry.requiresPresence),
+      work: entries.reduce((sum, entry) => sum + entry.work, 0),
       ...(exact === undefined ? {} : { exact }),
     };
   }
-  if ('glob' in matcher) return { test: textMatcher(compileGlob(matcher.glob, fold, overLong ? undefined : subjectRefKeys)), requiresPresence: true };
-  if ('regex' in matcher) return { test: textMatcher(compileSafeRegex(matcher.regex, fold, overLong, subjectRefKeys)), requiresPresence: true };
+  if ('glob' in matcher) {
+    return { test: textMatcher(compileGlob(matcher.glob, fold, overLong ? undefined : subjectRefKeys)), requiresPresence: true, work: 0 };
+  }
+  if ('regex' in matcher) {
+    const regex = compileSafeRegex(matcher.regex, fold, overLong, subjectRefKeys);
+    return { test: textMatcher(regex), requiresPresence: true, work: regex.work };
+  }
   if ('not' in matcher) {
     const inner = compileMatcher(matcher.not, fold, !overLong, subjectRefKeys);
-    return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true };
+    return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true, work: inner.work };
   }
   const wanted = matcher.exists;
-  return { test: (value) => isPresent(value) === wanted, requiresPresence: wanted };
+  return { test: (value) => isPresent(value) === wanted, requiresPresence: wanted, work: 0 };
 }

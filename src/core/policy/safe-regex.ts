@@ -49,7 +49,7 @@ export class UnsafeRegexError extends KeywayError {
  * (`acme/.*@refs/heads/.*`), with room for a few optional parts beside them. The value is the pipeline's to choose (its
  * branch), so a third unbounded repetition would make a request cost about 0.4 s of the thread that serves /token, a fourth minutes.
  */
-const MAX_BACKTRACKING_WORK = 16 * (REGEX_MAX_INPUT + 1) ** 2;
+export const MAX_BACKTRACKING_WORK = 16 * (REGEX_MAX_INPUT + 1) ** 2;
 
 const BACKREFERENCE = /\\[1-9]|\\k</;
 const LOOKAROUND = /\(\?<?[=!]/;
@@ -57,6 +57,9 @@ const LOOKAROUND = /\(\?<?[=!]/;
 const MODIFIERS = /\(\?(?:[a-z]+(?:-[a-z]*)?|-[a-z]+):/i;
 
 export type RegexTest = (text: string) => boolean;
+
+/** A policy regex as compiled, with what testing a value can cost it: its backtracking work on the longest value it reads. */
+export type PricedRegexTest = RegexTest & { readonly work: number };
 
 /**
  * Compiles a policy regex as a whole-value match. Patterns that can backtrack catastrophically
@@ -88,7 +91,7 @@ export type RegexTest = (text: string) => boolean;
  * `overLong` for it: which `@` its own stands for is not known, and `repo:acme/app:job_workflow_ref:acme/w/.*@refs/heads/main`
  * would take that branch for main.
  */
-export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean, subjectRefKeys?: readonly string[]): RegexTest {
+export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: boolean, subjectRefKeys?: readonly string[]): PricedRegexTest {
   if (BACKREFERENCE.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses a backreference`);
   if (LOOKAROUND.test(pattern)) throw new UnsafeRegexError(`regex ${pattern} uses lookaround`);
   if (MODIFIERS.test(pattern)) {
@@ -125,6 +128,11 @@ export function compileSafeRegex(pattern: string, fold: CaseFold, overLong: bool
   }
   // Tested whole only where it is not split at its `@` (alignedAlternative warms up the halves it tests instead).
   if (!splitsAtFirstAt(fold)) warmedUp(regex);
+  return Object.assign(regexTest(pattern, regex, plain, fold, overLong, subjectRefKeys), { work });
+}
+
+/** How a regex that loads reads a claim value: folded as `fold` says, split at its `@` under `before-@` and `split-@`. */
+function regexTest(pattern: string, regex: RegExp, plain: string, fold: CaseFold, overLong: boolean, subjectRefKeys: readonly string[] | undefined): RegexTest {
   const source = readRegexSource(plain);
   if (fold === 'exact' && subjectRefKeys !== undefined) {
     if (source.escapedAt) throw new UnsafeRegexError(`regex ${pattern} writes @ as an escape; write @ itself, where a workflow ref's names end`);

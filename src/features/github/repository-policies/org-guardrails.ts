@@ -10,6 +10,7 @@ import {
   loadBoundedPolicies,
   readFailure,
   REPOSITORY_POLICY_DIR,
+  regexWorkProblem,
   repositoryPolicyProblems,
   type MoreGuardrails,
   type RepositoryPolicyRules,
@@ -69,6 +70,9 @@ export function orgGuardrailPinOf(
  */
 export function orgGuardrailProblems(compilation: PolicyCompilation, pin: OrgGuardrailPin, rules: RepositoryPolicyRules): PolicyProblem[] {
   const problems = repositoryPolicyProblems(compilation, guardrailRepository(pin), rules);
+  // Each of them holds for every exchange of the organisation's repositories: their regexes are bounded as one file's are.
+  const dear = regexWorkProblem(compilation.files, "the organisation's guardrails");
+  if (dear !== undefined) problems.push(dear);
   for (const entry of compilation.files) {
     if (entry.document.effect === 'deny') continue;
     // An allow policy has a grant (the schema says so): the problem is there.

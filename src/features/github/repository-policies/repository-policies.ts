@@ -6,12 +6,14 @@ import {
   compilePolicyFiles,
   PolicyLoadError,
   policySetOf,
+  type CompiledPolicyFile,
   type PolicyCompilation,
   type PolicyFile,
   type PolicyLoadOptions,
   type PolicyProblem,
 } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
+import { MAX_BACKTRACKING_WORK, REGEX_MAX_INPUT } from '../../../core/policy/safe-regex.ts';
 import type { Refusal } from '../../../core/errors/reasons.ts';
 import type { VerifiedCaller } from '../../../core/claims/caller-account.ts';
 import type { OwnedRepository, RepositoryName, RepositoryPolicies } from '../../../core/exchange/ports.ts';
@@ -62,6 +64,8 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     const report = (message: string, path: readonly PropertyKey[]): void => void problems.push({ file: entry.file, ...entry.locate(path), message });
     const { document } = entry;
     if (document.id !== undefined) report("a repository's own policy takes its id from its path: remove id", ['id']);
+    const dear = regexWorkProblem([entry], 'this policy');
+    if (dear !== undefined) problems.push(dear);
     const issuer = entry.policy?.issuer.url;
     if (issuer !== undefined && !rules.issuers.has(issuer)) {
       const setting = 'KEYWAY_REPOSITORY_POLICY_ISSUERS; by default those the central policies trust';
@@ -149,6 +153,26 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
     }
   }
   return problems;
+}
+
+/**
+ * The most backtracking work the regexes of a repository's own policy file, or of all an organisation's guardrail files, may
+ * come to together: that of one regex at the limit each is held to alone (MAX_BACKTRACKING_WORK), some 20-30 ms of the thread
+ * that serves /token. An exchange may test every one of them on a value that none matches, of REGEX_MAX_INPUT characters the
+ * pipeline chooses (its branch, its workflow's name): fifty regexes each under the limit took a second, on every exchange.
+ */
+export const MAX_REPOSITORY_REGEX_WORK = MAX_BACKTRACKING_WORK;
+
+/** Where the regexes of `files`' policies, in file order, first come to more than MAX_REPOSITORY_REGEX_WORK; `whose` names them. */
+export function regexWorkProblem(files: readonly CompiledPolicyFile[], whose: string): PolicyProblem | undefined {
+  let work = 0;
+  for (const entry of files) {
+    for (const condition of [...(entry.policy?.conditions ?? []), ...(entry.policy?.actorConditions ?? [])]) work += condition.matcher.work;
+    if (work <= MAX_REPOSITORY_REGEX_WORK) continue;
+    const message = `the regexes of ${whose} together can try a value of ${REGEX_MAX_INPUT} characters in ${Math.ceil(work)} ways, more than the ${MAX_REPOSITORY_REGEX_WORK} one regex at the limit may: an exchange tests them all. Write fewer regexes, globs, or repetitions that exclude the separator after them ([^/]*/ for .*/)`;
+    return { file: entry.file, ...entry.locate(['match']), message };
+  }
+  return undefined;
 }
 
 /**
