@@ -1,6 +1,6 @@
 import { policyLoadOptionsOf } from '../config/broker-settings.ts';
 import { statSync } from 'node:fs';
-import { appGitHubDeployment } from '../core/exchange/github-access-request.ts';
+import { githubDeploymentOf } from '../core/claims/github-run.ts';
 import { readGitHubApiUrl } from '../features/github/app/github-settings.ts';
 import { devIssuerUrl } from '../features/dev-issuer/dev-issuer.ts';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
@@ -18,7 +18,7 @@ export function policyLoadOptions(): PolicyLoadOptions {
     ...policyLoadOptionsOf(config),
     devIssuerUrl: devIssuerUrl(config.issuer),
     // The App's deployment without its id and key, which a policy command has no use for.
-    githubDeployment: appGitHubDeployment(readGitHubApiUrl(process.env)),
+    githubDeployment: githubDeploymentOf(readGitHubApiUrl(process.env)),
   };
 }
 

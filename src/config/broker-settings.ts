@@ -9,7 +9,7 @@ import { readRepositoryPolicySettings, type RepositoryPolicySettings } from '../
 import { readDpopNonces, type DpopNonces } from '../core/dpop/dpop-nonce.ts';
 import { readProxyUpstreams, type UpstreamDeclaration } from '../features/proxy/proxy-settings.ts';
 import type { PolicyLoadOptions } from '../core/policy/load-policies.ts';
-import { appGitHubDeployment } from '../core/exchange/github-access-request.ts';
+import { DEFAULT_GITHUB_DEPLOYMENT } from '../core/exchange/github-access-request.ts';
 import { ConfigError, readFlag, readInteger, type SettingsSource } from '../core/settings/read-settings.ts';
 
 /**
@@ -84,7 +84,7 @@ export function policyLoadOptionsOf(settings: BrokerSettings): PolicyLoadOptions
     maxTtlSeconds: settings.maxTtlSeconds,
     allowHttpLoopback: settings.allowHttpLoopback,
     upstreamAudiences: (settings.proxyUpstreams ?? []).flatMap((upstream) => (upstream.auth.kind === 'keyway-jwt' ? [upstream.auth.audience] : [])),
-    githubDeployment: appGitHubDeployment(settings.github?.apiUrl),
+    githubDeployment: settings.github?.deployment ?? DEFAULT_GITHUB_DEPLOYMENT,
     ...(reviewed === undefined ? {} : { reviewedRepository: { owner: reviewed.owner, name: reviewed.name, id: String(reviewed.id) } }),
   };
 }

@@ -1,4 +1,3 @@
-import { githubDeploymentOf } from '../core/claims/github-run.ts';
 import type { Context } from 'hono';
 import { createApp, type AppEnv } from '../http/app.ts';
 import { reportExchange } from '../http/report-exchange.ts';
@@ -135,7 +134,7 @@ export function createBroker(parts: BrokerParts): Broker {
     });
   const github = parts.github;
   // The GitHub whose webhooks come here, the App's: its repository and run ids are of its own counters, no other deployment's.
-  const githubDeployment = github === undefined ? undefined : githubDeploymentOf(github.apiUrl);
+  const githubDeployment = github?.deployment;
   // Only GitHub's workflow webhooks record completions: without them there is nothing to read.
   const endedCiWork = parts.settings.githubWebhooks === undefined ? undefined : parts.endedCiWork;
   const endedCiWorkCheck = endedCiWork === undefined ? undefined : { ended: endedCiWork, deployment: githubDeployment };

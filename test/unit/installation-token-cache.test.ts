@@ -21,6 +21,7 @@ function setup() {
   const revoked: string[] = [];
   const github: GitHubTokenMinter = {
     apiUrl: 'https://api.github.example',
+    deployment: 'api.github.example',
     mint: async (request): Promise<MintedGitHubToken> => {
       minted.push(request);
       const token = `ghs_${minted.length}`;

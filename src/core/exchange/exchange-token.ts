@@ -1,4 +1,4 @@
-import { githubDeploymentOf, githubJobOf } from '../claims/github-run.ts';
+import { githubJobOf } from '../claims/github-run.ts';
 import { refuseEndedCiWork, type EndedCiWorkCheck } from '../replay/ended-ci-work.ts';
 import { monotonicFactory } from 'ulid';
 import type { AppendedRecord, AuditEvent, AuditEventDraft, AuditLog, ChainLink } from '../audit/audit-event.ts';
@@ -25,7 +25,7 @@ import { parseTokenRequest } from './rfc7523-grants.ts';
 import type { Decision, Refusal } from '../errors/reasons.ts';
 import { ExchangeError, type RefusalDiagnostics } from '../errors/exchange-error.ts';
 import { refusalDiagnostics } from '../policy/refusal-diagnostics.ts';
-import { DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
+import { DEFAULT_GITHUB_DEPLOYMENT, DEFAULT_GITHUB_API_URL, githubWebOrigin, parseGitHubAccessRequest } from './github-access-request.ts';
 import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
@@ -223,7 +223,10 @@ async function grantOrThrow(
   const { policy: repositoryPolicy, rest: permissionScopes } = wantsGitHub ? splitPolicyScope(request.scopes) : { policy: undefined, rest: request.scopes };
   const githubApi = deps.github?.apiUrl ?? DEFAULT_GITHUB_API_URL;
   const github = wantsGitHub
-    ? { ...parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(githubApi)), deployment: githubDeploymentOf(githubApi) }
+    ? {
+        ...parseGitHubAccessRequest({ ...request, scopes: permissionScopes }, githubWebOrigin(githubApi)),
+        deployment: deps.github?.deployment ?? DEFAULT_GITHUB_DEPLOYMENT,
+      }
     : undefined;
   // Issue 19: a repository's own policy grants a token for that repository only; a map is for the central set's owners.
   if (wantsMap && repositoryPolicy !== undefined) {
@@ -453,7 +456,7 @@ async function issueGitHubTokenMap(
  * the App's own deployment only: its webhooks are the ones that say a job ended.
  */
 function githubJobsOf(github: GitHubTokenMinter, verified: VerifiedSubjectToken, actor: VerifiedSubjectToken | undefined): GitHubTokenJobs {
-  const deployment = githubDeploymentOf(github.apiUrl);
+  const { deployment } = github;
   return { ...githubJobOf(verified, deployment), actorJob: actor === undefined ? undefined : githubJobOf(actor, deployment) };
 }
 

@@ -10,10 +10,11 @@ const REPOSITORY_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 /** GitHub's REST API, unless KEYWAY_GITHUB_API_URL names a GitHub Enterprise Server's. */
 export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
 
-/** The GitHub deployment the App mints on (`githubDeploymentOf` its API URL), github.com without an App: whose jobs' own accounts a grant that pins no `owner_id` takes. */
-export function appGitHubDeployment(apiUrl: string | undefined): string {
-  return githubDeploymentOf(apiUrl ?? DEFAULT_GITHUB_API_URL);
-}
+/**
+ * The GitHub deployment a grant that pins no `owner_id` takes its jobs' own accounts of without an App: github.com's. With one,
+ * the App's (GitHubAppSettings.deployment).
+ */
+export const DEFAULT_GITHUB_DEPLOYMENT = githubDeploymentOf(DEFAULT_GITHUB_API_URL);
 
 /** The web origin whose repository URLs name GitHub targets: github.com, or the GitHub Enterprise Server host. */
 export function githubWebOrigin(apiUrl: string): string {

@@ -91,5 +91,7 @@ export interface MintedGitHubToken {
 export interface GitHubTokenMinter {
   /** The REST API the App calls: its web origin is the one repository URLs in `resource` must name. */
   readonly apiUrl: string;
+  /** The GitHub deployment of that API (githubDeploymentOf), derived once from the settings: whose jobs, accounts and completions are the App's. */
+  readonly deployment: string;
   mint(request: GitHubTokenRequest): Promise<MintedGitHubToken>;
 }

@@ -23,7 +23,6 @@ import { decide, knownToAnAllowPolicy, type IssuedGrant, type SubjectClaims } fr
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
-import { githubDeploymentOf } from '../../core/claims/github-run.ts';
 import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
 import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
@@ -249,8 +248,7 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
       public: true,
     });
   }
-  const githubApi = deps.credentials.githubApiUrl;
-  const deployment = githubApi === undefined ? undefined : githubDeploymentOf(githubApi);
+  const deployment = deps.credentials.githubDeployment;
   const ownerId = repository === undefined ? undefined : (grant.proxy?.ownerId ?? callersGitHubAccount(caller, repository.owner, deployment));
   if (repository !== undefined && ownerId === undefined) {
     throw new ProxyRefusal(

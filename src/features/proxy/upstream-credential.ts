@@ -143,6 +143,11 @@ export class UpstreamCredentials {
     return this.#deps.github?.apiUrl;
   }
 
+  /** The GitHub deployment of that API (the App's): whose jobs' own accounts a rule that pins no owner_id takes. */
+  get githubDeployment(): string | undefined {
+    return this.#deps.github?.deployment;
+  }
+
   async for(
     upstream: Upstream,
     request: { readonly grant: IssuedGrant; readonly source: { readonly iss: string; readonly sub: string }; readonly actors?: ActorClaim },

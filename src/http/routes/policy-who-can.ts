@@ -3,7 +3,7 @@ import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import * as v from 'valibot';
 import { whoCan, WhoCanError } from '../../core/policy/who-can.ts';
 import type { ExchangeDeps } from '../../core/exchange/exchange-token.ts';
-import { appGitHubDeployment } from '../../core/exchange/github-access-request.ts';
+import { DEFAULT_GITHUB_DEPLOYMENT } from '../../core/exchange/github-access-request.ts';
 import type { KeywayAuthVariables } from '../middleware/keyway-auth.ts';
 import { invalidRequest, jsonBodyLimit, readJsonBody } from './json-request-body.ts';
 import { operatorLogFields, POLICY_EXPLAIN_SCOPE, type PolicyExplainDeps } from './policy-explain.ts';
@@ -25,7 +25,7 @@ export function policyWhoCanRoutes(
   own: OwnTokens,
 ): Hono<{ Variables: KeywayAuthVariables }> {
   const app = new Hono<{ Variables: KeywayAuthVariables }>();
-  const deployment = appGitHubDeployment(deps.github?.apiUrl);
+  const deployment = deps.github?.deployment ?? DEFAULT_GITHUB_DEPLOYMENT;
   app.post('/who-can', operatorAuth(own, [POLICY_EXPLAIN_SCOPE]), jsonBodyLimit(WHO_CAN_BODY_BYTES), async (c) => {
     const parsed = await readJsonBody(c, WhoCanRequestSchema);
     if (!parsed.ok) return parsed.answer;

@@ -30,6 +30,7 @@ export async function createGitHubTokens(
   );
   return new GitHubTokens({
     apps,
+    deployment: settings.deployment,
     log: parts.log,
     revocations: parts.revocations,
     box: parts.box,

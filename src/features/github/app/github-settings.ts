@@ -1,4 +1,5 @@
 import { DEFAULT_GITHUB_API_URL } from '../../../core/exchange/github-access-request.ts';
+import { githubDeploymentOf } from '../../../core/claims/github-run.ts';
 import { ConfigError, readInteger, type SettingsSource } from '../../../core/settings/read-settings.ts';
 import { ORGANIZATION_PERMISSIONS, type PermissionLevel } from '../../../core/policy/github-permissions.ts';
 import { readPermissionCeilings } from './permission-ceilings.ts';
@@ -11,6 +12,11 @@ export interface GitHubAppSettings {
   readonly privateKeyPem: string;
   /** REST API base: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server. */
   readonly apiUrl: string;
+  /**
+   * The GitHub deployment the App mints on (githubDeploymentOf its API URL), derived here once: the exchange, the proxy, the
+   * webhooks and the policy loader all hold tokens, completions and grants to this one.
+   */
+  readonly deployment: string;
   /** The pool's other Apps, in order (KEYWAY_GITHUB_APP_2_ID …): tokens come from the App with the most headroom. */
   readonly extraApps: readonly GitHubAppIdentity[];
   /** How long an owner's installation id is cached. */
@@ -70,10 +76,12 @@ export function readGitHubAppSettings(env: SettingsSource): GitHubAppSettings | 
     extraApps.push(app);
   }
   if (primary === undefined) return undefined;
+  const apiUrl = readGitHubApiUrl(env);
   return {
     ...primary,
     extraApps,
-    apiUrl: readGitHubApiUrl(env),
+    apiUrl,
+    deployment: githubDeploymentOf(apiUrl),
     installationCacheSeconds: readInteger(env, 'KEYWAY_GITHUB_INSTALLATION_CACHE_SECONDS', 300, 0, 3600),
     organizationPermissions: readPermissionCeilings(env, 'KEYWAY_GITHUB_ORGANIZATION_PERMISSIONS', ORGANIZATION_PERMISSIONS, {}),
   };

@@ -37,6 +37,8 @@ export const MINT_DEADLINE_MS = 15_000;
 export interface GitHubTokensDeps {
   /** The Apps keyway mints with, the first the primary: checks: write tokens, repository reads and check runs stay on it. */
   readonly apps: readonly GitHubAppSlot[];
+  /** The deployment of the Apps' API (GitHubAppSettings.deployment). */
+  readonly deployment: string;
   readonly revocations: RevocationStore;
   readonly box: SecretBox;
   readonly now: () => number;
@@ -74,6 +76,10 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
 
   get apiUrl(): string {
     return this.#primary.client.apiUrl;
+  }
+
+  get deployment(): string {
+    return this.#deps.deployment;
   }
 
   /** Forgets `owner`'s installation in every App of the pool (an installation webhook says it changed). */
