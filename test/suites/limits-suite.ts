@@ -48,6 +48,54 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     const noPolicy = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
     const malformed = { error: 'invalid_request', reason: 'token_malformed' } as const;
 
+    // GitHub lets a job ask for its token with any audience: a stranger must not learn which audiences the policies accept.
+    it("answers a stranger's genuine token minted for an audience no policy accepts as one minted for an audience a policy does: the answers and the limits they spend are the same", async () => {
+      const otherTenants = (github: TestIssuer) => ({
+        'other/own-audience.yaml':
+          `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
+          `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
+      });
+      const { broker, github, good } = await setup(
+        {
+          KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2',
+          KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '1',
+        },
+        true,
+        otherTenants,
+      );
+      // Each audience asked by a stranger of its own account (a subject, and so a subject limit, of its own).
+      const ask = async (aud: string, owner: number) => {
+        const stranger = {
+          aud,
+          sub: `repo:stranger${owner}/tool:ref:refs/heads/main`,
+          repository: `stranger${owner}/tool`,
+          repository_id: String(owner * 10),
+          repository_owner: `stranger${owner}`,
+          repository_owner_id: String(owner),
+        };
+        const answers = [];
+        for (let attempt = 0; attempt < 4; attempt += 1) {
+          const { status, body } = await post(broker, exchangeForm(await good(stranger)));
+          answers.push({ status, error: body['error'], error_description: body['error_description'], recorded: 'audit_event_id' in body });
+        }
+        return answers;
+      };
+      const accepted = await ask(broker.issuer, 101);
+      expect(accepted.map(({ status, recorded }) => [status, recorded])).toEqual([
+        [400, true],
+        [400, true],
+        [429, true],
+        [429, false],
+      ]);
+      expect(await ask('https://own-audience.example', 102)).toEqual(accepted);
+      expect(await ask('https://nobody-accepts.example', 103)).toEqual(accepted);
+      // The record tells the operator why; it names the caller, whose token its issuer signed.
+      const event = (await broker.recentAuditEvents()).find((one) => one.reason === 'audience_mismatch');
+      expect(event).toMatchObject({ issuer: github.url, subject: 'repo:stranger103/tool:ref:refs/heads/main' });
+    });
+
     it('answers 429 with Retry-After once an identity spent its burst, audits the first refusal of a run only, and lets it through when the bucket refilled', async () => {
       // Two a minute: a token every 30 s, two saved up.
       const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '2', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' });

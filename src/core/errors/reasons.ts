@@ -37,7 +37,8 @@ export const REASONS = {
   token_not_yet_valid: { decision: 'denied', description: 'the subject token is not valid yet' },
   token_too_old: { decision: 'denied', description: 'the subject token was issued too long ago' },
   token_lifetime_too_long: { decision: 'denied', description: "the subject token lives longer than its issuer's tokens may; request a short-lived one" },
-  audience_mismatch: { decision: 'denied', description: 'the subject token audience is not accepted; request the CI token with this broker as its audience' },
+  // As a token no policy matched: anyone can have a shared issuer mint a token for the audience they name.
+  audience_mismatch: { decision: 'denied', description: 'no trust policy grants this request' },
   claims_invalid: { decision: 'denied', description: 'the subject token claims are missing or of the wrong type' },
   no_policy_matched: { decision: 'denied', description: 'no trust policy grants this request' },
   denied_by_policy: { decision: 'denied', description: 'no trust policy grants this request' },
@@ -174,6 +175,7 @@ const PUBLIC_NAMES: Partial<Record<Reason, string>> = {
   algorithm_not_allowed: 'subject_token_unverified',
   issuer_untrusted: 'subject_token_unverified',
   signature_invalid: 'subject_token_unverified',
+  audience_mismatch: 'no_policy_matched',
   denied_by_policy: 'no_policy_matched',
   template_claim_missing: 'no_policy_matched',
   template_value_forbidden: 'no_policy_matched',

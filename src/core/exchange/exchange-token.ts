@@ -7,7 +7,7 @@ import { describePresentedToken, presentedToken } from '../audit/presented-token
 import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
-import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
+import { verifySubjectToken, verifySubjectTokenAudienceApart, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';
 import { errorText, type Logger } from '../log.ts';
 import { decide, knownToAnAllowPolicy } from '../policy/decide.ts';
@@ -249,7 +249,9 @@ async function grantOrThrow(
   // Always verified against the central set's issuers, before anything touches GitHub: a repository's own policy is
   // fetched only for a caller an operator-trusted issuer vouches for, and a stranger's answer cannot depend on the repository.
   const central = deps.policies();
-  const verified = await verifySubjectToken(request.subjectToken, {
+  // Its audience is judged where the policies decide, so that a token minted for one no policy accepts spends what any
+  // other stranger's does (its account's budgets, its subject's limit) and is answered alike.
+  const { token: verified, audienceRefused } = await verifySubjectTokenAudienceApart(request.subjectToken, {
     issuers: central,
     jwks: deps.jwks,
     now,
@@ -274,18 +276,21 @@ async function grantOrThrow(
   }
   const actorUse = actor === undefined || request.actorToken === undefined ? undefined : { token: request.actorToken, verified: actor };
   const act = actor === undefined ? undefined : actorClaim(verified.claims, { iss: actor.issuer.url, sub: String(actor.claims.sub) });
-  const policies =
-    repositoryPolicy === undefined || github === undefined
-      ? central
-      : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified, { ...caller, subject: event.subject });
-  if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
-
   const wantsCloud = request.requestedTokenType === TOKEN_TYPE.idToken;
   const accessRequest = {
     ...request,
     ...(github !== undefined ? { github } : wantsCloud ? { cloud: true as const } : {}),
     ...(actor === undefined ? {} : { actor: { claims: actor.claims, via: 'actor_token' as const } }),
   };
+  // Before a repository's own policy is fetched: no policy, the repository's included, takes a token for this audience.
+  if (audienceRefused !== undefined) {
+    throw new ExchangeError(audienceRefused.reason, audienceRefused.message, { diagnostics: refusalDiagnostics(central, verified, accessRequest) });
+  }
+  const policies =
+    repositoryPolicy === undefined || github === undefined
+      ? central
+      : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified, { ...caller, subject: event.subject });
+  if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   if (owners !== undefined)
     return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken, actor: actorUse }, now, event);
   const decision = decide(policies, verified, accessRequest);

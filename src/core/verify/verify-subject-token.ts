@@ -43,6 +43,28 @@ const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt']);
  * audience, required claims and claim types must be right. Throws ExchangeError otherwise.
  */
 export async function verifySubjectToken(token: string, options: VerifyOptions): Promise<VerifiedSubjectToken> {
+  return (await verifyToken(token, options, false)).token;
+}
+
+/**
+ * verifySubjectToken with the audience judged apart: a token that verifies in all else comes back, with the refusal its
+ * `aud` earns (audience_mismatch) when no policy of its issuer accepts it, which the caller must throw before the
+ * policies decide. A shared issuer (GitHub Actions, gitlab.com) mints a token for whatever audience a job names: refused
+ * here, as a token that did not verify (no caller whose limits it spends), its answers would tell a stranger which
+ * audiences some tenant's policies accept.
+ */
+export async function verifySubjectTokenAudienceApart(
+  token: string,
+  options: VerifyOptions,
+): Promise<{ readonly token: VerifiedSubjectToken; readonly audienceRefused: ExchangeError | undefined }> {
+  return verifyToken(token, options, true);
+}
+
+async function verifyToken(
+  token: string,
+  options: VerifyOptions,
+  audienceApart: boolean,
+): Promise<{ readonly token: VerifiedSubjectToken; readonly audienceRefused: ExchangeError | undefined }> {
   const { header, unverified } = decodeUnverified(token, options.decoded);
 
   for (const name of KEY_LOCATING_HEADERS) {
@@ -59,9 +81,18 @@ export async function verifySubjectToken(token: string, options: VerifyOptions):
     throw new ExchangeError('algorithm_not_allowed', `alg ${quoted(header.alg)} is not allowed for ${issuer.url}`);
   }
 
-  const claims = await verifyWithIssuerKeys(token, header, issuer, options);
+  const claims = await verifyWithIssuerKeys(token, header, issuer, options, !audienceApart);
   checkPresetClaims(claims, issuer);
-  return { issuer, header, claims };
+  return { token: { issuer, header, claims }, audienceRefused: audienceApart ? audienceRefusal(claims.aud, issuer, options.issuers) : undefined };
+}
+
+/** audience_mismatch when `aud` names no audience a policy of `issuer` accepts, as jose's `audience` check judges it. */
+function audienceRefusal(aud: unknown, issuer: TrustedIssuer, issuers: IssuerDirectory): ExchangeError | undefined {
+  const accepted = issuers.acceptedAudiences(issuer.url);
+  const named = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  if (named.some((one) => accepted.includes(one))) return undefined;
+  const written = aud === undefined ? 'missing' : named.length > 0 && named.every((one) => typeof one === 'string') ? JSON.stringify(aud) : quoted(aud);
+  return new ExchangeError('audience_mismatch', `aud ${written} is not one a policy of ${issuer.url} accepts`);
 }
 
 /**
@@ -81,7 +112,13 @@ function decodeUnverified(token: string, decoded: JWTPayload | undefined): { hea
   }
 }
 
-async function verifyWithIssuerKeys(token: string, header: ProtectedHeaderParameters, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
+async function verifyWithIssuerKeys(
+  token: string,
+  header: ProtectedHeaderParameters,
+  issuer: TrustedIssuer,
+  options: VerifyOptions,
+  checkAudience: boolean,
+): Promise<JWTPayload> {
   let keys: JWTVerifyGetKey;
   try {
     keys = await options.jwks.keysFor(issuer.url);
@@ -90,14 +127,14 @@ async function verifyWithIssuerKeys(token: string, header: ProtectedHeaderParame
     throw cause;
   }
   try {
-    return await verifyWith(keys, token, header, issuer, options);
+    return await verifyWith(keys, token, header, issuer, options, checkAudience);
   } catch (error) {
     if (!(error instanceof errors.JWKSNoMatchingKey)) throw toExchangeError(error);
     // An unknown kid may mean the issuer rotated its keys; refetch (rate-limited) and try once more.
     const refreshed = await options.jwks.refreshForUnknownKey(issuer.url);
     if (refreshed === undefined) throw toExchangeError(error);
     try {
-      return await verifyWith(refreshed, token, header, issuer, options);
+      return await verifyWith(refreshed, token, header, issuer, options, checkAudience);
     } catch (retryError) {
       throw toExchangeError(retryError);
     }
@@ -117,11 +154,12 @@ async function verifyWith(
   header: ProtectedHeaderParameters,
   issuer: TrustedIssuer,
   options: VerifyOptions,
+  checkAudience: boolean,
 ): Promise<JWTPayload> {
   const jwt = options.crypto ?? JOSE_JWT_CRYPTO;
   const checks = {
     issuer: issuer.url,
-    audience: [...options.issuers.acceptedAudiences(issuer.url)],
+    ...(checkAudience ? { audience: [...options.issuers.acceptedAudiences(issuer.url)] } : {}),
     algorithms: [...issuer.algorithms],
     clockTolerance: options.clockToleranceSeconds,
     maxTokenAge: issuer.maxTokenAgeSeconds,
