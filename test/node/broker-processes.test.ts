@@ -419,6 +419,54 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', { t
     expect(processes.lines('shutdown complete').map((line) => line.process)).toEqual([2, 1]);
   });
 
+  // systemd's default KillMode (control-group) signals every process of the unit at once, as Ctrl-C in a terminal signals
+  // the foreground process group: the leader stops its writer while the follower still has exchanges to record.
+  it('SIGTERM to every process at once, exchanges in flight: each answer a token whose record is in the log, or a refusal with no token; the chain verifies and it exits 0', async () => {
+    const github = freshIssuer(inject('testIssuerBase'), 'processes-stop-all');
+    const processes = await start(suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-stop-all-generic')));
+    const pids = [processes.child.pid as number, ...processes.lines('keyway listening').map((line) => line['pid'] as number)];
+    expect(new Set(pids).size).toBe(3);
+    const forms = (await tokens(github, 64)).map((token) => exchangeForm(token));
+    const sent: Promise<TokenResponse | Error>[] = [];
+    let signalled = false;
+    for (const [index, form] of forms.entries()) {
+      sent.push(
+        postAll(processes.url, [form], 1).then(
+          ([answer]) => answer as TokenResponse,
+          (error: unknown) => error as Error,
+        ),
+      );
+      if (index === 24) {
+        signalled = true;
+        for (const pid of pids) process.kill(pid, 'SIGTERM');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(signalled).toBe(true);
+    const exited = processes.child.exitCode === null ? once(processes.child, 'exit') : Promise.resolve([processes.child.exitCode]);
+    const answers = await Promise.all(sent);
+    const [code] = await exited;
+    const answered = answers.filter((answer): answer is TokenResponse => !(answer instanceof Error));
+    // Connections refused once the listeners closed are no answer at all; every answer is a token or a refusal without one.
+    for (const answer of answered) {
+      if (answer.status === 200) {
+        expect((await auditReader(processes.dataDir).auditEvent(answer.body['audit_event_id'] as string))?.reason).toBe('granted');
+      } else {
+        expect(answer.status, JSON.stringify(answer.body)).toBe(503);
+        expect(answer.body).not.toHaveProperty('access_token');
+      }
+    }
+    expect(code).toBe(0);
+    const verify = await runProcess(process.execPath, ['src/cli/main.ts', 'audit', 'verify', '--data-dir', processes.dataDir], { env: { ...process.env } });
+    expect(verify.code, verify.stderr).toBe(0);
+    // Connections the supervisor had accepted but not handed to a process are reset unanswered: never exchanged, so a retry of a single-use token is not refused as replayed.
+    const granted = answered.filter((answer) => answer.status === 200).length;
+    expect(verify.stdout).toMatch(new RegExp(`^intact: ${granted} records `));
+    console.info(
+      `signalled at once: ${granted} granted, ${answered.length - granted} refused, ${answers.length - answered.length} reset or refused a connection`,
+    );
+  });
+
   it('SIGHUP to npm start reloads the policies in every process', async () => {
     const github = freshIssuer(inject('testIssuerBase'), 'processes-hup');
     const policies = suitePolicies(github, freshIssuer(inject('testIssuerBase'), 'processes-hup-generic'));
