@@ -700,6 +700,26 @@ export function exchangeSuite(runtime: string, start: StartBroker, issuerBase: (
         expect(long.body['error_description']).toBe(`the requested resource acme/${'x'.repeat(481)}...`);
       });
 
+      // With a GitHub App, another account's job asking for a repository's own policy is answered as a missing policy
+      // (github-exchange-suite.ts): without one, the answer must be that too, or a stranger learns the broker has no App.
+      it("answers another account's job asking for a repository's own policy as a missing policy, with no GitHub App configured", async () => {
+        const stranger = await good({
+          sub: 'repo:mallory/tools:ref:refs/heads/main',
+          repository: 'mallory/tools',
+          repository_id: '666',
+          repository_owner: 'mallory',
+          repository_owner_id: '888',
+        });
+        const asked = exchangeForm(stranger, {
+          requested_token_type: 'urn:keyway:params:oauth:token-type:github-installation-token',
+          resource: 'https://github.com/acme/api',
+          scope: 'policy:deploy contents:read',
+        });
+        const { body, event } = await refused(asked, { error: 'invalid_request', reason: 'no_policy_matched' });
+        expect(body['error_description']).toBe('no trust policy grants this request');
+        expect(event.detail).toContain("acme/api's own policies grant only GitHub Actions jobs of acme's account");
+      });
+
       it('answers GET /token with 405 and an RFC 6749 error', async () => {
         const response = await broker.request('/token');
         expect(response.headers.get('allow')).toBe('POST');

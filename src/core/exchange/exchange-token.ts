@@ -544,7 +544,6 @@ async function repositoryPolicySet(
   verified: VerifiedSubjectToken,
   caller: VerifiedCaller,
 ): Promise<PolicySet> {
-  if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
     throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {
@@ -560,6 +559,8 @@ async function repositoryPolicySet(
       `${repository.owner}/${repository.name}'s own policies grant only GitHub Actions jobs of ${repository.owner}'s account, which this caller is not: nothing was fetched`,
     );
   }
+  // Only once the caller is the repository's own: anyone else's answer says nothing of whether a GitHub App is configured.
+  if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   // Read only from the caller's own account, by its id: under a login renamed and taken again, another account's policy is never its.
   return withCentralGuardrails(central, await deps.repositoryPolicies.get({ ...repository, ownerId: Number(ownerId) }, name, caller));
 }
