@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
-import { staticSecretProblem, UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
+import { staticSecretForms, UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
 import { CliError, type Command } from './command.ts';
 import { brokerSecretBox } from './key-source.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
@@ -38,8 +38,8 @@ export const keysSecret: Command = {
     const secret = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
     if (secret === '') throw new CliError('no secret on standard input');
     // Sealed, it would stop the broker at start.
-    const problem = staticSecretProblem(secret);
-    if (problem !== undefined) throw new CliError(problem);
+    const checked = staticSecretForms(secret);
+    if ('problem' in checked) throw new CliError(checked.problem);
     process.stdout.write(`${await box.seal(secret, UPSTREAM_SECRET_PURPOSE, upstream)}\n`);
     return 0;
   },

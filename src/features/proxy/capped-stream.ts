@@ -206,20 +206,28 @@ function writtenForms(text: string): readonly string[] {
 }
 
 /**
- * What redactedStream looks for, prepared from the secret: once for a secret that serves many answers (a static upstream's,
- * an installation token reused until it expires), since a 1.7 KB PEM secret's took 25-45 ms of the thread that serves every
- * request, built again for each answer. Undefined for an empty secret: nothing to look for.
+ * What redactedStream looks for, prepared from the secret or its written forms: once for a secret that serves many answers
+ * (a static upstream's, an installation token reused until it expires), since a 1.7 KB PEM secret's took 25-45 ms of the
+ * thread that serves every request, built again for each answer. Undefined for an empty secret: nothing to look for.
  */
-export function redactionOf(secret: string): Redaction | undefined {
-  return searchFor(secret, now);
+export function redactionOf(secret: string | WrittenForms): Redaction | undefined {
+  return searchFor(typeof secret === 'string' ? writtenFormsOf(secret) : secret, now);
 }
 
 /**
- * How many bytes the forms redactionOf looks for come to: its search holds about 20 bytes for each. A secret of characters
- * every encoder writes otherwise (`é/‹"+&=` and tabs) has hundreds of forms: 8,192 of them came to 23 MB, a search of 460 MB.
+ * The forms of a secret redactionOf looks for, as needles, and how many bytes they come to: its search holds about 20
+ * bytes for each. A secret of characters every encoder writes otherwise (`é/‹"+&=` and tabs) has hundreds of forms: 8,192
+ * of them came to 23 MB, a search of 460 MB. Written once for a static secret, whose bytes are bounded before its search
+ * is built from them.
  */
-export function redactionBytes(secret: string): number {
-  return needlesOf(secret).reduce((total, { bytes }) => total + bytes.byteLength, 0);
+export interface WrittenForms {
+  readonly needles: readonly Needle[];
+  readonly bytes: number;
+}
+
+export function writtenFormsOf(secret: string): WrittenForms {
+  const needles = needlesOf(secret);
+  return { needles, bytes: needles.reduce((total, { bytes }) => total + bytes.byteLength, 0) };
 }
 
 const REPLACEMENTS = encodings('[redacted]');
@@ -246,7 +254,7 @@ const SLICE_BYTES = 64 * 1024;
  */
 export function redactedStream(source: ReadableStream<Uint8Array>, secret: string | Redaction | undefined): ReadableStream<Uint8Array> {
   // A secret of this answer alone (a keyway JWT, minted for its one request) has its automata built only if the answer needs them.
-  const search = typeof secret === 'string' ? searchFor(secret, later) : secret;
+  const search = typeof secret === 'string' ? searchFor(writtenFormsOf(secret), later) : secret;
   if (search === undefined) return source;
   const keep = search.longest - 1;
   let held: Uint8Array = new Uint8Array(0);
@@ -350,9 +358,8 @@ const later: Made = <T>(build: () => T) => {
   return () => (built ??= build());
 };
 
-function searchFor(secret: string, made: Made): Redaction | undefined {
-  if (secret === '') return undefined;
-  const needles = needlesOf(secret);
+function searchFor({ needles, bytes }: WrittenForms, made: Made): Redaction | undefined {
+  if (bytes === 0) return undefined;
   const strings = needles.map(({ bytes }) => bytes);
   const kinds = new Uint8Array(256);
   for (const bytes of new Set(strings)) {

@@ -4,7 +4,7 @@ import { parseYamlFile, type Position } from '../../core/policy/parse-yaml-file.
 import { PROXY_UPSTREAM_NAME } from '../../core/policy/proxy-upstream-name.ts';
 import { ConfigError, type SettingsSource } from '../../core/settings/read-settings.ts';
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
-import { redactionBytes } from './capped-stream.ts';
+import { type WrittenForms, writtenFormsOf } from './capped-stream.ts';
 
 /** What keyway holds back an upstream's answers and the caller's requests to, unless the operator says otherwise. */
 export const DEFAULT_PROXY_LIMITS = {
@@ -41,20 +41,25 @@ export interface UpstreamDeclaration {
 export const MAX_STATIC_SECRET_LENGTH = 8192;
 
 /**
- * The most bytes a static secret's redaction may look for (redactionBytes), held from start at about 20 bytes each: some
+ * The most bytes a static secret's redaction may look for (its WrittenForms' bytes), held from start at about 20 bytes each: some
  * 40 MB. An 8,192-character PEM key comes to 1.5 MB; as many characters that every encoder writes otherwise, 23 MB.
  */
 export const MAX_STATIC_SECRET_REDACTION_BYTES = 2 * 1024 * 1024;
 
-/** Why `secret` cannot be a static upstream's, if it cannot: a problem for the operator, which never quotes it. */
-export function staticSecretProblem(secret: string): string | undefined {
+/**
+ * The written forms of `secret`, which its redaction is built from (written once: for the longest secrets, a tenth of a
+ * second), or why it cannot be a static upstream's: a problem for the operator, which never quotes it.
+ */
+export function staticSecretForms(secret: string): { readonly forms: WrittenForms } | { readonly problem: string } {
   if (secret.length > MAX_STATIC_SECRET_LENGTH)
-    return `the secret is ${secret.length} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold`;
-  const bytes = redactionBytes(secret);
-  if (bytes > MAX_STATIC_SECRET_REDACTION_BYTES) {
-    return `the secret's written forms, which answers are searched for, come to ${bytes} bytes, more than the ${MAX_STATIC_SECRET_REDACTION_BYTES} a static secret's may (characters JSON and other encoders escape take many forms)`;
+    return { problem: `the secret is ${secret.length} characters, more than the ${MAX_STATIC_SECRET_LENGTH} a static secret may hold` };
+  const forms = writtenFormsOf(secret);
+  if (forms.bytes > MAX_STATIC_SECRET_REDACTION_BYTES) {
+    return {
+      problem: `the secret's written forms, which answers are searched for, come to ${forms.bytes} bytes, more than the ${MAX_STATIC_SECRET_REDACTION_BYTES} a static secret's may (characters JSON and other encoders escape take many forms)`,
+    };
   }
-  return undefined;
+  return { forms };
 }
 
 /** The purpose a static upstream secret is sealed for; its context is the upstream's name, so it opens for that upstream only. */

@@ -7,7 +7,7 @@ import { mintAccessToken, type ActorClaim } from '../../core/mint/mint-access-to
 import type { IssuedGrant } from '../../core/policy/decide.ts';
 import type { SecretBox } from '../../core/secrets/secret-box.ts';
 import { type Redaction, redactionOf } from './capped-stream.ts';
-import { staticSecretProblem, UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
+import { staticSecretForms, UPSTREAM_SECRET_PURPOSE, type UpstreamDeclaration } from './proxy-settings.ts';
 
 /** A declared upstream, its static secret (if any) opened, and its redaction prepared: held in memory only, never logged. */
 export interface Upstream extends UpstreamDeclaration {
@@ -17,7 +17,7 @@ export interface Upstream extends UpstreamDeclaration {
 
 /**
  * Opens every static upstream's sealed secret once, at start, and prepares its redaction: one that does not open, or is
- * too large (staticSecretProblem), stops the broker, never a request.
+ * too large (staticSecretForms), stops the broker, never a request.
  */
 export async function openUpstreams(declarations: readonly UpstreamDeclaration[], box: SecretBox | undefined): Promise<ReadonlyMap<string, Upstream>> {
   const upstreams = new Map<string, Upstream>();
@@ -33,9 +33,9 @@ export async function openUpstreams(declarations: readonly UpstreamDeclaration[]
     } catch (error) {
       throw new ConfigError(`upstream ${declaration.name}: its sealed secret does not open: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const problem = staticSecretProblem(secret);
-    if (problem !== undefined) throw new ConfigError(`upstream ${declaration.name}: ${problem}`);
-    const redaction = redactionOf(secret);
+    const checked = staticSecretForms(secret);
+    if ('problem' in checked) throw new ConfigError(`upstream ${declaration.name}: ${checked.problem}`);
+    const redaction = redactionOf(checked.forms);
     upstreams.set(declaration.name, { ...declaration, secret, ...(redaction === undefined ? {} : { redaction }) });
   }
   return upstreams;
