@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { nodeConfigFromEnv } from '../config/node-config.ts';
 import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
-import { staticSecretForms, UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
+import { MAX_STATIC_SECRET_LENGTH, MAX_STATIC_SECRET_REDACTION_BYTES, staticSecretForms, UPSTREAM_SECRET_PURPOSE } from '../features/proxy/proxy-settings.ts';
 import { CliError, type Command } from './command.ts';
 import { brokerSecretBox } from './key-source.ts';
 import { openCommandDataDir } from './existing-data-dir.ts';
@@ -12,8 +12,10 @@ const USAGE = `usage: keyway keys secret --upstream NAME [--data-dir DIR] < secr
 Seals a proxy upstream's static secret (docs/proxy.md) under the broker's master key
 (KEYWAY_MASTER_KEY as the broker has it, or the data dir's master key file) and prints the
 sealed value to put in the upstream's auth.sealed. The secret is read from standard input,
-never from the command line; one trailing newline is dropped, and it holds 8192 characters at
-most. The sealed value opens for that upstream only.
+never from the command line; one trailing newline is dropped. It holds ${MAX_STATIC_SECRET_LENGTH} characters at
+most, and its written forms, which answers are searched for (as is and as JSON encoders escape
+it, in UTF-8, UTF-16, UTF-32 and ISO-8859-1), ${MAX_STATIC_SECRET_REDACTION_BYTES / (1024 * 1024)} MiB at most: characters JSON
+escapes, such as é / " + & =, take many forms. The sealed value opens for that upstream only.
 
   --upstream NAME           the upstream the secret is for (its name in KEYWAY_PROXY_UPSTREAMS)
   --data-dir DIR            the broker's data directory, for its master key file (default KEYWAY_DATA_DIR or .keyway)`;

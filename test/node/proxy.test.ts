@@ -100,4 +100,12 @@ describe('keyway keys secret', () => {
     );
     expect(escaped.stderr).not.toContain('é/‹');
   });
+
+  it('names both bounds a secret is held to in its usage: its characters, and the bytes of its written forms', async () => {
+    const help = await cli(['--help'], {}, '');
+    expect(help.code).toBe(0);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    expect(text).toContain('It holds 8192 characters at most, and its written forms, which answers are searched for');
+    expect(text).toContain('2 MiB at most');
+  });
 });
