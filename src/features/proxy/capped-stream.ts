@@ -321,9 +321,10 @@ interface Backward extends Trie {
  * complete. (npm's Aho-Corasick packages search strings, not bytes, and tell each match where it ends.) Each automaton is
  * built when first asked for, or at once (`now`): building both was most of what a keyway JWT's redaction cost each
  * answer, 0.65-0.8 ms. A text needs the backward one only where it holds as many bytes as the shortest needle, one after
- * the other, each a byte some needle has (`kinds`, IN); the forward one only where it ends with a byte some needle has
- * before its last (BEFORE_LAST): a JSON answer ends with `}` or a line break, and its quotes, spaces and punctuation cut it
- * into runs shorter than a 1 KB JWT.
+ * the other, each a byte some needle has (`kinds`, IN); the forward one only where it ends with more than SHORT_TAIL
+ * such bytes, the last one a byte some needle has before its last (BEFORE_LAST): a JSON answer ends with `}` or a line
+ * break, a chunk boundary cuts it inside a word, and its quotes, spaces and punctuation cut it into runs shorter than a
+ * 1 KB JWT.
  */
 interface Search {
   readonly needles: readonly Needle[];
@@ -499,18 +500,35 @@ function occurrencesIn(text: Uint8Array, { needles, forward, backward, kinds, sh
       hits[count++] = ends[node]!;
     }
   }
-  let wait = text.byteLength;
-  if (keep > 0 && wait > 0 && (kinds[text[wait - 1]!]! & BEFORE_LAST) !== 0) {
-    // A needle the text runs out along begins in its last `keep` bytes.
-    const { only, rows, fail, depth } = forward();
-    let end = 0;
-    for (let place = Math.max(0, text.byteLength - keep); place < text.byteLength; place++) {
-      end = end === 0 ? rows[text[place]!]! : transition(only, rows, fail, end, text[place]!);
+  return { needles, hits, next: count - 2, wait: keep > 0 ? waitIn(text, needles, forward, kinds, keep) : text.byteLength };
+}
+
+/** The longest run of IN bytes at a text's end whose needles' starts are compared with it, not read along `forward`. */
+const SHORT_TAIL = 64;
+
+/**
+ * Where the text runs out along a needle, in its last `keep` bytes, or its length. Such a needle's bytes are all IN and
+ * the last of them BEFORE_LAST: a text that ends otherwise needs no automaton, and one that ends with a short run of IN
+ * bytes (a word cut by a chunk boundary) has the needles' starts compared with the run's ends, longest first.
+ */
+function waitIn(text: Uint8Array, needles: readonly Needle[], forward: () => Forward, kinds: Uint8Array, keep: number): number {
+  const length = text.byteLength;
+  if (length === 0 || (kinds[text[length - 1]!]! & BEFORE_LAST) === 0) return length;
+  const first = Math.max(0, length - keep);
+  let from = length;
+  while (from > first && length - from <= SHORT_TAIL && (kinds[text[from - 1]!]! & IN) !== 0) from--;
+  if (from === first || (kinds[text[from - 1]!]! & IN) === 0) {
+    for (let place = from; place < length; place++) {
+      const tail = text.subarray(place);
+      if (needles.some(({ bytes }) => bytes.byteLength > tail.byteLength && startsAt(bytes, tail, 0))) return place;
     }
-    for (; end !== 0 && only[end] === NONE; end = fail[end]!);
-    if (end !== 0) wait = text.byteLength - depth[end]!;
+    return length;
   }
-  return { needles, hits, next: count - 2, wait };
+  const { only, rows, fail, depth } = forward();
+  let end = 0;
+  for (let place = first; place < length; place++) end = end === 0 ? rows[text[place]!]! : transition(only, rows, fail, end, text[place]!);
+  for (; end !== 0 && only[end] === NONE; end = fail[end]!);
+  return end === 0 ? length : length - depth[end]!;
 }
 
 /** Whether `length` bytes of the text, one after the other, are each IN: where no needle can stand, none is looked for. */
