@@ -1,6 +1,6 @@
 import { createExecutionContext, createScheduledController, runInDurableObject } from 'cloudflare:test';
 import { exports } from 'cloudflare:workers';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { describe, expect, inject, it, vi } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { KEY_RING_REFRESH_SECONDS, keyLifeCycle, readKeySettings } from '../../src/core/mint/key-life-cycle.ts';
@@ -89,6 +89,42 @@ describe('signing keys on Workers (workerd, the real state Durable Object)', () 
     const published = await jwksOf({ fetch: (url) => Promise.resolve(isolate.app.fetch(new Request(url), workerEnv)) });
     expect(published).toEqual(expect.arrayContaining([current?.kid, next?.kid, currentRsa?.kid, nextRsa?.kid]));
     expect(isolate.keys.ring.signing.kid).toBe(next?.kid);
+  });
+
+  it('a Cron round whose key upkeep fails still signs the audit log with the current key, and ends failed', async () => {
+    // Objects of its own: the key store refuses every new key, for real, in its own SQLite, and the other tests' keys stay as they are.
+    const env = { ...workerEnv, STATE: ownStateNamespace(), AUDIT: ownStateNamespace(workerEnv.AUDIT) };
+    const broker = await createWorkerBroker(env, [], { log: silentLogger });
+    // A refused exchange: a record in the log for the round to sign.
+    const refused = await broker.app.fetch(
+      new Request(`${env.KEYWAY_ISSUER}/token`, {
+        method: 'POST',
+        body: 'grant_type=password',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      env,
+      createExecutionContext(),
+    );
+    expect(refused.status).toBe(400);
+    const kid = broker.keys.ring.signing.kid;
+    const cycle = keyLifeCycle(readKeySettings(env), Number(env.KEYWAY_MAX_TTL_SECONDS));
+    const current = (await stateStores(() => keywayState(env.STATE)).keys.describeKeys()).find((key) => key.kid === kid);
+    // When the next key is due to be published: the round's key upkeep tries to store one.
+    const publishAt = (current?.activatedAt ?? 0) + cycle.rotationMs - cycle.leadMs;
+    await runInDurableObject(
+      keywayState(env.STATE),
+      (_instance, state) =>
+        void state.storage.sql.exec("CREATE TRIGGER keys_down BEFORE INSERT ON signing_keys BEGIN SELECT RAISE(ABORT, 'key store down for the test'); END"),
+    );
+
+    await expect(worker.scheduled(createScheduledController({ scheduledTime: publishAt, cron: '*/5 * * * *' }), env)).rejects.toThrow(
+      'key store down for the test',
+    );
+    expect((await stateStores(() => keywayState(env.STATE)).keys.describeKeys()).filter((key) => key.state === 'next')).toEqual([]);
+    const root = await keywayState(env.STATE).latestRootCheckpoint();
+    expect(root).toMatchObject({ time: new Date(Math.floor(publishAt / 1000) * 1000).toISOString() });
+    expect(Object.values(root?.heads ?? {}).some((head) => head.seq > 0)).toBe(true);
+    expect(decodeProtectedHeader(root?.jws ?? '').kid).toBe(kid);
   });
 
   it('a running isolate, not only a fresh one, publishes a rotated ring within one refresh period (the entry reloads a stale ring)', async () => {
