@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { KEY_RING_REFRESH_SECONDS, KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
 import { DATABASE_FILE, startNodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import type { NodeBrokerConfig } from '../../src/config/node-config.ts';
+import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
+import { decodeJwt } from 'jose';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
@@ -10,23 +13,35 @@ import { runKeyway, testConfig, writeTree } from './node-harness.ts';
 import { recordingLogger } from './operated-broker.ts';
 
 const SERVICE = 'https://deploy.acme.dev';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 /**
- * A broker on `files` whose clock the test sets (`at(ms)`: that long after its start) and a connection of the test's own to
- * its database.
+ * A broker on `files` whose clock the test sets (`at(ms)`: that long after its start; `onRead(hook)`: the hook runs each
+ * time the broker reads it, before it is read) and a connection of the test's own to its database.
  */
-async function clockedBroker(files: Record<string, string>, log = recordingLogger()) {
+async function clockedBroker(files: Record<string, string>, log = recordingLogger(), config: Partial<NodeBrokerConfig> = {}) {
   const root = writeTree(files);
   mkdirSync(join(root, 'policies'), { recursive: true });
   const start = Date.now();
   let clock = start;
-  const broker = await startNodeBroker(testConfig(root), { log, now: () => clock });
+  let hook = () => {};
+  const broker = await startNodeBroker(testConfig(root, config), {
+    log,
+    now: () => {
+      hook();
+      return clock;
+    },
+  });
   const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
   return {
     broker,
     db,
+    start,
     at: (ms: number) => {
       clock = start + ms;
+    },
+    onRead: (run: () => void) => {
+      hook = run;
     },
     close: async () => {
       db.close();
@@ -118,6 +133,44 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       at(KEY_RING_SERVED_MS + 1000);
       await broker.auditUpkeep();
       expect(db.all('SELECT seq FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM audit_events)')).toHaveLength(1);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  it('checks the age of its ring right before each signature, not only when an upkeep round starts: a round slow past KEY_RING_SERVED_MS signs no checkpoint with a key withdrawn meanwhile', async () => {
+    const log = recordingLogger();
+    const { broker, db, start, at, onRead, close } = await clockedBroker({}, log, { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '1' }) });
+    try {
+      // Records a day old, which the round prunes after it signs the head: it signs an anchor then, the round's second signature.
+      at(-86_400_000 - 60_000);
+      for (let i = 0; i < 3; i += 1)
+        expect((await fetch(`${broker.url}/token`, { method: 'POST', body: 'grant_type=password', headers: FORM })).status).toBe(400);
+      // The ring loaded now (the real time, which the withdrawal's record is dated by), then the key withdrawn from the data dir.
+      at(Date.now() - start);
+      await broker.keyUpkeep();
+      const [current] = db.all<{ kid: string }>("SELECT kid FROM signing_keys WHERE alg = 'ES256' AND state = 'current'");
+      const withdrawn = await runKeyway(['keys', 'withdraw', '--data-dir', broker.config.dataDir, '--', current?.kid ?? ''], { KEYWAY_MASTER_KEY: undefined });
+      expect(withdrawn.code, withdrawn.stderr).toBe(0);
+      const [withdrawal] = db.all<{ time: number }>("SELECT time FROM audit_events WHERE reason = 'signing_key_withdrawn'");
+      const withdrawnAt = withdrawal?.time ?? 0;
+      // The round starts within KEY_RING_SERVED_MS of the load and signs the head at once; then its pruning takes long, past
+      // KEY_RING_SERVED_MS after the withdrawal, before it signs the anchor.
+      at(withdrawnAt + 5000 - start);
+      const headSigned = () => db.all('SELECT seq FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM audit_events)').length === 1;
+      onRead(() => {
+        if (headSigned()) at(withdrawnAt + KEY_RING_SERVED_MS + 5000 - start);
+      });
+      await broker.auditUpkeep();
+      onRead(() => {});
+      expect(log.text()).not.toContain('upkeep failed');
+      const anchors = db.all<{ jws: string }>('SELECT jws FROM audit_checkpoints WHERE seq = (SELECT MIN(seq) FROM audit_checkpoints)');
+      expect(anchors.map(({ jws }) => decodeJwt(jws))).toEqual([
+        expect.objectContaining({ role: 'anchor', iat: Math.floor((withdrawnAt + KEY_RING_SERVED_MS + 5000) / 1000) }),
+      ]);
+      const verified = await runKeyway(['audit', 'verify', '--json', '--data-dir', broker.config.dataDir], { KEYWAY_MASTER_KEY: undefined });
+      expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true });
+      expect(verified.code).toBe(0);
     } finally {
       await close();
     }

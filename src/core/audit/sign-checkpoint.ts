@@ -12,17 +12,24 @@ export type CheckpointSigner = (head: ChainHead, role?: CheckpointRole, macsAfte
 /** A statement about the log signed with the broker's current signing key, as the broker's issuer: its JWS and `iat`. */
 export type AuditStatementSigner = (payload: JWTPayload, typ: string) => Promise<{ readonly jws: string; readonly iat: number }>;
 
-export function auditStatementSigner(issuer: string, keys: () => KeyRing, now: () => number): AuditStatementSigner {
+/**
+ * The ring a statement is signed with, asked for right before each signature: a runtime that reloads its ring may reload
+ * one too old to sign with (a round that waited may be past the bound on signing with a key withdrawn meanwhile).
+ */
+export type SigningRing = () => KeyRing | Promise<KeyRing>;
+
+export function auditStatementSigner(issuer: string, keys: SigningRing, now: () => number): AuditStatementSigner {
   return async (payload, typ) => {
+    // The ring first: a reload it waits for is not counted against the statement's date.
+    const { signing } = await keys();
     const iat = Math.floor(now() / 1000);
-    const { signing } = keys();
     const jws = await new SignJWT(payload).setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ }).setIssuer(issuer).setIssuedAt(iat).sign(signing.key);
     return { jws, iat };
   };
 }
 
 /** Signs checkpoints with the broker's current signing key, as the broker's issuer; of `chain`, in a log of several. */
-export function checkpointSigner(issuer: string, keys: () => KeyRing, now: () => number, chain?: string): CheckpointSigner {
+export function checkpointSigner(issuer: string, keys: SigningRing, now: () => number, chain?: string): CheckpointSigner {
   const sign = auditStatementSigner(issuer, keys, now);
   return async (head, role = 'head', macsAfter) => {
     const claims = {

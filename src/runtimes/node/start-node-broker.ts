@@ -349,21 +349,23 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       loadOptions: () => loadOptions,
     },
   });
+  // A ring too old to serve is reloaded before it signs, as a request's is, and signs nothing while it cannot be: it may
+  // hold a key withdrawn elsewhere, and audit verify fails a checkpoint signed with one past KEY_RING_SERVED_MS after its
+  // withdrawal. Asked before each signature, not once a round: one that waited on the writer lock or pruned for long may
+  // sign past that bound after it started.
+  const signingRing = async () => (live.isOlderThan(now(), KEY_RING_SERVED_MS) ? live.refresh(now()) : live.ring);
   // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
-  const sign = checkpointSigner(config.issuer, keys, now);
+  const sign = checkpointSigner(config.issuer, signingRing, now);
   const verify = checkpointVerifier(keys);
   // The last checkpoint this process signed: stored ones deleted behind its back are found while it runs.
   const signedSoFar: SignedSoFar = {};
   const round = async (): Promise<void> => {
-    // A ring too old to serve is reloaded first, as a request's is, and signs nothing while it cannot be: it may hold a
-    // key withdrawn elsewhere, and audit verify fails a checkpoint signed with one past KEY_RING_SERVED_MS after its withdrawal.
-    if (live.isOlderThan(now(), KEY_RING_SERVED_MS)) {
-      try {
-        await live.refresh(now());
-      } catch (error) {
-        log.error('audit log upkeep skipped: the signing keys are unavailable', { error: errorText(error) });
-        return;
-      }
+    // A round whose ring cannot be reloaded prunes nothing either, and says why.
+    try {
+      await signingRing();
+    } catch (error) {
+      log.error('audit log upkeep skipped: the signing keys are unavailable', { error: errorText(error) });
+      return;
     }
     try {
       const { pruned, checkpoint } = await maintainAuditLog(audit, sign, { now: now(), retentionDays: config.audit.retentionDays, verify, signedSoFar });
