@@ -261,15 +261,20 @@ describe("the audit records of an operator's work on the signing keys", () => {
           }),
         ]);
         const withdrawals = await recordsOf('signing_key_withdrawn');
+        // The key and when it was withdrawn, as the store says, in a member of their own: what audit verify reads.
+        const signing_key = { kid, alg: 'ES256', withdrawn_at: (withdrawn.body['key'] as { withdrawn_at: string }).withdrawn_at };
+        expect(signing_key.withdrawn_at).toMatch(/^\d{4}-\d\d-\d\dT/);
         expect(withdrawals).toEqual([
           expect.objectContaining({
             ...operator,
+            signing_key,
             detail: expect.stringMatching(
               new RegExp(`^signing key ${kid} \\(ES256\\) was withdrawn already at .*: nothing changed; asked by operator \\S+#olga@acme\\.dev`),
             ),
           }),
           expect.objectContaining({
             ...operator,
+            signing_key,
             detail: expect.stringMatching(
               new RegExp(
                 `^withdrew signing key ${kid} \\(ES256\\) for operator \\S+#olga@acme\\.dev \\(policy ops/olga, token \\S+\\); transitions: withdraw ${kid}, activate ${next}$`,
@@ -342,8 +347,10 @@ describe('keyway audit verify and a withdrawn signing key', () => {
         const kid = stolen.signing.kid;
         const reader = await tokenFor('olga@acme.dev', 'audit:read');
         expect((await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid])).code).toBe(0);
-        const [withdrawal] = db.all<{ seq: number; time: number }>("SELECT seq, time FROM audit_events WHERE reason = 'signing_key_withdrawn'");
-        const at = withdrawal?.time ?? 0;
+        const [withdrawal] = db.all<{ seq: number }>("SELECT seq FROM audit_events WHERE reason = 'signing_key_withdrawn'");
+        // When the store withdrew it, as the record names it (signing_key.withdrawn_at): a little before the record's own time.
+        const [key] = db.all<{ withdrawn_at: number }>('SELECT withdrawn_at FROM signing_keys WHERE kid = ?', [kid]);
+        const at = key?.withdrawn_at ?? 0;
         await tokenFor('rita@acme.dev', 'keys:read');
         const audit = new SqliteAuditStore(db);
         const verdicts = async () =>

@@ -1,7 +1,8 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
-import { withdrawnKeyUse, type KeyWithdrawal } from '../../src/core/audit/withdrawn-keys.ts';
+import { keyWithdrawal, withdrawnKeyUse, type KeyWithdrawal } from '../../src/core/audit/withdrawn-keys.ts';
+import type { AuditEvent, AuditRecord } from '../../src/core/audit/audit-event.ts';
 
 describe('withdrawnKeyUse and a statement dated before the withdrawal whose record it signs', () => {
   it('accepts one dated within the allowance before it, as a Workers Cron round dates what it signs at its scheduled time; refuses one dated earlier', async () => {
@@ -21,5 +22,37 @@ describe('withdrawnKeyUse and a statement dated before the withdrawal whose reco
       kid: 'leaked',
       why: expect.stringMatching(/it is backdated, more than 75 s before it$/),
     });
+  });
+});
+
+describe('keyWithdrawal', () => {
+  const record = (event: Partial<AuditEvent>): AuditRecord => ({
+    event: {
+      id: '01KC0000000000000000000000',
+      time: '2026-12-07T12:00:30.250Z',
+      decision: 'granted',
+      reason: 'signing_key_withdrawn',
+      request: { id: 'r' },
+      ...event,
+    },
+    chain: { seq: 40, prev_hash: '0'.repeat(64), hash: '1'.repeat(64) },
+  });
+
+  it('reads the key and the time of its withdrawal from the hashed signing_key member, whatever the detail says; an older record without it from its detail', () => {
+    const signing_key = { kid: 'leaked', alg: 'ES256', withdrawn_at: '2026-12-07T12:00:30.100Z' };
+    expect(keyWithdrawal(record({ signing_key, detail: 'the key was pulled' }))).toEqual({ kid: 'leaked', seq: 40, time: '2026-12-07T12:00:30.100Z' });
+    // A key removed by upkeep, not withdrawn: no withdrawal, though its detail reads as one.
+    expect(keyWithdrawal(record({ signing_key: { kid: 'old', alg: 'ES256' }, detail: 'withdrew signing key old (ES256) for …' }))).toBeUndefined();
+    expect(keyWithdrawal(record({ signing_key, reason: 'signing_key_rotation_requested' }))).toBeUndefined();
+    // A record written before keyway named the key in signing_key: read from its detail.
+    expect(keyWithdrawal(record({ detail: 'withdrew signing key leaked (ES256) for operator x; transitions: withdraw leaked' }))).toEqual({
+      kid: 'leaked',
+      seq: 40,
+      time: '2026-12-07T12:00:30.250Z',
+    });
+    expect(
+      keyWithdrawal(record({ detail: 'signing key leaked (ES256) was withdrawn already at 2026-12-07T11:59:00.000Z: nothing changed; asked by x' })),
+    ).toEqual({ kid: 'leaked', seq: 40, time: '2026-12-07T11:59:00.000Z' });
+    expect(keyWithdrawal(record({ detail: 'signing key old (ES256) was removed already at 2026-12-07T11:59:00.000Z: nothing changed' }))).toBeUndefined();
   });
 });

@@ -104,6 +104,16 @@ export interface AuditEvent {
     readonly jti: string;
   };
   /**
+   * The signing key a `signing_key_withdrawn` record is about: its kid and algorithm, and when it was withdrawn (ISO 8601;
+   * absent for a key removed by upkeep, not withdrawn). What `audit verify` reads; records written before keyway wrote it
+   * say the same in their `detail` alone.
+   */
+  readonly signing_key?: {
+    readonly kid: string;
+    readonly alg: string;
+    readonly withdrawn_at?: string;
+  };
+  /**
    * A proxied request (`/proxy/{upstream}/…`, docs/proxy.md). The decision record, durable before the
    * upstream is called, holds what was asked and the rule that allowed it; the outcome record
    * (reason `proxy_completed` or an upstream failure) names it in `decision_id` and adds what came back. A GitHub token

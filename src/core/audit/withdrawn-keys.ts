@@ -30,8 +30,9 @@ export interface WithdrawnKeyUse {
   readonly why: string;
 }
 
-// The details withdrawSigningKey writes (hashed with the record): a key it withdrew, or one withdrawn already, and when. A
-// withdrawal whose record could not be written is recorded when it is asked again, as withdrawn already.
+// The details withdrawSigningKey wrote before it named the key in `signing_key` (hashed with the record), still read in
+// records without it: a key it withdrew, or one withdrawn already, and when. A withdrawal whose record could not be written
+// is recorded when it is asked again, as withdrawn already.
 const WITHDREW = /^withdrew signing key (\S+) \(/;
 const WITHDRAWN_ALREADY = /^signing key (\S+) \(\w+\) was withdrawn already at (\S+):/;
 
@@ -39,6 +40,11 @@ const WITHDRAWN_ALREADY = /^signing key (\S+) \(\w+\) was withdrawn already at (
 export function keyWithdrawal(record: AuditRecord): KeyWithdrawal | undefined {
   const { event, chain } = record;
   if (event.reason !== 'signing_key_withdrawn') return undefined;
+  const key = event.signing_key;
+  if (key !== undefined) {
+    const at = key.withdrawn_at;
+    return at === undefined || Number.isNaN(Date.parse(at)) ? undefined : { kid: key.kid, seq: chain.seq, time: at };
+  }
   const detail = event.detail ?? '';
   const withdrew = WITHDREW.exec(detail);
   if (withdrew?.[1] !== undefined) return { kid: withdrew[1], seq: chain.seq, time: event.time };

@@ -1,4 +1,4 @@
-import type { AuditLog } from '../audit/audit-event.ts';
+import type { AuditEvent, AuditLog } from '../audit/audit-event.ts';
 import type { RequestContext } from '../exchange/exchange-token.ts';
 import { errorText } from '../log.ts';
 import type { KeyLifeCycle } from '../mint/key-life-cycle.ts';
@@ -60,7 +60,8 @@ export async function withdrawSigningKey(
     withdrawal.status === 'withdrawn'
       ? `withdrew signing key ${key.kid} (${key.alg}) for ${asked(operator)}; transitions: ${transitionsText(withdrawal.transitions)}${notReloaded}`
       : `signing key ${key.kid} (${key.alg}) was ${key.withdrawnAt === undefined ? 'removed' : 'withdrawn'} already at ${isoOf(key.withdrawnAt ?? key.removedAt)}: nothing changed; asked by ${asked(operator)}`;
-  return { withdrawal, record: await record(deps, 'signing_key_withdrawn', detail, operator, context) };
+  const signingKey = { kid: key.kid, alg: key.alg, ...(key.withdrawnAt === undefined ? {} : { withdrawn_at: isoOf(key.withdrawnAt) }) };
+  return { withdrawal, record: await record(deps, { reason: 'signing_key_withdrawn', detail, signingKey }, operator, context) };
 }
 
 /** Starts a rotation for an operator (as `keyway keys rotate` does), then records it (`signing_key_rotation_requested`) with the transitions made. */
@@ -71,18 +72,21 @@ export async function rotateSigningKeys(
 ): Promise<{ readonly transitions: readonly KeyTransition[]; readonly record: KeyOperationRecord }> {
   const transitions = await deps.store.advanceKeys({ now: deps.now(), cycle: deps.cycle, rotate: true, upkeep: false });
   const detail = `rotation of the signing keys requested by ${asked(operator)}; transitions: ${transitionsText(transitions)}`;
-  return { transitions, record: await record(deps, 'signing_key_rotation_requested', detail, operator, context) };
+  return { transitions, record: await record(deps, { reason: 'signing_key_rotation_requested', detail }, operator, context) };
 }
 
 async function record(
   deps: SigningKeyOperationDeps,
-  reason: Reason,
-  detail: string,
+  facts: { readonly reason: Reason; readonly detail: string; readonly signingKey?: AuditEvent['signing_key'] },
   operator: KeyOperator,
   context: RequestContext,
 ): Promise<KeyOperationRecord> {
   const caller = 'token' in operator ? { operator: operator.token.sub } : operator;
-  const event = examinationRecord(deps, { caller, reason, detail, context, now: deps.now() });
+  const { reason, detail, signingKey } = facts;
+  const event = {
+    ...examinationRecord(deps, { caller, reason, detail, context, now: deps.now() }),
+    ...(signingKey === undefined ? {} : { signing_key: signingKey }),
+  };
   try {
     return { auditEventId: await appendExamination(deps, event) };
   } catch (error) {
