@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet } from 'jose';
@@ -10,15 +10,16 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { generateMasterKey, parseMasterKey, readMasterKeys, type MasterKeys } from '../../src/core/secrets/master-keys.ts';
 import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
-import { DATABASE_FILE, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
 import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import type { BrokerClient } from '../suites/exchange-suite.ts';
 import { pageCookie } from '../support/audit-page-sign-in.ts';
-import { runKeyway, type Environment } from './node-harness.ts';
-import { operatedBroker as sharedOperatedBroker } from './operated-broker.ts';
+import { runKeyway, testConfig, writeTree, type Environment } from './node-harness.ts';
+import { operatedBroker as sharedOperatedBroker, recordingLogger } from './operated-broker.ts';
 
 /** Tests that run the CLI as several processes: on a loaded machine each start takes seconds. */
 const CLI_RUNS_TIMEOUT_MS = 90_000;
@@ -405,6 +406,66 @@ describe('keyway audit verify and a withdrawn signing key', () => {
         for (const verdict of await forged(seq - 1, backdated)) expect(verdict).toMatchObject({ code: 0, report: { ok: true } });
         // Dated a little before it, as a Workers Cron round dates what it signs at its scheduled time: no thief's work.
         for (const verdict of await forged(seq, at - 5000)) expect(verdict).toMatchObject({ code: 0, report: { ok: true } });
+      } finally {
+        db.close();
+        await broker.close();
+      }
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+});
+
+describe('keyway audit verify and a withdrawn key whose record retention pruned', () => {
+  it(
+    'fails a checkpoint its thief signed with it after the record: the anchor pruning left names the withdrawal',
+    async () => {
+      const root = writeTree({});
+      mkdirSync(join(root, 'policies'), { recursive: true });
+      let clock = Date.now();
+      const broker = await startNodeBroker(testConfig(root, { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '1' }) }), {
+        log: recordingLogger(),
+        now: () => clock,
+      });
+      const dataDir = broker.config.dataDir;
+      const db = openSqliteFile(join(dataDir, DATABASE_FILE), { existing: true });
+      try {
+        const master = readMasterKeys({ KEYWAY_MASTER_KEY: readFileSync(join(dataDir, MASTER_KEY_FILE), 'utf8').trim() }) as MasterKeys;
+        const stolen = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+        const kid = stolen.signing.kid;
+        expect((await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid])).code).toBe(0);
+        const [key] = db.all<{ withdrawn_at: number }>('SELECT withdrawn_at FROM signing_keys WHERE kid = ?', [kid]);
+        const at = key?.withdrawn_at ?? 0;
+
+        // A day and more later, upkeep prunes the records of then, the withdrawal's with them.
+        clock = at + 86_400_000 + 600_000;
+        await broker.auditUpkeep();
+        expect(db.all("SELECT seq FROM audit_events WHERE reason = 'signing_key_withdrawn'")).toEqual([]);
+        const [anchor] = db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq LIMIT 1');
+        // A record after it, and the thief's checkpoint of it, signed with the leaked key long after its withdrawal.
+        const refused = await fetch(`${broker.url}/token`, {
+          method: 'POST',
+          body: 'grant_type=password',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        expect(refused.status).toBe(400);
+        const [head] = db.all<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+        expect(head?.seq).toBeGreaterThan(anchor?.seq ?? 0);
+        await new SqliteAuditStore(db).addCheckpoint(
+          await checkpointSigner(
+            broker.config.issuer,
+            () => stolen,
+            () => clock,
+          )({ seq: head?.seq ?? 0, hash: head?.hash ?? '' }),
+        );
+
+        const verified = await cli(['audit', 'verify', '--json', '--data-dir', dataDir]);
+        expect(JSON.parse(verified.stdout)).toMatchObject({
+          ok: false,
+          anchor: anchor?.seq,
+          withdrawn_keys: [{ kid, seq: anchor?.seq, time: new Date(at).toISOString(), pruned: true }],
+          problem: { kind: 'checkpoint_key_withdrawn', seq: head?.seq, kid, message: expect.stringMatching(/past the 75 s a broker may still sign with it$/) },
+        });
+        expect(verified.code).toBe(1);
       } finally {
         db.close();
         await broker.close();

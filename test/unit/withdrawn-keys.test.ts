@@ -1,4 +1,6 @@
-import { generateKeyPair, SignJWT } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { CHECKPOINT_TYPE } from '../../src/core/audit/checkpoint.ts';
+import { CheckpointError, verifyCheckpoint } from '../../src/core/audit/verify-checkpoint.ts';
 import { describe, expect, it } from 'vitest';
 import { KEY_RING_SERVED_MS } from '../../src/core/mint/key-life-cycle.ts';
 import { keyWithdrawal, withdrawnKeyUse, type KeyWithdrawal } from '../../src/core/audit/withdrawn-keys.ts';
@@ -54,5 +56,24 @@ describe('keyWithdrawal', () => {
       keyWithdrawal(record({ detail: 'signing key leaked (ES256) was withdrawn already at 2026-12-07T11:59:00.000Z: nothing changed; asked by x' })),
     ).toEqual({ kid: 'leaked', seq: 40, time: '2026-12-07T11:59:00.000Z' });
     expect(keyWithdrawal(record({ detail: 'signing key old (ES256) was removed already at 2026-12-07T11:59:00.000Z: nothing changed' }))).toBeUndefined();
+  });
+});
+
+describe("an anchor's withdrawn_keys", () => {
+  it('are read from the signed payload, and a checkpoint whose list is not one of {kid, withdrawn_at} is invalid', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const keys = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] });
+    const signed = (withdrawn: unknown) =>
+      new SignJWT({ seq: 3, hash: 'a'.repeat(64), role: 'anchor', withdrawn_keys: withdrawn })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k', typ: CHECKPOINT_TYPE })
+        .setIssuer('https://keyway.test')
+        .setIssuedAt()
+        .sign(privateKey);
+    await expect(verifyCheckpoint(await signed([{ kid: 'leaked', withdrawn_at: '2026-12-07T12:00:30.100Z' }]), keys)).resolves.toMatchObject({
+      role: 'anchor',
+      withdrawals: [{ kid: 'leaked', time: '2026-12-07T12:00:30.100Z' }],
+    });
+    for (const malformed of ['leaked', [{ kid: 'leaked' }], [{ kid: 'leaked', withdrawn_at: 'yesterday' }], [null]])
+      await expect(verifyCheckpoint(await signed(malformed), keys)).rejects.toThrow(CheckpointError);
   });
 });

@@ -19,27 +19,35 @@ export type AuditStatementSigner = (payload: JWTPayload, typ: string) => Promise
 export type SigningRing = () => KeyRing | Promise<KeyRing>;
 
 export function auditStatementSigner(issuer: string, keys: SigningRing, now: () => number): AuditStatementSigner {
-  return async (payload, typ) => {
-    // The ring first: a reload it waits for is not counted against the statement's date.
-    const { signing } = await keys();
-    const iat = Math.floor(now() / 1000);
-    const jws = await new SignJWT(payload).setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ }).setIssuer(issuer).setIssuedAt(iat).sign(signing.key);
-    return { jws, iat };
-  };
+  // The ring first: a reload it waits for is not counted against the statement's date.
+  return async (payload, typ) => signStatement(issuer, await keys(), now, payload, typ);
+}
+
+async function signStatement(issuer: string, ring: KeyRing, now: () => number, payload: JWTPayload, typ: string): Promise<{ jws: string; iat: number }> {
+  const { signing } = ring;
+  const iat = Math.floor(now() / 1000);
+  const jws = await new SignJWT(payload).setProtectedHeader({ alg: signing.alg, kid: signing.kid, typ }).setIssuer(issuer).setIssuedAt(iat).sign(signing.key);
+  return { jws, iat };
 }
 
 /** Signs checkpoints with the broker's current signing key, as the broker's issuer; of `chain`, in a log of several. */
 export function checkpointSigner(issuer: string, keys: SigningRing, now: () => number, chain?: string): CheckpointSigner {
-  const sign = auditStatementSigner(issuer, keys, now);
   return async (head, role = 'head', macsAfter) => {
+    const ring = await keys();
+    // An anchor stands for the records pruned before it, a withdrawal's among them: it names every key withdrawn so far, so
+    // that audit verify still holds the checkpoints signed after it to the withdrawal once its record is gone.
+    const withdrawn = role === 'anchor' ? ring.withdrawals : [];
     const claims = {
       seq: head.seq,
       hash: head.hash,
       role,
       ...(chain === undefined ? {} : { chain }),
       ...(macsAfter === undefined ? {} : { macs_after: macsAfter }),
+      ...(withdrawn.length === 0
+        ? {}
+        : { withdrawn_keys: withdrawn.map(({ kid, withdrawnAt }) => ({ kid, withdrawn_at: new Date(withdrawnAt).toISOString() })) }),
     };
-    const { jws, iat } = await sign(claims, CHECKPOINT_TYPE);
+    const { jws, iat } = await signStatement(issuer, ring, now, claims, CHECKPOINT_TYPE);
     return { seq: head.seq, hash: head.hash, time: new Date(iat * 1000).toISOString(), jws };
   };
 }

@@ -281,6 +281,13 @@ export class ChainVerifier {
         message: `records after seq ${lastSeq} were deleted: a checkpoint signed at ${beyond.time} covers seq ${beyond.seq}`,
       };
     }
+    // The anchor names the withdrawals whose records it pruned; one the chain still records is known from its record.
+    const anchor = this.#anchor;
+    const recorded = new Set(this.#withdrawals.map(({ kid }) => kid));
+    const anchored = (anchor?.withdrawals ?? []).flatMap(({ kid, time }): KeyWithdrawal[] =>
+      recorded.has(kid) ? [] : [{ kid, seq: anchor?.seq ?? 0, time, pruned: true }],
+    );
+    const withdrawals = [...anchored, ...this.#withdrawals];
     const reach = Math.max(0, ...this.#kept.keys());
     if (this.#problem === undefined && reach > lastSeq) {
       this.#problem = {
@@ -301,7 +308,7 @@ export class ChainVerifier {
       ...(this.#macs === undefined
         ? {}
         : { macs: { valid: this.#maced, without: this.#unmaced, after: this.#macs.check.macsAfter(lastSeq), signed: this.#macs.signed } }),
-      ...(this.#withdrawals.length === 0 ? {} : { withdrawn_keys: this.#withdrawals }),
+      ...(withdrawals.length === 0 ? {} : { withdrawn_keys: withdrawals }),
       ...(this.#problem === undefined ? {} : { problem: this.#problem }),
     };
   }

@@ -14,6 +14,8 @@ export interface VerifiedCheckpoint extends Checkpoint {
   readonly chain: string | undefined;
   /** After which seq every record carries the broker's MAC (record-mac.ts); undefined when signed before keyway MACed records. */
   readonly macsAfter?: number;
+  /** An anchor's: the keys withdrawn when it was signed, and when (ISO 8601), for the withdrawals whose records it pruned. */
+  readonly withdrawals?: readonly { readonly kid: string; readonly time: string }[];
 }
 
 /**
@@ -31,7 +33,7 @@ export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, chain
   } catch (error) {
     throw new CheckpointError(`the checkpoint signature does not verify: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  const { seq, hash, iat, role, chain: named, macs_after: macsAfter } = payload;
+  const { seq, hash, iat, role, chain: named, macs_after: macsAfter, withdrawn_keys: withdrawn } = payload;
   if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || typeof iat !== 'number') {
     throw new CheckpointError('the checkpoint payload is not {seq, hash, iat}');
   }
@@ -41,8 +43,29 @@ export async function verifyCheckpoint(jws: string, keys: JWTVerifyGetKey, chain
     throw new CheckpointError('the checkpoint macs_after is not a seq');
   if (chain !== undefined && named !== undefined && named !== chain)
     throw new CheckpointError(`the checkpoint is signed for chain ${named}, but this is chain ${chain}`);
-  const checkpoint: VerifiedCheckpoint = { seq: seq as number, hash, time: new Date(iat * 1000).toISOString(), jws, role, chain: named };
-  return macsAfter === undefined ? checkpoint : { ...checkpoint, macsAfter: macsAfter as number };
+  const withdrawals = withdrawn === undefined ? undefined : withdrawalsOf(withdrawn);
+  return {
+    seq: seq as number,
+    hash,
+    time: new Date(iat * 1000).toISOString(),
+    jws,
+    role,
+    chain: named,
+    ...(macsAfter === undefined ? {} : { macsAfter: macsAfter as number }),
+    ...(withdrawals === undefined ? {} : { withdrawals }),
+  };
+}
+
+/** An anchor's `withdrawn_keys`: each a kid and the time it was withdrawn. */
+function withdrawalsOf(claim: unknown): readonly { readonly kid: string; readonly time: string }[] {
+  const entries = Array.isArray(claim) ? (claim as unknown[]) : [];
+  const withdrawals = entries.flatMap((entry) => {
+    const { kid, withdrawn_at: time } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
+    return typeof kid === 'string' && typeof time === 'string' && !Number.isNaN(Date.parse(time)) ? [{ kid, time }] : [];
+  });
+  if (!Array.isArray(claim) || withdrawals.length !== entries.length)
+    throw new CheckpointError('the checkpoint withdrawn_keys is not a list of {kid, withdrawn_at}');
+  return withdrawals;
 }
 
 /**

@@ -10,6 +10,11 @@ export interface KeyWithdrawal {
   readonly time: string;
   /** The chain that holds the record, in a log of several (verify-shards.ts). */
   readonly shard?: string;
+  /**
+   * Known from the anchor at `seq` alone, which names the keys withdrawn when it was signed: the record was pruned at or
+   * before it, or never written.
+   */
+  readonly pruned?: true;
 }
 
 /**
@@ -77,13 +82,17 @@ export function withdrawnKeyUse(
     if (kid === undefined || withdrawal === undefined || signed === undefined) return [];
     const time = new Date(signed).toISOString();
     const at = Date.parse(withdrawal.time);
-    const record = `${withdrawal.shard === undefined ? '' : `shard ${withdrawal.shard} `}record ${withdrawal.seq}, ${withdrawal.time}`;
+    const shard = withdrawal.shard === undefined ? '' : `shard ${withdrawal.shard} `;
+    const record = withdrawal.pruned
+      ? `${withdrawal.time}, named by the ${shard}anchor at seq ${withdrawal.seq}`
+      : `${shard}record ${withdrawal.seq}, ${withdrawal.time}`;
     if (signed > at + KEY_RING_SERVED_MS)
       return [
         { statement, kid, time, why: `after that key was withdrawn (${record}), past the ${KEY_RING_SERVED_MS / 1000} s a broker may still sign with it` },
       ];
-    // The signed time is whole seconds: the withdrawal's second counts as before it.
-    if (sameChain && statement.seq !== undefined && statement.seq >= withdrawal.seq && signed < at - (at % 1000) - KEY_RING_SERVED_MS)
+    // The signed time is whole seconds: the withdrawal's second counts as before it. Which record a withdrawal known from an
+    // anchor alone is, is not known: what it signs cannot be held to being after it.
+    if (sameChain && !withdrawal.pruned && statement.seq !== undefined && statement.seq >= withdrawal.seq && signed < at - (at % 1000) - KEY_RING_SERVED_MS)
       return [
         {
           statement,

@@ -9,6 +9,12 @@ export interface SigningKey {
   readonly key: CryptoKey;
 }
 
+/** A key an operator withdrew (KeyStore.withdrawKey), and when, in ms since the epoch. */
+export interface KeyWithdrawn {
+  readonly kid: string;
+  readonly withdrawnAt: number;
+}
+
 export class NoSigningKeyError extends KeywayError {
   override readonly name = 'NoSigningKeyError';
   readonly code = 'no_signing_key';
@@ -19,11 +25,13 @@ export class KeyRing {
   readonly #signing: ReadonlyMap<SigningAlgorithm, SigningKey>;
   readonly #jwks: JSONWebKeySet;
   readonly #everKeys: JSONWebKeySet;
+  readonly #withdrawals: readonly KeyWithdrawn[];
 
-  private constructor(signing: ReadonlyMap<SigningAlgorithm, SigningKey>, jwks: JSONWebKeySet, everKeys: JSONWebKeySet) {
+  private constructor(signing: ReadonlyMap<SigningAlgorithm, SigningKey>, jwks: JSONWebKeySet, everKeys: JSONWebKeySet, withdrawals: readonly KeyWithdrawn[]) {
     this.#signing = signing;
     this.#jwks = jwks;
     this.#everKeys = everKeys;
+    this.#withdrawals = withdrawals;
   }
 
   /** Loads the ring, generating and storing the first key of each algorithm on first start (and the RS256 one after an upgrade). */
@@ -48,6 +56,7 @@ export class KeyRing {
       signing,
       { keys: keys.filter((stored) => stored.state !== 'removed').map((stored) => stored.publicJwk) },
       { keys: keys.map((stored) => stored.publicJwk) },
+      keys.flatMap(({ kid, withdrawnAt }) => (withdrawnAt === undefined ? [] : [{ kid, withdrawnAt }])),
     );
   }
 
@@ -74,5 +83,10 @@ export class KeyRing {
    */
   get checkpointKeys(): JSONWebKeySet {
     return this.#everKeys;
+  }
+
+  /** Every key an operator withdrew, and when: what a pruning anchor signs, for the withdrawals whose records it prunes. */
+  get withdrawals(): readonly KeyWithdrawn[] {
+    return this.#withdrawals;
   }
 }
