@@ -18,6 +18,7 @@ import { silentLogger, type LogFields, type Logger } from '../../src/core/log.ts
 import { auditShard, type AuditShardState } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { keywayState, stateStores, type KeywayState } from '../../src/runtimes/workers/keyway-state.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
+import { checkpointSigner } from '../../src/core/audit/sign-checkpoint.ts';
 import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
@@ -369,6 +370,50 @@ describe('the sharded audit log on Workers (workerd)', () => {
       { shard: '0', records: 0, anchored: true },
       { shard: '1', records: 0, anchored: true },
     ]);
+  });
+
+  it("holds every chain to a withdrawal no record of is left (pruned, or never written): each shard's anchor pruning signed names the withdrawn key", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });
+    const day = 86_400_000;
+    const started = Date.now();
+    // What a leak gives away: the current ring, private key and all. The key is withdrawn in the store (no record is written
+    // here: the chains hold none of it once pruned either), and this isolate signs with its replacement.
+    const stolen = broker.broker.keys.ring;
+    const kid = stolen.signing.kid;
+    expect(await stateStores(() => keywayState(deployment.states)).keys.withdrawKey(kid, started)).toMatchObject({ status: 'withdrawn' });
+    await broker.broker.keys.refresh(started);
+    for (const sub of [subjectIn(0, 2, 'pruned'), subjectIn(1, 2, 'pruned')]) expect((await broker.exchange(sub)).status).toBe(200);
+    // A day and a half on, every record is pruned: each shard is its anchor.
+    await broker.upkeep(started + 1.5 * day);
+    // Read from the export, as keyway audit verify --backup reads it: the auditor's token was signed with the withdrawn key.
+    const verify = async () => {
+      const text = (await broker.broker.audit.backup.exportState()) as string;
+      const log = await exportedAuditLog(text, { box: await SecretBox.fromMasterKeys(readMasterKeys(workerEnv) as MasterKeys) });
+      if (!('chains' in log)) throw new Error('a sharded export reads as a sharded log');
+      return verifyShardedAuditLog(log);
+    };
+    expect((await verify()).chains.map(({ shard, records }) => ({ shard, records }))).toEqual([
+      { shard: '0', records: 0 },
+      { shard: '1', records: 0 },
+    ]);
+    // A record after it in shard 1, and the thief's checkpoint of it, signed with the withdrawn key long after the withdrawal.
+    expect((await broker.exchange(subjectIn(1, 2, 'after'))).status).toBe(200);
+    const shard = broker.broker.audit.log.chains.find(({ name }) => name === '1')?.store;
+    if (shard === undefined) throw new Error('shard 1 is a chain of the log');
+    await shard.addCheckpoint(
+      await checkpointSigner(
+        workerEnv.KEYWAY_ISSUER,
+        () => stolen,
+        () => started + 1.5 * day + 60_000,
+        '1',
+      )(await shard.head()),
+    );
+
+    expect(await verify()).toMatchObject({
+      ok: false,
+      problem: { kind: 'checkpoint_key_withdrawn', shard: '1', kid, message: expect.stringMatching(/named by the anchor at seq \d+\), past the 75 s/) },
+    });
   });
 
   it('prunes the alerts raised before the retention window in the Cron round: a flood of them does not fill the state object', async () => {
