@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet } from 'jose';
@@ -336,7 +336,7 @@ describe("the audit records of an operator's work on the signing keys", () => {
 
 describe('keyway audit verify and a withdrawn signing key', () => {
   it(
-    "fails a checkpoint its thief signed with it: dated past the time a broker's ring may still sign with it, or backdated before the withdrawal it signs; --data-dir and --url alike",
+    "fails a checkpoint its thief signed with it: dated past the time a broker's ring may still sign with it, or backdated before the withdrawal it signs; --data-dir and --url alike, and one kept apart (--checkpoints)",
     async () => {
       const { broker, tokenFor } = await operatedBroker();
       const dataDir = broker.config.dataDir;
@@ -406,6 +406,24 @@ describe('keyway audit verify and a withdrawn signing key', () => {
         for (const verdict of await forged(seq - 1, backdated)) expect(verdict).toMatchObject({ code: 0, report: { ok: true } });
         // Dated a little before it, as a Workers Cron round dates what it signs at its scheduled time: no thief's work.
         for (const verdict of await forged(seq, at - 5000)) expect(verdict).toMatchObject({ code: 0, report: { ok: true } });
+        // A checkpoint kept apart (--checkpoints) that the log does not hold is held to the withdrawal all the same.
+        const [record] = db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [seq - 1]);
+        const kept = join(mkdtempSync(join(tmpdir(), 'keyway-kept-withdrawn-')), 'kept-checkpoint.json');
+        const late = at + KEY_RING_SERVED_MS + 2000;
+        writeFileSync(
+          kept,
+          JSON.stringify(
+            await checkpointSigner(
+              broker.config.issuer,
+              () => stolen,
+              () => late,
+            )({ seq: seq - 1, hash: record?.hash ?? '' }),
+          ),
+        );
+        const verified = await cli(['audit', 'verify', '--json', '--data-dir', dataDir, '--checkpoints', kept]);
+        expect({ code: verified.code, report: JSON.parse(verified.stdout) as object }).toMatchObject(
+          refused(seq - 1, /past the 75 s a broker may still sign with it$/),
+        );
       } finally {
         db.close();
         await broker.close();
