@@ -507,7 +507,7 @@ describe('keyway audit verify --url: what a broker answers reaches the terminal 
 });
 
 describe('keyway audit verify --backup: a signing key whose withdrawal one shard records', () => {
-  it('fails a checkpoint of another shard and a root checkpoint signed with it past the allowance, and a root backdated over the withdrawal', async () => {
+  it("fails a checkpoint of another shard and a root checkpoint signed with it past the allowance, the log's or one kept apart, and a root backdated over the withdrawal", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-verify-withdrawn-'));
     const masterKey = generateMasterKey();
     const log = await shardedLog(dir, masterKey, 2);
@@ -564,6 +564,19 @@ describe('keyway audit verify --backup: a signing key whose withdrawal one shard
       refused({
         message: expect.stringMatching(/signs the record of that key's withdrawal \(shard 0 record 3, .* it is backdated, more than 75 s before it$/),
       }),
+    );
+
+    // One kept apart (--roots) that the log does not hold, older than the log's newest (no roll back): held to it all the same.
+    log.roots.pop();
+    const kept = join(dir, 'kept-roots.json');
+    writeFileSync(kept, JSON.stringify({ root_checkpoints: [await signRoot(thief, at + 80_000)] }));
+    log.roots.pop();
+    await signRoot(broker, at + 90_000);
+    expect(await verify()).toMatchObject({ code: 0, report: { ok: true } });
+    writeFileSync(file, exportOf(log));
+    const held = await cli(['audit', 'verify', '--json', '--backup', file, '--roots', kept], { KEYWAY_MASTER_KEY: masterKey });
+    expect({ code: held.code, report: JSON.parse(held.stdout) as object }).toMatchObject(
+      refused({ message: expect.stringMatching(/^a root checkpoint signed at .* past the 75 s a broker may still sign with it$/) }),
     );
     for (const db of [log.state, ...log.shards]) db.close();
   });
