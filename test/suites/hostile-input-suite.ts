@@ -560,11 +560,14 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         ['/v1/keys/withdraw', 'text/plain', JSON.stringify({ kid })],
         ['/v1/keys/withdraw', 'application/x-www-form-urlencoded', JSON.stringify({ kid })],
         ['/v1/keys/withdraw', 'application/jsonp', JSON.stringify({ kid })],
+        // A type a browser posts across origins unasked, whose parameter only names JSON.
+        ['/v1/keys/withdraw', 'text/plain; charset=application/json', JSON.stringify({ kid })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: kid.repeat(40) })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: 'k'.repeat(200) })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid, also: 'this' })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: '' })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: `${kid}\u00e9` })],
+        ['/v1/keys/withdraw', json, JSON.stringify({ kid: `\u00e9${kid}` })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: 'ключ-🔑' })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: [kid] })],
         ['/v1/keys/withdraw', json, JSON.stringify({ kid: null })],
@@ -574,6 +577,7 @@ export function hostileInputSuite(runtime: string, start: StartBroker, issuerBas
         ['/v1/keys/rotate', json, '{}'],
         ['/v1/keys/rotate', json, '{"rotate":'],
         ['/v1/keys/rotate', 'text/plain', 'rotate, please'],
+        ['/v1/keys/rotate', 'text/plain', 'x'],
       ];
       for (const [path, contentType, body] of bodies) {
         const response = await broker.request(path, { method: 'POST', body, headers: { authorization: `Bearer ${operator}`, 'content-type': contentType } });
