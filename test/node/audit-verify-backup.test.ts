@@ -507,7 +507,7 @@ describe('keyway audit verify --url: what a broker answers reaches the terminal 
 });
 
 describe('keyway audit verify --backup: a signing key whose withdrawal one shard records', () => {
-  it("fails a checkpoint of another shard and a root checkpoint signed with it past the allowance, the log's or one kept apart, and a root backdated over the withdrawal", async () => {
+  it("fails a checkpoint of another shard and a root checkpoint signed with it past the allowance, the log's or one kept apart, and a root backdated over the withdrawal; not what it signed before, by another shard's seqs or over earlier heads", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-verify-withdrawn-'));
     const masterKey = generateMasterKey();
     const log = await shardedLog(dir, masterKey, 2);
@@ -578,6 +578,30 @@ describe('keyway audit verify --backup: a signing key whose withdrawal one shard
     expect({ code: held.code, report: JSON.parse(held.stdout) as object }).toMatchObject(
       refused({ message: expect.stringMatching(/^a root checkpoint signed at .* past the 75 s a broker may still sign with it$/) }),
     );
+
+    // Another shard's seqs are of its own counter: a checkpoint there past the withdrawal's seq, signed with the key long
+    // before it was withdrawn, is no backdated one.
+    const other = new SqliteAuditStore(second);
+    await other.append(auditEvent({ time: new Date(at - 100_000).toISOString() }));
+    const past = await other.head();
+    expect(past.seq).toBeGreaterThan(3);
+    await other.addCheckpoint(
+      await checkpointSigner(
+        ISSUER,
+        () => stolen,
+        () => at - KEY_RING_SERVED_MS - 5000,
+      )(past),
+    );
+    expect(await verify()).toMatchObject({ code: 0, report: { ok: true } });
+    // So is a root checkpoint it signed then over the heads before the withdrawal's record.
+    const headAt = (db: SqliteFile) => ({ seq: 2, hash: db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash ?? '' });
+    const early = auditStatementSigner(
+      ISSUER,
+      () => stolen,
+      () => at - KEY_RING_SERVED_MS - 5000,
+    );
+    log.roots.unshift(await signRootCheckpoint(early, { '0': headAt(first), '1': headAt(second) }));
+    expect(await verify()).toMatchObject({ code: 0, report: { ok: true } });
     for (const db of [log.state, ...log.shards]) db.close();
-  });
+  }, 60_000);
 });
