@@ -121,6 +121,14 @@ async function eventually<T>(read: () => Promise<T> | T, done: (value: T) => boo
   }
 }
 
+/** A token no issuer signed, naming `subject`, issued at `at` (ms): each use is a denial that needs no key. */
+const unsigned = (subject: string, at: number): string => {
+  const now = Math.floor(at / 1000);
+  return `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k' }))}.${base64url.encode(
+    JSON.stringify({ iss: 'https://nobody.example', sub: subject, aud: 'x', iat: now, exp: now + 60 }),
+  )}.c2ln`;
+};
+
 describe('alerts on anomalies', () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -509,7 +517,7 @@ describe('alerts on anomalies', () => {
     expect(settled.find((alert) => alert.rule === 'subject_token_replayed')).toMatchObject({ delivery: 'delivered' });
   });
 
-  it("prunes stored alerts past the audit log's retention with its records: a stranger's alerts do not pile up for ever", async () => {
+  it("prunes stored alerts past the audit log's retention with its records: a stranger's alerts do not pile up for ever; those within it stay", async () => {
     let clock = Date.now();
     const { exchange, stored, raisedBy, broker, deliveriesSettled } = await setup(
       { KEYWAY_ALERT_RULES: 'denial_burst_identity' },
@@ -517,18 +525,40 @@ describe('alerts on anomalies', () => {
       () => clock,
     );
     // Needs no key: a made-up subject denied up to the threshold is a stored alert, as many as the unverified budget allows.
-    const now = Math.floor(clock / 1000);
-    const forged = `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: 'k' }))}.${base64url.encode(
-      JSON.stringify({ iss: 'https://nobody.example', sub: 'repo:stranger/flood', aud: 'x', iat: now, exp: now + 60 }),
-    )}.c2ln`;
+    const burst = async (subject: string): Promise<unknown> => {
+      const forged = unsigned(subject, clock);
+      await exchange(forged);
+      await exchange(forged);
+      const third = await exchange(forged);
+      expect(await raisedBy(third)).toEqual(['denial_burst_identity']);
+      await deliveriesSettled();
+      return third.body['audit_event_id'];
+    };
+    await burst('repo:stranger/flood');
+    await burst('repo:stranger/flood-too');
+    // Two days on, the records have left the retention window (a day), and so have the alerts about them, in one round; a
+    // new one stays.
+    clock += 2 * 86_400_000;
+    const kept = await burst('repo:stranger/flood-again');
+    await broker().auditUpkeep();
+    expect((await stored()).map((alert) => alert.event_id)).toEqual([kept]);
+  });
+
+  it('keeps every stored alert when the audit log keeps every record (a retention of 0 days)', async () => {
+    let clock = Date.now();
+    const { exchange, stored, raisedBy, broker, deliveriesSettled } = await setup(
+      { KEYWAY_ALERT_RULES: 'denial_burst_identity' },
+      { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '0' }) },
+      () => clock,
+    );
+    const forged = unsigned('repo:stranger/flood', clock);
     await exchange(forged);
     await exchange(forged);
     expect(await raisedBy(await exchange(forged))).toEqual(['denial_burst_identity']);
     await deliveriesSettled();
-    // Two days on, the records have left the retention window (a day), and so has the alert about them.
-    clock += 2 * 86_400_000;
+    clock += 400 * 86_400_000;
     await broker().auditUpkeep();
-    expect(await stored()).toEqual([]);
+    expect(await stored()).toHaveLength(1);
   });
 
   it('raises a replayed subject token and a grant from a new network', async () => {
