@@ -648,6 +648,15 @@ describe('what keyway policy check, test, diff and explain print of a proposed p
     expect(workflowCommands(result.stdout)).toEqual([]);
   });
 
+  it("keyway policy test quotes a proposed test file's issuer on the line of its problem", async () => {
+    const tests = `version: 1\nissuer: "https://evil.example/${COMMAND}"\ncases:\n  - name: deploys\n    claims: ${JSON.stringify(CLAIMS)}\n    expect: { decision: denied }\n`;
+    const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/deploy.test.yaml': tests });
+    const result = await keyway(['policy', 'test', join(dir, 'p')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('https://evil.example/\\u000a::warning title=keyway::all policies pass');
+    expect(workflowCommands(result.stdout)).toEqual([]);
+  });
+
   it('keyway policy explain quotes a proposed issuer on the line of its load problem', async () => {
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY.replace('issuer: github', `issuer: "https://evil.example/${COMMAND}"`) });
     const claims = join(writeTree({ 'claims.json': JSON.stringify(CLAIMS) }), 'claims.json');
