@@ -639,13 +639,19 @@ describe('what keyway policy check, test, diff and explain print of a proposed p
     expect(workflowCommands(result.stdout)).toEqual([]);
   });
 
-  it("keyway policy test names a proposed case on its result's line", async () => {
+  it("keyway policy test names a proposed case on its result's line, a failing one or a passing one (--verbose)", async () => {
     const tests = `version: 1\nissuer: github\ncases:\n  - name: "deploys${COMMAND}"\n    claims: ${JSON.stringify(CLAIMS)}\n    expect: { decision: denied }\n`;
     const dir = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/deploy.test.yaml': tests });
     const result = await keyway(['policy', 'test', join(dir, 'p')]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('deploys\\u000a::warning title=keyway::all policies pass');
     expect(workflowCommands(result.stdout)).toEqual([]);
+    // A case that passes, as --verbose lists it.
+    const passing = writeTree({ 'p/deploy.yaml': DEPLOY, 'p/deploy.test.yaml': tests.replace('decision: denied', 'decision: granted') });
+    const verbose = await keyway(['policy', 'test', '--verbose', join(passing, 'p')]);
+    expect(verbose.code).toBe(0);
+    expect(verbose.stdout).toContain('deploys\\u000a::warning title=keyway::all policies pass');
+    expect(workflowCommands(verbose.stdout)).toEqual([]);
   });
 
   it("keyway policy test quotes a proposed test file's issuer on the line of its problem", async () => {
