@@ -593,14 +593,17 @@ describe('keyway audit verify --backup: a signing key whose withdrawal one shard
       )(past),
     );
     expect(await verify()).toMatchObject({ code: 0, report: { ok: true } });
-    // So is a root checkpoint it signed then over the heads before the withdrawal's record.
-    const headAt = (db: SqliteFile) => ({ seq: 2, hash: db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = 2')[0]?.hash ?? '' });
+    // So is a root checkpoint it signed then over the head before the withdrawal's record, and the other shard's at that seq.
+    const headAt = (db: SqliteFile, seq: number) => ({
+      seq,
+      hash: db.all<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [seq])[0]?.hash ?? '',
+    });
     const early = auditStatementSigner(
       ISSUER,
       () => stolen,
       () => at - KEY_RING_SERVED_MS - 5000,
     );
-    log.roots.unshift(await signRootCheckpoint(early, { '0': headAt(first), '1': headAt(second) }));
+    log.roots.unshift(await signRootCheckpoint(early, { '0': headAt(first, 2), '1': headAt(second, 3) }));
     expect(await verify()).toMatchObject({ code: 0, report: { ok: true } });
     for (const db of [log.state, ...log.shards]) db.close();
   }, 60_000);
