@@ -731,6 +731,22 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
       expect(event?.detail).toMatch(/the regexes of this policy together can try a value of 1024 characters in \d+ ways, more than the 16810000/);
     });
 
+    it('refuses a repository policy of more regexes than keyway estimates as it loads, however cheap each is to match', async () => {
+      // A release line each: 33 regexes, one more than a file may write.
+      const tags = Array.from({ length: 33 }, (_, n) => `{ regex: "refs/tags/v${n}\\\\.[0-9]+" }`);
+      const policy = (regexes: readonly string[]) =>
+        ownPolicy('{ contents: read }').replace('ref: refs/heads/main', `ref: [refs/heads/main, ${regexes.join(', ')}]`);
+      await putOwnPolicy('tags', policy(tags));
+      const result = await ask(await job(), 'acme/api', 'tags');
+      const event = await expectRefusal(broker, result, { status: 400, error: 'invalid_request', reason: 'no_policy_matched' });
+      expect(event.detail).toMatch(
+        /tags\.yaml:3:\d+ the regexes of this policy are 33, of \d+ characters together: more than the 32 regexes or 2048 characters/,
+      );
+      // 32 of them load and grant.
+      await putOwnPolicy('fewer', policy(tags.slice(1)));
+      expect(await ask(await job(), 'acme/api', 'fewer')).toMatchObject({ status: 200, body: { scope: 'contents:read metadata:read' } });
+    });
+
     it('takes the ceiling from KEYWAY_REPOSITORY_POLICY_PERMISSIONS: what the operator allows is granted, nothing above it', async () => {
       await putOwnPolicy('secrets', ownPolicy('{ contents: read, secrets: read }', { repo: 'infra' }), 'infra');
       const granted = await ask(await job(), 'acme/infra', 'secrets');

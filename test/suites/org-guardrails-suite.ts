@@ -34,6 +34,8 @@ const ORGS = {
   weyland: { installation: 8114, ownerId: 9966, repo: { id: 991001, name: 'nostromo' }, dotGithub: 8114_01 },
   // Publishes two guardrails whose regexes each load alone, and together cost more than one regex at the limit may.
   initrode: { installation: 8115, ownerId: 9977, repo: { id: 992001, name: 'staplers' }, dotGithub: 8115_01 },
+  // Publishes two guardrails whose regexes, few and cheap in each, are together more than keyway estimates as they load.
+  vandelay: { installation: 8116, ownerId: 9988, repo: { id: 993001, name: 'latex' }, dotGithub: 8116_01 },
 } as const;
 type Org = keyof typeof ORGS;
 const PINS: Record<Org, string> = {
@@ -52,6 +54,7 @@ const PINS: Record<Org, string> = {
   wonka: `wonka:${ORGS.wonka.ownerId}:${ORGS.wonka.dotGithub}`,
   weyland: `weyland:${ORGS.weyland.ownerId}:${ORGS.weyland.dotGithub}`,
   initrode: `initrode:${ORGS.initrode.ownerId}:${ORGS.initrode.dotGithub}`,
+  vandelay: `vandelay:${ORGS.vandelay.ownerId}:${ORGS.vandelay.dotGithub}`,
 };
 
 /** A pull request's commit on the fake GitHub. */
@@ -112,6 +115,14 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
       // Each priced just under the limit one regex is held to: a branch of x's ending in `!` takes each some 20 ms on Node.
       for (const k of [14, 13])
         await putGuardrail('initrode', `dear-${k}.yaml`, `${header()}effect: deny\nmatch: { ref: { regex: "x{0,${k}}[^y]*[^y]*y" } }\n`);
+      // Each denies branch names none of vandelay's jobs uses: 16 regexes and 17, each file within what one may write, 33 together.
+      for (const [name, count] of [
+        ['a', 16],
+        ['b', 17],
+      ] as const) {
+        const regexes = Array.from({ length: count }, (_, n) => `{ regex: "refs/heads/${name}${n}-[0-9]+" }`).join(', ');
+        await putGuardrail('vandelay', `${name}.yaml`, `${header()}effect: deny\nmatch: { ref: [${regexes}] }\n`);
+      }
       await putGuardrail('oscorp', 'freeze-dev.yaml', `${header()}effect: deny\nmatch: { ref: refs/heads/dev }\n`);
       await github.putFile({ owner: 'oscorp', repo: '.github', path: 'keyway/guardrails/hosted-runners.yaml', text: hostedOnly(), symlink: true });
       // 47 guardrails of 180 KiB each (a comment pads them), each within what the GitHub client reads for one answer, 8.3 MiB together.
@@ -249,6 +260,14 @@ export function orgGuardrailsSuite(runtime: string, start: StartBroker, issuerBa
         /dear-14\.yaml.*the regexes of the organisation's guardrails together can try a value of 1024 characters in \d+ ways, more than the 16810000/,
       );
       expect(event.detail).not.toMatch(/the regexes of this policy/);
+    });
+
+    it("refuses every policy of an organisation whose guardrails together write more regexes than keyway estimates as they load, though each file's are few", async () => {
+      const refused = await ask('vandelay');
+      const event = await expectRefusal(broker, refused, { status: 503, error: 'temporarily_unavailable', reason: 'org_guardrails_unusable' });
+      expect(event.detail).toMatch(
+        /vandelay\/\.github\/keyway\/guardrails\/b\.yaml:4:\d+ the regexes of the organisation's guardrails are 33, of \d+ characters together: more than the 32 regexes or 2048 characters/,
+      );
     });
 
     it('does not remember GitHub failing as broken guardrails: refused while it fails, granted once it answers', async () => {

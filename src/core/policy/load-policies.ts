@@ -67,6 +67,23 @@ export interface PolicyLoadOptions extends IssuerResolutionOptions {
    * organisation's guardrails, the central set's. A `match_actor` line on one of them compares as its preset says.
    */
   readonly actorIssuers?: readonly TrustedIssuer[];
+  /** How many regexes the files may write, counted before any is compiled: for a repository's own policies and an organisation's guardrails. */
+  readonly regexBound?: RegexBound;
+}
+
+/**
+ * The most regexes policy files may write, and their most characters together, in `match` and `match_actor` (`not` and lists
+ * included). Compiling one estimates how it backtracks (compileSafeRegex), a few milliseconds for one of 512 characters, on the
+ * thread that serves `/token` when the files are a repository's own; the bound is read from the files' text, so files past it
+ * cost no estimate: none of the files it covers is compiled.
+ */
+export interface RegexBound {
+  readonly regexes: number;
+  readonly characters: number;
+  /** Over each file alone (`file`: a repository's own policies, one loaded by an exchange), or over all the files together (`set`). */
+  readonly over: 'file' | 'set';
+  /** What a problem calls the regexes' files: `this policy`, `the organisation's guardrails`. */
+  readonly whose: string;
 }
 
 /** A GitHub repository by owner, name and GitHub's numeric id (as the `repository_id` claim writes it). */
@@ -241,6 +258,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     }
     steps.push({ entry, data, issuer, report });
   }
+  const uncompiled = options.regexBound === undefined ? new Set<CompiledPolicyFile>() : pastRegexBound(steps, options.regexBound, problems);
   // An actor token is verified against the issuers the set trusts, so its claims compare as their presets say.
   const trusted = new Map([
     ...[...issuerRules].map(([url, { issuer }]) => [url, issuer] as const),
@@ -248,6 +266,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
   ]);
   const compiled = steps.map((step): CompiledPolicyFile => {
     if (!('data' in step)) return step;
+    if (uncompiled.has(step.entry)) return step.entry;
     const policy = compilePolicy(step.entry.id, step.entry.file, step.data, step.issuer, options, trusted, step.report);
     return policy === undefined ? step.entry : { ...step.entry, policy };
   });
@@ -262,6 +281,50 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
     ...(options.githubDeployment === undefined ? {} : { githubDeployment: options.githubDeployment }),
     ...(options.upstreamAudiences === undefined ? {} : { upstreamAudiences: options.upstreamAudiences }),
   };
+}
+
+/**
+ * The files whose regexes pass `bound`, counted in file order from their text, each problem at the regex that first passes it
+ * (into `problems`): under `set`, every file once one does.
+ */
+function pastRegexBound(steps: readonly (CompiledPolicyFile | PendingPolicy)[], bound: RegexBound, problems: PolicyProblem[]): Set<CompiledPolicyFile> {
+  const entries = steps.map((step) => ('data' in step ? step.entry : step));
+  const past = new Set<CompiledPolicyFile>();
+  const scopes = bound.over === 'set' ? [entries] : entries.map((entry) => [entry]);
+  for (const scope of scopes) {
+    const written = scope.flatMap((entry) => writtenRegexes(entry.document).map((regex) => ({ entry, ...regex })));
+    const characters = written.reduce((sum, regex) => sum + regex.text.length, 0);
+    let [count, length] = [0, 0];
+    const first = written.find((regex) => {
+      count += 1;
+      length += regex.text.length;
+      return count > bound.regexes || length > bound.characters;
+    });
+    if (first === undefined) continue;
+    problems.push({
+      file: first.entry.file,
+      ...first.entry.locate(first.path),
+      message: `the regexes of ${bound.whose} are ${written.length}, of ${characters} characters together: more than the ${bound.regexes} regexes or ${bound.characters} characters keyway estimates while an exchange waits for them to load (each estimate takes up to milliseconds of the thread that serves /token). Write fewer regexes, or globs`,
+    });
+    for (const entry of scope) past.add(entry);
+  }
+  return past;
+}
+
+/** The regexes a policy writes in `match` and `match_actor`, `not` and lists included, each with its path in the document. */
+function writtenRegexes(document: PolicyDocument): { readonly text: string; readonly path: readonly PropertyKey[] }[] {
+  const found: { text: string; path: readonly PropertyKey[] }[] = [];
+  const visit = (matcher: Matcher, path: readonly PropertyKey[]): void => {
+    if (typeof matcher !== 'object') return;
+    if (Array.isArray(matcher)) {
+      for (const [i, entry] of (matcher as readonly Matcher[]).entries()) visit(entry, [...path, i]);
+    } else if ('regex' in matcher) found.push({ text: matcher.regex, path: [...path, 'regex'] });
+    else if ('not' in matcher) visit(matcher.not, [...path, 'not']);
+  };
+  for (const section of ['match', 'match_actor'] as const) {
+    for (const [key, matcher] of Object.entries(document[section] ?? {})) visit(matcher, [section, key]);
+  }
+  return found;
 }
 
 /** The policy set a compilation describes: active policies in id order, the others listed as inactive. */

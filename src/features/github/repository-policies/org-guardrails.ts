@@ -1,6 +1,6 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
-import { PolicyLoadError, type PolicyCompilation, type PolicyLoadOptions, type PolicyProblem } from '../../../core/policy/load-policies.ts';
+import { PolicyLoadError, type PolicyCompilation, type PolicyLoadOptions, type PolicyProblem, type RegexBound } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
 import { GitHubError } from '../app/github-error.ts';
 import { PolicyFetchError, readPolicyFilesAt } from './fetch-policy-files.ts';
@@ -10,6 +10,7 @@ import {
   loadBoundedPolicies,
   readFailure,
   REPOSITORY_POLICY_DIR,
+  REPOSITORY_REGEX_LIMITS,
   regexWorkProblem,
   repositoryPolicyProblems,
   type MoreGuardrails,
@@ -24,6 +25,9 @@ export const ORG_GUARDRAILS_REPOSITORY = '.github';
  * repository's own policies live: a guardrail is never asked for as `policy:NAME`.
  */
 export const ORG_GUARDRAILS_DIR = 'keyway/guardrails';
+
+/** REPOSITORY_REGEX_LIMITS over all an organisation's guardrail files together, which every exchange of its repositories loads. */
+export const ORG_GUARDRAIL_REGEX_BOUND: RegexBound = { ...REPOSITORY_REGEX_LIMITS, over: 'set', whose: "the organisation's guardrails" };
 
 export const guardrailRepository = (pin: OrgGuardrailPin): RepositoryName => ({ owner: pin.owner, name: ORG_GUARDRAILS_REPOSITORY });
 /** Where the guardrails are, as their ids start at exchange: `acme/.github/keyway/guardrails`. */
@@ -158,7 +162,8 @@ async function fetchOrgGuardrails(options: OrgGuardrailOptions, pin: OrgGuardrai
   try {
     const named = files.map((file) => ({ path: `${where}/${file.path}`, text: file.text }));
     const rules = options.rules();
-    return loadBoundedPolicies(named, options.loadOptions, rules, (compilation) => orgGuardrailProblems(compilation, pin, rules));
+    const bounded = { ...options.loadOptions, regexBound: ORG_GUARDRAIL_REGEX_BOUND };
+    return loadBoundedPolicies(named, bounded, rules, (compilation) => orgGuardrailProblems(compilation, pin, rules));
   } catch (error) {
     if (!(error instanceof PolicyLoadError)) throw error;
     throw unusable(`does not load: ${error.message.replaceAll('\n', '; ')}`);

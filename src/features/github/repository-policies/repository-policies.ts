@@ -11,6 +11,7 @@ import {
   type PolicyFile,
   type PolicyLoadOptions,
   type PolicyProblem,
+  type RegexBound,
 } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
 import { MAX_BACKTRACKING_WORK, REGEX_MAX_INPUT } from '../../../core/policy/safe-regex.ts';
@@ -176,6 +177,17 @@ export function regexWorkProblem(files: readonly CompiledPolicyFile[], whose: st
 }
 
 /**
+ * The most regexes a repository's own policy file may write, and an organisation's guardrail files together, and their most
+ * characters together: 2,048 is four regexes of the longest a regex may be (512). Each is estimated as the file loads, while an exchange
+ * waits, however little it costs to match: a file of 180 KiB of regexes took seconds of the thread that serves /token at
+ * each fetch. Counted from the file's text, before any is compiled.
+ */
+export const REPOSITORY_REGEX_LIMITS = { regexes: 32, characters: 2048 } as const;
+
+/** REPOSITORY_REGEX_LIMITS over each of a repository's own policy files, which an exchange loads one at a time. */
+export const REPOSITORY_REGEX_BOUND: RegexBound = { ...REPOSITORY_REGEX_LIMITS, over: 'file', whose: 'this policy' };
+
+/**
  * Policy files loaded as the broker loads its own (schema, issuers, lint errors), their `match_actor` lines read by the central
  * set's issuers (`rules.actorIssuers`, which verify the actor token), and held to `bounds`.
  */
@@ -203,7 +215,8 @@ export function loadRepositoryPolicies(
   options: PolicyLoadOptions,
   rules: RepositoryPolicyRules,
 ): PolicySet {
-  return loadBoundedPolicies(files, options, rules, (compilation) => repositoryPolicyProblems(compilation, repository, rules));
+  const bounded = { ...options, regexBound: REPOSITORY_REGEX_BOUND };
+  return loadBoundedPolicies(files, bounded, rules, (compilation) => repositoryPolicyProblems(compilation, repository, rules));
 }
 
 /**
