@@ -2142,6 +2142,39 @@ grant:
         expect(run.output.annotations).toContainEqual(failure('other.yaml', 2, /is not an issuer the operator allows repository policies to name/));
       });
 
+      it('fails the review of a repository policy of more regexes than keyway estimates as it loads, as the exchange refuses it: each file is bounded alone', async () => {
+        const head = sha('own-regexes');
+        const grant = '  github: { repositories: [acme/api], permissions: { contents: read } }';
+        const tags = (count: number) => Array.from({ length: count }, (_, n) => `{ regex: "refs/tags/v${n}\\\\.[0-9]+" }`).join(', ');
+        const put = (path: string, count: number) =>
+          github.putFile({
+            owner: OWNER,
+            repo: 'api',
+            path: `.github/keyway/${path}`,
+            ref: head,
+            text: repositoryPolicy(grant, `match: { repository_id: "734201", ref: [${tags(count)}] }`),
+          });
+        // 33 regexes on line 3 of one; 32 in each of two others, which an exchange loads one at a time.
+        await put('release.yaml', 33);
+        await put('one.yaml', 32);
+        await put('two.yaml', 32);
+        const before = (await checkRuns()).length;
+        await deliver({
+          event: 'pull_request',
+          payload: payloads.pullRequest({ owner: OWNER, name: 'api', id: 734201 }, { number: 45, baseSha: sha('own-base'), headSha: head }),
+        });
+        const [run] = (await checkRuns()).slice(before) as [CheckRunBody];
+        expect(run).toMatchObject({ head_sha: head, conclusion: 'failure' });
+        const failures = run.output.annotations.filter((annotation) => annotation.annotation_level === 'failure');
+        expect(failures).toEqual([
+          expect.objectContaining({
+            path: '.github/keyway/release.yaml',
+            start_line: 3,
+            message: expect.stringMatching(/^the regexes of this policy are 33, of \d+ characters together: more than the 32 regexes or 2048 characters/),
+          }),
+        ]);
+      });
+
       it("warns in the review of a repository policy naming another GitHub deployment's issuer: it loads, and never grants", async () => {
         // A GitHub Actions issuer of another deployment than the App's (the fake GitHub on 127.0.0.1), which the central set trusts.
         const server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'webhooks-server');

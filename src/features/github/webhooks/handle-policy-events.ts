@@ -1,15 +1,27 @@
 import { UsageCatchingUpError } from '../../../core/audit/inventory.ts';
 import type { AuditEvent, AuditLog } from '../../../core/audit/audit-event.ts';
 import { errorText, type Logger } from '../../../core/log.ts';
-import type { PolicyFile, PolicyLoadOptions } from '../../../core/policy/load-policies.ts';
+import type { PolicyFile, PolicyLoadOptions, RegexBound } from '../../../core/policy/load-policies.ts';
 import { fetchPolicyFiles, listPolicyFiles, PolicyFetchError, readPolicyFilesAt } from '../repository-policies/fetch-policy-files.ts';
 import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess } from '../repository-policies/repository-access.ts';
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS, replayGuardrailImpact } from '../repository-policies/replay-impact.ts';
 import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
-import { REPOSITORY_POLICY_DIR, repositoryPolicyProblems, type RepositoryPolicyRules } from '../repository-policies/repository-policies.ts';
-import { ORG_GUARDRAILS_DIR, ORG_GUARDRAILS_REPOSITORY, orgGuardrailPin, orgGuardrailProblems, orgPolicyIds } from '../repository-policies/org-guardrails.ts';
+import {
+  REPOSITORY_POLICY_DIR,
+  REPOSITORY_REGEX_BOUND,
+  repositoryPolicyProblems,
+  type RepositoryPolicyRules,
+} from '../repository-policies/repository-policies.ts';
+import {
+  ORG_GUARDRAIL_REGEX_BOUND,
+  ORG_GUARDRAILS_DIR,
+  ORG_GUARDRAILS_REPOSITORY,
+  orgGuardrailPin,
+  orgGuardrailProblems,
+  orgPolicyIds,
+} from '../repository-policies/org-guardrails.ts';
 import type { CheckRunRequest } from '../app/check-run.ts';
 import type { RepositoryRole } from '../app/collaborator-permission.ts';
 import type { GitHubWebhookSettings } from './webhook-settings.ts';
@@ -165,6 +177,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     dir: REPOSITORY_POLICY_DIR,
     central: false,
     checkName: CHECK_RUN_NAME,
+    regexBound: REPOSITORY_REGEX_BOUND,
     extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
   };
   const pin = guardrailRole(deps, pr.repository, pr.repositoryId);
@@ -185,6 +198,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     },
     checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
     required: `with no guardrail in ${ORG_GUARDRAILS_DIR}, keyway refuses every repository-owned policy of ${pin.owner} (fail closed)`,
+    regexBound: ORG_GUARDRAIL_REGEX_BOUND,
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
   return { scopes: [guardrails, own], ownerId: pin.ownerId };
@@ -348,6 +362,8 @@ interface ReviewScope {
   /** Why the directory must not be left empty, when it must not (an organisation's guardrails: none at all refuses every policy). */
   readonly required?: string;
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
+  /** How many regexes the files may write, as the exchange bounds them: none for the central set. */
+  readonly regexBound?: RegexBound;
 }
 
 /**
@@ -417,7 +433,13 @@ async function finishReview(
     proposed: proposedFiles,
     events,
     // A repository's own policies and an organisation's guardrails read their actors as the exchange does: by the central set's issuers.
-    loadOptions: scope.central ? deps.loadOptions() : { ...deps.loadOptions(), actorIssuers: deps.repositoryRules().actorIssuers },
+    loadOptions: scope.central
+      ? deps.loadOptions()
+      : {
+          ...deps.loadOptions(),
+          actorIssuers: deps.repositoryRules().actorIssuers,
+          ...(scope.regexBound === undefined ? {} : { regexBound: scope.regexBound }),
+        },
     directory: dir,
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
     ...(usage === undefined ? {} : { usage: { ...usageWindow, rows: usage } }),
