@@ -501,7 +501,9 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
         KEYWAY_REPOSITORY_POLICY_PERMISSIONS: 'contents:read,secrets:read',
       };
       const serverJobs = `version: 1\nissuer: { kind: github, url: "${server.url}" }\nmatch: { repository_owner_id: "1200934" }\ngrant: { audience: https://deploy.acme.dev }\n`;
-      broker = await start({ ...githubPolicies(issuer), 'server.yaml': serverJobs }, { settings });
+      // Another tenant's jobs of the App's GitHub, asked for with an audience of its own.
+      const ownAudience = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nsubject_audience: https://own-audience.example\nmatch: { repository_owner_id: "1300000" }\ngrant: { audience: https://own-audience-api.example }\n`;
+      broker = await start({ ...githubPolicies(issuer), 'server.yaml': serverJobs, 'own-audience.yaml': ownAudience }, { settings });
     });
     afterAll(() => broker.close());
 
@@ -553,6 +555,20 @@ function repositoryPolicyFetchSuite(runtime: string, start: StartBroker, issuerB
         expect(answers[0]).toMatchObject({ status: 400, error: 'invalid_request', token: false });
         expect(answers).toEqual([answers[0], answers[0], answers[0]]);
       }
+      expect((await github.calls()).length).toBe(before);
+    });
+
+    it("fetches no repository's own policy for its own job's token minted for another audience than the broker's, accepted by the central set or not, and answers the two alike", async () => {
+      const before = (await github.calls()).length;
+      const answers = [];
+      for (const aud of ['https://own-audience.example', 'https://nobody-accepts.example']) {
+        const probe = await ask(await job({ aud }), 'acme/api', 'release');
+        expect(probe.body).not.toHaveProperty('access_token');
+        expect((await broker.auditEvent(probe.body['audit_event_id'] as string))?.reason).toBe('audience_mismatch');
+        answers.push(visible(probe));
+      }
+      expect(answers[0]).toMatchObject({ status: 400, error: 'invalid_request', token: false });
+      expect(answers[1]).toEqual(answers[0]);
       expect((await github.calls()).length).toBe(before);
     });
 

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/mint/sha256-hex.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, suitePolicies, type BrokerHarness, type StartBroker, type TokenResponse } from './exchange-suite.ts';
+import { TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
 import { signInToPage } from '../support/audit-page-sign-in.ts';
 import { athOf, DpopKey } from '../support/dpop-key.ts';
 
@@ -94,6 +95,38 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       // The record tells the operator why; it names the caller, whose token its issuer signed.
       const event = (await broker.recentAuditEvents()).find((one) => one.reason === 'audience_mismatch');
       expect(event).toMatchObject({ issuer: github.url, subject: 'repo:stranger103/tool:ref:refs/heads/main' });
+    });
+
+    it("answers a stranger's genuine token minted for an audience no policy accepts, sent for a repository's own policy, as one for an audience a policy accepts", async () => {
+      const otherTenants = (github: TestIssuer) => ({
+        'other/own-audience.yaml':
+          `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
+          `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
+      });
+      const { broker, good } = await setup({}, true, otherTenants);
+      const stranger = {
+        sub: 'repo:stranger/tool:ref:refs/heads/main',
+        repository: 'stranger/tool',
+        repository_id: '40',
+        repository_owner: 'stranger',
+        repository_owner_id: '4',
+      };
+      // Asked of a repository's own policy the way that needs no GitHub call: too many repositories, or its own with no App.
+      const ask = async (aud: string) =>
+        Promise.all(
+          [['https://github.com/stranger/tool', 'https://github.com/stranger/other'], 'https://github.com/stranger/tool'].map(async (resource) => {
+            const form = exchangeForm(await good({ ...stranger, aud }), {
+              requested_token_type: TOKEN_TYPE.githubInstallationToken,
+              scope: 'policy:deploy',
+              resource,
+            });
+            const { status, body } = await post(broker, form);
+            return { status, error: body['error'], error_description: body['error_description'] };
+          }),
+        );
+      const accepted = await ask(broker.issuer);
+      expect(await ask('https://own-audience.example')).toEqual(accepted);
+      expect(await ask('https://nobody-accepts.example')).toEqual(accepted);
     });
 
     it('answers 429 with Retry-After once an identity spent its burst, audits the first refusal of a run only, and lets it through when the bucket refilled', async () => {

@@ -11,6 +11,7 @@ import { verifySubjectToken, verifySubjectTokenAudienceApart, type VerifiedSubje
 import { actorClaim } from './rfc8693-delegation.ts';
 import { errorText, type Logger } from '../log.ts';
 import { decide, knownToAnAllowPolicy } from '../policy/decide.ts';
+import { audienceIncludes } from '../policy/policy.ts';
 import type { PolicySet } from '../policy/policy-set.ts';
 import { claimSingleUse, type SingleUseContext } from '../replay/claim-single-use.ts';
 import type { ReplayGuard } from '../replay/replay-guard.ts';
@@ -29,7 +30,7 @@ import { DEFAULT_GITHUB_DEPLOYMENT, DEFAULT_GITHUB_API_URL, githubWebOrigin, par
 import type { AccessRequest, DecisionTrace, GitHubAccessRequest, IssuedCloudGrant, IssuedGrant } from '../policy/decide.ts';
 import { CLOUD_PROFILES } from '../policy/cloud-profile.ts';
 import { mintCloudToken } from '../mint/mint-cloud-token.ts';
-import type { GitHubTokenJobs, GitHubTokenMinter, RepositoryPolicies } from './ports.ts';
+import type { GitHubTokenJobs, GitHubTokenMinter, OwnedRepository, RepositoryPolicies } from './ports.ts';
 import { splitPolicyScope, withCentralGuardrails } from './repository-policy.ts';
 import type { DpopNonces } from '../dpop/dpop-nonce.ts';
 import type { VerifiedDpopProof } from '../dpop/dpop-proof.ts';
@@ -43,7 +44,7 @@ import {
   type OwnerRequest,
 } from './github-token-map.ts';
 import { bindingFor, claimProof, requireProofOfKey, verifyTokenRequestProof } from './dpop-binding.ts';
-import { callerAccount, type VerifiedAs, type VerifiedCaller } from '../claims/caller-account.ts';
+import { callerAccount, type VerifiedAs } from '../claims/caller-account.ts';
 import { callersGitHubAccount } from '../policy/callers-github-account.ts';
 
 /** What the exchange needs from the runtime. Every field is a port or a plain value. */
@@ -282,14 +283,16 @@ async function grantOrThrow(
     ...(github !== undefined ? { github } : wantsCloud ? { cloud: true as const } : {}),
     ...(actor === undefined ? {} : { actor: { claims: actor.claims, via: 'actor_token' as const } }),
   };
+  // A repository's own policy is asked for only as a token of an accepted audience would be: its refusals before the fetch
+  // come first, so that none of them tells a stranger whether the audience is accepted.
+  const own = repositoryPolicy === undefined || github === undefined ? undefined : ownPolicyRepository(deps, github, repositoryPolicy, verified);
+  const refusedFor = audienceRefused ?? (own === undefined ? undefined : repositoryAudienceRefusal(verified, deps.issuer));
   // Before a repository's own policy is fetched: no policy, the repository's included, takes a token for this audience.
-  if (audienceRefused !== undefined) {
-    throw new ExchangeError(audienceRefused.reason, audienceRefused.message, { diagnostics: refusalDiagnostics(central, verified, accessRequest) });
+  if (refusedFor !== undefined) {
+    throw new ExchangeError(refusedFor.reason, refusedFor.message, { diagnostics: refusalDiagnostics(central, verified, accessRequest) });
   }
   const policies =
-    repositoryPolicy === undefined || github === undefined
-      ? central
-      : await repositoryPolicySet(deps, central, github, repositoryPolicy, verified, { ...caller, subject: event.subject });
+    own === undefined ? central : withCentralGuardrails(central, await own.policies.get(own.repository, own.name, { ...caller, subject: event.subject }));
   if (policies !== central) event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   if (owners !== undefined)
     return issueGitHubTokenMap(deps, { policies, verified, accessRequest, owners, proof, subjectToken: request.subjectToken, actor: actorUse }, now, event);
@@ -531,19 +534,17 @@ function noGitHubApp(): ExchangeError {
 }
 
 /**
- * The set a repository-owned policy is decided by: that policy, fetched from the one repository
- * the request names, with the central deny guardrails. It can only grant GitHub tokens for that
- * repository (checked when it loads), so naming another repository here gets nothing. Asked
- * only once the subject token verified against the central set.
+ * The repository whose own policy `name` a request asks for, and what reads it: the one repository the request names, once it
+ * is of the caller's own account and a GitHub App is configured; refused otherwise, before anything is fetched. Its
+ * policy, with the central deny guardrails, decides: it can only grant GitHub tokens for that repository (checked when
+ * it loads), so naming another repository gets nothing. Asked only once the subject token verified against the central set.
  */
-async function repositoryPolicySet(
+function ownPolicyRepository(
   deps: ExchangeDeps,
-  central: PolicySet,
   github: GitHubAccessRequest,
   name: string,
   verified: VerifiedSubjectToken,
-  caller: VerifiedCaller,
-): Promise<PolicySet> {
+): { readonly repository: OwnedRepository; readonly name: string; readonly policies: RepositoryPolicies } {
   const [repository, ...others] = github.repositories ?? [];
   if (repository === undefined || others.length > 0) {
     throw new ExchangeError('github_repository_not_granted', "a repository's own policy needs exactly one resource: the repository that holds it", {
@@ -562,5 +563,14 @@ async function repositoryPolicySet(
   // Only once the caller is the repository's own: anyone else's answer says nothing of whether a GitHub App is configured.
   if (deps.repositoryPolicies === undefined) throw noGitHubApp();
   // Read only from the caller's own account, by its id: under a login renamed and taken again, another account's policy is never its.
-  return withCentralGuardrails(central, await deps.repositoryPolicies.get({ ...repository, ownerId: Number(ownerId) }, name, caller));
+  return { repository: { ...repository, ownerId: Number(ownerId) }, name, policies: deps.repositoryPolicies };
+}
+
+/**
+ * audience_mismatch for a token not minted for the broker: a repository's own policy cannot set subject_audience, so it
+ * takes no other, and the fetch (its quota, its limits, its answers) must not tell whether the central set accepts it.
+ */
+function repositoryAudienceRefusal(verified: VerifiedSubjectToken, brokerIssuer: string): ExchangeError | undefined {
+  if (audienceIncludes(verified.claims.aud, brokerIssuer)) return undefined;
+  return new ExchangeError('audience_mismatch', `a repository's own policy takes only a token for ${brokerIssuer}, the broker`);
 }
