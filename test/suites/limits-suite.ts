@@ -129,6 +129,17 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect(await ask('https://nobody-accepts.example')).toEqual(accepted);
     });
 
+    it("lets no one holding a job's genuine token for another service spend the limit its tokens for the broker spend", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' }, true);
+      // That service replays the token it was given, as often as it likes: its own bucket runs dry.
+      const replayed = exchangeForm(await good({ aud: 'https://other-service.example' }));
+      expect([(await post(broker, replayed)).status, (await post(broker, replayed)).status, (await post(broker, replayed)).status]).toEqual([400, 400, 429]);
+      // The job's own exchanges are not held up by it.
+      expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
+      expect((await post(broker, exchangeForm(await good()))).status).toBe(200);
+      expect((await post(broker, exchangeForm(await good()))).status).toBe(429);
+    });
+
     it('answers 429 with Retry-After once an identity spent its burst, audits the first refusal of a run only, and lets it through when the bucket refilled', async () => {
       // Two a minute: a token every 30 s, two saved up.
       const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '2', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' });

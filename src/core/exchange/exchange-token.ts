@@ -267,7 +267,9 @@ async function grantOrThrow(
   event.issuer_kind = verified.issuer.preset.name;
   event.subject = String(verified.claims.sub);
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
-  const limited = await deps.limits.forSubject(caller, event.subject);
+  // Keyed on its audience too: a token for one no policy accepts spends what one for an accepted audience would, never the
+  // bucket of the same job's tokens for the broker.
+  const limited = await deps.limits.forSubject(caller, event.subject, JSON.stringify(verified.claims.aud ?? null));
   if (limited !== undefined) throw limited;
   await refuseEndedCiWork(deps.endedCiWork, verified, now);
   const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);

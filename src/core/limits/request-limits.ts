@@ -25,8 +25,10 @@ export interface RequestLimits {
    * After the subject token verified: per issuer, account and subject. A forged `sub` never verifies, so it cannot drain
    * the bucket of the identity it names; nor can another account's token whose issuer signed the same `sub` (GitHub lets
    * each repository choose its sub's claims: `job_workflow_ref:…` alone is every caller's of that reusable workflow).
+   * `audience` (at /token, the token's `aud` as written): a bucket of its own, so a job's token for another service,
+   * replayed here by that service, cannot drain the one its tokens for the broker spend.
    */
-  forSubject(caller: CallerAccount, subject: string): Promise<RateLimitedError | undefined>;
+  forSubject(caller: CallerAccount, subject: string, audience?: string): Promise<RateLimitedError | undefined>;
   /**
    * Before a repository's own policy is fetched from GitHub (a cache miss): per verified subject (of its tenant: another
    * account's token may carry the same sub) at the configured rate, and per tenant where its issuer names one at ten times that (one account
@@ -95,7 +97,8 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
   return {
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
-    forSubject: (caller, subject) => check(settings.subject, subjectBucketKey(caller, subject)),
+    forSubject: (caller, subject, audience) =>
+      check(settings.subject, audience === undefined ? subjectBucketKey(caller, subject) : `${subjectBucketKey(caller, subject)}\n${audience}`),
     forRepositoryPolicyFetch: async (caller) => {
       const subjectKey = subjectBucketKey(caller, caller.subject);
       const bySubject = await attempt(settings.repositoryPolicy, subjectKey);
