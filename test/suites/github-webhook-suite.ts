@@ -2602,6 +2602,15 @@ grant:
           reason: 'ci_work_ended',
           detail: `actor_token: the job (check run ${run + 1}) of run ${run} attempt 1 completed (GitHub's webhook said so) before this request`,
         });
+        // The finished job's token minted for an audience no policy accepts is answered alike: an ended job's refusal must not
+        // tell a stranger (who can end a job of their own) which audiences the policies accept.
+        const elsewhere = await delegated(await ci.sign(ciClaims(ci.url, 'https://nobody-accepts.example', job(run + 1))));
+        expect({ status: elsewhere.status, error: elsewhere.body['error'], description: elsewhere.body['error_description'] }).toEqual({
+          status: refused.status,
+          error: refused.body['error'],
+          description: refused.body['error_description'],
+        });
+        expect(await broker.auditEvent(elsewhere.body['audit_event_id'] as string)).toMatchObject({ reason: 'ci_work_ended' });
       });
     });
   });

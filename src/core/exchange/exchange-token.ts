@@ -7,7 +7,7 @@ import { describePresentedToken, presentedToken } from '../audit/presented-token
 import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
-import { verifySubjectToken, verifySubjectTokenAudienceApart, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
+import { verifySubjectTokenAudienceApart, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';
 import { errorText, type Logger } from '../log.ts';
 import { decide, knownToAnAllowPolicy } from '../policy/decide.ts';
@@ -272,7 +272,8 @@ async function grantOrThrow(
   const limited = await deps.limits.forSubject(caller, event.subject, JSON.stringify(verified.claims.aud ?? null));
   if (limited !== undefined) throw limited;
   await refuseEndedCiWork(deps.endedCiWork, verified, now);
-  const actor = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
+  const actorToken = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);
+  const actor = actorToken?.token;
   if (actor !== undefined) {
     requireProofOfKey('actor', actor.claims, proof);
     await refuseEndedCiWork(deps.endedCiWork, actor, now, 'actor');
@@ -288,7 +289,7 @@ async function grantOrThrow(
   // A repository's own policy is asked for only as a token of an accepted audience would be: its refusals before the fetch
   // come first, so that none of them tells a stranger whether the audience is accepted.
   const own = repositoryPolicy === undefined || github === undefined ? undefined : ownPolicyRepository(deps, github, repositoryPolicy, verified);
-  const refusedFor = audienceRefused ?? (own === undefined ? undefined : repositoryAudienceRefusal(verified, deps.issuer));
+  const refusedFor = audienceRefused ?? actorToken?.audienceRefused ?? (own === undefined ? undefined : repositoryAudienceRefusal(verified, deps.issuer));
   // Before a repository's own policy is fetched: no policy, the repository's included, takes a token for this audience.
   if (refusedFor !== undefined) {
     throw new ExchangeError(refusedFor.reason, refusedFor.message, { diagnostics: refusalDiagnostics(central, verified, accessRequest) });
@@ -492,7 +493,11 @@ async function claimSingleUseActor(deps: ExchangeDeps, actor: ActorUse | undefin
   if (actor?.verified.issuer.preset.singleUse === true) await claimSingleUse(actor.token, actor.verified, singleUseContext(deps, event, now));
 }
 
-/** The actor token of a delegated request, verified as a subject token is; its refusals name it. */
+/**
+ * The actor token of a delegated request, verified as a subject token is, its audience judged apart as the subject token's
+ * is (the refusal it earns is thrown where the subject's would be: after the actor's job is checked, so that an ended job's
+ * answer does not tell which audiences are accepted); its refusals name it.
+ */
 async function verifyActor(
   token: string,
   issuers: PolicySet,
@@ -500,14 +505,22 @@ async function verifyActor(
   crypto: JwtCrypto,
   deps: ExchangeDeps,
   event: AuditEventDraft,
-): Promise<VerifiedSubjectToken> {
+): Promise<{ readonly token: VerifiedSubjectToken; readonly audienceRefused: ExchangeError | undefined }> {
   event.actor = presentedToken(token, crypto.sha256Hex).digest;
+  const named = (error: ExchangeError) => new ExchangeError(error.reason, `actor_token: ${error.message}`, { public: error.detailIsPublic, cause: error });
   let verified: VerifiedSubjectToken;
+  let audienceRefused: ExchangeError | undefined;
   try {
-    verified = await verifySubjectToken(token, { issuers, jwks: deps.jwks, now, clockToleranceSeconds: deps.clockToleranceSeconds, crypto });
+    ({ token: verified, audienceRefused } = await verifySubjectTokenAudienceApart(token, {
+      issuers,
+      jwks: deps.jwks,
+      now,
+      clockToleranceSeconds: deps.clockToleranceSeconds,
+      crypto,
+    }));
   } catch (error) {
     if (!(error instanceof ExchangeError)) throw error;
-    throw new ExchangeError(error.reason, `actor_token: ${error.message}`, { public: error.detailIsPublic, cause: error });
+    throw named(error);
   }
   const run = recordedRunOf(verified.claims);
   event.actor = {
@@ -517,7 +530,7 @@ async function verifyActor(
     subject: String(verified.claims.sub),
     ...(run === undefined ? {} : { run }),
   };
-  return verified;
+  return { token: verified, audienceRefused: audienceRefused === undefined ? undefined : named(audienceRefused) };
 }
 
 /** What the record keeps of how the policies decided. */
