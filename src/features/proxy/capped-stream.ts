@@ -211,7 +211,7 @@ function writtenForms(text: string): readonly string[] {
  * thread that serves every request, built again for each answer. Undefined for an empty secret: nothing to look for.
  */
 export function redactionOf(secret: string | WrittenForms): Redaction | undefined {
-  return searchFor(typeof secret === 'string' ? writtenFormsOf(secret) : secret, now);
+  return searchFor(typeof secret === 'string' ? writtenFormsOf(secret) : secret, false);
 }
 
 /**
@@ -254,7 +254,7 @@ const SLICE_BYTES = 64 * 1024;
  */
 export function redactedStream(source: ReadableStream<Uint8Array>, secret: string | Redaction | undefined): ReadableStream<Uint8Array> {
   // A secret of this answer alone (a keyway JWT, minted for its one request) has its automata built only if the answer needs them.
-  const search = typeof secret === 'string' ? searchFor(writtenFormsOf(secret), later) : secret;
+  const search = typeof secret === 'string' ? searchFor(writtenFormsOf(secret), true) : secret;
   if (search === undefined) return source;
   const keep = search.longest - 1;
   let held: Uint8Array = new Uint8Array(0);
@@ -319,12 +319,12 @@ interface Backward extends Trie {
  * needle's bytes reversed, the node reached at a place ends with it. `forward`, of their bytes: the text read to its
  * end, the node reached and those along its `fail` are the ends of it that begin a needle, which the next chunk may
  * complete. (npm's Aho-Corasick packages search strings, not bytes, and tell each match where it ends.) Each automaton is
- * built when first asked for, or at once (`now`): building both was most of what a keyway JWT's redaction cost each
- * answer, 0.65-0.8 ms. A text needs the backward one only where it holds as many bytes as the shortest needle, one after
- * the other, each a byte some needle has (`kinds`, IN); the forward one only where it ends with more than SHORT_TAIL
- * such bytes, the last one a byte some needle has before its last (BEFORE_LAST): a JSON answer ends with `}` or a line
- * break, a chunk boundary cuts it inside a word, and its quotes, spaces and punctuation cut it into runs shorter than a
- * 1 KB JWT.
+ * built when first asked for (`lazily`, for one answer) or at once: building both was most of what a keyway JWT's
+ * redaction cost each answer, 0.65-0.8 ms. A text needs the backward one only where it holds as many bytes as the shortest
+ * needle, one after the other, each a byte some needle has (`kinds`, IN); the forward one only where it ends with such
+ * bytes, the last one a byte some needle has before its last (BEFORE_LAST), and, built lazily, more than SHORT_TAIL of
+ * them: a JSON answer ends with `}` or a line break, a chunk boundary cuts it inside a word, and its quotes, spaces and
+ * punctuation cut it into runs shorter than a 1 KB JWT.
  */
 interface Search {
   readonly needles: readonly Needle[];
@@ -332,6 +332,7 @@ interface Search {
   readonly backward: () => Backward;
   readonly kinds: Uint8Array;
   readonly shortest: number;
+  readonly lazily: boolean;
 }
 
 const IN = 1;
@@ -359,8 +360,9 @@ const later: Made = <T>(build: () => T) => {
   return () => (built ??= build());
 };
 
-function searchFor({ needles, bytes }: WrittenForms, made: Made): Redaction | undefined {
+function searchFor({ needles, bytes }: WrittenForms, lazily: boolean): Redaction | undefined {
   if (bytes === 0) return undefined;
+  const made = lazily ? later : now;
   const strings = needles.map(({ bytes }) => bytes);
   const kinds = new Uint8Array(256);
   for (const bytes of new Set(strings)) {
@@ -381,6 +383,7 @@ function searchFor({ needles, bytes }: WrittenForms, made: Made): Redaction | un
     }),
     kinds,
     shortest: Math.min(...lengths),
+    lazily,
     backslashes: BACKSLASHES,
     longest: Math.max(...lengths),
   };
@@ -480,7 +483,8 @@ interface Occurrences {
   readonly wait: number;
 }
 
-function occurrencesIn(text: Uint8Array, { needles, forward, backward, kinds, shortest }: Search, keep: number): Occurrences {
+function occurrencesIn(text: Uint8Array, search: Search, keep: number): Occurrences {
+  const { needles, backward, kinds, shortest } = search;
   let hits = new Int32Array(64);
   let count = 0;
   if (holdsRun(text, kinds, shortest)) {
@@ -500,29 +504,37 @@ function occurrencesIn(text: Uint8Array, { needles, forward, backward, kinds, sh
       hits[count++] = ends[node]!;
     }
   }
-  return { needles, hits, next: count - 2, wait: keep > 0 ? waitIn(text, needles, forward, kinds, keep) : text.byteLength };
+  return { needles, hits, next: count - 2, wait: keep > 0 ? waitIn(text, search, keep) : text.byteLength };
 }
 
-/** The longest run of IN bytes at a text's end whose needles' starts are compared with it, not read along `forward`. */
+/**
+ * The longest run of IN bytes at a text's end whose needles' starts are compared with it, not read along `forward`, where
+ * that is built lazily.
+ */
 const SHORT_TAIL = 64;
 
 /**
  * Where the text runs out along a needle, in its last `keep` bytes, or its length. Such a needle's bytes are all IN and
  * the last of them BEFORE_LAST: a text that ends otherwise needs no automaton, and one that ends with a short run of IN
- * bytes (a word cut by a chunk boundary) has the needles' starts compared with the run's ends, longest first.
+ * bytes (a word cut by a chunk boundary) has the needles' starts compared with the run's ends, longest first, where
+ * `forward` is built lazily (for an answer's own secret, a keyway JWT: six needles). A search prepared at once has it:
+ * compared so, a static secret's hundreds of needles, which share their bytes up to the first character an encoder
+ * escapes, held the thread for 16 s over 1 MiB in chunks that each ended along its first 63 bytes.
  */
-function waitIn(text: Uint8Array, needles: readonly Needle[], forward: () => Forward, kinds: Uint8Array, keep: number): number {
+function waitIn(text: Uint8Array, { needles, forward, kinds, lazily }: Search, keep: number): number {
   const length = text.byteLength;
   if (length === 0 || (kinds[text[length - 1]!]! & BEFORE_LAST) === 0) return length;
   const first = Math.max(0, length - keep);
-  let from = length;
-  while (from > first && length - from <= SHORT_TAIL && (kinds[text[from - 1]!]! & IN) !== 0) from--;
-  if (from === first || (kinds[text[from - 1]!]! & IN) === 0) {
-    for (let place = from; place < length; place++) {
-      const tail = text.subarray(place);
-      if (needles.some(({ bytes }) => bytes.byteLength > tail.byteLength && startsAt(bytes, tail, 0))) return place;
+  if (lazily) {
+    let from = length;
+    while (from > first && length - from <= SHORT_TAIL && (kinds[text[from - 1]!]! & IN) !== 0) from--;
+    if (from === first || (kinds[text[from - 1]!]! & IN) === 0) {
+      for (let place = from; place < length; place++) {
+        const tail = text.subarray(place);
+        if (needles.some(({ bytes }) => bytes.byteLength > tail.byteLength && startsAt(bytes, tail, 0))) return place;
+      }
+      return length;
     }
-    return length;
   }
   const { only, rows, fail, depth } = forward();
   let end = 0;
