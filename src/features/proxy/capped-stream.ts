@@ -527,7 +527,7 @@ function waitIn(text: Uint8Array, { needles, forward, kinds, lazily }: Search, k
   const first = Math.max(0, length - keep);
   if (lazily) {
     let from = length;
-    while (from > first && length - from <= SHORT_TAIL && (kinds[text[from - 1]!]! & IN) !== 0) from--;
+    while (from > first && length - from < SHORT_TAIL && (kinds[text[from - 1]!]! & IN) !== 0) from--;
     if (from === first || (kinds[text[from - 1]!]! & IN) === 0) {
       for (let place = from; place < length; place++) {
         const tail = text.subarray(place);
