@@ -83,6 +83,9 @@ export interface MacReport {
   readonly signed: boolean;
 }
 
+/** A checkpoint kept elsewhere (signature verified), or a head a verified root checkpoint signs, which names no withdrawal. */
+type KeptCheckpoint = Checkpoint & Pick<VerifiedCheckpoint, 'withdrawals'>;
+
 /**
  * Walks records in chain order and finds the first one that does not hold: an edited record
  * no longer matches its own hash, or an index column stored beside it (what queries, stats
@@ -94,7 +97,7 @@ export interface MacReport {
  */
 export class ChainVerifier {
   readonly #checkpoints: ReadonlyMap<number, VerifiedCheckpoint>;
-  readonly #kept: ReadonlyMap<number, readonly Checkpoint[]>;
+  readonly #kept: ReadonlyMap<number, readonly KeptCheckpoint[]>;
   readonly #keptCount: number | undefined;
   #expected: string | undefined;
   #previousSeq = 0;
@@ -114,7 +117,11 @@ export class ChainVerifier {
    * `kept`: checkpoints kept elsewhere (signatures verified), which the log must agree with and reach. `macs`: each record
    * held to the MAC stored beside it (`record.mac`), and whether a checkpoint signed where MACs start.
    */
-  constructor(checkpoints: readonly VerifiedCheckpoint[], kept?: readonly Checkpoint[], macs?: { readonly check: RecordMacCheck; readonly signed: boolean }) {
+  constructor(
+    checkpoints: readonly VerifiedCheckpoint[],
+    kept?: readonly KeptCheckpoint[],
+    macs?: { readonly check: RecordMacCheck; readonly signed: boolean },
+  ) {
     this.#checkpoints = new Map(checkpoints.map((checkpoint) => [checkpoint.seq, checkpoint]));
     this.#kept = Map.groupBy(kept ?? [], (checkpoint) => checkpoint.seq);
     this.#keptCount = kept?.length;
@@ -232,6 +239,25 @@ export class ChainVerifier {
   }
 
   /**
+   * The withdrawals an anchor names whose records the chain no longer holds (one it still records is known from its record).
+   * Every anchor's count, not only the one the kept records start after: whoever holds a withdrawn key can sign an anchor
+   * of their own that names it no more, and an earlier anchor (kept elsewhere) that named it must still hold what follows to
+   * it. The earliest time a kid is named with counts, then the anchor the records start after.
+   */
+  #anchoredWithdrawals(): KeyWithdrawal[] {
+    const recorded = new Set(this.#withdrawals.map(({ kid }) => kid));
+    const others = [...this.#checkpoints.values(), ...[...this.#kept.values()].flat()].filter((checkpoint) => checkpoint !== this.#anchor);
+    const anchors = [...(this.#anchor === undefined ? [] : [this.#anchor]), ...others.sort((a, b) => a.seq - b.seq)];
+    const named = new Map<string, KeyWithdrawal>();
+    for (const { seq, withdrawals } of anchors)
+      for (const { kid, time } of withdrawals ?? []) {
+        const known = named.get(kid);
+        if (!recorded.has(kid) && (known === undefined || Date.parse(time) < Date.parse(known.time))) named.set(kid, { kid, seq, time, pruned: true });
+      }
+    return [...named.values()];
+  }
+
+  /**
    * A kept checkpoint at the anchor's seq must sign the anchor's hash: the records it covered are gone, and an anchor
    * signed over them after they were re-hashed (by a keyway before it checked, or by another copy of the log with the
    * same keys) would otherwise pass. Kept checkpoints before the anchor cannot be held to anything left.
@@ -281,13 +307,7 @@ export class ChainVerifier {
         message: `records after seq ${lastSeq} were deleted: a checkpoint signed at ${beyond.time} covers seq ${beyond.seq}`,
       };
     }
-    // The anchor names the withdrawals whose records it pruned; one the chain still records is known from its record.
-    const anchor = this.#anchor;
-    const recorded = new Set(this.#withdrawals.map(({ kid }) => kid));
-    const anchored = (anchor?.withdrawals ?? []).flatMap(({ kid, time }): KeyWithdrawal[] =>
-      recorded.has(kid) ? [] : [{ kid, seq: anchor?.seq ?? 0, time, pruned: true }],
-    );
-    const withdrawals = [...anchored, ...this.#withdrawals];
+    const withdrawals = [...this.#anchoredWithdrawals(), ...this.#withdrawals];
     const reach = Math.max(0, ...this.#kept.keys());
     if (this.#problem === undefined && reach > lastSeq) {
       this.#problem = {
