@@ -59,6 +59,27 @@ describe('keyWithdrawal', () => {
   });
 });
 
+describe('keyWithdrawal and a withdrawal time later than its record', () => {
+  it("holds it to the record's own time: the store's time of an earlier withdrawal, which a record asked again names, is whoever writes the store's to edit", () => {
+    const record = (event: Partial<AuditEvent>): AuditRecord => ({
+      event: {
+        id: '01KC0000000000000000000000',
+        time: '2026-12-07T12:00:30.250Z',
+        decision: 'granted',
+        reason: 'signing_key_withdrawn',
+        request: { id: 'r' },
+        ...event,
+      },
+      chain: { seq: 40, prev_hash: '0'.repeat(64), hash: '1'.repeat(64) },
+    });
+    const later = '2100-01-01T00:00:00.000Z';
+    expect(keyWithdrawal(record({ signing_key: { kid: 'leaked', alg: 'ES256', withdrawn_at: later } }))?.time).toBe('2026-12-07T12:00:30.250Z');
+    expect(keyWithdrawal(record({ detail: `signing key leaked (ES256) was withdrawn already at ${later}: nothing changed; asked by x` }))?.time).toBe(
+      '2026-12-07T12:00:30.250Z',
+    );
+  });
+});
+
 describe("an anchor's withdrawn_keys", () => {
   it('are read from the signed payload, and a checkpoint whose list is not one of {kid, withdrawn_at} is invalid', async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');

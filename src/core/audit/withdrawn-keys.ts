@@ -45,17 +45,20 @@ const WITHDRAWN_ALREADY = /^signing key (\S+) \(\w+\) was withdrawn already at (
 export function keyWithdrawal(record: AuditRecord): KeyWithdrawal | undefined {
   const { event, chain } = record;
   if (event.reason !== 'signing_key_withdrawn') return undefined;
+  // The store's time of the withdrawal, never later than the record's own: a record asked again names the time the store
+  // holds, which whoever can write the store may have moved on (to let a thief sign with the key until then).
+  const at = (kid: string, time: string): KeyWithdrawal => ({ kid, seq: chain.seq, time: Date.parse(time) > Date.parse(event.time) ? event.time : time });
   const key = event.signing_key;
   if (key !== undefined) {
-    const at = key.withdrawn_at;
-    return at === undefined || Number.isNaN(Date.parse(at)) ? undefined : { kid: key.kid, seq: chain.seq, time: at };
+    const time = key.withdrawn_at;
+    return time === undefined || Number.isNaN(Date.parse(time)) ? undefined : at(key.kid, time);
   }
   const detail = event.detail ?? '';
   const withdrew = WITHDREW.exec(detail);
-  if (withdrew?.[1] !== undefined) return { kid: withdrew[1], seq: chain.seq, time: event.time };
+  if (withdrew?.[1] !== undefined) return at(withdrew[1], event.time);
   const already = WITHDRAWN_ALREADY.exec(detail);
   if (already?.[1] === undefined || already[2] === undefined || Number.isNaN(Date.parse(already[2]))) return undefined;
-  return { kid: already[1], seq: chain.seq, time: already[2] };
+  return at(already[1], already[2]);
 }
 
 /**
