@@ -2175,6 +2175,44 @@ grant:
         ]);
       });
 
+      it("fails the review of a fork's pull request past the review's limits without compiling it: more files than it reads, or more regexes together", async () => {
+        const grant = '  github: { repositories: [acme/api], permissions: { contents: read } }';
+        const fork = { owner: 'mallory', name: 'api', id: 9_998 };
+        const review = async (number: number, head: string, files: number, regexes: number) => {
+          const tags = Array.from({ length: regexes }, (_, n) => `{ regex: "refs/tags/v${n}\\\\.[0-9]+" }`).join(', ');
+          for (let n = 0; n < files; n++) {
+            const text = repositoryPolicy(grant, `match: { repository_id: "734201", ref: [${tags}] }`);
+            await github.putFile({ owner: OWNER, repo: 'api', path: `.github/keyway/p${n}.yaml`, ref: head, text });
+          }
+          const [runs, calls] = [(await checkRuns()).length, (await github.calls()).length];
+          const payload = payloads.pullRequest(
+            { owner: OWNER, name: 'api', id: 734201 },
+            { number, baseSha: sha('limits-base'), headSha: head, author: 'mallory', fork },
+          );
+          expect(await deliver({ event: 'pull_request', payload })).toMatchObject({ status: 200, body: { status: 'handled' } });
+          const [run] = (await checkRuns()).slice(runs) as [CheckRunBody];
+          const read = (await github.calls()).slice(calls).filter((call) => /\/contents\/\.github\/keyway\/p\d+\.yaml$/.test(call.path));
+          return { run, read: read.length };
+        };
+        // 65 files of one regex each: refused from the listing, before any file is read.
+        const many = await review(46, sha('limits-files'), 65, 1);
+        expect(many.run).toMatchObject({
+          conclusion: 'failure',
+          output: { title: 'too large to review: the proposed policies hold 65 files, at most 64', annotations: [] },
+        });
+        expect(many.run.output.summary).toMatch(
+          /^\*\*keyway does not review this change:\*\* the proposed policies under \.github\/keyway hold 65 files, at most 64\. It reviews at most 64 files, 131072 characters, 128 regexes, 8192 characters of regexes on either side/,
+        );
+        expect(many.read).toBe(0);
+        // Five files of 32 regexes each, every one within what an exchange loads alone: 160 regexes together.
+        const regexes = await review(47, sha('limits-regexes'), 5, 32);
+        expect(regexes.run).toMatchObject({
+          conclusion: 'failure',
+          output: { title: 'too large to review: the proposed policies hold 160 regexes, at most 128' },
+        });
+        expect(regexes.read).toBe(5);
+      });
+
       it("warns in the review of a repository policy naming another GitHub deployment's issuer: it loads, and never grants", async () => {
         // A GitHub Actions issuer of another deployment than the App's (the fake GitHub on 127.0.0.1), which the central set trusts.
         const server = freshIssuer(issuerBase().replace('//127.0.0.1:', '//localhost:'), 'webhooks-server');

@@ -311,6 +311,24 @@ function pastRegexBound(steps: readonly (CompiledPolicyFile | PendingPolicy)[], 
   return past;
 }
 
+/**
+ * How many regexes the files write in `match` and `match_actor`, and their characters together, read from the text of those
+ * that parse: none is compiled, so none is estimated.
+ */
+export function countWrittenRegexes(files: readonly PolicyFile[]): { readonly regexes: number; readonly characters: number } {
+  let [regexes, characters] = [0, 0];
+  for (const file of files) {
+    if (file.text.length > MAX_POLICY_FILE_BYTES) continue;
+    const parsed = parsePolicyFile(file.text);
+    if (!parsed.ok) continue;
+    for (const regex of writtenRegexes(parsed.data)) {
+      regexes += 1;
+      characters += regex.text.length;
+    }
+  }
+  return { regexes, characters };
+}
+
 /** The regexes a policy writes in `match` and `match_actor`, `not` and lists included, each with its path in the document. */
 function writtenRegexes(document: PolicyDocument): { readonly text: string; readonly path: readonly PropertyKey[] }[] {
   const found: { text: string; path: readonly PropertyKey[] }[] = [];

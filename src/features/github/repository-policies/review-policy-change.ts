@@ -7,6 +7,7 @@ import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-
 import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
 import {
   compilePolicyFiles,
+  countWrittenRegexes,
   policySetOf,
   type PolicyCompilation,
   type PolicyFile,
@@ -57,6 +58,67 @@ export const UNUSED_WINDOW_DAYS = 90;
 /** GitHub takes at most 50 annotations per request and 65535 characters of summary. */
 export const CHECK_RUN_LIMITS = { annotations: 50, summaryChars: 65_535 } as const;
 export const CHECK_RUN_NAME = 'keyway policy review';
+
+/**
+ * The most a review of a repository's own policies, or of an organisation's guardrails, reads on either side of a change (the
+ * base's directory and the proposed one): policy files, their characters, and the regexes they write and those regexes'
+ * characters. Anyone able to open a pull request, from a fork too, has one reviewed at every push, on the thread that serves
+ * /token: 500 files each within what an exchange loads alone took 11 s of it to compile and lint. Counted before any is
+ * compiled (files from the listing, before any is fetched); a side past them is not reviewed. Real repositories hold a handful
+ * of files of a few regexes each.
+ */
+export const POLICY_REVIEW_LIMITS = { files: 64, characters: 128 * 1024, regexes: 128, regexCharacters: 8192 } as const;
+
+type ReviewLimit = keyof typeof POLICY_REVIEW_LIMITS;
+type ReviewSize = { readonly [Key in ReviewLimit]?: number };
+
+const SIZE_NOUNS: Readonly<Record<ReviewLimit, string>> = {
+  files: 'files',
+  characters: 'characters',
+  regexes: 'regexes',
+  regexCharacters: 'characters of regexes',
+};
+
+const LIMITS = Object.keys(POLICY_REVIEW_LIMITS) as ReviewLimit[];
+
+/** What one side of a change holds: regexes counted only when its files and characters are within the limits (they are parsed to count). */
+function sizeOf(files: number | readonly PolicyFile[]): ReviewSize {
+  if (typeof files === 'number') return { files };
+  const size = { files: files.length, characters: files.reduce((sum, file) => sum + file.text.length, 0) };
+  if (size.files > POLICY_REVIEW_LIMITS.files || size.characters > POLICY_REVIEW_LIMITS.characters) return size;
+  const { regexes, characters } = countWrittenRegexes(files);
+  return { ...size, regexes, regexCharacters: characters };
+}
+
+/**
+ * The failed review of a change one side of which is past POLICY_REVIEW_LIMITS (`files`: the listing's count, before any is
+ * fetched; or the files fetched), or undefined when neither is. Nothing of either side is compiled.
+ */
+export function pastReviewLimits(
+  directory: string,
+  sides: { readonly base: number | readonly PolicyFile[]; readonly proposed: number | readonly PolicyFile[] },
+): PolicyReview | undefined {
+  for (const side of ['proposed', 'base'] as const) {
+    const size = sizeOf(sides[side]);
+    const past = LIMITS.filter((key) => (size[key] ?? 0) > POLICY_REVIEW_LIMITS[key]);
+    if (past.length === 0) continue;
+    const held = past.map((key) => `${size[key]} ${SIZE_NOUNS[key]}, at most ${POLICY_REVIEW_LIMITS[key]}`).join('; ');
+    const limits = LIMITS.map((key) => `${POLICY_REVIEW_LIMITS[key]} ${SIZE_NOUNS[key]}`).join(', ');
+    const whose = side === 'base' ? `the policies under ${directory} at the base of this change` : `the proposed policies under ${directory}`;
+    return {
+      conclusion: 'failure',
+      output: {
+        title: `too large to review: ${side === 'base' ? 'the base holds' : 'the proposed policies hold'} ${held}`,
+        summary:
+          `**keyway does not review this change:** ${whose} hold ${held}. ` +
+          `It reviews at most ${limits} on either side of a change, counted before any policy is compiled, so that no pull request holds the broker long. ` +
+          'Keep fewer policy files, or write globs rather than regexes.',
+        annotations: [],
+      },
+    };
+  }
+  return undefined;
+}
 
 const LEVEL: Record<LintFinding['severity'], CheckRunAnnotation['annotation_level']> = { error: 'failure', warning: 'warning', notice: 'notice' };
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;

@@ -7,7 +7,14 @@ import type { LivePolicySet } from '../repository-policies/live-policy-set.ts';
 import type { RepositoryName } from '../../../core/exchange/ports.ts';
 import { fullName, sameRepository, type OpenRepositoryAccess, type RepositoryAccess } from '../repository-policies/repository-access.ts';
 import { IMPACT_WINDOW_DAYS, POLICY_REASONS, replayGuardrailImpact } from '../repository-policies/replay-impact.ts';
-import { CHECK_RUN_NAME, reviewPolicyChange, UNUSED_WINDOW_DAYS, type PolicyReviewInput } from '../repository-policies/review-policy-change.ts';
+import {
+  CHECK_RUN_NAME,
+  pastReviewLimits,
+  reviewPolicyChange,
+  UNUSED_WINDOW_DAYS,
+  type PolicyReview,
+  type PolicyReviewInput,
+} from '../repository-policies/review-policy-change.ts';
 import {
   REPOSITORY_POLICY_DIR,
   REPOSITORY_REGEX_BOUND,
@@ -178,6 +185,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     central: false,
     checkName: CHECK_RUN_NAME,
     regexBound: REPOSITORY_REGEX_BOUND,
+    limited: true,
     extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
   };
   const pin = guardrailRole(deps, pr.repository, pr.repositoryId);
@@ -199,6 +207,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
     required: `with no guardrail in ${ORG_GUARDRAILS_DIR}, keyway refuses every repository-owned policy of ${pin.owner} (fail closed)`,
     regexBound: ORG_GUARDRAIL_REGEX_BOUND,
+    limited: true,
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
   return { scopes: [guardrails, own], ownerId: pin.ownerId };
@@ -364,6 +373,8 @@ interface ReviewScope {
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
   /** How many regexes the files may write, as the exchange bounds them: none for the central set. */
   readonly regexBound?: RegexBound;
+  /** Held to POLICY_REVIEW_LIMITS (anyone able to open a pull request proposes them): all but the central set, the operator's. */
+  readonly limited?: true;
 }
 
 /**
@@ -403,8 +414,16 @@ async function beginReview(
     await checkRun.complete('failure', output);
     return { handled: true, detail: `check run failure: ${output.title}` };
   }
+  const tooLarge = scope.limited ? pastReviewLimits(dir, { base: base.size, proposed: head.size }) : undefined;
+  if (tooLarge !== undefined) return completeUnreviewed(checkRun, tooLarge);
   await checkRun.start();
   return () => finishReview(deps, pr, access, scope, checkRun, { base, head });
+}
+
+/** A change keyway does not review (past POLICY_REVIEW_LIMITS): its check run fails, saying why. */
+async function completeUnreviewed(checkRun: ReviewCheckRun, review: PolicyReview): Promise<Handled> {
+  await checkRun.complete(review.conclusion, review.output);
+  return { handled: true, detail: `check run ${review.conclusion}: ${review.output.title}` };
 }
 
 async function finishReview(
@@ -428,6 +447,8 @@ async function finishReview(
     // Left out while the usage roll-up catches up (UsageCatchingUpError): the review says nothing of usage rather than too little.
     replay && scope.central ? deps.audit.usage(usageWindow).catch(withoutCatchingUp) : undefined,
   ]);
+  const tooLarge = scope.limited ? pastReviewLimits(dir, { base: baseFiles, proposed: proposedFiles }) : undefined;
+  if (tooLarge !== undefined) return completeUnreviewed(checkRun, tooLarge);
   const outcome = reviewPolicyChange({
     base: baseFiles,
     proposed: proposedFiles,
