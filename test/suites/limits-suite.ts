@@ -140,6 +140,24 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       expect((await post(broker, exchangeForm(await good()))).status).toBe(429);
     });
 
+    // gitlab.com, and other issuers, mint a token for the list of audiences a job names: a job must not multiply its limit by
+    // writing the broker's audience in a list of its own, in another order, twice, or beside audiences it invents.
+    it("spends the broker's audience's bucket for every token that names it, however the aud list around it is written", async () => {
+      const { broker, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' }, true);
+      const exchange = async (aud: unknown) => (await post(broker, exchangeForm(await good({ aud })))).status;
+      expect([await exchange(broker.issuer), await exchange([broker.issuer])]).toEqual([200, 200]);
+      const written = [
+        [broker.issuer, broker.issuer],
+        [broker.issuer, 'https://invented-1.example'],
+        ['https://invented-2.example', broker.issuer],
+        ['https://invented-3.example', broker.issuer, 'https://invented-4.example', 'https://invented-5.example'],
+      ];
+      expect(await Promise.all(written.map(exchange))).toEqual(written.map(() => 429));
+      // A list of more audiences than a bucket each spends one bucket the job's lists that long share: one more, not one a list.
+      const long = (n: number) => [broker.issuer, ...['a', 'b', 'c', 'd'].map((name) => `https://${name}${n}.example`)];
+      expect([await exchange(long(1)), await exchange(long(2)), await exchange(long(3))]).toEqual([200, 200, 429]);
+    });
+
     it('answers 429 with Retry-After once an identity spent its burst, audits the first refusal of a run only, and lets it through when the bucket refilled', async () => {
       // Two a minute: a token every 30 s, two saved up.
       const { broker, clock, good } = await setup({ KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '2', KEYWAY_RATE_LIMIT_SUBJECT_BURST: '2' });

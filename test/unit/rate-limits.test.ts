@@ -259,6 +259,15 @@ describe("the limits' buckets and record budgets (requestLimits over the in-memo
     expect(await limits.forSubject({ issuer, account: 'tenant 12' }, 'x')).toBeUndefined();
   });
 
+  it("spends every audience's bucket a token names, or none of them when one is dry", async () => {
+    const limits = limitsWith({ subject: tight('subject') });
+    expect(await limits.forSubject(github, 'main', ['"other"'])).toBeUndefined();
+    // The broker's audience's bucket is given back when the other audience's refuses the request.
+    expect((await limits.forSubject(github, 'main', ['"broker"', '"other"']))?.limit).toBe('subject');
+    expect(await limits.forSubject(github, 'main', ['"broker"'])).toBeUndefined();
+    expect((await limits.forSubject(github, 'main', ['"broker"']))?.limit).toBe('subject');
+  });
+
   it('never refuses for a limit set to 0 per minute, however small its burst: the limit is off', async () => {
     const limits = limitsWith({ subject: { name: 'subject', perMinute: 0, burst: 1 }, tenantRefusals: { name: 'tenant_refusals', perMinute: 0, burst: 1 } });
     for (let request = 0; request < 3; request += 1) {

@@ -6,7 +6,7 @@ import { AUDIT_BOUNDS, boundAuditEvent, boundText } from '../audit/bound-audit-e
 import { describePresentedToken, presentedToken } from '../audit/presented-token.ts';
 import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
-import { audienceBucketKey } from '../limits/audience-bucket-key.ts';
+import { audienceBucketKeys } from '../limits/audience-bucket-key.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
 import { verifySubjectTokenAudienceApart, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';
@@ -270,7 +270,7 @@ async function grantOrThrow(
   event.claims = central.recordedClaims(verified.issuer.url, verified.claims);
   // Keyed on its audience too: a token for one no policy accepts spends what one for an accepted audience would, never the
   // bucket of the same job's tokens for the broker.
-  const limited = await deps.limits.forSubject(caller, event.subject, audienceBucketKey(verified.claims.aud, crypto.sha256Hex));
+  const limited = await deps.limits.forSubject(caller, event.subject, audienceBucketKeys(verified.claims.aud, crypto.sha256Hex));
   if (limited !== undefined) throw limited;
   await refuseEndedCiWork(deps.endedCiWork, verified, now);
   const actorToken = request.actorToken === undefined ? undefined : await verifyActor(request.actorToken, central, now, crypto, deps, event);

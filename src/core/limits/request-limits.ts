@@ -25,10 +25,11 @@ export interface RequestLimits {
    * After the subject token verified: per issuer, account and subject. A forged `sub` never verifies, so it cannot drain
    * the bucket of the identity it names; nor can another account's token whose issuer signed the same `sub` (GitHub lets
    * each repository choose its sub's claims: `job_workflow_ref:…` alone is every caller's of that reusable workflow).
-   * `audience` (at /token, the token's `aud` as written): a bucket of its own, so a job's token for another service,
-   * replayed here by that service, cannot drain the one its tokens for the broker spend.
+   * `audiences` (at /token, audienceBucketKeys of the token's `aud`): a bucket each, every one of which the request spends
+   * (none when one refuses it), so a job's token for another service, replayed here by that service, cannot drain the one
+   * its tokens for the broker spend, and a token that names the broker's audience beside others spends that one too.
    */
-  forSubject(caller: CallerAccount, subject: string, audience?: string): Promise<RateLimitedError | undefined>;
+  forSubject(caller: CallerAccount, subject: string, audiences?: readonly string[]): Promise<RateLimitedError | undefined>;
   /**
    * Before a repository's own policy is fetched from GitHub (a cache miss): per verified subject (of its tenant: another
    * account's token may carry the same sub) at the configured rate, and per tenant where its issuer names one at ten times that (one account
@@ -97,8 +98,20 @@ export function requestLimits(limiter: RateLimiter, settings: LimitSettings, now
   return {
     beforeVerification: async (clientIp) => (await forClient(clientIp)) ?? (await check(settings.global, undefined)),
     forClient,
-    forSubject: (caller, subject, audience) =>
-      check(settings.subject, audience === undefined ? subjectBucketKey(caller, subject) : `${subjectBucketKey(caller, subject)}\n${audience}`),
+    forSubject: async (caller, subject, audiences) => {
+      const key = subjectBucketKey(caller, subject);
+      if (audiences === undefined) return check(settings.subject, key);
+      const taken: string[] = [];
+      for (const audienceKey of audiences.map((audience) => `${key}\n${audience}`)) {
+        const { refusal, took } = await attempt(settings.subject, audienceKey);
+        if (refusal !== undefined) {
+          await Promise.all(taken.map((spent) => limiter.giveBack(settings.subject, spent, now()).catch(() => undefined)));
+          return refusal;
+        }
+        if (took) taken.push(audienceKey);
+      }
+      return undefined;
+    },
     forRepositoryPolicyFetch: async (caller) => {
       const subjectKey = subjectBucketKey(caller, caller.subject);
       const bySubject = await attempt(settings.repositoryPolicy, subjectKey);
