@@ -171,7 +171,8 @@ export function delegationSuite(runtime: string, start: StartBroker, issuerBase:
         await orchestrators.sign({ iss: orchestrators.url, aud: broker.issuer, sub: 'x', iat: now(), exp: now() + 60 }, { key: 'foreign', alg: 'ES256' }),
         'signature_invalid',
       );
-      await refused(await pipeline(), await orchestrator({ aud: 'https://elsewhere.example' }), 'audience_mismatch');
+      const elsewhere = await refused(await pipeline(), await orchestrator({ aud: 'https://elsewhere.example' }), 'audience_mismatch');
+      expect(elsewhere.detail).toMatch(/^actor_token: /);
       await expectRefusal(broker, await delegated(await pipeline(), 'garbage'), { error: 'invalid_request', reason: 'token_malformed' });
     });
   });
