@@ -6,23 +6,30 @@ import { CHECKPOINT_TYPE } from '../../src/core/audit/checkpoint.ts';
 import { verifyAuditLog } from '../../src/core/audit/verify-chain.ts';
 
 describe('audit verify and the withdrawals named by every anchor it is given, not only the one the kept records start after', () => {
-  it('fails a later anchor signed with the withdrawn key that names it no more: an earlier anchor kept elsewhere names it', async () => {
+  const withdrawnAt = Date.parse('2026-12-07T12:00:00.000Z');
+  const day = withdrawnAt / 1000 + 86_400;
+
+  /**
+   * A chain of six records whose withdrawal of the key `leaked` was pruned: the broker's anchor at seq 2, a day after the
+   * withdrawal, names it, and the operator keeps a copy of it. The thief deletes the records up to seq 4 and leaves an anchor
+   * of their own, signed with the leaked key an hour later, that names no withdrawal. `last`: the sixth record's event.
+   */
+  async function pruned(last?: (event: AuditEvent) => AuditEvent) {
     const genuine = await generateKeyPair('ES256');
     const leaked = await generateKeyPair('ES256');
     const jwk = async (key: CryptoKey, kid: string) => ({ ...(await exportJWK(key)), kid, alg: 'ES256' });
     const keys = createLocalJWKSet({ keys: [await jwk(genuine.publicKey, 'genuine'), await jwk(leaked.publicKey, 'leaked')] });
-    const withdrawnAt = Date.parse('2026-12-07T12:00:00.000Z');
-
     const records: AuditRecord[] = [];
     let prev = GENESIS_HASH;
     for (let seq = 1; seq <= 6; seq += 1) {
-      const event: AuditEvent = {
+      const plain: AuditEvent = {
         id: `01KC00000000000000000000${String(seq).padStart(2, '0')}`,
         time: new Date(withdrawnAt + seq * 1000).toISOString(),
         decision: 'denied',
         reason: 'unsupported_media_type',
         request: { id: `r${seq}` },
       };
+      const event = seq === 6 && last !== undefined ? last(plain) : plain;
       const hash = chainHash(prev, event);
       records.push({ event, chain: { seq, prev_hash: prev, hash } });
       prev = hash;
@@ -37,23 +44,41 @@ describe('audit verify and the withdrawals named by every anchor it is given, no
         .setIssuedAt(iat)
         .sign(key),
     });
-    // The broker's anchor, a day after the withdrawal, names it; the operator keeps a copy of it.
-    const day = withdrawnAt / 1000 + 86_400;
     const kept = await anchor(2, genuine.privateKey, 'genuine', day, {
       withdrawn_keys: [{ kid: 'leaked', withdrawn_at: new Date(withdrawnAt).toISOString() }],
     });
-    // The thief deletes the records up to seq 4 and leaves an anchor of their own, signed with the leaked key an hour later,
-    // that names no withdrawal.
     const forged = await anchor(4, leaked.privateKey, 'leaked', day + 3600, {});
-
     async function* keptRecords() {
       yield* records.slice(4);
     }
-    const report = await verifyAuditLog({ records: keptRecords(), checkpoints: [forged], kept: [kept], keys });
-    expect(report).toMatchObject({
+    return verifyAuditLog({ records: keptRecords(), checkpoints: [forged], kept: [kept], keys });
+  }
+
+  it('fails a later anchor signed with the withdrawn key that names it no more: an earlier anchor kept elsewhere names it', async () => {
+    expect(await pruned()).toMatchObject({
       ok: false,
       anchor: 4,
       withdrawn_keys: [{ kid: 'leaked', seq: 2, time: new Date(withdrawnAt).toISOString(), pruned: true }],
+      problem: { kind: 'checkpoint_key_withdrawn', seq: 4, kid: 'leaked' },
+    });
+  });
+
+  it('holds the withdrawal to the earliest time an anchor names, though a record the thief appended names a later one', async () => {
+    // Without the master key's MACs (--macs) a record appended past the last checkpoint is the store's word: this one says
+    // the leaked key was withdrawn a year on.
+    const later = new Date(withdrawnAt + 365 * 86_400_000).toISOString();
+    const report = await pruned((event) => ({
+      ...event,
+      time: later,
+      decision: 'granted',
+      reason: 'signing_key_withdrawn',
+      detail: 'withdrew signing key leaked (ES256) for a keyway command on the data directory, run by thief; transitions: none',
+      signing_key: { kid: 'leaked', alg: 'ES256', withdrawn_at: later },
+    }));
+    expect(report).toMatchObject({
+      ok: false,
+      anchor: 4,
+      withdrawn_keys: [{ kid: 'leaked', seq: 6, time: new Date(withdrawnAt).toISOString() }],
       problem: { kind: 'checkpoint_key_withdrawn', seq: 4, kid: 'leaked' },
     });
   });

@@ -239,22 +239,28 @@ export class ChainVerifier {
   }
 
   /**
-   * The withdrawals an anchor names whose records the chain no longer holds (one it still records is known from its record).
-   * Every anchor's count, not only the one the kept records start after: whoever holds a withdrawn key can sign an anchor
-   * of their own that names it no more, and an earlier anchor (kept elsewhere) that named it must still hold what follows to
-   * it. The earliest time a kid is named with counts, then the anchor the records start after.
+   * The withdrawals the chain records, and those an anchor names whose records it no longer holds. Every anchor's count, not
+   * only the one the kept records start after: whoever holds a withdrawn key can sign an anchor of their own that names it no
+   * more, and an earlier anchor (kept elsewhere) that named it must still hold what follows to it. The earliest time a kid is
+   * named with counts, then the anchor the records start after; a withdrawal the chain still records counts from that time
+   * too when it is earlier than the record's: a record past the last checkpoint is the store's word (unless `--macs` checks
+   * it), and one naming the key withdrawn later must not move on a withdrawal an anchor kept elsewhere names.
    */
-  #anchoredWithdrawals(): KeyWithdrawal[] {
-    const recorded = new Set(this.#withdrawals.map(({ kid }) => kid));
+  #knownWithdrawals(): KeyWithdrawal[] {
     const others = [...this.#checkpoints.values(), ...[...this.#kept.values()].flat()].filter((checkpoint) => checkpoint !== this.#anchor);
     const anchors = [...(this.#anchor === undefined ? [] : [this.#anchor]), ...others.sort((a, b) => a.seq - b.seq)];
     const named = new Map<string, KeyWithdrawal>();
     for (const { seq, withdrawals } of anchors)
       for (const { kid, time } of withdrawals ?? []) {
         const known = named.get(kid);
-        if (!recorded.has(kid) && (known === undefined || Date.parse(time) < Date.parse(known.time))) named.set(kid, { kid, seq, time, pruned: true });
+        if (known === undefined || Date.parse(time) < Date.parse(known.time)) named.set(kid, { kid, seq, time, pruned: true });
       }
-    return [...named.values()];
+    const recorded = this.#withdrawals.map((withdrawal) => {
+      const anchored = named.get(withdrawal.kid);
+      return anchored !== undefined && Date.parse(anchored.time) < Date.parse(withdrawal.time) ? { ...withdrawal, time: anchored.time } : withdrawal;
+    });
+    const recordedKids = new Set(recorded.map(({ kid }) => kid));
+    return [...[...named.values()].filter(({ kid }) => !recordedKids.has(kid)), ...recorded];
   }
 
   /**
@@ -307,7 +313,7 @@ export class ChainVerifier {
         message: `records after seq ${lastSeq} were deleted: a checkpoint signed at ${beyond.time} covers seq ${beyond.seq}`,
       };
     }
-    const withdrawals = [...this.#anchoredWithdrawals(), ...this.#withdrawals];
+    const withdrawals = this.#knownWithdrawals();
     const reach = Math.max(0, ...this.#kept.keys());
     if (this.#problem === undefined && reach > lastSeq) {
       this.#problem = {
