@@ -78,3 +78,83 @@ describe("the review of a fork's pull request to a repository's own policies of 
     expect(ms).toBeLessThan(600);
   }, 120_000);
 });
+
+const CENTRAL = { owner: OWNER, name: 'keyway-policies', id: 734_300 };
+
+// The central policy repository's review is the operator's and holds no set-wide regex bound: a real set may be thousands of
+// policies. But a fork's pull request is anyone's, when the repository is public: 200 proposed files of four long regexes each
+// took some 6.5 s of the thread that serves /token to compile and lint, at every push.
+describe("the review of a fork's pull request to the central policy repository proposing many regex-heavy files", () => {
+  let broker: BrokerHarness;
+  let github: FakeGitHub;
+  let issuer: string;
+  const policy = (regexes: string): string =>
+    `version: 1\nissuer: { kind: github, url: "${issuer}" }\nmatch:\n  repository_id: "734201"\n  ref:\n${regexes}\ngrant: { audience: https://deploy.acme.dev }\n`;
+
+  beforeAll(async () => {
+    github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    await github.install({
+      id: 73,
+      owner: OWNER,
+      ownerId: 1200934,
+      repositories: [{ id: CENTRAL.id, name: CENTRAL.name }],
+      permissions: { contents: 'read', checks: 'write' },
+    });
+    issuer = freshIssuer(inject('testIssuerBase'), 'central-review-cost').url;
+    const settings = {
+      ...github.settings,
+      KEYWAY_GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      KEYWAY_GITHUB_POLICY_REPOSITORY: `${CENTRAL.owner}/${CENTRAL.name}`,
+      KEYWAY_GITHUB_POLICY_REPOSITORY_ID: String(CENTRAL.id),
+      KEYWAY_GITHUB_POLICY_PATH: 'policies',
+    };
+    const base = policy('    - refs/heads/main');
+    await github.putFile({ owner: OWNER, repo: CENTRAL.name, path: 'policies/deploy.yaml', ref: sha('central-cost-base'), text: base });
+    broker = await startNodeHarness({ 'deploy.yaml': base }, { settings });
+  });
+  afterAll(() => broker?.close());
+
+  /** `files` policy files of 4 such regexes each beside the base's one; the CPU time of the fork's pull request's delivery, and its check run. */
+  const review = async (number: number, files: number) => {
+    const head = sha(`central-cost-${number}`);
+    await github.putFile({ owner: OWNER, repo: CENTRAL.name, path: 'policies/deploy.yaml', ref: head, text: policy('    - refs/heads/main') });
+    for (let n = 0; n < files; n++) {
+      const regexes = [0, 1, 2, 3].map((k) => `    - { regex: "${alternatives(n * 4 + k)}" }`).join('\n');
+      await github.putFile({ owner: OWNER, repo: CENTRAL.name, path: `policies/p${n}.yaml`, ref: head, text: policy(regexes) });
+    }
+    const runs = (await github.checkRuns()).length;
+    const { init } = await deliveryRequest({
+      event: 'pull_request',
+      payload: payloads.pullRequest(CENTRAL, {
+        number,
+        baseSha: sha('central-cost-base'),
+        headSha: head,
+        author: 'mallory',
+        fork: { ...FORK, name: CENTRAL.name },
+      }),
+    });
+    const started = process.cpuUsage();
+    const response = await broker.request('/webhooks/github', init);
+    const ms = cpuMsSince(started);
+    expect(response.status).toBe(200);
+    const [run] = (await github.checkRuns()).slice(runs);
+    return { ms, run };
+  };
+
+  it('refuses more files beyond the base than the review reads from their listing, in a sliver of what compiling them took', async () => {
+    const { ms, run } = await review(1, 200);
+    expect(run).toMatchObject({ conclusion: 'failure', output: { title: 'too large to review: the proposed policies hold 201 files, at most 65' } });
+    // 95 ms; compiled and linted, 7.8 s.
+    expect(ms).toBeLessThan(800);
+  }, 120_000);
+
+  it('refuses files within the count of more regexes beyond the base than the review compiles, before compiling any', async () => {
+    const { ms, run } = await review(2, 50);
+    expect(run).toMatchObject({
+      conclusion: 'failure',
+      output: { title: 'too large to review: the proposed policies hold 200 regexes, at most 128; 102200 characters of regexes, at most 8192' },
+    });
+    // Fetched and counted, 210 ms; compiled and linted, 950 ms.
+    expect(ms).toBeLessThan(600);
+  }, 120_000);
+});

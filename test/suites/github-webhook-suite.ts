@@ -397,6 +397,52 @@ export function githubWebhookSuite(runtime: string, start: StartBroker, issuerBa
       }
     });
 
+    it("fails the review of a fork's pull request proposing more than the review reads beyond the base, without compiling it; a branch's is reviewed", async () => {
+      const base = sha('central-limits-base');
+      await putPolicies(base, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url) });
+      const fork = { owner: 'mallory', name: POLICY_REPO.name, id: 9_996 };
+      /** The base's two policies and `files` more, each of `regexes` regexes. */
+      const review = async (number: number, files: number, regexes: number, pr: Partial<Parameters<typeof payloads.pullRequest>[1]>) => {
+        const head = sha(`central-limits-${number}`);
+        const environments = `[${Array.from({ length: regexes }, (_, n) => `{ regex: "qa-${n}-[0-9]+" }`).join(', ')}]`;
+        const added = Array.from({ length: files }, (_, n) => [`p${n}.yaml`, deployPolicy(ci.url, environments)]);
+        await putPolicies(head, { 'deploy.yaml': deployPolicy(ci.url, 'production'), 'guard.yaml': guardPolicy(ci.url), ...Object.fromEntries(added) });
+        const [runs, calls] = [(await checkRuns()).length, (await github.calls()).length];
+        const payload = payloads.pullRequest(POLICY_REPO, { number, baseSha: base, headSha: head, ...pr });
+        expect(await deliver({ event: 'pull_request', payload })).toMatchObject({ status: 200, body: { status: 'handled' } });
+        const [run] = (await checkRuns()).slice(runs) as [CheckRunBody];
+        const read = (await github.calls()).slice(calls).filter((call) => /\/contents\/policies\/p\d+\.yaml$/.test(call.path));
+        return { run, read: read.length };
+      };
+      // 65 files more than the base's two: refused from the listing, before any file is read.
+      const many = await review(90, 65, 1, { fork });
+      expect(many.run).toMatchObject({
+        conclusion: 'failure',
+        output: { title: 'too large to review: the proposed policies hold 67 files, at most 66', annotations: [] },
+      });
+      expect(many.run.output.summary).toMatch(
+        /^\*\*keyway does not review this change:\*\* the proposed policies under policies hold 67 files, at most 66\. It reviews a pull request from a fork only when its proposed policies hold at most 64 files, 131072 characters, 128 regexes, 8192 characters of regexes more than the base \(2 files, \d+ characters, 0 regexes, 0 characters of regexes\)/,
+      );
+      expect(many.read).toBe(0);
+      // Five files of 26 regexes each, the central set bounding none: 130 regexes more than the base's none.
+      const regexes = await review(91, 5, 26, { fork });
+      expect(regexes.run).toMatchObject({
+        conclusion: 'failure',
+        output: { title: 'too large to review: the proposed policies hold 130 regexes, at most 128' },
+      });
+      expect(regexes.read).toBe(5);
+      // The same changes from a branch of the repository, whose writers may push the base itself, are reviewed.
+      for (const [number, files, count] of [
+        [92, 65, 1],
+        [93, 5, 26],
+      ] as const) {
+        const branch = await review(number, files, count, {});
+        expect(branch.run).toMatchObject({ conclusion: 'success' });
+        expect(branch.run.output.title).not.toMatch(/^too large/);
+        expect(branch.read).toBe(files);
+      }
+    });
+
     it("replays audited exchanges for a writer's pull request only while whoever last pushed to or reopened it may write too", async () => {
       for (let i = 0; i < 2; i += 1) expect((await exchange({ environment: 'staging' })).status).toBe(400);
       await github.setRole({ owner: OWNER, repo: POLICY_REPO.name, username: 'triager', role: 'triage' });

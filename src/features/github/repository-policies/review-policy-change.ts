@@ -72,6 +72,12 @@ export const POLICY_REVIEW_LIMITS = { files: 64, characters: 128 * 1024, regexes
 type ReviewLimit = keyof typeof POLICY_REVIEW_LIMITS;
 type ReviewSize = { readonly [Key in ReviewLimit]?: number };
 
+/**
+ * How a review is held to POLICY_REVIEW_LIMITS: each side of the change within them, or (the central set, thousands of policies
+ * the operator's own) the proposed side within the base's size and them more.
+ */
+export type ReviewBound = 'either side' | 'beyond the base';
+
 const SIZE_NOUNS: Readonly<Record<ReviewLimit, string>> = {
   files: 'files',
   characters: 'characters',
@@ -80,39 +86,54 @@ const SIZE_NOUNS: Readonly<Record<ReviewLimit, string>> = {
 };
 
 const LIMITS = Object.keys(POLICY_REVIEW_LIMITS) as ReviewLimit[];
+const limitsText = (size: ReviewSize): string => LIMITS.map((key) => `${size[key] ?? 0} ${SIZE_NOUNS[key]}`).join(', ');
 
-/** What one side of a change holds: regexes counted only when its files and characters are within the limits (they are parsed to count). */
-function sizeOf(files: number | readonly PolicyFile[]): ReviewSize {
+/**
+ * What one side of a change holds: regexes counted only when its files and characters are within `limits` (they are parsed to
+ * count), all of them without.
+ */
+function sizeOf(files: number | readonly PolicyFile[], limits?: Readonly<Record<ReviewLimit, number>>): ReviewSize {
   if (typeof files === 'number') return { files };
   const size = { files: files.length, characters: files.reduce((sum, file) => sum + file.text.length, 0) };
-  if (size.files > POLICY_REVIEW_LIMITS.files || size.characters > POLICY_REVIEW_LIMITS.characters) return size;
+  if (limits !== undefined && (size.files > limits.files || size.characters > limits.characters)) return size;
   const { regexes, characters } = countWrittenRegexes(files);
   return { ...size, regexes, regexCharacters: characters };
 }
 
 /**
- * The failed review of a change one side of which is past POLICY_REVIEW_LIMITS (`files`: the listing's count, before any is
- * fetched; or the files fetched), or undefined when neither is. Nothing of either side is compiled.
+ * The failed review of a change past POLICY_REVIEW_LIMITS as `bound` holds it (`files`: the listing's count, before any is
+ * fetched; or the files fetched), or undefined when it is not. Nothing of either side is compiled.
  */
 export function pastReviewLimits(
   directory: string,
   sides: { readonly base: number | readonly PolicyFile[]; readonly proposed: number | readonly PolicyFile[] },
+  bound: ReviewBound,
 ): PolicyReview | undefined {
-  for (const side of ['proposed', 'base'] as const) {
-    const size = sizeOf(sides[side]);
-    const past = LIMITS.filter((key) => (size[key] ?? 0) > POLICY_REVIEW_LIMITS[key]);
+  const base = bound === 'beyond the base' ? sizeOf(sides.base) : undefined;
+  const limits =
+    base === undefined
+      ? POLICY_REVIEW_LIMITS
+      : (Object.fromEntries(LIMITS.map((key) => [key, (base[key] ?? 0) + POLICY_REVIEW_LIMITS[key]])) as Readonly<Record<ReviewLimit, number>>);
+  for (const side of base === undefined ? (['proposed', 'base'] as const) : (['proposed'] as const)) {
+    const size = sizeOf(sides[side], limits);
+    const past = LIMITS.filter((key) => (size[key] ?? 0) > limits[key]);
     if (past.length === 0) continue;
-    const held = past.map((key) => `${size[key]} ${SIZE_NOUNS[key]}, at most ${POLICY_REVIEW_LIMITS[key]}`).join('; ');
-    const limits = LIMITS.map((key) => `${POLICY_REVIEW_LIMITS[key]} ${SIZE_NOUNS[key]}`).join(', ');
+    const held = past.map((key) => `${size[key]} ${SIZE_NOUNS[key]}, at most ${limits[key]}`).join('; ');
     const whose = side === 'base' ? `the policies under ${directory} at the base of this change` : `the proposed policies under ${directory}`;
+    const reviewed =
+      base === undefined
+        ? `It reviews at most ${limitsText(POLICY_REVIEW_LIMITS)} on either side of a change`
+        : `It reviews a pull request from a fork only when its proposed policies hold at most ${limitsText(POLICY_REVIEW_LIMITS)} more than the base (${limitsText(base)})`;
     return {
       conclusion: 'failure',
       output: {
         title: `too large to review: ${side === 'base' ? 'the base holds' : 'the proposed policies hold'} ${held}`,
         summary:
           `**keyway does not review this change:** ${whose} hold ${held}. ` +
-          `It reviews at most ${limits} on either side of a change, counted before any policy is compiled, so that no pull request holds the broker long. ` +
-          'Keep fewer policy files, or write globs rather than regexes.',
+          `${reviewed}, counted before any policy is compiled, so that no pull request holds the broker long. ` +
+          (base === undefined
+            ? 'Keep fewer policy files, or write globs rather than regexes.'
+            : 'Propose it in smaller parts, or from a branch of this repository (whose writers may change the base itself).'),
         annotations: [],
       },
     };

@@ -11,6 +11,7 @@ import {
   CHECK_RUN_NAME,
   pastReviewLimits,
   reviewPolicyChange,
+  type ReviewBound,
   UNUSED_WINDOW_DAYS,
   type PolicyReview,
   type PolicyReviewInput,
@@ -177,7 +178,10 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
   const role = centralRole(deps, pr.repository, pr.repositoryId);
   if (typeof role === 'object') return role.refused;
   if (role === 'central') {
-    return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME }] };
+    // A fork's head is anyone's, and proposes up to every file the directory may hold; a branch of the repository is its writers',
+    // who may push the base itself (the operator's, unbounded): so a fork's proposes at most POLICY_REVIEW_LIMITS more than the base.
+    const limited = pr.fromFork ? ({ limited: 'beyond the base' } as const) : {};
+    return { scopes: [{ dir: deps.settings.policyPath, central: true, replay: CENTRAL_REPLAY, checkName: CHECK_RUN_NAME, ...limited }] };
   }
   // Any other repository the App is installed on may hold its own policies: reviewed the same way, held to what they may grant.
   const own: ReviewScope = {
@@ -185,7 +189,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     central: false,
     checkName: CHECK_RUN_NAME,
     regexBound: REPOSITORY_REGEX_BOUND,
-    limited: true,
+    limited: 'either side',
     extraProblems: (compilation) => repositoryPolicyProblems(compilation, pr.repository, deps.repositoryRules()),
   };
   const pin = guardrailRole(deps, pr.repository, pr.repositoryId);
@@ -207,7 +211,7 @@ function reviewScopes(deps: PolicyEventDeps, pr: PullRequestFacts): { scopes: re
     checkName: ORG_GUARDRAIL_CHECK_RUN_NAME,
     required: `with no guardrail in ${ORG_GUARDRAILS_DIR}, keyway refuses every repository-owned policy of ${pin.owner} (fail closed)`,
     regexBound: ORG_GUARDRAIL_REGEX_BOUND,
-    limited: true,
+    limited: 'either side',
     extraProblems: (compilation) => orgGuardrailProblems(compilation, pin, deps.repositoryRules()),
   };
   return { scopes: [guardrails, own], ownerId: pin.ownerId };
@@ -373,8 +377,11 @@ interface ReviewScope {
   readonly extraProblems?: PolicyReviewInput['extraProblems'];
   /** How many regexes the files may write, as the exchange bounds them: none for the central set. */
   readonly regexBound?: RegexBound;
-  /** Held to POLICY_REVIEW_LIMITS (anyone able to open a pull request proposes them): all but the central set, the operator's. */
-  readonly limited?: true;
+  /**
+   * How the change is held to POLICY_REVIEW_LIMITS, where anyone able to open a pull request proposes it: a repository's own
+   * policies and an organisation's guardrails on either side, the central set beyond its base for a fork's pull request only.
+   */
+  readonly limited?: ReviewBound;
 }
 
 /**
@@ -414,7 +421,7 @@ async function beginReview(
     await checkRun.complete('failure', output);
     return { handled: true, detail: `check run failure: ${output.title}` };
   }
-  const tooLarge = scope.limited ? pastReviewLimits(dir, { base: base.size, proposed: head.size }) : undefined;
+  const tooLarge = scope.limited === undefined ? undefined : pastReviewLimits(dir, { base: base.size, proposed: head.size }, scope.limited);
   if (tooLarge !== undefined) return completeUnreviewed(checkRun, tooLarge);
   await checkRun.start();
   return () => finishReview(deps, pr, access, scope, checkRun, { base, head });
@@ -447,7 +454,7 @@ async function finishReview(
     // Left out while the usage roll-up catches up (UsageCatchingUpError): the review says nothing of usage rather than too little.
     replay && scope.central ? deps.audit.usage(usageWindow).catch(withoutCatchingUp) : undefined,
   ]);
-  const tooLarge = scope.limited ? pastReviewLimits(dir, { base: baseFiles, proposed: proposedFiles }) : undefined;
+  const tooLarge = scope.limited === undefined ? undefined : pastReviewLimits(dir, { base: baseFiles, proposed: proposedFiles }, scope.limited);
   if (tooLarge !== undefined) return completeUnreviewed(checkRun, tooLarge);
   const outcome = reviewPolicyChange({
     base: baseFiles,
