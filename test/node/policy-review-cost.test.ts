@@ -16,6 +16,29 @@ const sha = (label: string): string => Buffer.from(label.padEnd(20, '.').slice(0
  */
 const alternatives = (n: number): string => Array.from({ length: 128 }, (_, k) => `[${String.fromCodePoint(0x100 + ((n * 128 + k) % 0xd000))}]`).join('|');
 
+/** The `ref` lines of policy file `n`: four such regexes. */
+const fourRegexes = (n: number): string => [0, 1, 2, 3].map((k) => `    - { regex: "${alternatives(n * 4 + k)}" }`).join('\n');
+
+/** The CPU time of the delivery of a fork's pull request to `repo` (the broker runs in this process), and the check run it made. */
+async function timedReview(
+  broker: BrokerHarness,
+  github: FakeGitHub,
+  repo: { readonly owner: string; readonly name: string; readonly id: number },
+  pull: { readonly number: number; readonly baseSha: string; readonly headSha: string },
+) {
+  const runs = (await github.checkRuns()).length;
+  const { init } = await deliveryRequest({
+    event: 'pull_request',
+    payload: payloads.pullRequest(repo, { ...pull, author: 'mallory', fork: { ...FORK, name: repo.name } }),
+  });
+  const started = process.cpuUsage();
+  const response = await broker.request('/webhooks/github', init);
+  const ms = cpuMsSince(started);
+  expect(response.status).toBe(200);
+  const [run] = (await github.checkRuns()).slice(runs);
+  return { ms, run };
+}
+
 // The review of a pull request changing a repository's own policies runs on the webhook's request, on the thread that serves
 // /token. Each file within what an exchange loads alone (4 such regexes, 2,044 characters) took some 40 ms of it to compile and
 // lint: 50 files 2.1 s, the 500 a directory may hold 11 s, at every push of a fork's pull request. On Node only, in CPU time:
@@ -40,25 +63,14 @@ describe("the review of a fork's pull request to a repository's own policies of 
   });
   afterAll(() => broker?.close());
 
-  /** `files` policy files of 4 such regexes each at `head`; the CPU time of the fork's pull request's delivery, and its check run. */
+  /** `files` policy files of 4 such regexes each at `head`, then the fork's pull request's review, timed. */
   const review = async (number: number, files: number) => {
     const head = sha(`review-cost-${number}`);
     for (let n = 0; n < files; n++) {
-      const regexes = [0, 1, 2, 3].map((k) => `    - { regex: "${alternatives(n * 4 + k)}" }`).join('\n');
-      const text = `version: 1\nissuer: { kind: github, url: "${issuer}" }\nmatch:\n  repository_id: "734201"\n  ref:\n${regexes}\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`;
+      const text = `version: 1\nissuer: { kind: github, url: "${issuer}" }\nmatch:\n  repository_id: "734201"\n  ref:\n${fourRegexes(n)}\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`;
       await github.putFile({ owner: OWNER, repo: REPO.name, path: `.github/keyway/p${n}.yaml`, ref: head, text });
     }
-    const runs = (await github.checkRuns()).length;
-    const { init } = await deliveryRequest({
-      event: 'pull_request',
-      payload: payloads.pullRequest(REPO, { number, baseSha: sha('review-cost-base'), headSha: head, author: 'mallory', fork: FORK }),
-    });
-    const started = process.cpuUsage();
-    const response = await broker.request('/webhooks/github', init);
-    const ms = cpuMsSince(started);
-    expect(response.status).toBe(200);
-    const [run] = (await github.checkRuns()).slice(runs);
-    return { ms, run };
+    return timedReview(broker, github, REPO, { number, baseSha: sha('review-cost-base'), headSha: head });
   };
 
   it('refuses more files than the review reads from their listing, in a sliver of what compiling them took', async () => {
@@ -114,31 +126,14 @@ describe("the review of a fork's pull request to the central policy repository p
   });
   afterAll(() => broker?.close());
 
-  /** `files` policy files of 4 such regexes each beside the base's one; the CPU time of the fork's pull request's delivery, and its check run. */
+  /** `files` policy files of 4 such regexes each beside the base's one, then the fork's pull request's review, timed. */
   const review = async (number: number, files: number) => {
     const head = sha(`central-cost-${number}`);
     await github.putFile({ owner: OWNER, repo: CENTRAL.name, path: 'policies/deploy.yaml', ref: head, text: policy('    - refs/heads/main') });
     for (let n = 0; n < files; n++) {
-      const regexes = [0, 1, 2, 3].map((k) => `    - { regex: "${alternatives(n * 4 + k)}" }`).join('\n');
-      await github.putFile({ owner: OWNER, repo: CENTRAL.name, path: `policies/p${n}.yaml`, ref: head, text: policy(regexes) });
+      await github.putFile({ owner: OWNER, repo: CENTRAL.name, path: `policies/p${n}.yaml`, ref: head, text: policy(fourRegexes(n)) });
     }
-    const runs = (await github.checkRuns()).length;
-    const { init } = await deliveryRequest({
-      event: 'pull_request',
-      payload: payloads.pullRequest(CENTRAL, {
-        number,
-        baseSha: sha('central-cost-base'),
-        headSha: head,
-        author: 'mallory',
-        fork: { ...FORK, name: CENTRAL.name },
-      }),
-    });
-    const started = process.cpuUsage();
-    const response = await broker.request('/webhooks/github', init);
-    const ms = cpuMsSince(started);
-    expect(response.status).toBe(200);
-    const [run] = (await github.checkRuns()).slice(runs);
-    return { ms, run };
+    return timedReview(broker, github, CENTRAL, { number, baseSha: sha('central-cost-base'), headSha: head });
   };
 
   it('refuses more files beyond the base than the review reads from their listing, in a sliver of what compiling them took', async () => {
