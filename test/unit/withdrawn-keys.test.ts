@@ -27,19 +27,20 @@ describe('withdrawnKeyUse and a statement dated before the withdrawal whose reco
   });
 });
 
-describe('keyWithdrawal', () => {
-  const record = (event: Partial<AuditEvent>): AuditRecord => ({
-    event: {
-      id: '01KC0000000000000000000000',
-      time: '2026-12-07T12:00:30.250Z',
-      decision: 'granted',
-      reason: 'signing_key_withdrawn',
-      request: { id: 'r' },
-      ...event,
-    },
-    chain: { seq: 40, prev_hash: '0'.repeat(64), hash: '1'.repeat(64) },
-  });
+/** A `signing_key_withdrawn` record at seq 40, written at 12:00:30.250. */
+const record = (event: Partial<AuditEvent>): AuditRecord => ({
+  event: {
+    id: '01KC0000000000000000000000',
+    time: '2026-12-07T12:00:30.250Z',
+    decision: 'granted',
+    reason: 'signing_key_withdrawn',
+    request: { id: 'r' },
+    ...event,
+  },
+  chain: { seq: 40, prev_hash: '0'.repeat(64), hash: '1'.repeat(64) },
+});
 
+describe('keyWithdrawal', () => {
   it('reads the key and the time of its withdrawal from the hashed signing_key member, whatever the detail says; an older record without it from its detail', () => {
     const signing_key = { kid: 'leaked', alg: 'ES256', withdrawn_at: '2026-12-07T12:00:30.100Z' };
     expect(keyWithdrawal(record({ signing_key, detail: 'the key was pulled' }))).toEqual({ kid: 'leaked', seq: 40, time: '2026-12-07T12:00:30.100Z' });
@@ -61,17 +62,6 @@ describe('keyWithdrawal', () => {
 
 describe('keyWithdrawal and a withdrawal time later than its record', () => {
   it("holds it to the record's own time: the store's time of an earlier withdrawal, which a record asked again names, is whoever writes the store's to edit", () => {
-    const record = (event: Partial<AuditEvent>): AuditRecord => ({
-      event: {
-        id: '01KC0000000000000000000000',
-        time: '2026-12-07T12:00:30.250Z',
-        decision: 'granted',
-        reason: 'signing_key_withdrawn',
-        request: { id: 'r' },
-        ...event,
-      },
-      chain: { seq: 40, prev_hash: '0'.repeat(64), hash: '1'.repeat(64) },
-    });
     const later = '2100-01-01T00:00:00.000Z';
     expect(keyWithdrawal(record({ signing_key: { kid: 'leaked', alg: 'ES256', withdrawn_at: later } }))?.time).toBe('2026-12-07T12:00:30.250Z');
     expect(keyWithdrawal(record({ detail: `signing key leaked (ES256) was withdrawn already at ${later}: nothing changed; asked by x` }))?.time).toBe(
