@@ -85,9 +85,13 @@ describe('KEYWAY_PROCESSES: several broker processes on one data directory', { t
     };
     // Two Node processes start here on two cores: under a loaded machine's load (a clean-clone run beside other work saw
     // the second miss 15 s in seven tests at once), starting is what takes the time, not what the tests are about.
+    // The supervisor's line, not the processes' own: a process killed after it logged that it listens but before the
+    // supervisor heard it serve fails the start rather than being started again.
     await waitFor(
-      (all) => new Set(all.filter((line) => line.message === 'keyway listening').map((line) => line.process)).size === 2,
-      'two processes listening',
+      (all) =>
+        new Set(all.filter((line) => line.message === 'keyway listening').map((line) => line.process)).size === 2 &&
+        all.some((line) => line.message === 'broker processes serving'),
+      'two processes serving',
       40_000,
     );
     const [first] = lines('keyway listening');

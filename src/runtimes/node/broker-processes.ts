@@ -361,6 +361,9 @@ async function supervise(count: number, log: Logger, unresponsiveMs: number): Pr
     await stop();
     throw error;
   }
+  // Each process logs its own start as it listens; this line, once the supervisor heard every one say it serves, is when
+  // a process that stops is started again rather than failing the start.
+  log.info('broker processes serving', { processes: count, url });
   return {
     url: url as string,
     serving: undefined,
