@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { ciClaims, type TestIssuer } from '../support/test-issuer.ts';
 import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness, type StartBroker } from './exchange-suite.ts';
+import { GITHUB_TOKEN_TYPE } from './github-exchange-suite.ts';
+import { GITHUB_TOKEN_MAP_TYPE } from './github-token-map-suite.ts';
 
 /** Order of the P-256 group: an ECDSA signature (r, s) verifies as (r, n − s) too. */
 const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
@@ -39,7 +41,7 @@ export function replaySuite(runtime: string, start: StartBroker, issuerBase: () 
     let plain: TestIssuer;
     const now = () => Math.floor(Date.now() / 1000);
 
-    const exchange = async (token: string, extra: Record<string, string> = {}) => {
+    const exchange = async (token: string, extra: Record<string, string | string[]> = {}) => {
       const result = await postToken(broker, exchangeForm(token, extra));
       return { ...result, event: (await broker.auditEvent(result.body['audit_event_id'] as string)) as AuditEvent };
     };
@@ -72,6 +74,27 @@ match:
   environment: staging
 grant:
   audience: https://staging.acme.dev
+`,
+        // GitHub tokens, of one owner and of two (a map), from a broker with no GitHub App configured.
+        'single/github.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+single_use: true
+match:
+  repository_id: "734201"
+  environment: github
+grant:
+  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read } }
+`,
+        'single/github-octo.yaml': `
+version: 1
+issuer: { kind: github, url: "${github.url}" }
+single_use: true
+match:
+  repository_id: "734201"
+  environment: github
+grant:
+  github: { owner: octo-org, owner_id: "31337", repositories: [site], permissions: { contents: read } }
 `,
         // A plain OIDC issuer that signs with ES256 and sends no jti.
         'single/release.yaml': `
@@ -131,6 +154,17 @@ grant:
       await expectRefusal(broker, await exchange(token, { audience: 'https://evil.example' }), { error: 'invalid_target', reason: 'audience_not_granted' });
       expect((await exchange(token, { scope: 'deploy:write' })).status).toBe(200);
       await expectRefusal(broker, await exchange(token, { scope: 'artifacts:read' }), replayed);
+    });
+
+    it.each([
+      ['one GitHub token', { requested_token_type: GITHUB_TOKEN_TYPE, resource: 'https://github.com/acme/api' }],
+      ['a GitHub token map', { requested_token_type: GITHUB_TOKEN_MAP_TYPE, resource: ['https://github.com/acme/api', 'https://github.com/octo-org/site'] }],
+    ])('does not use the token up when it is granted %s but no GitHub App is configured: the retry is answered alike, not as replayed', async (_what, form) => {
+      const token = await github.sign(ciClaims(github.url, broker.issuer, { environment: 'github' }));
+      const unavailable = { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' } as const;
+      const first = await expectRefusal(broker, await exchange(token, form), unavailable);
+      expect(first.detail).toContain('no GitHub App is configured');
+      await expectRefusal(broker, await exchange(token, form), unavailable);
     });
 
     it('lets a token granted by a policy without single_use be exchanged again', async () => {

@@ -311,10 +311,12 @@ async function grantOrThrow(
     requireDpop: grant.policy.grant?.requireDpop === true,
     token: grant.github !== undefined ? 'github' : grant.cloud !== undefined ? 'cloud' : 'access',
   });
+  // Before the claims: a token used up for an answer that could never have been a token leaves the job nothing to retry with.
+  const app = grant.github === undefined ? undefined : { github: grant.github, minter: githubApp(deps) };
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, actorUse, event, now);
-  if (grant.github !== undefined) return issueGitHubToken(deps, grant, grant.github, { verified, actor }, now, event);
+  if (app !== undefined) return issueGitHubToken(app.minter, grant, app.github, { verified, actor }, now, event);
   if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
   const minted = await mintAccessToken({
@@ -393,15 +395,14 @@ async function issueCloudToken(
 
 /** Mints the GitHub installation token a grant allows; GitHub failures are refusals with reasons, never a token. */
 async function issueGitHubToken(
-  deps: ExchangeDeps,
+  minter: GitHubTokenMinter,
   grant: IssuedGrant,
   github: NonNullable<IssuedGrant['github']>,
   tokens: { readonly verified: VerifiedSubjectToken; readonly actor: VerifiedSubjectToken | undefined },
   now: number,
   event: AuditEventDraft,
 ): Promise<Granted> {
-  if (deps.github === undefined) throw noGitHubApp();
-  const minted = await deps.github.mint({
+  const minted = await minter.mint({
     owner: github.owner,
     repositories: github.repositories,
     permissions: github.permissions,
@@ -409,7 +410,7 @@ async function issueGitHubToken(
     ownerId: github.ownerId,
     revocationId: event.id,
     revokeAt: now + grant.ttlSeconds * 1000,
-    ...githubJobsOf(deps.github, tokens.verified, tokens.actor),
+    ...githubJobsOf(minter, tokens.verified, tokens.actor),
   });
   event.policy = { ...event.policy!, granted_by: grant.policy.id };
   event.github = githubTokenRecord(minted);
@@ -446,12 +447,13 @@ async function issueGitHubTokenMap(
   if (!decided.granted) throw decided.refusal;
   // GitHub tokens cannot be bound to a key: a bound subject token or a DPoP proof is refused here, as for one token.
   bindingFor(asked.proof, verified.claims, { requireDpop: false, token: 'github' });
+  // Before the claims, as for one token.
+  const minter = githubApp(deps);
   if (decided.grants.some(({ grant }) => grant.policy.singleUse)) await claimSingleUse(asked.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, asked.actor, event, now);
-  if (deps.github === undefined) throw noGitHubApp();
-  const minted = await mintTokenMap(deps.github, decided.grants, {
+  const minted = await mintTokenMap(minter, decided.grants, {
     auditEventId: event.id,
-    jobs: githubJobsOf(deps.github, verified, asked.actor?.verified),
+    jobs: githubJobsOf(minter, verified, asked.actor?.verified),
     now,
     log: deps.log,
   });
@@ -547,6 +549,12 @@ function policyRecord(trace: DecisionTrace, policies: PolicySet): NonNullable<Au
 
 function noGitHubApp(): ExchangeError {
   return new ExchangeError('github_unavailable', 'no GitHub App is configured (KEYWAY_GITHUB_APP_ID, KEYWAY_GITHUB_APP_PRIVATE_KEY)');
+}
+
+/** The GitHub App that mints a granted GitHub token; refused when none is configured. */
+function githubApp(deps: ExchangeDeps): GitHubTokenMinter {
+  if (deps.github === undefined) throw noGitHubApp();
+  return deps.github;
 }
 
 /**
