@@ -4,7 +4,10 @@ import { silentLogger } from '../../src/core/log.ts';
 import { openSqliteFile, type SqliteFile } from '../../src/storage/sqlite-file.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
-import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
+import { OUTBOUND_TIMEOUT_MS } from '../../src/core/outbound/outbound-http.ts';
+import { exchangeForm, expectRefusal, freshIssuer, postToken, type BrokerHarness } from '../suites/exchange-suite.ts';
+import { ACME_INSTALLATION, githubForm } from '../suites/github-exchange-suite.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
 import { replaySuite } from '../suites/replay-suite.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { startNodeHarness, testConfig, writeTree } from './node-harness.ts';
@@ -70,6 +73,29 @@ describe('single use on Node when storage fails', () => {
     db.exec('ALTER TABLE replay_claims_away RENAME TO replay_claims');
     expect((await exchange()).status).toBe(200);
   });
+});
+
+describe('single use on Node when GitHub fails after the claim', () => {
+  let broker: BrokerHarness | undefined;
+  afterEach(() => broker?.close());
+
+  it('keeps the token used when GitHub minted a token whose answer came too late: a claim given back would buy a second one', async () => {
+    const issuer = freshIssuer(inject('testIssuerBase'), 'single-github');
+    const github = await FakeGitHub.create(inject('fakeGitHubBase'));
+    // GitHub mints the token, then answers after the broker stopped waiting for the call.
+    await github.install({ ...ACME_INSTALLATION, tokenDelayMs: OUTBOUND_TIMEOUT_MS + 500 });
+    const policy = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nsingle_use: true\nmatch: { repository_id: "734201" }
+grant:\n  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read } }\n`;
+    broker = await startNodeHarness({ 'release.yaml': policy }, { settings: github.settings });
+    const token = await issuer.sign(ciClaims(issuer.url, broker.issuer));
+
+    const unavailable = { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' } as const;
+    const failed = await expectRefusal(broker, await postToken(broker, githubForm(token)), unavailable);
+    expect((await github.tokens()).filter((state) => !state.revoked)).toHaveLength(1);
+    const retry = await expectRefusal(broker, await postToken(broker, githubForm(token)), { error: 'invalid_request', reason: 'replayed' });
+    expect(retry.detail).toContain(failed.id);
+    expect(await github.tokens()).toHaveLength(1);
+  }, 20_000);
 });
 
 describe('single use on Node across a policy change', () => {
