@@ -25,6 +25,9 @@ describe('a single-use token presented as the actor of a delegated request', () 
       'pipeline/delegated.yaml':
         `version: 1\nissuer: "${ci.url}"\nmatch: { sub: svc-pipeline }\nmatch_actor:\n  iss: "${azure.url}"\n  prj_id: 271ef6f7-5998-4b0f-86fb-4b54d9129990\n  def_id: "1"\n` +
         'grant: { audience: https://release.acme.example }\n',
+      'pipeline/delegated-single.yaml':
+        `version: 1\nissuer: "${ci.url}"\nsingle_use: true\nmatch: { sub: svc-single }\nmatch_actor:\n  iss: "${azure.url}"\n  prj_id: 271ef6f7-5998-4b0f-86fb-4b54d9129990\n  def_id: "1"\n` +
+        'grant: { audience: https://release.acme.example }\n',
     });
   });
   afterAll(() => broker.close());
@@ -45,5 +48,16 @@ describe('a single-use token presented as the actor of a delegated request', () 
     expect((await delegated()).status).toBe(200);
     await expectRefusal(broker, await delegated(), { error: 'invalid_request', reason: 'replayed' });
     await expectRefusal(broker, await postToken(broker, exchangeForm(token)), { error: 'invalid_request', reason: 'replayed' });
+  });
+
+  it("leaves a single-use subject token unused when the request's actor token is refused as replayed: the retry with a new actor token is granted", async () => {
+    const subject = await ci.sign({ iss: ci.url, aud: broker.issuer, sub: 'svc-single', iat: now(), exp: now() + 300, jti: crypto.randomUUID() });
+    const delegated = async (actor: string) => postToken(broker, exchangeForm(subject, { actor_token: actor, actor_token_type: ID_TOKEN }));
+    const used = await azure.sign(azureDevopsToken(azure.url));
+    expect((await postToken(broker, exchangeForm(used))).status).toBe(200);
+    await expectRefusal(broker, await delegated(used), { error: 'invalid_request', reason: 'replayed' });
+    const retry = await delegated(await azure.sign(azureDevopsToken(azure.url)));
+    expect(retry.status, JSON.stringify(retry.body)).toBe(200);
+    await expectRefusal(broker, await delegated(await azure.sign(azureDevopsToken(azure.url))), { error: 'invalid_request', reason: 'replayed' });
   });
 });

@@ -313,9 +313,10 @@ async function grantOrThrow(
   });
   // Before the claims: a token used up for an answer that could never have been a token leaves the job nothing to retry with.
   const app = grant.github === undefined ? undefined : { github: grant.github, minter: githubApp(deps) };
+  // Cheapest to replace first: a refused claim leaves those made before it used (see claimSingleUseActor).
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
-  if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, actorUse, event, now);
+  if (grant.policy.singleUse) await claimSingleUse(request.subjectToken, verified, singleUseContext(deps, event, now));
   if (app !== undefined) return issueGitHubToken(app.minter, grant, app.github, { verified, actor }, now, event);
   if (grant.cloud !== undefined) return issueCloudToken(deps, grant, grant.cloud, now, event, crypto);
   const keys = deps.keys();
@@ -449,8 +450,8 @@ async function issueGitHubTokenMap(
   bindingFor(asked.proof, verified.claims, { requireDpop: false, token: 'github' });
   // Before the claims, as for one token.
   const minter = githubApp(deps);
-  if (decided.grants.some(({ grant }) => grant.policy.singleUse)) await claimSingleUse(asked.subjectToken, verified, singleUseContext(deps, event, now));
   await claimSingleUseActor(deps, asked.actor, event, now);
+  if (decided.grants.some(({ grant }) => grant.policy.singleUse)) await claimSingleUse(asked.subjectToken, verified, singleUseContext(deps, event, now));
   const minted = await mintTokenMap(minter, decided.grants, {
     auditEventId: event.id,
     jobs: githubJobsOf(minter, verified, asked.actor?.verified),
@@ -490,7 +491,9 @@ const singleUseContext = (deps: ExchangeDeps, event: AuditEventDraft, now: numbe
 /**
  * Uses up an actor token whose issuer's tokens are single use (azure-devops: Entra ID takes them too), whatever policy grants:
  * presented a second time, as the subject or the actor, it is refused as replayed. A policy's own `single_use` holds its
- * subject only: an orchestrator may act for many subjects with one token of an issuer whose tokens are not.
+ * subject only: an orchestrator may act for many subjects with one token of an issuer whose tokens are not. Claimed before
+ * the subject token: such an issuer hands out a new token at every request, where a job may hold one subject token only
+ * (GitLab's `id_tokens`), which an actor refused as replayed would otherwise have used up.
  */
 async function claimSingleUseActor(deps: ExchangeDeps, actor: ActorUse | undefined, event: AuditEventDraft, now: number): Promise<void> {
   if (actor?.verified.issuer.preset.singleUse === true) await claimSingleUse(actor.token, actor.verified, singleUseContext(deps, event, now));
