@@ -126,8 +126,13 @@ grant: { audience: https://keyway.test, scopes: [audit:read, tokens:revoke, poli
 grant:
   github: { owner: acme, repositories: [api], permissions: { contents: read } }
 `;
+      // Single use, and an organization permission beyond the operator's allowlist beside one within it.
+      const singleUse = `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nsingle_use: true\nmatch: { repository_id: "734201", ref: refs/heads/org-single }
+grant:
+  github: { owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read }, organization_permissions: { members: write } }
+`;
       broker = await start(
-        { ...githubPolicies(issuer), 'auditors.yaml': auditors, 'github/server.yaml': serverJobs },
+        { ...githubPolicies(issuer), 'auditors.yaml': auditors, 'github/server.yaml': serverJobs, 'github/org-single.yaml': singleUse },
         {
           settings: { ...github.settings, ...ORGANIZATION_PERMISSIONS_SETTING },
           now: () => Date.now() - clockBehindMs,
@@ -244,6 +249,16 @@ grant:
       const refused = await postToken(broker, githubForm(await job(ref)));
       await expectRefusal(broker, refused, { error, reason });
       expect(await tokenCalls()).toBe(before);
+    });
+
+    it("does not use a single-use token up on organization permissions beyond the operator's allowlist: the job can retry asking within it", async () => {
+      const token = await job('refs/heads/org-single');
+      const before = await tokenCalls();
+      await expectRefusal(broker, await postToken(broker, githubForm(token)), { error: 'invalid_scope', reason: 'github_permission_not_allowed' });
+      expect(await tokenCalls()).toBe(before);
+      const within = await postToken(broker, githubForm(token, { scope: 'contents:read' }));
+      expect(within.status, JSON.stringify(within.body)).toBe(200);
+      await expectRefusal(broker, await postToken(broker, githubForm(token, { scope: 'contents:read' })), { error: 'invalid_request', reason: 'replayed' });
     });
 
     it("holds the owner_id pin when the caller asks only for repository permissions: no token for another account's repositories", async () => {

@@ -62,6 +62,9 @@ function tokenMapPolicies(issuer: TestIssuer): Record<string, string> {
   const policy = (grant: string, ttl: string) =>
     `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n` +
     `match: { repository_id: "734201", ref: refs/heads/multi }\ngrant:\n  github: ${grant}\n  ttl: ${ttl}\n`;
+  const single = (grant: string) =>
+    `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nsingle_use: true\n` +
+    `match: { repository_id: "734201", ref: refs/heads/multi-single }\ngrant:\n  github: ${grant}\n`;
   return {
     'map/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }', '10m'),
     'map/octo.yaml': policy('{ owner: Octo-Org, owner_id: "31337", repositories: [site], permissions: { contents: write } }', '5m'),
@@ -70,6 +73,11 @@ function tokenMapPolicies(issuer: TestIssuer): Record<string, string> {
     'map/brittle.yaml': policy('{ owner: brittle-org, owner_id: "71740", repositories: [lib], permissions: { contents: read } }', '5m'),
     'map/slow.yaml': policy('{ owner: slow-org, owner_id: "71750", repositories: [cli], permissions: { contents: read } }', '5m'),
     'map/uninstalled.yaml': policy('{ owner: gone-org, owner_id: "71750", repositories: [old], permissions: { contents: read } }', '5m'),
+    // Single use, one owner's grant with an organization permission the operator allows none of (no allowlist here).
+    'map/single-acme.yaml': single('{ owner: acme, owner_id: "1200934", repositories: [api], permissions: { contents: read } }'),
+    'map/single-octo.yaml': single(
+      '{ owner: Octo-Org, owner_id: "31337", repositories: [site], permissions: { contents: read }, organization_permissions: { members: read } }',
+    ),
     // Watches the jobs of acme/audited only, so no other test's record names it: it would grant acme's docs, no other owner's.
     'map/audited.yaml':
       `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\nmode: audit\n` +
@@ -182,6 +190,22 @@ export function githubTokenMapSuite(runtime: string, start: StartBroker, issuerB
       await broker.revokeDueGitHubTokens();
       expect((await github.repositoriesVisibleTo(tokens['octo-org']!.access_token)).status).toBe(401);
       expect((await github.repositoriesVisibleTo(tokens['acme']!.access_token)).status).toBe(200);
+    });
+
+    it("does not use a single-use token up on an owner's organization permissions beyond the operator's allowlist, and mints nothing", async () => {
+      const token = await issuer.sign(ciClaims(issuer.url, broker.issuer, { ref: 'refs/heads/multi-single' }));
+      const ask = (paths: readonly string[]) =>
+        postToken(broker, exchangeForm(token, { requested_token_type: GITHUB_TOKEN_MAP_TYPE, resource: paths.map(repositoryUrl) }));
+      const before = await tokenCalls();
+      const refused = await expectRefusal(broker, await ask(['acme/api', 'Octo-Org/site']), {
+        error: 'invalid_scope',
+        reason: 'github_permission_not_allowed',
+      });
+      expect(refused.detail).toMatch(/^owner octo-org: members:read is beyond/);
+      expect(await tokenCalls()).toBe(before);
+      const acmeOnly = await ask(['acme/api']);
+      expect(acmeOnly.status, JSON.stringify(acmeOnly.body)).toBe(200);
+      await expectRefusal(broker, await ask(['acme/api']), { error: 'invalid_request', reason: 'replayed' });
     });
 
     it('treats Octo-Org and octo-org as one owner: one token, keyed by the login in lower case', async () => {

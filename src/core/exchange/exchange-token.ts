@@ -41,6 +41,7 @@ import {
   issuedOwnerToken,
   mintTokenMap,
   ownerRequests,
+  refuseUnmintable,
   type IssuedGitHubTokenMap,
   type OwnerRequest,
 } from './github-token-map.ts';
@@ -313,6 +314,7 @@ async function grantOrThrow(
   });
   // Before the claims: a token used up for an answer that could never have been a token leaves the job nothing to retry with.
   const app = grant.github === undefined ? undefined : { github: grant.github, minter: githubApp(deps) };
+  app?.minter.checkOrganizationPermissions(app.github.organizationPermissions);
   // Cheapest to replace first: a refused claim leaves those made before it used (see claimSingleUseActor).
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   await claimSingleUseActor(deps, actorUse, event, now);
@@ -450,6 +452,7 @@ async function issueGitHubTokenMap(
   bindingFor(asked.proof, verified.claims, { requireDpop: false, token: 'github' });
   // Before the claims, as for one token.
   const minter = githubApp(deps);
+  refuseUnmintable(minter, decided.grants);
   await claimSingleUseActor(deps, asked.actor, event, now);
   if (decided.grants.some(({ grant }) => grant.policy.singleUse)) await claimSingleUse(asked.subjectToken, verified, singleUseContext(deps, event, now));
   const minted = await mintTokenMap(minter, decided.grants, {

@@ -64,6 +64,17 @@ export function ownerRefusal(owner: string, error: ExchangeError): ExchangeError
   });
 }
 
+/** Refuses, owner by owner, what the App would never mint (organization permissions beyond the operator's allowlist), before anything is claimed or minted. */
+export function refuseUnmintable(minter: GitHubTokenMinter, grants: readonly { readonly owner: string; readonly grant: IssuedGrant }[]): void {
+  for (const { owner, grant } of grants) {
+    try {
+      minter.checkOrganizationPermissions(grant.github!.organizationPermissions);
+    } catch (error) {
+      throw error instanceof ExchangeError ? ownerRefusal(owner, error) : error;
+    }
+  }
+}
+
 export type OwnerDecisions =
   | { readonly granted: true; readonly grants: readonly { readonly owner: string; readonly grant: IssuedGrant }[]; readonly trace: DecisionTrace }
   | { readonly granted: false; readonly refusal: ExchangeError; readonly trace: DecisionTrace };

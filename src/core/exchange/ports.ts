@@ -94,4 +94,9 @@ export interface GitHubTokenMinter {
   /** The GitHub deployment of that API (githubDeploymentOf), derived once from the settings: whose jobs, accounts and completions are the App's. */
   readonly deployment: string;
   mint(request: GitHubTokenRequest): Promise<MintedGitHubToken>;
+  /**
+   * Refuses (`github_permission_not_allowed`) organization permissions beyond the operator's allowlist, as `mint` does: a
+   * refusal known without GitHub, which the exchange asks for before it claims a single-use token.
+   */
+  checkOrganizationPermissions(asked: Readonly<Record<string, string>>): void;
 }

@@ -184,7 +184,7 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
     const { revocations, box } = this.#deps;
     const { client, installations } = this.#deps.apps[index]!;
     const forOrganization = Object.keys(request.organizationPermissions).length > 0;
-    if (forOrganization) this.#checkAllowlist(request.organizationPermissions);
+    if (forOrganization) this.checkOrganizationPermissions(request.organizationPermissions);
     const installation = await installations.get(request.owner);
     // A login can be renamed and registered again by someone else: a grant pinned by id (every one with organization
     // permissions) goes to that account only, whatever part of the grant the caller asked for.
@@ -258,7 +258,7 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
   }
 
   /** Refuses, before GitHub is asked, organization permissions above what the operator's allowlist allows. */
-  #checkAllowlist(asked: Readonly<Record<string, string>>): void {
+  checkOrganizationPermissions(asked: Readonly<Record<string, string>>): void {
     const allowed = this.#deps.organizationPermissions;
     const beyond = Object.entries(asked).filter(([name, level]) => !levelCovers(allowed[name], level));
     if (beyond.length === 0) return;
