@@ -49,13 +49,15 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     const noPolicy = { error: 'invalid_request', reason: 'no_policy_matched' } as const;
     const malformed = { error: 'invalid_request', reason: 'token_malformed' } as const;
 
+    /** Another tenant's policy, which takes its jobs' tokens for an audience of its own: one a stranger may guess. */
+    const otherTenants = (github: TestIssuer) => ({
+      'other/own-audience.yaml':
+        `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
+        `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
+    });
+
     // GitHub lets a job ask for its token with any audience: a stranger must not learn which audiences the policies accept.
     it("answers a stranger's genuine token minted for an audience no policy accepts as one minted for an audience a policy does: the answers and the limits they spend are the same", async () => {
-      const otherTenants = (github: TestIssuer) => ({
-        'other/own-audience.yaml':
-          `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
-          `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
-      });
       const { broker, github, good } = await setup(
         {
           KEYWAY_RATE_LIMIT_SUBJECT_PER_MINUTE: '1',
@@ -98,11 +100,6 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
     });
 
     it("answers a stranger's genuine token minted for an audience no policy accepts, sent for a repository's own policy, as one for an audience a policy accepts", async () => {
-      const otherTenants = (github: TestIssuer) => ({
-        'other/own-audience.yaml':
-          `version: 1\nissuer: { kind: github, url: "${github.url}" }\nsubject_audience: https://own-audience.example\n` +
-          `match:\n  repository_owner_id: "1200934"\n  repository_id: "734303"\ngrant:\n  audience: https://own-audience-api.example\n`,
-      });
       const { broker, good } = await setup({}, true, otherTenants);
       const stranger = {
         sub: 'repo:stranger/tool:ref:refs/heads/main',
@@ -127,6 +124,59 @@ export function limitsSuite(runtime: string, start: StartBroker, issuerBase: () 
       const accepted = await ask(broker.issuer);
       expect(await ask('https://own-audience.example')).toEqual(accepted);
       expect(await ask('https://nobody-accepts.example')).toEqual(accepted);
+    });
+
+    it("answers a stranger's genuine token minted for an audience no policy accepts at /proxy as one minted for an audience a policy does: the answers and the budgets they spend are the same", async () => {
+      const { broker, github, good } = await setup(
+        {
+          KEYWAY_RATE_LIMIT_UNVERIFIED_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_UNVERIFIED_BURST: '1',
+          KEYWAY_RATE_LIMIT_TENANT_REFUSALS_PER_MINUTE: '1',
+          KEYWAY_RATE_LIMIT_TENANT_REFUSALS_BURST: '2',
+        },
+        true,
+        otherTenants,
+      );
+      // Each audience asked by a stranger of its own account (a subject, and so a budget, of its own).
+      const ask = async (aud: string, owner: number) => {
+        const token = await good({
+          aud,
+          sub: `repo:stranger${owner}/tool:ref:refs/heads/main`,
+          repository: `stranger${owner}/tool`,
+          repository_id: String(owner * 10),
+          repository_owner: `stranger${owner}`,
+          repository_owner_id: String(owner),
+        });
+        const answers = [];
+        for (let attempt = 0; attempt < 4; attempt += 1) {
+          const response = await broker.request('/proxy/api/repos/acme/api', {
+            headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': '127.0.0.1' },
+          });
+          const body = (await response.json()) as Record<string, unknown>;
+          answers.push({
+            status: response.status,
+            keywayError: response.headers.get('keyway-error'),
+            retryAfter: response.headers.get('retry-after'),
+            error: body['error'],
+            error_description: body['error_description'],
+            recorded: 'audit_event_id' in body,
+          });
+        }
+        return answers;
+      };
+      const accepted = await ask(broker.issuer, 201);
+      // Its account's refusal budget (two) bounds what is recorded; the answer is the same throughout.
+      expect(accepted.map(({ status, keywayError, recorded }) => [status, keywayError, recorded])).toEqual([
+        [400, 'no_policy_matched', true],
+        [400, 'no_policy_matched', true],
+        [400, 'no_policy_matched', true],
+        [400, 'no_policy_matched', false],
+      ]);
+      expect(await ask('https://own-audience.example', 202)).toEqual(accepted);
+      expect(await ask('https://nobody-accepts.example', 203)).toEqual(accepted);
+      // The record tells the operator why; it names the caller, whose token its issuer signed.
+      const event = (await broker.recentAuditEvents()).find((one) => one.reason === 'audience_mismatch');
+      expect(event).toMatchObject({ issuer: github.url, subject: 'repo:stranger203/tool:ref:refs/heads/main', proxy: { upstream: 'api' } });
     });
 
     it("lets no one holding a job's genuine token for another service spend the limit its tokens for the broker spend", async () => {

@@ -219,7 +219,7 @@ grant:
       return event!;
     }
 
-    it("refuses a finished job's CI token once GitHub's webhook said the job completed, and calls nothing; its sibling's still calls", async () => {
+    it("refuses a finished job's CI token once GitHub's webhook said the job completed, whatever its audience, and calls nothing; its sibling's still calls", async () => {
       const [run, finished, sibling] = ['81001', '81002', '81003'].map((id) => `${id}${Math.floor(Math.random() * 1000)}`) as [string, string, string];
       const claims = (checkRunId: string) => ({ run_id: run, run_attempt: '1', check_run_id: checkRunId });
       const { init } = await deliveryRequest({
@@ -243,6 +243,9 @@ grant:
       const refused = await send('/proxy/vendor/x/finished', {}, await job(claims(finished)));
       const event = await expectKeywayRefusal(refused, 400, 'invalid_request', 'ci_work_ended');
       expect(event.detail).toBe(`the job (check run ${finished}) of run ${run} attempt 1 completed (GitHub's webhook said so) before this request`);
+      // Its token for an audience no policy accepts is refused as ended too: the answer does not tell which audiences are accepted.
+      const elsewhere = await send('/proxy/vendor/x/finished', {}, await job({ ...claims(finished), aud: 'https://elsewhere.example' }));
+      await expectKeywayRefusal(elsewhere, 400, 'invalid_request', 'ci_work_ended');
       expect((await callsTo('/x/finished')).length).toBe(before);
       expect((await send('/proxy/vendor/x/finished', {}, await job(claims(sibling)))).status).toBe(200);
     });
@@ -1260,6 +1263,15 @@ grant:
         [
           'a CI token bound to a key',
           async () => send('/proxy/vendor/x/y', {}, await job({ cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
+          400,
+          'invalid_dpop_proof',
+          'subject_token_bound',
+        ],
+        // Refused as bound before its audience is judged, as one for an accepted audience is: the answer tells no audience.
+        [
+          'a CI token bound to a key, for an audience no policy accepts',
+          async () =>
+            send('/proxy/vendor/x/y', {}, await job({ aud: 'https://elsewhere.example', cnf: { jkt: 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } })),
           400,
           'invalid_dpop_proof',
           'subject_token_bound',

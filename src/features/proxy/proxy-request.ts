@@ -25,7 +25,7 @@ import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
-import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
+import { verifySubjectTokenAudienceApart } from '../../core/verify/verify-subject-token.ts';
 import { refuseEndedCiWork, type EndedCiWorkCheck } from '../../core/replay/ended-ci-work.ts';
 import {
   callerResponseHeaders,
@@ -224,6 +224,9 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
   const who = subjectBucketKey(caller.account, String(caller.claims['sub']));
   const verdict = await deps.limiter.take(callerLimit, upstream === undefined ? `proxy\n${who}` : `proxy\n${upstream.name}\n${who}`, now);
   if (!verdict.allowed) throw new RateLimitedError(callerLimit, verdict.retryAfterSeconds, verdict.refused);
+  // Its audience judged where the policies decide: no allow policy matches a token for an audience none accepts, so by
+  // now it has spent what a caller no policy allows spends (this bucket; its account's refusal budget next) and is answered alike.
+  if (caller.audienceRefused !== undefined) throw caller.audienceRefused;
   if (!decision.granted) throw new ProxyRefusal(decision.reason, decision.detail);
   const grant = decision.grant;
   event.policy = { ...event.policy, granted_by: grant.policy.id };
@@ -275,7 +278,9 @@ async function authorize(deps: ProxyDeps, input: ProxyInput, event: AuditEventDr
 /**
  * The caller: a CI OIDC token, verified exactly as at /token (the central set's issuers), or a keyway
  * access token for `{issuer}/proxy/{upstream}`, verified with the broker's own keys and decided by
- * the policies that trust the broker as an issuer.
+ * the policies that trust the broker as an issuer. A CI token for an audience no policy accepts comes back with the
+ * refusal it earns (`audienceRefused`), which the caller throws where the policies decide, as at /token: a shared issuer
+ * mints a job's token for whatever audience it names, and a stranger must not learn which ones the policies accept.
  */
 async function authenticate(
   deps: ProxyDeps,
@@ -284,7 +289,9 @@ async function authenticate(
   event: AuditEventDraft,
   now: number,
   verifiedAs: VerifiedAs,
-): Promise<SubjectClaims & { readonly account: CallerAccount; readonly keyProven: boolean; readonly actors?: ActorClaim }> {
+): Promise<
+  SubjectClaims & { readonly account: CallerAccount; readonly keyProven: boolean; readonly actors?: ActorClaim; readonly audienceRefused?: ExchangeError }
+> {
   const credentials = parseCredentials(input.headers.get('authorization'));
   if (credentials === undefined) throw new ProxyRefusal('proxy_unauthenticated', 'no Bearer or DPoP credential', { public: true });
   const { scheme, token } = credentials;
@@ -300,7 +307,7 @@ async function authenticate(
     verifiedAs.knownToPolicies = () => knownToAnAllowPolicy(policies, issuer, claims);
     return verifiedAs.caller;
   };
-  let verified: SubjectClaims & { readonly actors?: ActorClaim };
+  let verified: SubjectClaims & { readonly actors?: ActorClaim; readonly audienceRefused?: ExchangeError };
   let account: CallerAccount;
   if (decoded?.iss === deps.issuer || scheme === 'DPoP') {
     let claims: JWTPayload;
@@ -319,7 +326,7 @@ async function authenticate(
     if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
     verified = { issuer, claims, ...(actors === undefined ? {} : { actors }) };
   } else {
-    const subject = await verifySubjectToken(token, {
+    const { token: subject, audienceRefused } = await verifySubjectTokenAudienceApart(token, {
       issuers: policies,
       jwks: deps.jwks,
       now,
@@ -333,7 +340,7 @@ async function authenticate(
       throw new ProxyRefusal('subject_token_bound', 'the CI token is bound to a key (cnf); proxied requests take no proof of it', { public: true });
     }
     await refuseEndedCiWork(deps.endedCiWork, subject, now);
-    verified = { issuer: subject.issuer, claims: subject.claims };
+    verified = { issuer: subject.issuer, claims: subject.claims, ...(audienceRefused === undefined ? {} : { audienceRefused }) };
   }
   event.claims = policies.recordedClaims(verified.issuer.url, verified.claims);
   // Verified as DPoP: the proof of the keyway token's key was checked with it.
