@@ -40,30 +40,17 @@ const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt']);
 /**
  * Verifies a CI OIDC token: its `iss` must be one a policy trusts, its signature must verify
  * with a key from that issuer's own JWKS under the issuer's algorithm allowlist, and its time,
- * audience, required claims and claim types must be right. Throws ExchangeError otherwise.
- */
-export async function verifySubjectToken(token: string, options: VerifyOptions): Promise<VerifiedSubjectToken> {
-  return (await verifyToken(token, options, false)).token;
-}
-
-/**
- * verifySubjectToken with the audience judged apart: a token that verifies in all else comes back, with the refusal its
- * `aud` earns (audience_mismatch) when no policy of its issuer accepts it, which the caller must throw before the
- * policies decide. A shared issuer (GitHub Actions, gitlab.com) mints a token for whatever audience a job names: refused
- * here, as a token that did not verify (no caller whose limits it spends), its answers would tell a stranger which
- * audiences some tenant's policies accept.
+ * required claims and claim types must be right. Throws ExchangeError otherwise.
+ *
+ * Its audience is judged apart: a token that verifies in all else comes back, with the refusal its `aud` earns
+ * (audience_mismatch) when no policy of its issuer accepts it, which the caller must throw where the policies decide. A
+ * shared issuer (GitHub Actions, gitlab.com) mints a token for whatever audience a job names: refused here, as a token
+ * that did not verify (no caller whose limits it spends), its answers would tell a stranger which audiences some
+ * tenant's policies accept.
  */
 export async function verifySubjectTokenAudienceApart(
   token: string,
   options: VerifyOptions,
-): Promise<{ readonly token: VerifiedSubjectToken; readonly audienceRefused: ExchangeError | undefined }> {
-  return verifyToken(token, options, true);
-}
-
-async function verifyToken(
-  token: string,
-  options: VerifyOptions,
-  audienceApart: boolean,
 ): Promise<{ readonly token: VerifiedSubjectToken; readonly audienceRefused: ExchangeError | undefined }> {
   const { header, unverified } = decodeUnverified(token, options.decoded);
 
@@ -81,12 +68,15 @@ async function verifyToken(
     throw new ExchangeError('algorithm_not_allowed', `alg ${quoted(header.alg)} is not allowed for ${issuer.url}`);
   }
 
-  const claims = await verifyWithIssuerKeys(token, header, issuer, options, !audienceApart);
+  const claims = await verifyWithIssuerKeys(token, header, issuer, options);
   checkPresetClaims(claims, issuer);
-  return { token: { issuer, header, claims }, audienceRefused: audienceApart ? audienceRefusal(claims.aud, issuer, options.issuers) : undefined };
+  return { token: { issuer, header, claims }, audienceRefused: audienceRefusal(claims.aud, issuer, options.issuers) };
 }
 
-/** audience_mismatch when `aud` names no audience a policy of `issuer` accepts, as jose's `audience` check judges it. */
+/**
+ * audience_mismatch when `aud` names no audience a policy of `issuer` accepts: a string that is one, or an array that holds
+ * one, as jose's `audience` check judges it (jose is never asked to, so that the refusal can wait for the policies).
+ */
 function audienceRefusal(aud: unknown, issuer: TrustedIssuer, issuers: IssuerDirectory): ExchangeError | undefined {
   const accepted = issuers.acceptedAudiences(issuer.url);
   const named = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
@@ -112,13 +102,7 @@ function decodeUnverified(token: string, decoded: JWTPayload | undefined): { hea
   }
 }
 
-async function verifyWithIssuerKeys(
-  token: string,
-  header: ProtectedHeaderParameters,
-  issuer: TrustedIssuer,
-  options: VerifyOptions,
-  checkAudience: boolean,
-): Promise<JWTPayload> {
+async function verifyWithIssuerKeys(token: string, header: ProtectedHeaderParameters, issuer: TrustedIssuer, options: VerifyOptions): Promise<JWTPayload> {
   let keys: JWTVerifyGetKey;
   try {
     keys = await options.jwks.keysFor(issuer.url);
@@ -127,14 +111,14 @@ async function verifyWithIssuerKeys(
     throw cause;
   }
   try {
-    return await verifyWith(keys, token, header, issuer, options, checkAudience);
+    return await verifyWith(keys, token, header, issuer, options);
   } catch (error) {
     if (!(error instanceof errors.JWKSNoMatchingKey)) throw toExchangeError(error);
     // An unknown kid may mean the issuer rotated its keys; refetch (rate-limited) and try once more.
     const refreshed = await options.jwks.refreshForUnknownKey(issuer.url);
     if (refreshed === undefined) throw toExchangeError(error);
     try {
-      return await verifyWith(refreshed, token, header, issuer, options, checkAudience);
+      return await verifyWith(refreshed, token, header, issuer, options);
     } catch (retryError) {
       throw toExchangeError(retryError);
     }
@@ -154,12 +138,10 @@ async function verifyWith(
   header: ProtectedHeaderParameters,
   issuer: TrustedIssuer,
   options: VerifyOptions,
-  checkAudience: boolean,
 ): Promise<JWTPayload> {
   const jwt = options.crypto ?? JOSE_JWT_CRYPTO;
   const checks = {
     issuer: issuer.url,
-    ...(checkAudience ? { audience: [...options.issuers.acceptedAudiences(issuer.url)] } : {}),
     algorithms: [...issuer.algorithms],
     clockTolerance: options.clockToleranceSeconds,
     maxTokenAge: issuer.maxTokenAgeSeconds,
@@ -194,8 +176,6 @@ function toExchangeError(error: unknown): ExchangeError {
       case 'iat':
         // Only a time checked and found ahead is not yet valid; one missing or no number (`"nbf": "soon"`) is malformed, as such an `exp` is.
         return new ExchangeError(error.reason === 'check_failed' ? 'token_not_yet_valid' : 'claims_invalid', detail, options);
-      case 'aud':
-        return new ExchangeError('audience_mismatch', detail, options);
       case 'iss':
         return new ExchangeError('issuer_untrusted', detail, options);
       default:
