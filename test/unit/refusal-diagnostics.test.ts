@@ -211,6 +211,19 @@ describe('explaining an audit event', () => {
     );
   });
 
+  it('takes a /proxy refusal of a token for an audience no policy accepts, recorded with the trace, as the policies refusing it', () => {
+    // /proxy judges a CI token's audience where its policies decide, and records their trace beside audience_mismatch.
+    const elsewhere: AuditEvent = {
+      ...event(set.version),
+      reason: 'audience_mismatch',
+      claims: claims({ aud: 'https://elsewhere.example' }),
+      proxy: { upstream: 'api', method: 'GET', path: '/x', query_bytes: 0 },
+    };
+    const explained = explainAuditEvent(elsewhere, set, BROKER);
+    expect(explained).toMatchObject({ evaluated: true, policy_set: { same: true }, decision: { granted: false } });
+    expect(explained.note).toBe(`explained by the policy set that decided (${set.version}), with the claims recorded at decision time`);
+  });
+
   it('does not blame the policies when the record asked for a GitHub token, which the replay cannot ask for', () => {
     const github =
       'version: 1\nissuer: github\nmatch: { repository_owner_id: "1200934" }\ngrant:\n  github: { owner: acme, repositories: [api], permissions: { contents: read } }\n';

@@ -76,7 +76,9 @@ function policySetNote(event: AuditEvent, set: ExplainedPolicySet, grantedNow: b
   if (set.same) {
     const note = `explained by the policy set that decided (${set.decided}), with the claims recorded at decision time`;
     // A record refused after the policies granted (a DPoP proof missing, a single-use token again, GitHub unavailable) was granted by them.
-    const policiesGranted = event.decision === 'granted' || event.policy?.granted_by !== undefined || !isDenialReason(event.reason);
+    // A token for an audience no policy accepts is refused where they decide (at /proxy with their trace): by them.
+    const refusedByPolicies = isDenialReason(event.reason) || event.reason === 'audience_mismatch';
+    const policiesGranted = event.decision === 'granted' || event.policy?.granted_by !== undefined || !refusedByPolicies;
     if (grantedNow === policiesGranted) {
       return withCut(
         policiesGranted && event.decision !== 'granted' ? `${note}; the policies granted it, and it was refused after them (${event.reason})` : note,
