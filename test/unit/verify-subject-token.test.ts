@@ -4,7 +4,7 @@ import { ExchangeError } from '../../src/core/errors/exchange-error.ts';
 import { loadPolicies } from '../../src/core/policy/load-policies.ts';
 import type { PolicySet } from '../../src/core/policy/policy-set.ts';
 import { JwksCache } from '../../src/core/verify/jwks-cache.ts';
-import { verifySubjectTokenAudienceApart } from '../../src/core/verify/verify-subject-token.ts';
+import { verifySubjectToken } from '../../src/core/verify/verify-subject-token.ts';
 import { freshIssuer } from '../suites/exchange-suite.ts';
 import * as fixtures from '../support/ci-token-fixtures.ts';
 import { ciClaims, newTestSite, TestIssuer } from '../support/test-issuer.ts';
@@ -17,7 +17,7 @@ const TOLERANCE = 60;
 const SECOND_AUDIENCE = 'https://second.example';
 
 /** Subject-token verification at the edges of its clock rules, on a fixed clock, with the test issuer's real keys. */
-describe('verifySubjectTokenAudienceApart on a fixed clock', () => {
+describe('verifySubjectToken on a fixed clock', () => {
   /** A stand-in for each CI system, and its documented token: GitHub's, and those whose preset's age limit is not GitHub's. */
   const ci = {} as Record<
     'github' | 'gitlab' | 'forgejo' | 'buildkite',
@@ -54,7 +54,7 @@ describe('verifySubjectTokenAudienceApart on a fixed clock', () => {
     jwks = new JwksCache(http, undefined, () => now * 1000);
   });
 
-  const verify = (signed: string) => verifySubjectTokenAudienceApart(signed, { issuers: policies, jwks, now: now * 1000, clockToleranceSeconds: TOLERANCE });
+  const verify = (signed: string) => verifySubjectToken(signed, { issuers: policies, jwks, now: now * 1000, clockToleranceSeconds: TOLERANCE });
   /** `verified`, or the reason of the refusal it throws, or of the one its audience earns. */
   const reasonOf = async (overrides: Record<string, unknown>, { issuer, token } = ci.github) =>
     verify(await issuer.sign(token(overrides))).then(

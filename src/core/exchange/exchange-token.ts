@@ -8,7 +8,7 @@ import { recordedRunOf } from '../audit/run-grants.ts';
 import { pooledRandom } from '../mint/pooled-random.ts';
 import { audienceBucketKeys } from '../limits/audience-bucket-key.ts';
 import type { JwksCache } from '../verify/jwks-cache.ts';
-import { verifySubjectTokenAudienceApart, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
+import { verifySubjectToken, type VerifiedSubjectToken } from '../verify/verify-subject-token.ts';
 import { actorClaim } from './rfc8693-delegation.ts';
 import { errorText, type Logger } from '../log.ts';
 import { decide, knownToAnAllowPolicy } from '../policy/decide.ts';
@@ -254,7 +254,7 @@ async function grantOrThrow(
   const central = deps.policies();
   // Its audience is judged where the policies decide, so that a token minted for one no policy accepts spends what any
   // other stranger's does (its account's budgets, its subject's limit) and is answered alike.
-  const { token: verified, audienceRefused } = await verifySubjectTokenAudienceApart(request.subjectToken, {
+  const { token: verified, audienceRefused } = await verifySubjectToken(request.subjectToken, {
     issuers: central,
     jwks: deps.jwks,
     now,
@@ -520,7 +520,7 @@ async function verifyActor(
   let verified: VerifiedSubjectToken;
   let audienceRefused: ExchangeError | undefined;
   try {
-    ({ token: verified, audienceRefused } = await verifySubjectTokenAudienceApart(token, {
+    ({ token: verified, audienceRefused } = await verifySubjectToken(token, {
       issuers,
       jwks: deps.jwks,
       now,

@@ -48,7 +48,7 @@ const ACCESS_TOKEN_TYPES = new Set(['at+jwt', 'application/at+jwt']);
  * that did not verify (no caller whose limits it spends), its answers would tell a stranger which audiences some
  * tenant's policies accept.
  */
-export async function verifySubjectTokenAudienceApart(
+export async function verifySubjectToken(
   token: string,
   options: VerifyOptions,
 ): Promise<{ readonly token: VerifiedSubjectToken; readonly audienceRefused: ExchangeError | undefined }> {

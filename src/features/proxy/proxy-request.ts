@@ -25,7 +25,7 @@ import type { RevocationList } from '../../core/revocation/revocation-list.ts';
 import { normaliseProxyPath } from '../../core/policy/proxy-path.ts';
 import { callersGitHubAccount } from '../../core/policy/callers-github-account.ts';
 import type { JwksCache } from '../../core/verify/jwks-cache.ts';
-import { verifySubjectTokenAudienceApart } from '../../core/verify/verify-subject-token.ts';
+import { verifySubjectToken } from '../../core/verify/verify-subject-token.ts';
 import { refuseEndedCiWork, type EndedCiWorkCheck } from '../../core/replay/ended-ci-work.ts';
 import {
   callerResponseHeaders,
@@ -326,7 +326,7 @@ async function authenticate(
     if (issuer === undefined) throw new ProxyRefusal('issuer_untrusted', 'no policy trusts this broker as the issuer of proxied requests');
     verified = { issuer, claims, ...(actors === undefined ? {} : { actors }) };
   } else {
-    const { token: subject, audienceRefused } = await verifySubjectTokenAudienceApart(token, {
+    const { token: subject, audienceRefused } = await verifySubjectToken(token, {
       issuers: policies,
       jwks: deps.jwks,
       now,
