@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../core/audit/audit-event.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink, PruneCandidate } from '../core/audit/audit-event.ts';
 import { AUDIT_INDEX_COLUMNS, type AuditIndex } from '../core/audit/audit-index.ts';
 import {
   AuditQueryError,
@@ -33,6 +33,8 @@ import { ChainConflictError } from '../core/audit/chain-conflict-error.ts';
 import type { RunGrant, RunGrantRole } from '../core/audit/run-grants.ts';
 import { ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS } from '../core/mint/verify-access-token.ts';
 import type { RecordMacs } from '../core/audit/record-mac.ts';
+import type { KeyWithdrawn } from '../core/mint/key-ring.ts';
+import { keyWithdrawal } from '../core/audit/withdrawn-keys.ts';
 
 /** The greatest `exp` (seconds) of a token that no longer verifies at `at` (ms): one that expired within the clock skew tolerated beyond it still does. */
 const lastExpired = (at: number): number => Math.floor(at / 1000) - ACCESS_TOKEN_CLOCK_TOLERANCE_SECONDS;
@@ -371,18 +373,22 @@ export class SqliteAuditStore implements AuditStore {
    * (whoever can write the file could date a recent record back with it). Each record read must hold (#holding); one
    * that does not is a ChainConflictError and nothing is pruned. Read in chain order, a record of a slow request (dated
    * when it began, appended when it ended) only stops the run early; it is pruned the next round. One read, which keeps
-   * no writer waiting.
+   * no writer waiting. The key withdrawals the run's records name come with it, read from the same hashed records.
    */
-  async pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+  async pruneCandidate(before: number, maxRecords: number): Promise<PruneCandidate | undefined> {
     return this.#db.read(() => {
       const start = this.#start();
       if (start === undefined) return undefined;
       let last: ChainHead | undefined;
+      const withdrawals: KeyWithdrawn[] = [];
       for (const record of this.#holding(start, start.seq + maxRecords)) {
-        if (!(Date.parse((JSON.parse(record.event) as AuditEvent).time) < before)) break;
+        const event = JSON.parse(record.event) as AuditEvent;
+        if (!(Date.parse(event.time) < before)) break;
         last = record.link;
+        const withdrawal = keyWithdrawal({ event, chain: record.link });
+        if (withdrawal !== undefined) withdrawals.push({ kid: withdrawal.kid, withdrawnAt: Date.parse(withdrawal.time) });
       }
-      return last;
+      return last === undefined ? undefined : { ...last, withdrawals };
     });
   }
 

@@ -493,6 +493,131 @@ describe('keyway audit verify and a withdrawn key whose record retention pruned'
   );
 });
 
+describe('the anchors of a log whose key store lost a withdrawal', () => {
+  /**
+   * A broker that prunes after a day, with its current key withdrawn (`kid`, at `at`), as a thief who stole that key and
+   * can write the database has it: `thiefSigns` appends a record and signs the head with the stolen key, and `verify` runs
+   * `keyway audit verify` on the data directory. `forget` takes the withdrawal out of the key store, as that thief may.
+   */
+  async function withdrawnAndStolen(
+    test: (log: {
+      readonly db: ReturnType<typeof openSqliteFile>;
+      readonly kid: string;
+      readonly at: number;
+      readonly upkeepAt: (time: number) => Promise<void>;
+      readonly forget: () => void;
+      readonly thiefSigns: () => Promise<number>;
+      readonly verify: () => Promise<{ report: unknown; code: number | null }>;
+    }) => Promise<void>,
+  ): Promise<void> {
+    const root = writeTree({});
+    mkdirSync(join(root, 'policies'), { recursive: true });
+    let clock = Date.now();
+    const broker = await startNodeBroker(testConfig(root, { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '1' }) }), {
+      log: recordingLogger(),
+      now: () => clock,
+    });
+    const dataDir = broker.config.dataDir;
+    const db = openSqliteFile(join(dataDir, DATABASE_FILE), { existing: true });
+    try {
+      const master = readMasterKeys({ KEYWAY_MASTER_KEY: readFileSync(join(dataDir, MASTER_KEY_FILE), 'utf8').trim() }) as MasterKeys;
+      const stolen = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
+      const kid = stolen.signing.kid;
+      expect((await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid])).code).toBe(0);
+      const [key] = db.all<{ withdrawn_at: number }>('SELECT withdrawn_at FROM signing_keys WHERE kid = ?', [kid]);
+      // A record to prune next time: a request refused now.
+      const request = async () =>
+        expect(
+          (
+            await fetch(`${broker.url}/token`, {
+              method: 'POST',
+              body: 'grant_type=password',
+              headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            })
+          ).status,
+        ).toBe(400);
+      await test({
+        db,
+        kid,
+        at: key?.withdrawn_at ?? 0,
+        upkeepAt: async (time) => {
+          clock = time;
+          await broker.auditUpkeep();
+          await request();
+        },
+        forget: () => db.run('UPDATE signing_keys SET withdrawn_at = NULL WHERE kid = ?', [kid]),
+        thiefSigns: async () => {
+          await request();
+          const [head] = db.all<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+          const sign = checkpointSigner(
+            broker.config.issuer,
+            () => stolen,
+            () => clock,
+          );
+          await new SqliteAuditStore(db).addCheckpoint(await sign({ seq: head?.seq ?? 0, hash: head?.hash ?? '' }));
+          return head?.seq ?? 0;
+        },
+        verify: async () => {
+          const verified = await cli(['audit', 'verify', '--json', '--data-dir', dataDir]);
+          return { report: JSON.parse(verified.stdout) as unknown, code: verified.code };
+        },
+      });
+    } finally {
+      db.close();
+      await broker.close();
+    }
+  }
+
+  const anchorSeq = (db: ReturnType<typeof openSqliteFile>) => db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq LIMIT 1')[0]?.seq;
+  const DAY_MS = 86_400_000;
+
+  it(
+    "names a withdrawal the key store lost before pruning, from the withdrawal's record it prunes",
+    () =>
+      withdrawnAndStolen(async ({ db, kid, at, upkeepAt, forget, thiefSigns, verify }) => {
+        forget();
+        await upkeepAt(at + DAY_MS + 600_000);
+        expect(db.all("SELECT seq FROM audit_events WHERE reason = 'signing_key_withdrawn'")).toEqual([]);
+        const anchor = anchorSeq(db);
+        const forged = await thiefSigns();
+        expect(await verify()).toMatchObject({
+          code: 1,
+          report: {
+            ok: false,
+            anchor,
+            withdrawn_keys: [{ kid, seq: anchor, time: new Date(at).toISOString(), pruned: true }],
+            problem: { kind: 'checkpoint_key_withdrawn', seq: forged, kid },
+          },
+        });
+      }),
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'names a withdrawal the key store lost after an anchor named it, from that anchor, once it is pruned in turn',
+    () =>
+      withdrawnAndStolen(async ({ db, kid, at, upkeepAt, forget, thiefSigns, verify }) => {
+        await upkeepAt(at + DAY_MS + 600_000);
+        const first = anchorSeq(db);
+        forget();
+        await upkeepAt(at + 2 * DAY_MS + 1_200_000);
+        const anchor = anchorSeq(db);
+        expect(anchor).toBeGreaterThan(first ?? 0);
+        const forged = await thiefSigns();
+        expect(await verify()).toMatchObject({
+          code: 1,
+          report: {
+            ok: false,
+            anchor,
+            withdrawn_keys: [{ kid, seq: anchor, time: new Date(at).toISOString(), pruned: true }],
+            problem: { kind: 'checkpoint_key_withdrawn', seq: forged, kid },
+          },
+        });
+      }),
+    CLI_RUNS_TIMEOUT_MS,
+  );
+});
+
 describe("a signing key operation from the data dir with a master key that is not the broker's current one", () => {
   it(
     'changes and records nothing, whatever the key it names: a record MACed under another master key would leave every later checkpoint unsigned, and a key sealed under one every ring reload failing',

@@ -125,7 +125,7 @@ describe("the group commit audit store's upkeep reads", () => {
     // On the serving thread the whole span would be read and hashed inside the call, before the loop could turn once.
     const holds = await turns(() => audit.chainHolds(span.from, span.to));
     const candidate = await turns(() => audit.pruneCandidate(Date.now() + 1000, 5000));
-    expect(candidate.value).toEqual({ seq: 2000, hash: span.to.hash });
+    expect(candidate.value).toEqual({ seq: 2000, hash: span.to.hash, withdrawals: [] });
     expect(holds.turns).toBeGreaterThan(0);
     expect(candidate.turns).toBeGreaterThan(0);
     db.run('UPDATE audit_events SET hash = ? WHERE seq = 1000', ['f'.repeat(64)]);

@@ -749,18 +749,52 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(await verify(audit, keys)).toMatchObject({ ok: true, records: 1, first_seq: 7, anchor: 6 });
     });
 
-    it('finds what to prune among at most maxRecords of the oldest kept records, from the genesis or the anchor', async () => {
+    it('finds what to prune among at most maxRecords of the oldest kept records, from the genesis or the anchor, with the key withdrawals they record', async () => {
       const { audit } = await open();
       const { sign } = await signer();
       const now = Date.now();
+      const time = new Date(now - 40 * 24 * HOUR).toISOString();
+      // The second record withdraws a key: the anchor over it must name the withdrawal, which the key store may no longer.
+      const withdrawn = auditEvent({
+        time,
+        decision: 'granted',
+        reason: 'signing_key_withdrawn',
+        signing_key: { kid: 'leaked', alg: 'ES256', withdrawn_at: new Date(Date.parse(time) - 1000).toISOString() },
+      });
       const links = [];
-      for (let i = 0; i < 5; i += 1) links.push(await audit.append(auditEvent({ time: new Date(now - 40 * 24 * HOUR).toISOString() })));
+      for (let i = 0; i < 5; i += 1) links.push(await audit.append(i === 1 ? withdrawn : auditEvent({ time })));
       const window = now - 30 * 24 * HOUR;
-      expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 2, hash: links[1]?.hash });
-      expect(await audit.pruneCandidate(window, 5000)).toEqual({ seq: 5, hash: links[4]?.hash });
+      const withdrawals = [{ kid: 'leaked', withdrawnAt: Date.parse(time) - 1000 }];
+      expect(await audit.pruneCandidate(window, 1)).toEqual({ seq: 1, hash: links[0]?.hash, withdrawals: [] });
+      expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 2, hash: links[1]?.hash, withdrawals });
+      expect(await audit.pruneCandidate(window, 5000)).toEqual({ seq: 5, hash: links[4]?.hash, withdrawals });
       expect(await audit.pruneCandidate(now - 50 * 24 * HOUR, 5000)).toBeUndefined();
       expect(await audit.prune(await sign({ seq: 2, hash: links[1]?.hash as string }, 'anchor'))).toBe(2);
-      expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 4, hash: links[3]?.hash });
+      expect(await audit.pruneCandidate(window, 2)).toEqual({ seq: 4, hash: links[3]?.hash, withdrawals: [] });
+    });
+
+    it('prunes no further past an anchor the broker did not sign: the withdrawals it named would not be carried over', async () => {
+      const { sign, check } = await signer();
+      const stranger = await signer();
+      const now = Date.now();
+      const old = () => auditEvent({ time: new Date(now - 40 * 24 * HOUR).toISOString() });
+      // Whoever can write the store (no key) puts in place of the anchor pruning left a checkpoint of the same record signed
+      // as a head, or by a key of their own.
+      for (const forge of [(head: ChainHead) => sign(head, 'head'), (head: ChainHead) => stranger.sign(head, 'anchor')]) {
+        const { audit, tamper } = await open();
+        for (let i = 0; i < 3; i += 1) await audit.append(old());
+        expect((await maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).pruned).toBe(3);
+        for (let i = 0; i < 2; i += 1) await audit.append(old());
+        expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(5);
+        const [anchor] = await audit.checkpoints(0, 1);
+        const forged = await forge({ seq: 3, hash: anchor?.hash ?? '' });
+        await tamper('UPDATE audit_checkpoints SET jws = ? WHERE seq = 3', [forged.jws]);
+        await expect(maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check })).rejects.toMatchObject({
+          name: 'ChainConflictError',
+          message: 'the records start after seq 3, but no anchor the broker signed stands there: pruning past it would drop the withdrawals it named',
+        });
+        expect((await audit.checkpoints(0, 1))[0]?.jws).toBe(forged.jws);
+      }
     });
 
     it('signs the head only when it moved since the latest checkpoint', async () => {

@@ -2,6 +2,7 @@ import type { Decision, Reason } from '../errors/reasons.ts';
 import type { AuditIndex } from './audit-index.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from './audit-query.ts';
 import type { ChainHead, Checkpoint } from './checkpoint.ts';
+import type { KeyWithdrawn } from '../mint/key-ring.ts';
 import type { ClaimUsageRow, UsageQuery, UsageRow, UsageWindow } from './inventory.ts';
 import type { RecordedRun, RunGrant } from './run-grants.ts';
 
@@ -210,6 +211,14 @@ export interface AuditRecord {
 }
 
 /**
+ * The record to prune up to, and the key withdrawals the hashed records up to it (`signing_key_withdrawn`) name: the anchor
+ * pruning signs names them, since the key store, which whoever can write it may have edited, is then the only other word.
+ */
+export interface PruneCandidate extends ChainHead {
+  readonly withdrawals: readonly KeyWithdrawn[];
+}
+
+/**
  * Where audit events go: an append-only hash chain with signed checkpoints, and the queries
  * auditors run over it. Written once over SqlDatabase; on Workers it runs inside KeywayState.
  */
@@ -243,7 +252,7 @@ export interface AuditStore {
   /** Stores a signed checkpoint; refuses one that does not match the record at its `seq`. */
   addCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** The last of the oldest kept records (at most `maxRecords`) dated before `before` (ms) in their hashed records: what to prune up to. */
-  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined>;
+  pruneCandidate(before: number, maxRecords: number): Promise<PruneCandidate | undefined>;
   /**
    * Throws a ChainConflictError unless the records after `from` up to `to` hold, from `from`'s hash to `to`'s (two signed
    * checkpoints, say): none missing, each linked to the one before and hashing to its own hash. Hashes every record between.

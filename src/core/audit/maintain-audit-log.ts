@@ -5,6 +5,7 @@ import { CheckpointError, type VerifiedCheckpoint } from './verify-checkpoint.ts
 import { KeywayError } from '../errors/keyway-error.ts';
 import { ChainConflictError } from './chain-conflict-error.ts';
 import { lowestMacsStart } from './record-mac.ts';
+import type { KeyWithdrawn } from '../mint/key-ring.ts';
 
 export interface AuditMaintenance {
   /** Records pruned this round. */
@@ -148,7 +149,8 @@ export async function maintainAuditLog(
     const candidate = found !== undefined && pin !== undefined && pin.seq < found.seq ? await keptUpTo(store, pin) : found;
     if (candidate !== undefined && pin !== undefined && pin.seq >= candidate.seq) {
       await store.chainHolds(candidate, pin);
-      pruned = await store.prune(await sign(candidate, 'anchor', macsAfter ?? (await store.recordMacsHold(head.seq, head.seq))));
+      const withdrawn = [...(found?.withdrawals ?? []), ...(await anchorWithdrawals(store, verified))];
+      pruned = await store.prune(await sign(candidate, 'anchor', macsAfter ?? (await store.recordMacsHold(head.seq, head.seq)), withdrawn));
     }
   }
   if (unsigned !== undefined) throw unsigned;
@@ -160,6 +162,25 @@ export async function maintainAuditLog(
 async function keptUpTo(store: AuditStore, signed: ChainHead): Promise<ChainHead | undefined> {
   const [first] = (await store.query({ order: 'asc', limit: 1 })).records;
   return first !== undefined && first.chain.seq <= signed.seq ? { seq: signed.seq, hash: signed.hash } : undefined;
+}
+
+/**
+ * The withdrawals the anchor the kept records start after names (none at the genesis): the anchor pruning signs next names
+ * them too, since that one is deleted with the records it prunes, and the key store may no longer name them. One the keys do
+ * not verify as an anchor is refused: pruning past it would drop what the broker's named.
+ */
+async function anchorWithdrawals(store: AuditStore, verified: (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint | undefined>): Promise<KeyWithdrawn[]> {
+  const [first] = (await store.query({ order: 'asc', limit: 1 })).records;
+  if (first === undefined || first.chain.seq === 1) return [];
+  const start = first.chain.seq - 1;
+  const [stored] = await store.checkpoints(start - 1, 1);
+  const anchor = stored?.seq === start ? await verified(stored) : undefined;
+  if (anchor === undefined || anchor.role === 'head') {
+    throw new ChainConflictError(
+      `the records start after seq ${start}, but no anchor the broker signed stands there: pruning past it would drop the withdrawals it named`,
+    );
+  }
+  return (anchor.withdrawals ?? []).map(({ kid, time }) => ({ kid, withdrawnAt: Date.parse(time) }));
 }
 
 /**

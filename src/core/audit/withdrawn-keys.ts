@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { KEY_RING_SERVED_MS } from '../mint/key-life-cycle.ts';
-import type { AuditRecord } from './audit-event.ts';
+import type { AuditRecord, ChainLink } from './audit-event.ts';
 
 /** A signing key's withdrawal as the chain records it (`signing_key_withdrawn`): the key, and the record's seq and time. */
 export interface KeyWithdrawal {
@@ -42,7 +42,7 @@ const WITHDREW = /^withdrew signing key (\S+) \(/;
 const WITHDRAWN_ALREADY = /^signing key (\S+) \(\w+\) was withdrawn already at (\S+):/;
 
 /** The withdrawal `record` says was made, or undefined when it says none (another reason, a key removed, not withdrawn). */
-export function keyWithdrawal(record: AuditRecord): KeyWithdrawal | undefined {
+export function keyWithdrawal(record: Pick<AuditRecord, 'event'> & { readonly chain: Pick<ChainLink, 'seq'> }): KeyWithdrawal | undefined {
   const { event, chain } = record;
   if (event.reason !== 'signing_key_withdrawn') return undefined;
   // The store's time of the withdrawal, never later than the record's own: a record asked again names the time the store

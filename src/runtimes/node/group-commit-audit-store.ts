@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
-import type { AuditEvent, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AuditEvent, ChainLink, PruneCandidate } from '../../core/audit/audit-event.ts';
 import type { ChainHead } from '../../core/audit/checkpoint.ts';
 import { canonicalEvent, checkedCanonicalEvent, type CanonicalEvent } from '../../core/audit/chain-hash.ts';
 import type { ReplayClaim, ReplayClaimResult } from '../../core/replay/replay-guard.ts';
@@ -174,7 +174,7 @@ export class GroupCommitAuditStore extends SqliteAuditStore {
     return Promise.all(events.map((event) => this.append(event)));
   }
 
-  override pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+  override pruneCandidate(before: number, maxRecords: number): Promise<PruneCandidate | undefined> {
     return this.#checks.run({ method: 'pruneCandidate', args: [before, maxRecords] });
   }
 

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import { UsageCatchingUpError, type ClaimUsageRow, type UsageProgress, type UsageQuery, type UsageRow, type UsageWindow } from '../../core/audit/inventory.ts';
-import type { AuditEvent, AuditRecord, AuditStore, ChainLink } from '../../core/audit/audit-event.ts';
+import type { AuditEvent, AuditRecord, AuditStore, ChainLink, PruneCandidate } from '../../core/audit/audit-event.ts';
 import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
 import type { RunGrant } from '../../core/audit/run-grants.ts';
@@ -138,7 +138,7 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
     return this.audit.addCheckpoint(checkpoint);
   }
 
-  pruneCandidate(before: number, maxRecords: number): Promise<ChainHead | undefined> {
+  pruneCandidate(before: number, maxRecords: number): Promise<PruneCandidate | undefined> {
     return this.audit.pruneCandidate(before, maxRecords);
   }
 
