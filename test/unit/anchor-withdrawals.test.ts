@@ -78,8 +78,12 @@ describe('audit verify and the withdrawals named by every anchor it is given, no
     expect(report).toMatchObject({
       ok: false,
       anchor: 4,
-      withdrawn_keys: [{ kid: 'leaked', seq: 6, time: new Date(withdrawnAt).toISOString() }],
+      withdrawn_keys: [{ kid: 'leaked', seq: 6, time: new Date(withdrawnAt).toISOString(), anchor: 2 }],
       problem: { kind: 'checkpoint_key_withdrawn', seq: 4, kid: 'leaked' },
     });
+    // The time is the anchor's, not the record's: the message says so, and names both.
+    expect(report.problem?.message).toContain(
+      `after that key was withdrawn (record 6 says ${later}; the anchor at seq 2 names ${new Date(withdrawnAt).toISOString()}, which counts)`,
+    );
   });
 });

@@ -257,7 +257,9 @@ export class ChainVerifier {
       }
     const recorded = this.#withdrawals.map((withdrawal) => {
       const anchored = named.get(withdrawal.kid);
-      return anchored !== undefined && Date.parse(anchored.time) < Date.parse(withdrawal.time) ? { ...withdrawal, time: anchored.time } : withdrawal;
+      return anchored !== undefined && Date.parse(anchored.time) < Date.parse(withdrawal.time)
+        ? { ...withdrawal, time: anchored.time, anchor: anchored.seq, recorded: withdrawal.time }
+        : withdrawal;
     });
     const recordedKids = new Set(recorded.map(({ kid }) => kid));
     return [...[...named.values()].filter(({ kid }) => !recordedKids.has(kid)), ...recorded];

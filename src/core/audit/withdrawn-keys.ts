@@ -15,6 +15,12 @@ export interface KeyWithdrawal {
    * before it, or never written.
    */
   readonly pruned?: true;
+  /**
+   * A recorded withdrawal an anchor at this seq names earlier than its record does: `time` is the anchor's, `recorded` the
+   * record's (which whoever can write the store may have appended past the last checkpoint).
+   */
+  readonly anchor?: number;
+  readonly recorded?: string;
 }
 
 /**
@@ -88,7 +94,9 @@ export function withdrawnKeyUse(
     const shard = withdrawal.shard === undefined ? '' : `shard ${withdrawal.shard} `;
     const record = withdrawal.pruned
       ? `${withdrawal.time}, named by the ${shard}anchor at seq ${withdrawal.seq}`
-      : `${shard}record ${withdrawal.seq}, ${withdrawal.time}`;
+      : withdrawal.anchor !== undefined
+        ? `${shard}record ${withdrawal.seq} says ${withdrawal.recorded}; the ${shard}anchor at seq ${withdrawal.anchor} names ${withdrawal.time}, which counts`
+        : `${shard}record ${withdrawal.seq}, ${withdrawal.time}`;
     if (signed > at + KEY_RING_SERVED_MS)
       return [
         { statement, kid, time, why: `after that key was withdrawn (${record}), past the ${KEY_RING_SERVED_MS / 1000} s a broker may still sign with it` },
