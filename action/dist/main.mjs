@@ -3155,9 +3155,7 @@ var HANDED_BACK_HEADER = "Keyway-Revokes";
 
 // src/cli/pipeline/revoke-token.ts
 var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
-var REVOCATIONS = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: handBackGithubInstallationToken
-};
+var REVOCATIONS = /* @__PURE__ */ new Map([[GITHUB_INSTALLATION_TOKEN_TYPE, handBackGithubInstallationToken]]);
 async function handBackGithubInstallationToken(token, { broker, env, fetch: fetch2 }) {
   const answer = await revokeAtBroker(token, { url: revocationEndpoint(broker), fetch: fetch2 });
   const takes = (answer.get(HANDED_BACK_HEADER) ?? "").split(",").map((type) => type.trim());
@@ -3267,12 +3265,16 @@ async function exchangeWithBroker(request) {
   if (request.dpop !== void 0 && response.token_type !== "dpop") {
     throw await refuseUnbound(request, request.dpop, response.access_token, response.token_type, auditEventId);
   }
-  const expiresIn = response.expires_in ?? 0;
+  if (!B64TOKEN.test(response.access_token)) {
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered an access_token that is not an RFC 6750 token (b64token characters): not used`, {
+      auditEventId
+    });
+  }
   return {
     accessToken: response.access_token,
     issuedTokenType: typeof body["issued_token_type"] === "string" ? body["issued_token_type"] : void 0,
     tokenType: response.token_type,
-    expiresAt: new Date(Date.now() + expiresIn * 1e3),
+    expiresAt: expiryOf(response.expires_in ?? 0, tokenEndpoint, auditEventId),
     scope: response.scope,
     auditEventId,
     sha256: sha256Hex(response.access_token)
@@ -3290,10 +3292,17 @@ async function refuseUnbound(request, key, token, tokenType, auditEventId) {
     { auditEventId }
   );
 }
+var B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+function expiryOf(expiresIn, tokenEndpoint, auditEventId) {
+  const expiresAt = new Date(Date.now() + expiresIn * 1e3);
+  if (Number.isNaN(expiresAt.getTime()))
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered an expires_in of ${expiresIn} s: not a token's lifetime`, { auditEventId });
+  return expiresAt;
+}
 var OWNER_KEY = /^[a-z0-9][a-z0-9-]{0,38}$/;
 var OwnerTokenAnswer = object({
-  // RFC 6750's b64token: no quote, no space, no shell syntax, so it can go into an export line as it is.
-  access_token: pipe(string(), regex(/^[A-Za-z0-9\-._~+/]+=*$/)),
+  // No quote, no space, no shell syntax, so it can go into an export line as it is.
+  access_token: pipe(string(), regex(B64TOKEN)),
   expires_in: pipe(number(), integer(), minValue(1)),
   scope: optional(string()),
   repositories: optional(array(string()), [])
@@ -3324,13 +3333,12 @@ async function exchangeForTokenMap(request) {
   const parsed = safeParse(TokenMapAnswer, body);
   if (!parsed.success)
     throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${unreadable(parsed.issues)}`, { auditEventId });
-  const now = Date.now();
   return {
     auditEventId,
     tokens: Object.entries(parsed.output.github_tokens).map(([owner, token]) => ({
       owner,
       accessToken: token.access_token,
-      expiresAt: new Date(now + token.expires_in * 1e3),
+      expiresAt: expiryOf(token.expires_in, tokenEndpoint, auditEventId),
       scope: token.scope,
       repositories: token.repositories,
       sha256: sha256Hex(token.access_token)
@@ -4048,7 +4056,7 @@ async function main() {
     if (await deliverCloudCredentials(cloud, issued, { env: process.env, fetch: fetch2, log }) !== 0) process.exitCode = 1;
     return;
   }
-  if (issued.issuedTokenType !== void 0 && REVOCATIONS[issued.issuedTokenType] !== void 0) {
+  if (issued.issuedTokenType !== void 0 && REVOCATIONS.has(issued.issuedTokenType)) {
     appendEnvironmentFile(
       process.env["GITHUB_STATE"],
       "GITHUB_STATE",

@@ -192,9 +192,7 @@ var HANDED_BACK_HEADER = "Keyway-Revokes";
 
 // src/cli/pipeline/revoke-token.ts
 var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
-var REVOCATIONS = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: handBackGithubInstallationToken
-};
+var REVOCATIONS = /* @__PURE__ */ new Map([[GITHUB_INSTALLATION_TOKEN_TYPE, handBackGithubInstallationToken]]);
 async function handBackGithubInstallationToken(token, { broker, env, fetch: fetch2 }) {
   const answer = await revokeAtBroker(token, { url: revocationEndpoint(broker), fetch: fetch2 });
   const takes = (answer.get(HANDED_BACK_HEADER) ?? "").split(",").map((type) => type.trim());
@@ -248,7 +246,7 @@ async function post() {
   if (!saved) return log("nothing to revoke: keyway access tokens expire on their own");
   const state = JSON.parse(saved);
   const { type, token, tokens } = state;
-  const revoke = REVOCATIONS[type];
+  const revoke = REVOCATIONS.get(type);
   if (revoke === void 0) return log(`nothing to revoke: no revocation for ${type}`);
   const fetch2 = retryingFetch(DEFAULT_RETRY_POLICY, () => {
   });

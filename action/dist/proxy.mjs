@@ -1248,54 +1248,8 @@ var DPOP_PROOF_LIMITS = {
   rsaModulusBits: 4096
 };
 
-// src/core/revocation/handed-back-tokens.ts
-var HANDED_BACK_HEADER = "Keyway-Revokes";
-
 // src/cli/pipeline/revoke-token.ts
 var GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken;
-var REVOCATIONS = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: handBackGithubInstallationToken
-};
-async function handBackGithubInstallationToken(token, { broker, env, fetch: fetch2 }) {
-  const answer = await revokeAtBroker(token, { url: revocationEndpoint(broker), fetch: fetch2 });
-  const takes = (answer.get(HANDED_BACK_HEADER) ?? "").split(",").map((type) => type.trim());
-  if (takes.includes(GITHUB_INSTALLATION_TOKEN_TYPE)) {
-    return "handed the GitHub installation token back to the broker, which revokes it at its GitHub App's API";
-  }
-  return revokeAtRunnersGitHub(token, { env, fetch: fetch2 });
-}
-async function revokeAtRunnersGitHub(token, { env, fetch: fetch2 }) {
-  const api = env["GITHUB_API_URL"];
-  if (!api) throw new Error("the broker does not take GitHub tokens back, and GITHUB_API_URL is not set: the runner names the GitHub API");
-  const url = URL.canParse(api) ? new URL(api) : void 0;
-  if (url === void 0 || url.protocol !== "https:" && !isLoopbackHttpUrl(url)) {
-    throw new Error(`GITHUB_API_URL ${api} is not an https URL: the token was not sent there`);
-  }
-  const response = await fetch2(`${api.replace(/\/$/, "")}/installation/token`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" }
-  });
-  await response.body?.cancel();
-  if (response.status === 204) return "revoked the GitHub installation token at the runner's GitHub (the broker does not take GitHub tokens back)";
-  if (response.status === 401 && response.headers.has("x-github-request-id") && !response.headers.has("keyway-error")) {
-    return "the runner's GitHub no longer takes the GitHub installation token: it expired, was revoked, or is another GitHub deployment's";
-  }
-  const from = response.headers.has("x-github-request-id") ? "GitHub" : `${url.host} (not GitHub: no x-github-request-id)`;
-  throw new Error(`${from} answered ${response.status} to the revocation: the token was not revoked`);
-}
-function revocationEndpoint(broker) {
-  return new URL("/revoke", broker).href;
-}
-async function revokeAtBroker(token, { url, fetch: fetch2, proof }) {
-  const response = await fetch2(url, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", ...proof === void 0 ? {} : { dpop: proof } },
-    body: new URLSearchParams({ token, token_type_hint: "access_token" }).toString()
-  });
-  await response.body?.cancel();
-  if (response.status !== 200) throw new Error(`the broker answered ${response.status} to the revocation`);
-  return response.headers;
-}
 
 // src/cli/pipeline/exchange-with-broker.ts
 var BrokerRefusedError = class extends KeywayError {
@@ -1344,10 +1298,11 @@ var BrokerUnavailableError = class extends KeywayError {
     this.auditEventId = options.auditEventId;
   }
 };
+var B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 var OWNER_KEY = /^[a-z0-9][a-z0-9-]{0,38}$/;
 var OwnerTokenAnswer = object({
-  // RFC 6750's b64token: no quote, no space, no shell syntax, so it can go into an export line as it is.
-  access_token: pipe(string(), regex(/^[A-Za-z0-9\-._~+/]+=*$/)),
+  // No quote, no space, no shell syntax, so it can go into an export line as it is.
+  access_token: pipe(string(), regex(B64TOKEN)),
   expires_in: pipe(number(), integer(), minValue(1)),
   scope: optional(string()),
   repositories: optional(array(string()), [])

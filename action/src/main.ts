@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     return;
   }
   // Saved for the post step before the outputs, which can fail: a token minted is a token to take back.
-  if (issued.issuedTokenType !== undefined && REVOCATIONS[issued.issuedTokenType] !== undefined) {
+  if (issued.issuedTokenType !== undefined && REVOCATIONS.has(issued.issuedTokenType)) {
     appendEnvironmentFile(
       process.env['GITHUB_STATE'],
       'GITHUB_STATE',

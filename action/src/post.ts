@@ -17,7 +17,7 @@ async function post(): Promise<void> {
   // that reads what a later step can change (`${{ env.… }}`, through GITHUB_ENV) would send the live tokens there.
   const state = JSON.parse(saved) as { type: string; token?: string; tokens?: string[]; broker: string };
   const { type, token, tokens } = state;
-  const revoke = REVOCATIONS[type];
+  const revoke = REVOCATIONS.get(type);
   if (revoke === undefined) return log(`nothing to revoke: no revocation for ${type}`);
   const fetch = retryingFetch(DEFAULT_RETRY_POLICY, () => {});
   const broker = new URL(state.broker);

@@ -219,7 +219,7 @@ export const exchange: Command = {
       const status =
         key === undefined ? await execWithToken(command, variable, issued.accessToken, log) : await execWithSigningHelper(key, issued, command, variable, log);
       const type = issued.issuedTokenType;
-      const handBack = type === undefined ? undefined : REVOCATIONS[type];
+      const handBack = type === undefined ? undefined : REVOCATIONS.get(type);
       const revoke =
         type === TOKEN_TYPE.accessToken
           ? () => revokeKeywayToken(issued.accessToken, { broker: new URL(url), fetch, ...(key === undefined ? {} : { dpop: key }) })
@@ -274,7 +274,7 @@ async function runTokenMap(
   if (values.exec) {
     const status = await execWithEnvironment(command, ownerVariables(values['exec-env'] ?? DEFAULT_TOKEN_MAP_PREFIX, issued), log);
     // The command is done with them: take each back now rather than at its policy's TTL.
-    const revoke = REVOCATIONS[GITHUB_INSTALLATION_TOKEN_TYPE]!;
+    const revoke = REVOCATIONS.get(GITHUB_INSTALLATION_TOKEN_TYPE)!;
     for (const token of issued.tokens) {
       await revoke(token.accessToken, { broker, env: process.env, fetch }).then(
         (line) => log(`${token.owner}: ${line}`),

@@ -3,7 +3,7 @@ import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipel
 import { FakeGitHub } from '../support/fake-github.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 
-const revoke = REVOCATIONS[GITHUB_INSTALLATION_TOKEN_TYPE] as NonNullable<(typeof REVOCATIONS)[string]>;
+const revoke = REVOCATIONS.get(GITHUB_INSTALLATION_TOKEN_TYPE)!;
 const TOKEN = 'ghs_liveInstallationToken0123456789';
 
 /**

@@ -121,12 +121,19 @@ export async function exchangeWithBroker(request: BrokerExchangeRequest): Promis
   if (request.dpop !== undefined && response.token_type !== 'dpop') {
     throw await refuseUnbound(request, request.dpop, response.access_token, response.token_type, auditEventId);
   }
-  const expiresIn = response.expires_in ?? 0;
+  // Checked before anything uses the token: it is printed alone on standard output (TOKEN=$(keyway exchange …), or the job
+  // log when not captured) and set as a step output a workflow may write into a `run:` script, so a line break or a quote
+  // in it would start a workflow command or shell code of the broker's choosing. The value is not named: it may be live.
+  if (!B64TOKEN.test(response.access_token)) {
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered an access_token that is not an RFC 6750 token (b64token characters): not used`, {
+      auditEventId,
+    });
+  }
   return {
     accessToken: response.access_token,
     issuedTokenType: typeof body['issued_token_type'] === 'string' ? body['issued_token_type'] : undefined,
     tokenType: response.token_type,
-    expiresAt: new Date(Date.now() + expiresIn * 1000),
+    expiresAt: expiryOf(response.expires_in ?? 0, tokenEndpoint, auditEventId),
     scope: response.scope,
     auditEventId,
     sha256: sha256Hex(response.access_token),
@@ -175,12 +182,23 @@ export interface IssuedTokenMap {
   readonly auditEventId: string | undefined;
 }
 
+/** RFC 6750's b64token: what every token keyway issues is (a JWT, a GitHub token); no quote, space, line break or shell syntax. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** When a token given `expiresIn` seconds expires; an answer so far off that no date holds it is not a token answer. */
+function expiryOf(expiresIn: number, tokenEndpoint: string, auditEventId: string | undefined): Date {
+  const expiresAt = new Date(Date.now() + expiresIn * 1000);
+  if (Number.isNaN(expiresAt.getTime()))
+    throw new BrokerUnavailableError(`${tokenEndpoint} answered an expires_in of ${expiresIn} s: not a token's lifetime`, { auditEventId });
+  return expiresAt;
+}
+
 /** An owner's login as the broker keys the map: GitHub's login characters, in lower case (env var and output names are built from it). */
 const OWNER_KEY = /^[a-z0-9][a-z0-9-]{0,38}$/;
 
 const OwnerTokenAnswer = v.object({
-  // RFC 6750's b64token: no quote, no space, no shell syntax, so it can go into an export line as it is.
-  access_token: v.pipe(v.string(), v.regex(/^[A-Za-z0-9\-._~+/]+=*$/)),
+  // No quote, no space, no shell syntax, so it can go into an export line as it is.
+  access_token: v.pipe(v.string(), v.regex(B64TOKEN)),
   expires_in: v.pipe(v.number(), v.integer(), v.minValue(1)),
   scope: v.optional(v.string()),
   repositories: v.optional(v.array(v.string()), []),
@@ -217,13 +235,12 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
   const parsed = v.safeParse(TokenMapAnswer, body);
   if (!parsed.success)
     throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${unreadable(parsed.issues)}`, { auditEventId });
-  const now = Date.now();
   return {
     auditEventId,
     tokens: Object.entries(parsed.output.github_tokens).map(([owner, token]) => ({
       owner,
       accessToken: token.access_token,
-      expiresAt: new Date(now + token.expires_in * 1000),
+      expiresAt: expiryOf(token.expires_in, tokenEndpoint, auditEventId),
       scope: token.scope,
       repositories: token.repositories,
       sha256: sha256Hex(token.access_token),

@@ -16,9 +16,8 @@ export const GITHUB_INSTALLATION_TOKEN_TYPE = TOKEN_TYPE.githubInstallationToken
 
 export type Revoke = (token: string, context: { readonly broker: URL; readonly env: Environment; readonly fetch: FetchLike }) => Promise<string>;
 
-export const REVOCATIONS: Readonly<Record<string, Revoke>> = {
-  [GITHUB_INSTALLATION_TOKEN_TYPE]: handBackGithubInstallationToken,
-};
+/** A Map, not an object: the type is the broker's answer's, and must not find Object.prototype's `constructor` or `toString`. */
+export const REVOCATIONS: ReadonlyMap<string, Revoke> = new Map([[GITHUB_INSTALLATION_TOKEN_TYPE, handBackGithubInstallationToken]]);
 
 /**
  * The broker's `POST /revoke`, which revokes a GitHub token it issued at its App's own API: only the broker knows which
