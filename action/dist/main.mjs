@@ -3814,7 +3814,7 @@ async function entraAccess(request) {
 }
 
 // src/cli/pipeline/google-azure-delivery.ts
-import { chmodSync, mkdirSync as mkdirSync2, mkdtempSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { chmodSync, mkdirSync as mkdirSync2, mkdtempSync, rmSync as rmSync2, writeFileSync as writeFileSync2 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as join3 } from "node:path";
 function privateDirectory(directory, env, prefix) {
@@ -3827,6 +3827,13 @@ function privateDirectory(directory, env, prefix) {
 function writePrivate(path, text3) {
   writeFileSync2(path, text3, { mode: 384 });
   chmodSync(path, 384);
+}
+async function handOverFiles(directory, variables, command, io) {
+  try {
+    return await handOverEnvironment(variables, command, io);
+  } finally {
+    if (command.length > 0) rmSync2(directory, { recursive: true, force: true });
+  }
 }
 async function deliverGoogleCredentials(delivery, keywayToken, io) {
   const access = await googleAccess({ keywayToken, ...delivery, fetch: io.fetch });
@@ -3851,7 +3858,8 @@ async function deliverGoogleCredentials(delivery, keywayToken, io) {
   writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}
 `);
   io.log(`external-account credential file ${credentialFile}`);
-  return handOverEnvironment(
+  return handOverFiles(
+    directory,
     [
       ["GOOGLE_APPLICATION_CREDENTIALS", credentialFile],
       ["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", credentialFile]
@@ -3864,9 +3872,11 @@ async function deliverAzureCredentials(delivery, keywayToken, io) {
   const access = await entraAccess({ keywayToken, ...delivery, fetch: io.fetch });
   maskInActions([access.accessToken], io.env);
   io.log(`Entra ID accepted the token for ${delivery.clientId} (${delivery.scope}, ${access.expiresIn} s)`);
-  const tokenFile2 = join3(privateDirectory(delivery.directory, io.env, "keyway-azure-"), "keyway-token.jwt");
+  const directory = privateDirectory(delivery.directory, io.env, "keyway-azure-");
+  const tokenFile2 = join3(directory, "keyway-token.jwt");
   writePrivate(tokenFile2, keywayToken);
-  return handOverEnvironment(
+  return handOverFiles(
+    directory,
     [
       ["AZURE_CLIENT_ID", delivery.clientId],
       ["AZURE_TENANT_ID", delivery.tenantId],

@@ -1,6 +1,6 @@
-import { readFileSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { FakeEntra } from '../support/fake-entra.ts';
@@ -207,5 +207,18 @@ describe('keyway exchange --cloud gcp | azure, end to end (Node broker, CLI proc
     }
     expect((await exchange('cloud-azure', ['--cloud', 'azure', '--client-id', AZURE_CLIENT])).code).toBe(2);
     expect((await exchange('cloud-azure', [...azureArgs(), '--role-arn', 'arn:aws:iam::123456789012:role/x'])).code).toBe(2);
+  });
+
+  it('--exec: the command reads the written files, which are gone once it ends (the keyway token in them is good at the cloud until it expires)', async () => {
+    for (const [environment, args, variable] of [
+      ['cloud-gcp', gcpArgs('--service-account', GCP_SERVICE_ACCOUNT), 'GOOGLE_APPLICATION_CREDENTIALS'],
+      ['cloud-azure', azureArgs(), 'AZURE_FEDERATED_TOKEN_FILE'],
+    ] as const) {
+      const script = `test -s "$${variable}" && test -s "$(dirname "$${variable}")/keyway-token.jwt" && printf %s "$${variable}"`;
+      const result = await exchange(environment, [...args, '--exec', '--', 'sh', '-c', script]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/^\//);
+      expect(existsSync(dirname(result.stdout)), `${environment}: ${dirname(result.stdout)} is left behind`).toBe(false);
+    }
   });
 });

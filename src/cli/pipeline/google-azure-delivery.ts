@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ENTRA_URL, entraAccess, googleAccess, googleStsAudience } from './cloud-token-exchanges.ts';
@@ -44,6 +44,19 @@ function writePrivate(path: string, text: string): void {
 }
 
 /**
+ * The variables naming the files in `directory` to whoever runs next (handOverEnvironment). With --exec they are the
+ * command's alone: the directory goes when it ends, since the keyway token in it stays good at the cloud until it expires
+ * and a process run after the command (a later step, anything of the same user) would find it.
+ */
+async function handOverFiles(directory: string, variables: readonly (readonly [string, string])[], command: readonly string[], io: Io): Promise<number> {
+  try {
+    return await handOverEnvironment(variables, command, io);
+  } finally {
+    if (command.length > 0) rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/**
  * Google's half of `keyway exchange --cloud gcp`: the keyway token is exchanged at Google STS
  * (and the service account impersonated) once, so a refusal shows now with Google's message;
  * then an external-account credential file (as google-github-actions/auth writes) points
@@ -73,7 +86,8 @@ export async function deliverGoogleCredentials(delivery: GoogleDelivery, keywayT
   };
   writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}\n`);
   io.log(`external-account credential file ${credentialFile}`);
-  return handOverEnvironment(
+  return handOverFiles(
+    directory,
     [
       ['GOOGLE_APPLICATION_CREDENTIALS', credentialFile],
       ['CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', credentialFile],
@@ -93,9 +107,11 @@ export async function deliverAzureCredentials(delivery: AzureDelivery, keywayTok
   const access = await entraAccess({ keywayToken, ...delivery, fetch: io.fetch });
   maskInActions([access.accessToken], io.env);
   io.log(`Entra ID accepted the token for ${delivery.clientId} (${delivery.scope}, ${access.expiresIn} s)`);
-  const tokenFile = join(privateDirectory(delivery.directory, io.env, 'keyway-azure-'), 'keyway-token.jwt');
+  const directory = privateDirectory(delivery.directory, io.env, 'keyway-azure-');
+  const tokenFile = join(directory, 'keyway-token.jwt');
   writePrivate(tokenFile, keywayToken);
-  return handOverEnvironment(
+  return handOverFiles(
+    directory,
     [
       ['AZURE_CLIENT_ID', delivery.clientId],
       ['AZURE_TENANT_ID', delivery.tenantId],
