@@ -1417,6 +1417,15 @@ var WITHHELD_VARIABLES = [
   "CIRCLE_OIDC_TOKEN",
   "CIRCLE_OIDC_TOKEN_V2"
 ];
+function forwarderBypass(parent) {
+  for (const name of ["NO_PROXY", "no_proxy"]) {
+    for (const entry of (parent[name] ?? "").split(",").map((item) => item.trim().toLowerCase())) {
+      const host = entry.replace(/^\*?\./, "").replace(/:80$/, "");
+      if (entry === "*" || host !== "" && `.${GH_LOCALHOST_API}`.endsWith(`.${host}`)) return `${name}=${entry}`;
+    }
+  }
+  return void 0;
+}
 function proxyEnvironment(parent, address, ciTokens, upstream) {
   const withheld = new Set(WITHHELD_VARIABLES);
   const kept = Object.entries(parent).filter(([name, value]) => !withheld.has(name) && (value === void 0 || !ciTokens.includes(value.trim())));
@@ -1715,6 +1724,12 @@ var proxy = {
       first = await ciToken();
     } catch (error) {
       return reportFailure(error, log);
+    }
+    const bypass = upstream === "github" ? forwarderBypass(process.env) : void 0;
+    if (bypass !== void 0) {
+      log(
+        `${bypass} covers ${GH_LOCALHOST_API}: gh calls it itself, not through this forwarder, and fails or sends the per-run secret to whatever listens on port 80 here; leave that entry out of the command's environment`
+      );
     }
     const secret = randomBytes(32).toString("base64url");
     const forwarder = await startForwarder({ broker, upstream, secret, ciToken, log, idleTimeoutMs: IDLE_TIMEOUT_MS });

@@ -6,7 +6,7 @@ import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/c
 import { execInEnvironment } from './pipeline/exec-with-token.ts';
 import { reportFailure, retryLine } from './pipeline/job-log.ts';
 import { jobLogLine } from './pipeline/job-log-line.ts';
-import { proxyEnvironment } from './pipeline/proxy-environment.ts';
+import { forwarderBypass, GH_LOCALHOST_API, proxyEnvironment } from './pipeline/proxy-environment.ts';
 import { startForwarder } from './pipeline/proxy-forwarder.ts';
 import { refreshingCiToken } from './pipeline/refreshing-ci-token.ts';
 import { DEFAULT_RETRY_POLICY, retryingFetch } from './pipeline/retrying-fetch.ts';
@@ -101,6 +101,13 @@ export const proxy: Command = {
       return reportFailure(error, log);
     }
 
+    const bypass = upstream === 'github' ? forwarderBypass(process.env) : undefined;
+    if (bypass !== undefined) {
+      log(
+        `${bypass} covers ${GH_LOCALHOST_API}: gh calls it itself, not through this forwarder, and fails or sends the per-run secret ` +
+          "to whatever listens on port 80 here; leave that entry out of the command's environment",
+      );
+    }
     const secret = randomBytes(32).toString('base64url');
     const forwarder = await startForwarder({ broker, upstream, secret, ciToken, log, idleTimeoutMs: IDLE_TIMEOUT_MS });
     log(`proxy: ${forwarder.url} → ${broker.origin}${broker.pathname.replace(/\/$/, '')}/proxy/${upstream}/ for ${command[0]}`);

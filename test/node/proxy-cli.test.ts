@@ -90,6 +90,23 @@ describe('keyway proxy', () => {
     expect(result.stderr).not.toContain(env['KEYWAY_PROXY_SECRET']);
   });
 
+  it('warns when NO_PROXY covers api.github.localhost, as Go and curl read it: gh would call it itself, not through the forwarder', async () => {
+    const directory = writeTree({ 'job.mjs': PROXIED_JOB_SCRIPT });
+    const run = (noProxy: Record<string, string>) => runKeywayProxy(ci, ['--upstream', 'github', '--url', brokerUrl], directory, 0, [], noProxy);
+    for (const [variable, value, entry] of [
+      ['NO_PROXY', '127.0.0.1,localhost', 'localhost'],
+      ['no_proxy', '.corp.example, *.GitHub.localhost:80', '*.github.localhost:80'],
+      ['NO_PROXY', '*', '*'],
+    ] as const) {
+      const result = await run({ [variable]: value });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`keyway: ${variable}=${entry} covers api.github.localhost: gh calls it itself, not through this forwarder`);
+    }
+    const unaffected = await run({ NO_PROXY: '127.0.0.1,::1,.corp.example,mylocalhost,github.localhost:8080' });
+    expect(unaffected.code, unaffected.stderr).toBe(0);
+    expect(unaffected.stderr).not.toContain('covers api.github.localhost');
+  });
+
   it('reads the CI token again once it is within a minute of its expiry: a long job’s later calls carry a fresh one', async () => {
     // Tokens that live 61 s are fresh for one second: the call after the pause needs a new one.
     const shortLived = await startFakeCi(new TestIssuer(inject('testIssuerBase'), `proxy-cli-short-${crypto.randomUUID().slice(0, 8)}`), {

@@ -24,6 +24,22 @@ export const WITHHELD_VARIABLES = [
   'CIRCLE_OIDC_TOKEN_V2',
 ] as const;
 
+/**
+ * The NO_PROXY entry (either spelling) under which `gh` calls api.github.localhost itself rather than through HTTP_PROXY:
+ * `*`, or that host or a domain above it with port 80 or none (`localhost`, `.localhost`, `*.github.localhost`), since
+ * Go and curl read a name as covering its subdomains. gh's requests then fail, or reach whatever listens on port 80 of
+ * this machine (a service container, another job's server), the per-run secret with them.
+ */
+export function forwarderBypass(parent: Environment): string | undefined {
+  for (const name of ['NO_PROXY', 'no_proxy']) {
+    for (const entry of (parent[name] ?? '').split(',').map((item) => item.trim().toLowerCase())) {
+      const host = entry.replace(/^\*?\./, '').replace(/:80$/, '');
+      if (entry === '*' || (host !== '' && `.${GH_LOCALHOST_API}`.endsWith(`.${host}`))) return `${name}=${entry}`;
+    }
+  }
+  return undefined;
+}
+
 export interface ProxyAddress {
   /** http://127.0.0.1:PORT */
   readonly url: string;
