@@ -3357,6 +3357,7 @@ async function prepareExchange(request) {
   if (endpoint2.protocol !== "https:" && !isLoopbackHttpUrl(endpoint2)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
   const audience = request.subjectAudience ?? issuer;
   const subjectToken = await request.source.read(audience);
+  request.mask(subjectToken);
   request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
   const parameters = new URLSearchParams({
     subject_token: subjectToken,
@@ -4088,7 +4089,8 @@ async function tokenMap(url, fetch2) {
     audiences: actionInput("repositories").split(/\s+/).filter(Boolean),
     scopes: actionInput("scope").split(/\s+/).filter(Boolean),
     fetch: fetch2,
-    log
+    log,
+    mask
   });
   for (const token of issued.tokens) mask(token.accessToken);
   const tokens = issued.tokens.map((token) => token.accessToken);

@@ -312,6 +312,25 @@ function execInEnvironment(command, env, report) {
   });
 }
 
+// src/core/inert-text.ts
+var INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+var EVERY_INVISIBLE = new RegExp(INVISIBLE.source, "gu");
+function inert(text2) {
+  return text2.replace(
+    EVERY_INVISIBLE,
+    (char) => Array.from({ length: char.length }, (_, unit) => `\\u${char.charCodeAt(unit).toString(16).padStart(4, "0")}`).join("")
+  );
+}
+
+// src/cli/pipeline/github-commands.ts
+function addMask(value) {
+  return `::add-mask::${escapeData(value)}
+`;
+}
+function escapeData(value) {
+  return value.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+
 // node_modules/jose/dist/webapi/lib/buffer_utils.js
 var encoder = new TextEncoder();
 var decoder = new TextDecoder();
@@ -1388,14 +1407,9 @@ function reportFailure(error, log) {
   return failure.exitCode;
 }
 
-// src/core/inert-text.ts
-var INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
-var EVERY_INVISIBLE = new RegExp(INVISIBLE.source, "gu");
-function inert(text2) {
-  return text2.replace(
-    EVERY_INVISIBLE,
-    (char) => Array.from({ length: char.length }, (_, unit) => `\\u${char.charCodeAt(unit).toString(16).padStart(4, "0")}`).join("")
-  );
+// src/cli/pipeline/hand-over-environment.ts
+function maskInActions(secrets, env) {
+  if (env["GITHUB_ACTIONS"] === "true") for (const secret of secrets) process.stderr.write(addMask(secret));
 }
 
 // src/cli/pipeline/job-log-line.ts
@@ -1711,10 +1725,18 @@ var proxy = {
     let ciToken;
     let first;
     try {
-      const source = selectCiTokenSource(
+      const selected = selectCiTokenSource(
         { from, tokenEnv: values["token-env"], tokenFile: values["subject-token-file"] },
         { env: process.env, fetch: fetch2 }
       );
+      const source = {
+        name: selected.name,
+        read: async (wanted) => {
+          const token = await selected.read(wanted);
+          maskInActions([token], process.env);
+          return token;
+        }
+      };
       ciToken = refreshingCiToken(source, audience, {
         refreshBeforeSeconds: REFRESH_BEFORE_SECONDS,
         onRead: ({ sha256: sha2562, expiresAt }) => log(

@@ -76,6 +76,7 @@ async function tokenMap(url: string, fetch: FetchLike): Promise<void> {
     scopes: actionInput('scope').split(/\s+/).filter(Boolean),
     fetch,
     log,
+    mask,
   });
   for (const token of issued.tokens) mask(token.accessToken);
   // Saved for the post step before anything else can fail: a token minted is a token to take back.

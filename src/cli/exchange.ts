@@ -179,16 +179,16 @@ export const exchange: Command = {
         { env: process.env, fetch },
       );
     const scopes = values.scope.flatMap((scope) => scope.split(' ')).filter((scope) => scope !== '');
-    if (map) {
-      const asked = { url: new URL(url), subjectAudience: values['subject-audience'], audiences: values.repository, scopes, fetch, log };
-      return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, broker: asked.url, fetch, log });
-    }
     // A GitHub Actions runner reads workflow commands on standard error too, and masks from then on: a token is masked
     // once, before it can reach the log by any path (printed, written to a runner file or a cloud's token file, or printed
     // by a later command), and standard output stays the token alone for TOKEN=$(keyway exchange …).
     const mask = (token: string) => {
       if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(token));
     };
+    if (map) {
+      const asked = { url: new URL(url), subjectAudience: values['subject-audience'], audiences: values.repository, scopes, fetch, log, mask };
+      return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, broker: asked.url, fetch, log });
+    }
     let issued;
     // Made before anything is asked, so the CI token is only ever exchanged for a bound token.
     const key = values.dpop ? await generateDpopKey() : undefined;

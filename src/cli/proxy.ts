@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { isLoopbackHttpUrl } from '../core/outbound/loopback-http-url.ts';
 import { PROXY_UPSTREAM_NAME } from '../core/policy/proxy-upstream-name.ts';
-import { selectCiTokenSource, SOURCE_NAMES, type SourceName } from './pipeline/ci-token-sources.ts';
+import { selectCiTokenSource, SOURCE_NAMES, type CiTokenSource, type SourceName } from './pipeline/ci-token-sources.ts';
 import { execInEnvironment } from './pipeline/exec-with-token.ts';
+import { maskInActions } from './pipeline/hand-over-environment.ts';
 import { reportFailure, retryLine } from './pipeline/job-log.ts';
 import { jobLogLine } from './pipeline/job-log-line.ts';
 import { forwarderBypass, GH_LOCALHOST_API, proxyEnvironment } from './pipeline/proxy-environment.ts';
@@ -84,10 +85,19 @@ export const proxy: Command = {
     let ciToken: () => Promise<string>;
     let first: string;
     try {
-      const source = selectCiTokenSource(
+      const selected = selectCiTokenSource(
         { from: from as SourceName | undefined, tokenEnv: values['token-env'], tokenFile: values['subject-token-file'] },
         { env: process.env, fetch },
       );
+      // Masked as each is read, before a refusal the job log shows (the broker's, or an error page's in front of it) could quote it.
+      const source: CiTokenSource = {
+        name: selected.name,
+        read: async (wanted) => {
+          const token = await selected.read(wanted);
+          maskInActions([token], process.env);
+          return token;
+        },
+      };
       ciToken = refreshingCiToken(source, audience, {
         refreshBeforeSeconds: REFRESH_BEFORE_SECONDS,
         onRead: ({ sha256, expiresAt }) =>

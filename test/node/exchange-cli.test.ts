@@ -162,7 +162,10 @@ grant:
     expect(result.code).toBe(0);
 
     expect(result.stdout).toBe('');
-    const token = /^::add-mask::(\S+)$/m.exec(result.stderr)?.[1] ?? '';
+    // The CI token is masked as it is read, the access token before it is written.
+    const [ciToken = '', token = '', ...more] = [...result.stderr.matchAll(/^::add-mask::(\S+)$/gm)].map((mask) => mask[1]);
+    expect(more).toEqual([]);
+    expect(result.stderr).toMatch(new RegExp(`^keyway: CI token from GitHub Actions .*, sha256 ${sha256(ciToken)}$`, 'm'));
     expect(token).toMatch(/^eyJ/);
     expect(result.stderr.split('\n').filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`]);
     expect(readFileSync(output, 'utf8')).toMatch(new RegExp(`^token<<(ghadelimiter_[0-9a-f-]+)\\n${token}\\n\\1\\n$`));

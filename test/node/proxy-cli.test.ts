@@ -86,7 +86,10 @@ describe('keyway proxy', () => {
     expect(ci.requests).toEqual([{ source: 'github', audience: brokerUrl }]);
     expect(result.stderr).toMatch(/^keyway: CI token from GitHub Actions \(audience http:\/\/127\.0\.0\.1:\d+\), sha256 [0-9a-f]{64}, expires 20/m);
     expect(result.stderr).toMatch(/^keyway: proxy: 3 request\(s\) forwarded \(0 answered with Keyway-Error\), 0 refused here$/m);
-    expect(result.stderr + result.stdout).not.toMatch(JWT);
+    // The CI token shows only in its mask, written as it was read.
+    const sent = (received[0]?.authorization ?? '').slice('Bearer '.length);
+    expect(result.stderr.split('\n').filter((line) => JWT.test(line))).toEqual([`::add-mask::${sent}`]);
+    expect(result.stdout).not.toMatch(JWT);
     expect(result.stderr).not.toContain(env['KEYWAY_PROXY_SECRET']);
   });
 

@@ -27,7 +27,10 @@ export interface BrokerExchangeRequest {
   readonly log: (line: string) => void;
   /** A key to bind the token to (RFC 9449): the exchange carries a DPoP proof, and only a DPoP-bound token is accepted back. */
   readonly dpop?: DpopKeyPair | undefined;
-  /** Masks a token in the job log before anything could print it (GitHub Actions' `::add-mask::`): a token refused as it arrives too. */
+  /**
+   * Masks a token in the job log before anything could print it (GitHub Actions' `::add-mask::`): the CI token as soon as it
+   * is read (a refusal, or an error page in front of the broker, may quote it), and a token refused as it arrives too.
+   */
   readonly mask: (token: string) => void;
 }
 
@@ -214,7 +217,7 @@ const TokenMapAnswer = v.object({
  * repositories asked for, all or none. Its answer has no top-level access_token (RFC 8693 wants one, which an OAuth
  * client library insists on), so it is posted and read here rather than through openid-client.
  */
-export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType' | 'mask'>): Promise<IssuedTokenMap> {
+export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType'>): Promise<IssuedTokenMap> {
   const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
   parameters.set('grant_type', TOKEN_EXCHANGE_GRANT);
   parameters.set('client_id', CLIENT_ID);
@@ -255,7 +258,7 @@ function unreadable(issues: readonly v.BaseIssue<unknown>[]): string {
 
 /** Discovery, the token endpoint (https, or http on loopback), the job's own CI token, and the RFC 8693 parameters. */
 async function prepareExchange(
-  request: Omit<BrokerExchangeRequest, 'mask'>,
+  request: BrokerExchangeRequest,
 ): Promise<{ config: client.Configuration; tokenEndpoint: string; subjectToken: string; parameters: URLSearchParams }> {
   const insecure = request.url.protocol === 'http:' && isLoopbackHttpUrl(request.url);
   const config = await discover(request, insecure);
@@ -266,6 +269,7 @@ async function prepareExchange(
 
   const audience = request.subjectAudience ?? issuer;
   const subjectToken = await request.source.read(audience);
+  request.mask(subjectToken);
   request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
 
   const parameters = new URLSearchParams({
