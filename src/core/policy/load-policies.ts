@@ -292,19 +292,12 @@ function pastRegexBound(steps: readonly (CompiledPolicyFile | PendingPolicy)[], 
   const past = new Set<CompiledPolicyFile>();
   const scopes = bound.over === 'set' ? [entries] : entries.map((entry) => [entry]);
   for (const scope of scopes) {
-    const written = scope.flatMap((entry) => writtenRegexes(entry.document).map((regex) => ({ entry, ...regex })));
-    const characters = written.reduce((sum, regex) => sum + regex.text.length, 0);
-    let [count, length] = [0, 0];
-    const first = written.find((regex) => {
-      count += 1;
-      length += regex.text.length;
-      return count > bound.regexes || length > bound.characters;
-    });
+    const { regexes, characters, first } = regexCount(scope, bound);
     if (first === undefined) continue;
     problems.push({
-      file: first.entry.file,
-      ...first.entry.locate(first.path),
-      message: `the regexes of ${bound.whose} are ${written.length}, of ${characters} characters together: more than the ${bound.regexes} regexes or ${bound.characters} characters keyway estimates while an exchange waits for them to load (each estimate takes up to milliseconds of the thread that serves /token). Write fewer regexes, or globs`,
+      file: first.file.file,
+      ...first.file.locate(first.path),
+      message: `the regexes of ${bound.whose} are ${regexes}, of ${characters} characters together: more than the ${bound.regexes} regexes or ${bound.characters} characters keyway estimates while an exchange waits for them to load (each estimate takes up to milliseconds of the thread that serves /token). Write fewer regexes, or globs`,
     });
     for (const entry of scope) past.add(entry);
   }
@@ -316,17 +309,33 @@ function pastRegexBound(steps: readonly (CompiledPolicyFile | PendingPolicy)[], 
  * that parse: none is compiled, so none is estimated.
  */
 export function countWrittenRegexes(files: readonly PolicyFile[]): { readonly regexes: number; readonly characters: number } {
-  let [regexes, characters] = [0, 0];
+  const documents: { readonly document: PolicyDocument }[] = [];
   for (const file of files) {
     if (file.text.length > MAX_POLICY_FILE_BYTES) continue;
     const parsed = parsePolicyFile(file.text);
-    if (!parsed.ok) continue;
-    for (const regex of writtenRegexes(parsed.data)) {
+    if (parsed.ok) documents.push({ document: parsed.data });
+  }
+  return regexCount(documents);
+}
+
+/**
+ * How many regexes the files' documents write (writtenRegexes), in file order, and their characters together; with `bound`,
+ * also the first regex past it, where its count or characters so far first pass the bound's.
+ */
+function regexCount<File extends { readonly document: PolicyDocument }>(
+  files: readonly File[],
+  bound?: Pick<RegexBound, 'regexes' | 'characters'>,
+): { readonly regexes: number; readonly characters: number; readonly first?: { readonly file: File; readonly path: readonly PropertyKey[] } } {
+  let [regexes, characters] = [0, 0];
+  let first: { readonly file: File; readonly path: readonly PropertyKey[] } | undefined;
+  for (const file of files) {
+    for (const { text, path } of writtenRegexes(file.document)) {
       regexes += 1;
-      characters += regex.text.length;
+      characters += text.length;
+      if (first === undefined && bound !== undefined && (regexes > bound.regexes || characters > bound.characters)) first = { file, path };
     }
   }
-  return { regexes, characters };
+  return { regexes, characters, ...(first === undefined ? {} : { first }) };
 }
 
 /** The regexes a policy writes in `match` and `match_actor`, `not` and lists included, each with its path in the document. */
