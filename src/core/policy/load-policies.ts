@@ -196,6 +196,29 @@ export interface PolicyCompilation {
  * stopping at the first. `loadPolicies` and `keyway policy check` both start here.
  */
 export function compilePolicyFiles(files: readonly PolicyFile[], options: PolicyLoadOptions): PolicyCompilation {
+  return compileParsedPolicyFiles(parsePolicyFiles(files), options);
+}
+
+/** A policy file parsed and validated, or what kept it from parsing; positions point into the file. */
+export interface ParsedPolicyFile {
+  /** Path under the policy directory. */
+  readonly path: string;
+  readonly parsed: ParsedYamlFile<PolicyDocument>;
+}
+
+/** Each file parsed and validated (a file larger than MAX_POLICY_FILE_BYTES is not read), for what counts its regexes and what compiles it. */
+export function parsePolicyFiles(files: readonly PolicyFile[]): ParsedPolicyFile[] {
+  return files.map((file) => ({
+    path: file.path,
+    parsed:
+      file.text.length > MAX_POLICY_FILE_BYTES
+        ? { ok: false, problems: [{ line: 1, column: 1, message: `file is larger than ${MAX_POLICY_FILE_BYTES} bytes` }] }
+        : parsePolicyFile(file.text),
+  }));
+}
+
+/** compilePolicyFiles of files parsed already (parsePolicyFiles). */
+export function compileParsedPolicyFiles(files: readonly ParsedPolicyFile[], options: PolicyLoadOptions): PolicyCompilation {
   const problems: PolicyProblem[] = [];
   /** Each file's entry, or what compiling its policy takes once every file's issuer is known. */
   const steps: (CompiledPolicyFile | PendingPolicy)[] = [];
@@ -205,11 +228,7 @@ export function compilePolicyFiles(files: readonly PolicyFile[], options: Policy
 
   const sorted = [...files].sort((a, b) => a.path.localeCompare(b.path));
   for (const file of sorted) {
-    if (file.text.length > MAX_POLICY_FILE_BYTES) {
-      problems.push({ file: file.path, line: 1, column: 1, message: `file is larger than ${MAX_POLICY_FILE_BYTES} bytes` });
-      continue;
-    }
-    const parsed = parsePolicyFile(file.text);
+    const { parsed } = file;
     if (!parsed.ok) {
       problems.push(...parsed.problems.map((problem) => ({ file: file.path, ...problem })));
       continue;
@@ -305,17 +324,11 @@ function pastRegexBound(steps: readonly (CompiledPolicyFile | PendingPolicy)[], 
 }
 
 /**
- * How many regexes the files write in `match` and `match_actor`, and their characters together, read from the text of those
- * that parse: none is compiled, so none is estimated.
+ * How many regexes the files write in `match` and `match_actor`, and their characters together, read from the documents of
+ * those that parse: none is compiled, so none is estimated.
  */
-export function countWrittenRegexes(files: readonly PolicyFile[]): { readonly regexes: number; readonly characters: number } {
-  const documents: { readonly document: PolicyDocument }[] = [];
-  for (const file of files) {
-    if (file.text.length > MAX_POLICY_FILE_BYTES) continue;
-    const parsed = parsePolicyFile(file.text);
-    if (parsed.ok) documents.push({ document: parsed.data });
-  }
-  return regexCount(documents);
+export function countWrittenRegexes(files: readonly ParsedPolicyFile[]): { readonly regexes: number; readonly characters: number } {
+  return regexCount(files.flatMap(({ parsed }) => (parsed.ok ? [{ document: parsed.data }] : [])));
 }
 
 /**

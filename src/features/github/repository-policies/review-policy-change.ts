@@ -6,9 +6,11 @@ import { cell, codeCell, renderDiffMarkdown, summarizeFindings, wideningDiffs } 
 import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
 import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
 import {
-  compilePolicyFiles,
+  compileParsedPolicyFiles,
   countWrittenRegexes,
+  parsePolicyFiles,
   policySetOf,
+  type ParsedPolicyFile,
   type PolicyCompilation,
   type PolicyFile,
   type PolicyLoadOptions,
@@ -50,6 +52,8 @@ export interface PolicyReviewInput {
   readonly lastSwitch?: PolicyReloadStatus;
   /** The audit log's usage of the last UNUSED_WINDOW_DAYS, given where the replay is (it reveals as much): unused access of the policies touched. */
   readonly usage?: Pick<UsageEvidence, 'since' | 'until' | 'rows'>;
+  /** How the change is held to POLICY_REVIEW_LIMITS, when anyone able to open a pull request proposes it; unheld when undefined. */
+  readonly limited?: ReviewBound;
 }
 
 /** How far back the review looks for unused access, as `keyway policy suggest` does by default. */
@@ -88,25 +92,36 @@ const SIZE_NOUNS: Readonly<Record<ReviewLimit, string>> = {
 const LIMITS = Object.keys(POLICY_REVIEW_LIMITS) as ReviewLimit[];
 const limitsText = (size: ReviewSize): string => LIMITS.map((key) => `${size[key] ?? 0} ${SIZE_NOUNS[key]}`).join(', ');
 
+/** One side of a change: its files, parsed once, when first counted or compiled. */
+export interface ChangeSide {
+  readonly files: readonly PolicyFile[];
+  readonly parsed: () => readonly ParsedPolicyFile[];
+}
+
+function changeSide(files: readonly PolicyFile[]): ChangeSide {
+  let parsed: readonly ParsedPolicyFile[] | undefined;
+  return { files, parsed: () => (parsed ??= parsePolicyFiles(files)) };
+}
+
 /**
  * What one side of a change holds: regexes counted only when its files and characters are within `limits` (they are parsed to
  * count), all of them without.
  */
-function sizeOf(files: number | readonly PolicyFile[], limits?: Readonly<Record<ReviewLimit, number>>): ReviewSize {
-  if (typeof files === 'number') return { files };
-  const size = { files: files.length, characters: files.reduce((sum, file) => sum + file.text.length, 0) };
+function sizeOf(side: number | ChangeSide, limits?: Readonly<Record<ReviewLimit, number>>): ReviewSize {
+  if (typeof side === 'number') return { files: side };
+  const size = { files: side.files.length, characters: side.files.reduce((sum, file) => sum + file.text.length, 0) };
   if (limits !== undefined && (size.files > limits.files || size.characters > limits.characters)) return size;
-  const { regexes, characters } = countWrittenRegexes(files);
+  const { regexes, characters } = countWrittenRegexes(side.parsed());
   return { ...size, regexes, regexCharacters: characters };
 }
 
 /**
- * The failed review of a change past POLICY_REVIEW_LIMITS as `bound` holds it (`files`: the listing's count, before any is
- * fetched; or the files fetched), or undefined when it is not. Nothing of either side is compiled.
+ * The failed review of a change past POLICY_REVIEW_LIMITS as `bound` holds it (a number: the listing's count of files, before
+ * any is fetched; or the files fetched), or undefined when it is not. Nothing of either side is compiled.
  */
 export function pastReviewLimits(
   directory: string,
-  sides: { readonly base: number | readonly PolicyFile[]; readonly proposed: number | readonly PolicyFile[] },
+  sides: { readonly base: number | ChangeSide; readonly proposed: number | ChangeSide },
   bound: ReviewBound,
 ): PolicyReview | undefined {
   const base = bound === 'beyond the base' ? sizeOf(sides.base) : undefined;
@@ -211,11 +226,16 @@ export function describeImpact(impact: ReplayImpact): string {
  * The review of a change to the policy directory, as a check run: the proposed set's problems
  * and lint findings as annotations on their lines, the access diff against the base, and the
  * impact replay of the audited exchanges of the last days. Fails when the proposed set would
- * not load (the live switch would refuse it). Pure: the caller fetches files and events.
+ * not load (the live switch would refuse it), or when the change is past POLICY_REVIEW_LIMITS
+ * as `limited` holds it (then nothing is compiled). Each file is parsed once, to count its
+ * regexes and to compile it. Pure: the caller fetches files and events.
  */
 export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
-  const before = compilePolicyFiles(input.base, input.loadOptions);
-  const after = compilePolicyFiles(input.proposed, input.loadOptions);
+  const sides = { base: changeSide(input.base), proposed: changeSide(input.proposed) };
+  const tooLarge = input.limited === undefined ? undefined : pastReviewLimits(input.directory, sides, input.limited);
+  if (tooLarge !== undefined) return tooLarge;
+  const before = compileParsedPolicyFiles(sides.base.parsed(), input.loadOptions);
+  const after = compileParsedPolicyFiles(sides.proposed.parsed(), input.loadOptions);
   const extra = (input.extraProblems?.(after) ?? []).map((problem): LintFinding => ({ ...problem, severity: 'error', rule: INVALID_POLICY }));
   const findings = [...checkPolicies(after), ...extra].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   const errors = findings.filter((finding) => finding.severity === 'error').length;

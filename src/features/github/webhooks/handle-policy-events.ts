@@ -454,8 +454,6 @@ async function finishReview(
     // Left out while the usage roll-up catches up (UsageCatchingUpError): the review says nothing of usage rather than too little.
     replay && scope.central ? deps.audit.usage(usageWindow).catch(withoutCatchingUp) : undefined,
   ]);
-  const tooLarge = scope.limited === undefined ? undefined : pastReviewLimits(dir, { base: baseFiles, proposed: proposedFiles }, scope.limited);
-  if (tooLarge !== undefined) return completeUnreviewed(checkRun, tooLarge);
   const outcome = reviewPolicyChange({
     base: baseFiles,
     proposed: proposedFiles,
@@ -472,6 +470,7 @@ async function finishReview(
     ...(lastSwitch === undefined ? {} : { lastSwitch }),
     ...(usage === undefined ? {} : { usage: { ...usageWindow, rows: usage } }),
     ...(scope.extraProblems === undefined ? {} : { extraProblems: scope.extraProblems }),
+    ...(scope.limited === undefined ? {} : { limited: scope.limited }),
     ...(scope.replay !== undefined && !replay ? { replayWithheld: scope.replay.withheld } : {}),
     ...(replay && scope.replay?.impact !== undefined ? { replayImpact: scope.replay.impact } : {}),
   });
