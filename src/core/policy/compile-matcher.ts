@@ -1,7 +1,7 @@
 import { foldCase, type CaseFold } from '../claims/case-fold.ts';
 import { claimTexts, isPresent } from '../claims/claim-value.ts';
 import { compileGlob } from './glob.ts';
-import { compileSafeRegex } from './safe-regex.ts';
+import { compileSafeRegex, type RegexTest } from './safe-regex.ts';
 import type { Matcher } from './schema.ts';
 
 export interface CompiledMatcher {
@@ -19,7 +19,11 @@ export interface CompiledMatcher {
    * tries each. Zero without a regex (values and globs cost a pass over the value).
    */
   readonly work: number;
+  /** Each regex it writes outside `not` (its own, or its list's), as compiled: the lint reads them rather than compile them again. */
+  readonly regexes: ReadonlyMap<string, RegexTest>;
 }
+
+const NO_REGEXES: ReadonlyMap<string, RegexTest> = new Map();
 
 function isList(matcher: Matcher): matcher is readonly Matcher[] {
   return Array.isArray(matcher);
@@ -45,7 +49,7 @@ function textMatcher(accepts: (text: string) => boolean): (value: unknown) => bo
 export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boolean, subjectRefKeys?: readonly string[]): CompiledMatcher {
   if (typeof matcher !== 'object') {
     const expected = foldCase(String(matcher), fold);
-    return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true, work: 0 };
+    return { test: textMatcher((text) => foldCase(text, fold) === expected), exact: [expected], requiresPresence: true, work: 0, regexes: NO_REGEXES };
   }
   if (isList(matcher)) {
     const entries = matcher.map((entry: Matcher) => compileMatcher(entry, fold, overLong, subjectRefKeys));
@@ -54,20 +58,21 @@ export function compileMatcher(matcher: Matcher, fold: CaseFold, overLong: boole
       test: (value) => entries.some((entry) => entry.test(value)),
       requiresPresence: entries.every((entry) => entry.requiresPresence),
       work: entries.reduce((sum, entry) => sum + entry.work, 0),
+      regexes: new Map(entries.flatMap((entry) => [...entry.regexes])),
       ...(exact === undefined ? {} : { exact }),
     };
   }
   if ('glob' in matcher) {
-    return { test: textMatcher(compileGlob(matcher.glob, fold, overLong ? undefined : subjectRefKeys)), requiresPresence: true, work: 0 };
+    return { test: textMatcher(compileGlob(matcher.glob, fold, overLong ? undefined : subjectRefKeys)), requiresPresence: true, work: 0, regexes: NO_REGEXES };
   }
   if ('regex' in matcher) {
     const regex = compileSafeRegex(matcher.regex, fold, overLong, subjectRefKeys);
-    return { test: textMatcher(regex), requiresPresence: true, work: regex.work };
+    return { test: textMatcher(regex), requiresPresence: true, work: regex.work, regexes: new Map([[matcher.regex, regex]]) };
   }
   if ('not' in matcher) {
     const inner = compileMatcher(matcher.not, fold, !overLong, subjectRefKeys);
-    return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true, work: inner.work };
+    return { test: (value) => isPresent(value) && !inner.test(value), requiresPresence: true, work: inner.work, regexes: NO_REGEXES };
   }
   const wanted = matcher.exists;
-  return { test: (value) => isPresent(value) === wanted, requiresPresence: wanted, work: 0 };
+  return { test: (value) => isPresent(value) === wanted, requiresPresence: wanted, work: 0, regexes: NO_REGEXES };
 }

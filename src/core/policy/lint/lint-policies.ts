@@ -1,5 +1,5 @@
 import { presetMaySend, type IssuerPreset, type PresetLintFacts } from '../../verify/issuer-preset.ts';
-import { carriesGitRef, type CaseFold } from '../../claims/case-fold.ts';
+import { carriesGitRef } from '../../claims/case-fold.ts';
 import { githubDeploymentOf, isGitHubActionsOf } from '../../claims/github-run.ts';
 import { topLevelClaim } from '../../claims/claim-value.ts';
 import { globMatchesEverything } from '../glob.ts';
@@ -7,7 +7,7 @@ import type { CompiledPolicyFile, PolicyCompilation, ReviewedRepository } from '
 import { proxyRuleReachesRepository } from '../proxy-rule.ts';
 import { guardHoldsForAudienceOf, type ClaimCondition, type Policy } from '../policy.ts';
 import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
-import { compileSafeRegex } from '../safe-regex.ts';
+import type { RegexTest } from '../safe-regex.ts';
 import { writtenRegexValues } from './regex-values.ts';
 import { defaultCloudSubject } from '../decide.ts';
 import { cloudOfAudience, type CloudProvider } from '../cloud-profile.ts';
@@ -301,7 +301,7 @@ const RULES: readonly ((context: RuleContext) => void)[] = [
     for (const set of sets) {
       for (const condition of set.lines) {
         for (const part of patterns(condition.written)) {
-          if (part.kind === 'glob' ? globMatchesEverything(part.text) : regexMatchesEverything(part.text, condition.fold)) {
+          if (part.kind === 'glob' ? globMatchesEverything(part.text) : acceptsEveryProbe(condition.matcher.regexes.get(part.text)!)) {
             report(
               'matches-everything',
               `${lineName(set, condition.key)}: { ${part.kind}: ${JSON.stringify(part.text)} } accepts every value, so this line checks nothing but presence`,
@@ -592,11 +592,14 @@ function values(matcher: Matcher): string[] {
   return Array.isArray(matcher) ? matcher.flatMap(values) : [];
 }
 
+/**
+ * Short, and naming no `sub` field that joins names to a git ref: a line's regex answers them as it answers any value it reads,
+ * whatever it answers for a value too long for it or one with an `@` past such a field's (compileSafeRegex's `overLong`).
+ */
 const EVERYTHING_PROBES = ['x', 'refs/heads/keyway-lint-probe', 'keyway@lint/probe:42 !', '0'];
 
-/** Compiled as its line compiled it (`fold`): a `before-@` regex is priced side by side, and may not load whole. */
-function regexMatchesEverything(pattern: string, fold: CaseFold): boolean {
-  const test = compileSafeRegex(pattern, fold, false);
+/** A regex as its line compiled it (folded as the line's claim, a `before-@` one split at the `@`), not compiled again. */
+function acceptsEveryProbe(test: RegexTest): boolean {
   return EVERYTHING_PROBES.every((probe) => test(probe));
 }
 
