@@ -178,6 +178,23 @@ describe('reviewPolicyChange', () => {
     );
   });
 
+  it('held to POLICY_REVIEW_LIMITS, refuses a change past them with none of it compiled, and reviews one within them', () => {
+    /** A list of `n` regexes, the last `last`. */
+    const regexes = (n: number, last: string) =>
+      `[${[...Array.from({ length: n - 1 }, (_, k) => `e-${k}`), last].map((regex) => `{ regex: "${regex}" }`).join(', ')}]`;
+    const change = { events: undefined, loadOptions: OPTIONS, directory: 'policies' };
+    const proposed = [deploy(regexes(130, '(a+)+'))];
+    const past = reviewPolicyChange({ ...change, base: [deploy('production')], proposed, limited: 'either side' });
+    expect(past).toEqual({
+      conclusion: 'failure',
+      output: expect.objectContaining({ title: 'too large to review: the proposed policies hold 130 regexes, at most 128', annotations: [] }),
+    });
+    // Beyond a base that holds as many, it is reviewed: compiled, its last regex is refused.
+    const within = reviewPolicyChange({ ...change, base: [deploy(regexes(130, 'e-x'))], proposed, limited: 'beyond the base' });
+    expect(within.output.title).toBe('1 error: the proposed policies do not load');
+    expect(within.output.summary).toContain('can backtrack catastrophically');
+  });
+
   it("keeps to GitHub's limits: at most 50 annotations, a bounded summary", () => {
     const files = Array.from({ length: 60 }, (_, i) => ({
       path: `p${i}.yaml`,
