@@ -1,6 +1,6 @@
 import type { CaseFold } from '../../claims/case-fold.ts';
 import { atAfterSubjectRef } from '../../claims/subject-refs.ts';
-import { compileMatcher } from '../compile-matcher.ts';
+import { compileMatcher, type CompiledMatcher } from '../compile-matcher.ts';
 import { globIncludes } from '../glob.ts';
 import type { Matcher } from '../schema.ts';
 
@@ -15,15 +15,32 @@ import type { Matcher } from '../schema.ts';
 const isList = (matcher: Matcher): matcher is readonly Matcher[] => Array.isArray(matcher);
 
 export function matcherIncludes(outer: Matcher, inner: Matcher, fold: CaseFold, subjectRefKeys?: readonly string[]): boolean {
-  if (isList(inner)) return inner.every((entry) => matcherIncludes(outer, entry, fold, subjectRefKeys));
+  return includes(outer, inner, fold, subjectRefKeys, new Map());
+}
+
+/**
+ * matcherIncludes, each outer matcher compiled once (`compiled`) however many exact values the inner one lists: compiling a
+ * regex estimates how it backtracks, and a pull request's review compares a line of thousands of values with the base's.
+ */
+function includes(
+  outer: Matcher,
+  inner: Matcher,
+  fold: CaseFold,
+  subjectRefKeys: readonly string[] | undefined,
+  compiled: Map<Matcher, CompiledMatcher>,
+): boolean {
+  const within = (outer: Matcher, inner: Matcher): boolean => includes(outer, inner, fold, subjectRefKeys, compiled);
+  if (isList(inner)) return inner.every((entry) => within(outer, entry));
   // An exact value is included exactly when the outer matcher accepts it.
   if (typeof inner !== 'object') {
     if (subjectRefKeys !== undefined && typeof outer === 'object' && atAfterSubjectRef(String(inner), subjectRefKeys)) {
-      return isList(outer) && outer.some((entry) => matcherIncludes(entry, inner, fold, subjectRefKeys));
+      return isList(outer) && outer.some((entry) => within(entry, inner));
     }
-    return compileMatcher(outer, fold, false).test(inner);
+    const matcher = compiled.get(outer) ?? compileMatcher(outer, fold, false);
+    compiled.set(outer, matcher);
+    return matcher.test(inner);
   }
-  if (isList(outer)) return outer.some((entry) => matcherIncludes(entry, inner, fold, subjectRefKeys));
+  if (isList(outer)) return outer.some((entry) => within(entry, inner));
   if (typeof outer !== 'object') return false;
   if ('exists' in inner) return 'exists' in outer && outer.exists === inner.exists;
   // Globs, regexes and `not` all require the claim to be present.
@@ -34,7 +51,7 @@ export function matcherIncludes(outer: Matcher, inner: Matcher, fold: CaseFold, 
     return pinned ? outer.glob === inner.glob : globIncludes(outer.glob, inner.glob, fold);
   }
   if ('regex' in inner) return 'regex' in outer && outer.regex === inner.regex;
-  return 'not' in outer && matcherIncludes(inner.not, outer.not, fold, subjectRefKeys);
+  return 'not' in outer && within(inner.not, outer.not);
 }
 
 export type Widening = 'same' | 'wider' | 'narrower' | 'changed';
