@@ -434,66 +434,6 @@ describe('keyway audit verify and a withdrawn signing key', () => {
 });
 
 describe('keyway audit verify and a withdrawn key whose record retention pruned', () => {
-  it(
-    'fails a checkpoint its thief signed with it after the record: the anchor pruning left names the withdrawal',
-    async () => {
-      const root = writeTree({});
-      mkdirSync(join(root, 'policies'), { recursive: true });
-      let clock = Date.now();
-      const broker = await startNodeBroker(testConfig(root, { audit: readAuditSettings({ KEYWAY_AUDIT_RETENTION_DAYS: '1' }) }), {
-        log: recordingLogger(),
-        now: () => clock,
-      });
-      const dataDir = broker.config.dataDir;
-      const db = openSqliteFile(join(dataDir, DATABASE_FILE), { existing: true });
-      try {
-        const master = readMasterKeys({ KEYWAY_MASTER_KEY: readFileSync(join(dataDir, MASTER_KEY_FILE), 'utf8').trim() }) as MasterKeys;
-        const stolen = await KeyRing.from(await new SqliteKeyStore(db, await SecretBox.fromMasterKeys(master)).listKeys());
-        const kid = stolen.signing.kid;
-        expect((await cli(['keys', 'withdraw', '--data-dir', dataDir, '--', kid])).code).toBe(0);
-        const [key] = db.all<{ withdrawn_at: number }>('SELECT withdrawn_at FROM signing_keys WHERE kid = ?', [kid]);
-        const at = key?.withdrawn_at ?? 0;
-
-        // A day and more later, upkeep prunes the records of then, the withdrawal's with them.
-        clock = at + 86_400_000 + 600_000;
-        await broker.auditUpkeep();
-        expect(db.all("SELECT seq FROM audit_events WHERE reason = 'signing_key_withdrawn'")).toEqual([]);
-        const [anchor] = db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq LIMIT 1');
-        // A record after it, and the thief's checkpoint of it, signed with the leaked key long after its withdrawal.
-        const refused = await fetch(`${broker.url}/token`, {
-          method: 'POST',
-          body: 'grant_type=password',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        });
-        expect(refused.status).toBe(400);
-        const [head] = db.all<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-        expect(head?.seq).toBeGreaterThan(anchor?.seq ?? 0);
-        await new SqliteAuditStore(db).addCheckpoint(
-          await checkpointSigner(
-            broker.config.issuer,
-            () => stolen,
-            () => clock,
-          )({ seq: head?.seq ?? 0, hash: head?.hash ?? '' }),
-        );
-
-        const verified = await cli(['audit', 'verify', '--json', '--data-dir', dataDir]);
-        expect(JSON.parse(verified.stdout)).toMatchObject({
-          ok: false,
-          anchor: anchor?.seq,
-          withdrawn_keys: [{ kid, seq: anchor?.seq, time: new Date(at).toISOString(), pruned: true }],
-          problem: { kind: 'checkpoint_key_withdrawn', seq: head?.seq, kid, message: expect.stringMatching(/past the 75 s a broker may still sign with it$/) },
-        });
-        expect(verified.code).toBe(1);
-      } finally {
-        db.close();
-        await broker.close();
-      }
-    },
-    CLI_RUNS_TIMEOUT_MS,
-  );
-});
-
-describe('the anchors of a log whose key store lost a withdrawal', () => {
   /**
    * A broker that prunes after a day, with its current key withdrawn (`kid`, at `at`), as a thief who stole that key and
    * can write the database has it: `thiefSigns` appends a record and signs the head with the stolen key, and `verify` runs
@@ -570,6 +510,28 @@ describe('the anchors of a log whose key store lost a withdrawal', () => {
 
   const anchorSeq = (db: ReturnType<typeof openSqliteFile>) => db.all<{ seq: number }>('SELECT seq FROM audit_checkpoints ORDER BY seq LIMIT 1')[0]?.seq;
   const DAY_MS = 86_400_000;
+
+  it(
+    'fails a checkpoint its thief signed with it after the record: the anchor pruning left names the withdrawal',
+    () =>
+      withdrawnAndStolen(async ({ db, kid, at, upkeepAt, thiefSigns, verify }) => {
+        await upkeepAt(at + DAY_MS + 600_000);
+        expect(db.all("SELECT seq FROM audit_events WHERE reason = 'signing_key_withdrawn'")).toEqual([]);
+        const anchor = anchorSeq(db);
+        const forged = await thiefSigns();
+        expect(forged).toBeGreaterThan(anchor ?? 0);
+        expect(await verify()).toMatchObject({
+          code: 1,
+          report: {
+            ok: false,
+            anchor,
+            withdrawn_keys: [{ kid, seq: anchor, time: new Date(at).toISOString(), pruned: true }],
+            problem: { kind: 'checkpoint_key_withdrawn', seq: forged, kid, message: expect.stringMatching(/past the 75 s a broker may still sign with it$/) },
+          },
+        });
+      }),
+    CLI_RUNS_TIMEOUT_MS,
+  );
 
   it(
     "names a withdrawal the key store lost before pruning, from the withdrawal's record it prunes",
