@@ -15,6 +15,7 @@ function poolPolicies(issuer: TestIssuer): Record<string, string> {
     'github/contents.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`,
     'github/checks.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/checks }\ngrant:\n  github: { repositories: [acme/api], permissions: { checks: write } }\n`,
     'github/statuses.yaml': `${header}match: { repository_id: "734201", ref: refs/heads/statuses }\ngrant:\n  github: { repositories: [acme/api], permissions: { checks: read, statuses: write } }\n`,
+    'github/single.yaml': `${header}single_use: true\nmatch: { repository_id: "734201", ref: refs/heads/single }\ngrant:\n  github: { repositories: [acme/api], permissions: { contents: read } }\n`,
   };
 }
 
@@ -166,6 +167,26 @@ export function githubAppPoolSuite(runtime: string, start: StartBroker, issuerBa
         settings: { KEYWAY_GITHUB_APP_ID: appA.appId, KEYWAY_GITHUB_APP_PRIVATE_KEY: appA.privateKeyPem, KEYWAY_GITHUB_API_URL: appA.sharedApiUrl },
       });
       expect(await mintedBy('refs/heads/statuses')).toBe(appA.appId);
+    });
+
+    it('leaves a single-use token unused while every App is left out: nothing is asked of GitHub, and the token is granted once its window resets', async () => {
+      await appA.setQuota({ remaining: 0, resetInSeconds: 30 });
+      broker = await pool({});
+      const unavailable = { status: 503, error: 'temporarily_unavailable', reason: 'github_unavailable' } as const;
+      // GitHub answers that the App's quota is spent: it is left out until its window resets.
+      await expectRefusal(broker, await mint(), unavailable);
+      const asked = (await appA.calls()).length;
+      const token = await issuer.sign(ciClaims(issuer.url, broker.issuer, { ref: 'refs/heads/single' }));
+      const refused = await expectRefusal(broker, await postToken(broker, githubForm(token)), unavailable);
+      expect(refused.detail).toContain(`every GitHub App is left out for now: App ${appA.appId} rate limited until`);
+      await expectRefusal(broker, await postToken(broker, githubForm(token)), unavailable);
+      expect((await appA.calls()).length).toBe(asked);
+      // Its window resets: the token, never used, is granted, once.
+      await appA.setQuota({ remaining: 5000, resetInSeconds: 3600 });
+      clockAheadMs = 31_000;
+      const granted = await postToken(broker, githubForm(token));
+      expect(granted.status, JSON.stringify(granted.body)).toBe(200);
+      await expectRefusal(broker, await postToken(broker, githubForm(token)), { error: 'invalid_request', reason: 'replayed' });
     });
 
     it('leaves out an App whose id GitHub does not know, and refuses with an audited reason when no App is left', async () => {

@@ -22,7 +22,7 @@ function setup() {
   const github: GitHubTokenMinter = {
     apiUrl: 'https://api.github.example',
     deployment: 'api.github.example',
-    checkOrganizationPermissions: () => undefined,
+    checkMintable: () => undefined,
     mint: async (request): Promise<MintedGitHubToken> => {
       minted.push(request);
       const token = `ghs_${minted.length}`;

@@ -314,7 +314,7 @@ async function grantOrThrow(
   });
   // Before the claims: a token used up for an answer that could never have been a token leaves the job nothing to retry with.
   const app = grant.github === undefined ? undefined : { github: grant.github, minter: githubApp(deps) };
-  app?.minter.checkOrganizationPermissions(app.github.organizationPermissions);
+  app?.minter.checkMintable(app.github);
   // Cheapest to replace first: a refused claim leaves those made before it used (see claimSingleUseActor).
   if (proof !== undefined) await claimProof(proof, deps.replay, { auditEventId: event.id, now });
   await claimSingleUseActor(deps, actorUse, event, now);

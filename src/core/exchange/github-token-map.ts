@@ -64,11 +64,11 @@ export function ownerRefusal(owner: string, error: ExchangeError): ExchangeError
   });
 }
 
-/** Refuses, owner by owner, what the App would never mint (organization permissions beyond the operator's allowlist), before anything is claimed or minted. */
+/** Refuses, owner by owner, what the App would refuse without asking GitHub (GitHubTokenMinter.checkMintable), before anything is claimed or minted. */
 export function refuseUnmintable(minter: GitHubTokenMinter, grants: readonly { readonly owner: string; readonly grant: IssuedGrant }[]): void {
   for (const { owner, grant } of grants) {
     try {
-      minter.checkOrganizationPermissions(grant.github!.organizationPermissions);
+      minter.checkMintable(grant.github!);
     } catch (error) {
       throw error instanceof ExchangeError ? ownerRefusal(owner, error) : error;
     }

@@ -95,8 +95,12 @@ export interface GitHubTokenMinter {
   readonly deployment: string;
   mint(request: GitHubTokenRequest): Promise<MintedGitHubToken>;
   /**
-   * Refuses (`github_permission_not_allowed`) organization permissions beyond the operator's allowlist, as `mint` does: a
-   * refusal known without GitHub, which the exchange asks for before it claims a single-use token.
+   * Refuses what `mint` would refuse without asking GitHub, as it does: organization permissions beyond the operator's
+   * allowlist (`github_permission_not_allowed`), or every App that could mint the token left out for now after a rate
+   * limit or a refused key (`github_unavailable`). The exchange asks before it claims a single-use token.
    */
-  checkOrganizationPermissions(asked: Readonly<Record<string, string>>): void;
+  checkMintable(request: MintableRequest): void;
 }
+
+/** What decides whether a token can be minted without asking GitHub: the permissions it is for. */
+export type MintableRequest = Pick<GitHubTokenRequest, 'permissions' | 'organizationPermissions'>;

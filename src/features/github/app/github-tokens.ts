@@ -1,6 +1,6 @@
 import { ExchangeError } from '../../../core/errors/exchange-error.ts';
 import type { RunEnd } from '../../../core/claims/github-run.ts';
-import type { GitHubTokenMinter, GitHubTokenRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
+import type { GitHubTokenMinter, GitHubTokenRequest, MintableRequest, MintedGitHubToken } from '../../../core/exchange/ports.ts';
 import type { PendingGitHubTokens } from '../../../core/revocation/rfc7009-revoke.ts';
 import type { SecretBox } from '../../../core/secrets/secret-box.ts';
 import { sha256Hex } from '../../../core/mint/sha256-hex.ts';
@@ -25,7 +25,7 @@ export interface GitHubAppSlot {
 }
 
 /** Whether a token request asks for `permission` at write (or above). */
-const writes = (request: GitHubTokenRequest, permission: string): boolean => levelCovers(request.permissions[permission], 'write');
+const writes = (request: MintableRequest, permission: string): boolean => levelCovers(request.permissions[permission], 'write');
 
 /** How long an App whose key GitHub refused (401 to its App JWT) is left out before it is tried again. */
 export const KEY_REFUSED_BACKOFF_MS = 5 * 60_000;
@@ -119,12 +119,26 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
       }
     }
     if (last !== undefined) throw refusalOf(last);
+    throw this.#leftOut(request);
+  }
+
+  /**
+   * Refuses what `mint` would refuse without asking GitHub: organization permissions beyond the operator's allowlist, or
+   * every App that could mint the token left out for now. The exchange asks before it claims a single-use token.
+   */
+  checkMintable(request: MintableRequest): void {
+    if (Object.keys(request.organizationPermissions).length > 0) this.#checkAllowlist(request.organizationPermissions);
+    if (this.#candidates(request).length === 0) throw this.#leftOut(request);
+  }
+
+  /** The refusal when no App may be asked now: each left out, until when and why. */
+  #leftOut(request: MintableRequest): ExchangeError {
     const withheld = this.#primaryWithheld(request);
     const waits = [...this.#backedOff]
       .filter(([index]) => !withheld || index !== 0)
       .map(([index, state]) => `App ${this.#appId(index)} ${state.why} until ${new Date(state.until).toISOString()}`);
     const which = withheld ? "every GitHub App but the primary, which writes keyway's policy reviews and so never mints statuses: write," : 'every GitHub App';
-    throw new ExchangeError('github_unavailable', `${which} is left out for now: ${waits.join('; ')}`);
+    return new ExchangeError('github_unavailable', `${which} is left out for now: ${waits.join('; ')}`);
   }
 
   /**
@@ -133,12 +147,12 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
    * the App whose token set it: one set with the primary's token would pass for keyway's policy review where a required
    * check is pinned to that App.
    */
-  #primaryWithheld(request: GitHubTokenRequest): boolean {
+  #primaryWithheld(request: MintableRequest): boolean {
     return !writes(request, 'checks') && writes(request, 'statuses') && this.#deps.apps.length > 1;
   }
 
   /** The Apps to try, best first: the primary alone for `checks: write`, else every App not backed off (nor withheld), most headroom first. */
-  #candidates(request: GitHubTokenRequest): number[] {
+  #candidates(request: MintableRequest): number[] {
     if (writes(request, 'checks')) return [0];
     const now = this.#deps.now();
     const available = this.#deps.apps
@@ -184,7 +198,7 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
     const { revocations, box } = this.#deps;
     const { client, installations } = this.#deps.apps[index]!;
     const forOrganization = Object.keys(request.organizationPermissions).length > 0;
-    if (forOrganization) this.checkOrganizationPermissions(request.organizationPermissions);
+    if (forOrganization) this.#checkAllowlist(request.organizationPermissions);
     const installation = await installations.get(request.owner);
     // A login can be renamed and registered again by someone else: a grant pinned by id (every one with organization
     // permissions) goes to that account only, whatever part of the grant the caller asked for.
@@ -258,7 +272,7 @@ export class GitHubTokens implements GitHubTokenMinter, PendingGitHubTokens {
   }
 
   /** Refuses, before GitHub is asked, organization permissions above what the operator's allowlist allows. */
-  checkOrganizationPermissions(asked: Readonly<Record<string, string>>): void {
+  #checkAllowlist(asked: Readonly<Record<string, string>>): void {
     const allowed = this.#deps.organizationPermissions;
     const beyond = Object.entries(asked).filter(([name, level]) => !levelCovers(allowed[name], level));
     if (beyond.length === 0) return;
