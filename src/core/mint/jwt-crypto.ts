@@ -2,8 +2,11 @@ import { jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload, type JWT
 import type { SigningKey } from './key-ring.ts';
 import { sha256Hex, type Sha256Hex } from './sha256-hex.ts';
 
-/** jose's JWT verification options, but for `typ` and `crit`, which the exchange never sets: no adapter has to handle them. */
-export type JwtVerifyOptions = Omit<JWTVerifyOptions, 'typ' | 'crit'>;
+/**
+ * jose's JWT verification options, but for `typ` and `crit`, which the exchange never sets, and `audience`, which keyway
+ * judges itself where the policies decide (verify-subject-token.ts): no adapter has to handle them.
+ */
+export type JwtVerifyOptions = Omit<JWTVerifyOptions, 'typ' | 'crit' | 'audience'>;
 
 export interface VerifiedJwt {
   readonly payload: JWTPayload;

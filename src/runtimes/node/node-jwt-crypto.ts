@@ -169,18 +169,12 @@ const finite = (value: unknown): value is number => typeof value === 'number' &&
  * refuse, and jose then judges the token and says why. True only where jose accepts.
  */
 function claimsAccepted(claims: JWTPayload, options: JwtVerifyOptions): boolean {
-  const { requiredClaims = [], issuer, subject, audience, maxTokenAge, clockTolerance = 0 } = options;
+  const { requiredClaims = [], issuer, subject, maxTokenAge, clockTolerance = 0 } = options;
   const now = epochSeconds(options.currentDate);
   if (!finite(clockTolerance) || clockTolerance < 0 || !finite(now) || (maxTokenAge !== undefined && !(finite(maxTokenAge) && maxTokenAge >= 0))) return false;
   for (const claim of requiredClaims) if (!Object.hasOwn(claims, claim)) return false;
   if (issuer !== undefined && !(Object.hasOwn(claims, 'iss') && (typeof issuer === 'string' ? [issuer] : issuer).includes(claims.iss as string))) return false;
   if (subject !== undefined && !(Object.hasOwn(claims, 'sub') && claims.sub === subject)) return false;
-  if (audience !== undefined) {
-    const accepted = typeof audience === 'string' ? [audience] : audience;
-    const { aud } = claims;
-    if (!Object.hasOwn(claims, 'aud')) return false;
-    if (!(typeof aud === 'string' ? accepted.includes(aud) : Array.isArray(aud) && accepted.some((one) => aud.includes(one)))) return false;
-  }
   const { iat, nbf, exp } = claims;
   if (nbf !== undefined && !(typeof nbf === 'number' && nbf <= now + clockTolerance)) return false;
   if (exp !== undefined && !(typeof exp === 'number' && exp > now - clockTolerance)) return false;
