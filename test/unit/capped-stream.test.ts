@@ -193,6 +193,17 @@ describe('passing an answer on', () => {
     }
   });
 
+  it('redacts a credential longer than 64 bytes split at any byte, its search built for the one answer, past its first 64 bytes too', async () => {
+    // A keyway JWT's shape: base64url parts, each byte one some needle holds, so the run of them before a cut is longer than
+    // the bytes whose starts are compared with the needles where the search is built lazily.
+    const secret = `eyJhbGciOiJFUzI1NiJ9.${'eyJzdWIiOiJyZXBvOmFjbWUvYXBpIn0'.repeat(3)}.c2lnbmF0dXJl_-`;
+    const bytes = new TextEncoder().encode(`{"echo":"${secret}"}`);
+    for (let cut = 1; cut < bytes.byteLength; cut++) {
+      const out = await new Response(redactedStream(bytesStreamOf([bytes.slice(0, cut), bytes.slice(cut)]), secret)).text();
+      expect({ cut, out }).toEqual({ cut, out: '{"echo":"[redacted]"}' });
+    }
+  });
+
   it('replaces the credential escaped twice where an odd run of backslashes stands before it, closing that pair', async () => {
     // Not what an encoder writes, but what an upstream may (a raw value beside an escaped one): the run's last `\` escapes
     // the needle's first. Passed over, the credential was left whole: `x\\\/ab\\/cd` reads `x\/ab\/cd`, and that `x/ab/cd`.
