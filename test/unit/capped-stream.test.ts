@@ -240,6 +240,18 @@ describe('passing an answer on', () => {
     expect(JSON.parse(await new Response(redactedStream(streamOf([json]), slashed)).text())).toEqual({ credential: 'Bearer [redacted]' });
   });
 
+  it('replaces the whole of an occurrence inside which a shorter form begins and ends, split anywhere', async () => {
+    // `"\` as JSON writes it, then as JSON quoted in JSON writes it: the second, `\\\"\\\\`, holds the first from its third
+    // byte to two bytes before its end, and is replaced whole all the same.
+    const secret = '"\\';
+    const once = JSON.stringify(secret).slice(1, -1);
+    const body = `${once}${JSON.stringify(once).slice(1, -1)}`;
+    for (let cut = 0; cut <= body.length; cut++) {
+      const text = await new Response(redactedStream(streamOf([body.slice(0, cut), body.slice(cut)]), secret)).text();
+      expect({ cut, text }).toEqual({ cut, text: '[redacted][redacted]' });
+    }
+  });
+
   it('keeps a JSON body valid where the credential ends with a backslash, split anywhere: its JSON form is it and one more', async () => {
     // `ghs_SECRET\` written in JSON is `ghs_SECRET\\`: cut after the first `\`, the credential as it is was replaced
     // before the next chunk showed the longer form, and its second `\` was left to escape the string's closing quote.
