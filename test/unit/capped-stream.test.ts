@@ -109,12 +109,14 @@ describe('passing an answer on', () => {
   it('redacts a credential with a character of ISO-8859-1 where an upstream echoes it as the header carried it, one byte, split anywhere', async () => {
     // fetch sends `ä` in a header as the byte E4, not UTF-8's C3 A4: an upstream that writes the header's bytes back wrote
     // the credential whole.
-    const secret = 'p\u00e4ssword';
     const latin1 = (text: string) => Uint8Array.from(text, (character) => character.charCodeAt(0));
-    const bytes = latin1(`Authorization: Bearer ${secret}\r\n`);
-    for (let cut = 0; cut <= bytes.byteLength; cut++) {
-      const out = new Uint8Array(await new Response(redactedStream(bytesStreamOf([bytes.slice(0, cut), bytes.slice(cut)]), secret)).arrayBuffer());
-      expect({ cut, out }).toEqual({ cut, out: latin1('Authorization: Bearer [redacted]\r\n') });
+    // U+0080, the first character a header carries as one byte that is not ASCII, too.
+    for (const secret of ['p\u00e4ssword', 'p\u0080ssword']) {
+      const bytes = latin1(`Authorization: Bearer ${secret}\r\n`);
+      for (let cut = 0; cut <= bytes.byteLength; cut++) {
+        const out = new Uint8Array(await new Response(redactedStream(bytesStreamOf([bytes.slice(0, cut), bytes.slice(cut)]), secret)).arrayBuffer());
+        expect({ cut, secret, out }).toEqual({ cut, secret, out: latin1('Authorization: Bearer [redacted]\r\n') });
+      }
     }
   });
 
@@ -273,7 +275,8 @@ describe('passing an answer on', () => {
       php: (value: unknown) => beyondAscii(false)(JSON.stringify(value)).replaceAll('/', '\\/'),
       dotnet: (value: unknown) => beyondAscii(true)(JSON.stringify(value)),
     };
-    for (const secret of ['p\u00e4ssw\u00f6rd', 'k\u20ac/y\u{1f600}z', '\u00e9t\u00e9']) {
+    // U+0080, the first character beyond ASCII, too.
+    for (const secret of ['p\u00e4ssw\u00f6rd', 'k\u20ac/y\u{1f600}z', '\u00e9t\u00e9', 'k\u0080y']) {
       for (const [name, encode] of Object.entries(encoders)) {
         const once = encode({ token: secret });
         expect(once).not.toMatch(/[\u0080-\uffff]/);
