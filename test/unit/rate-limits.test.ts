@@ -223,9 +223,9 @@ describe('a record made past a limit in place of a refusal (recordAsLimited)', (
 describe("the limits' buckets and record budgets (requestLimits over the in-memory limiter)", () => {
   const OFF = { perMinute: 0, burst: 1 } as const;
   /** Each limit off but the ones given, which allow one a minute with a burst of one. */
-  const limitsWith = (on: Partial<Record<keyof LimitSettings, RateLimit>>, now: () => number = () => 0) =>
+  const limitsWith = (on: Partial<Record<keyof LimitSettings, RateLimit>>, now: () => number = () => 0, limiter: MemoryRateLimiter = new MemoryRateLimiter()) =>
     requestLimits(
-      new MemoryRateLimiter(),
+      limiter,
       {
         global: { name: 'global', ...OFF },
         client: { name: 'client', ...OFF },
@@ -265,6 +265,47 @@ describe("the limits' buckets and record budgets (requestLimits over the in-memo
     // The broker's audience's bucket is given back when the other audience's refuses the request.
     expect((await limits.forSubject(github, 'main', ['"broker"', '"other"']))?.limit).toBe('subject');
     expect(await limits.forSubject(github, 'main', ['"broker"'])).toBeUndefined();
+    expect((await limits.forSubject(github, 'main', ['"broker"']))?.limit).toBe('subject');
+  });
+
+  it("keeps a subject apart from its audience in the audience's bucket: sub main1's audience 2 is not sub main's audience 12", async () => {
+    const limits = limitsWith({ subject: tight('subject') });
+    expect(await limits.forSubject(github, 'main1', ['2'])).toBeUndefined();
+    expect(await limits.forSubject(github, 'main', ['12'])).toBeUndefined();
+  });
+
+  /** The in-memory limiter, unreachable (as a Durable Object can be) for the buckets of the audiences named, to take or to give back. */
+  class PartlyDownLimiter extends MemoryRateLimiter {
+    readonly down = { take: new Set<string>(), giveBack: new Set<string>() };
+    readonly #check = (to: 'take' | 'giveBack', key: string) => {
+      if ([...this.down[to]].some((audience) => key.endsWith(`\n${audience}`))) throw new Error('rate limiter unreachable');
+    };
+    override async take(limit: RateLimit, key: string, now: number) {
+      this.#check('take', key);
+      return super.take(limit, key, now);
+    }
+    override async giveBack(limit: RateLimit, key: string, now: number) {
+      this.#check('giveBack', key);
+      return super.giveBack(limit, key, now);
+    }
+  }
+
+  it("answers a dry audience's refusal, never an error, where giving back another audience's token fails", async () => {
+    const limiter = new PartlyDownLimiter();
+    const limits = limitsWith({ subject: tight('subject') }, () => 0, limiter);
+    expect(await limits.forSubject(github, 'main', ['"other"'])).toBeUndefined();
+    limiter.down.giveBack.add('"broker"');
+    await expect(limits.forSubject(github, 'main', ['"broker"', '"other"'])).resolves.toMatchObject({ limit: 'subject' });
+  });
+
+  it("gives back no token to an audience's bucket that could not be asked: a request spends no more than it took", async () => {
+    const limiter = new PartlyDownLimiter();
+    const limits = limitsWith({ subject: tight('subject') }, () => 0, limiter);
+    expect(await limits.forSubject(github, 'main', ['"broker"'])).toBeUndefined();
+    expect(await limits.forSubject(github, 'main', ['"other"'])).toBeUndefined();
+    limiter.down.take.add('"broker"');
+    expect((await limits.forSubject(github, 'main', ['"broker"', '"other"']))?.limit).toBe('subject');
+    limiter.down.take.clear();
     expect((await limits.forSubject(github, 'main', ['"broker"']))?.limit).toBe('subject');
   });
 
