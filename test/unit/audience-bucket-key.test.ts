@@ -32,5 +32,9 @@ describe('the audiences in the subject limit bucket keys', () => {
     expect(key).toBe(sha256Hex(JSON.stringify(long)));
     expect(audienceBucketKeys(`${long}/`, sha256Hex)).not.toEqual([key]);
     expect(audienceBucketKeys([long, 'a'], sha256Hex)).toEqual(['"a"', key]);
+    // 128 characters of JSON are a key as they are; one more, and it is the hash.
+    const atMost = 'x'.repeat(126);
+    expect(audienceBucketKeys(atMost, sha256Hex)).toEqual([`"${atMost}"`]);
+    expect(audienceBucketKeys(`${atMost}x`, sha256Hex)).toEqual([sha256Hex(`"${atMost}x"`)]);
   });
 });
