@@ -27,6 +27,34 @@ describe('withdrawnKeyUse and a statement dated before the withdrawal whose reco
   });
 });
 
+describe('withdrawnKeyUse and the allowance after a withdrawal', () => {
+  const withdrawal: KeyWithdrawal = { kid: 'leaked', seq: 40, time: '2026-12-07T12:00:30.250Z' };
+  const at = Date.parse(withdrawal.time);
+  const signedAt = async (time: number, seq = withdrawal.seq) => {
+    const { privateKey } = await generateKeyPair('ES256');
+    return {
+      seq,
+      jws: await new SignJWT({ seq })
+        .setProtectedHeader({ alg: 'ES256', kid: 'leaked', typ: 'keyway-checkpoint+jwt' })
+        .setIssuedAt(Math.floor(time / 1000))
+        .sign(privateKey),
+    };
+  };
+
+  it('refuses a statement dated the first whole second past it, in any chain; accepts one dated within it', async () => {
+    expect(withdrawnKeyUse([await signedAt(at + KEY_RING_SERVED_MS)], [withdrawal], false)).toBeUndefined();
+    expect(withdrawnKeyUse([await signedAt(at + KEY_RING_SERVED_MS + 1000)], [withdrawal], false)).toMatchObject({
+      kid: 'leaked',
+      why: expect.stringMatching(/past the 75 s a broker may still sign with it$/),
+    });
+  });
+
+  it('holds no statement to being after a withdrawal known from an anchor alone, whose record is not known', async () => {
+    const pruned: KeyWithdrawal = { ...withdrawal, pruned: true };
+    expect(withdrawnKeyUse([await signedAt(at - 1000 - KEY_RING_SERVED_MS)], [pruned], true)).toBeUndefined();
+  });
+});
+
 /** A `signing_key_withdrawn` record at seq 40, written at 12:00:30.250. */
 const record = (event: Partial<AuditEvent>): AuditRecord => ({
   event: {
