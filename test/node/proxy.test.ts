@@ -99,6 +99,12 @@ describe('keyway keys secret', () => {
       /the secret's written forms, which answers are searched for, come to \d+ bytes, more than the 2097152 a static secret's may/,
     );
     expect(escaped.stderr).not.toContain('é/‹');
+    // The bound is the bytes': 738 of those characters come to 2,095,420 bytes of written forms, 739 to 2,098,674.
+    const edge = 'é/‹"+&=\t€\\'.repeat(74);
+    expect((await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, edge.slice(0, 738))).code).toBe(0);
+    expect((await cli(['--upstream', 'vendor'], { KEYWAY_MASTER_KEY: masterKey }, edge.slice(0, 739))).stderr).toMatch(
+      /come to 2098674 bytes, more than the 2097152/,
+    );
   });
 
   it('names both bounds a secret is held to in its usage: its characters, and the bytes of its written forms', async () => {
