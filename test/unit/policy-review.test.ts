@@ -418,6 +418,26 @@ describe("what a repository's own policies may use", () => {
     expect(line?.matcher.test('acme/orchestrator')).toBe(true);
   });
 
+  it('counts the regexes of its match_actor lines in the work its regexes together may do, as an exchange tests them too', () => {
+    const gitlab = { path: 'gitlab.yaml', text: 'version: 1\nissuer: gitlab\nmatch: { project_id: "42" }\ngrant: { audience: https://deploy.example }\n' };
+    const trusting = loadPolicies([deploy('production'), guard, gitlab], OPTIONS);
+    // Each priced just under the limit one regex is held to: together past it.
+    const dear = (k: number) => `{ regex: "x{0,${k}}[^y]*[^y]*y" }`;
+    const deny: PolicyFile = {
+      path: 'acme/api/.github/keyway/no-orchestrator.yaml',
+      text: [
+        'version: 1',
+        'effect: deny',
+        'issuer: github',
+        'match: { repository_id: "734201" }',
+        `match_actor: { iss: https://gitlab.com, namespace_id: "7", project_path: [${dear(14)}, ${dear(13)}] }`,
+        '',
+      ].join('\n'),
+    };
+    const load = () => loadRepositoryPolicies([deny], repository, OPTIONS, repositoryPolicyRules(readRepositoryPolicySettings({}), trusting));
+    expect(load).toThrow(/the regexes of this policy together can try a value of 1024 characters in \d+ ways, more than the 16810000/);
+  });
+
   it('pins the organisations of KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS by ids, and refuses an entry without them', () => {
     expect(readRepositoryPolicySettings({}).orgGuardrails).toEqual([]);
     expect(readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: 'acme:1200934:88001122, globex:3300:990' }).orgGuardrails).toEqual([
