@@ -438,6 +438,14 @@ describe("what a repository's own policies may use", () => {
     expect(load).toThrow(/the regexes of this policy together can try a value of 1024 characters in \d+ ways, more than the 16810000/);
   });
 
+  it('counts the regexes under a not in the work its regexes together may do: testing a value tries them all the same', () => {
+    const dear = (k: number) => `{ regex: "x{0,${k}}[^y]*[^y]*y" }`;
+    const policy = own('{ contents: read }').text.replace('ref: refs/heads/main', `ref: refs/heads/main, workflow: { not: [${dear(14)}, ${dear(13)}] }`);
+    expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: policy })).toEqual([
+      expect.stringMatching(/the regexes of this policy together can try a value of 1024 characters in \d+ ways, more than the 16810000/),
+    ]);
+  });
+
   it('pins the organisations of KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS by ids, and refuses an entry without them', () => {
     expect(readRepositoryPolicySettings({}).orgGuardrails).toEqual([]);
     expect(readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: 'acme:1200934:88001122, globex:3300:990' }).orgGuardrails).toEqual([
