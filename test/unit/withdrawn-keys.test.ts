@@ -75,6 +75,8 @@ describe('keyWithdrawal', () => {
     // A key removed by upkeep, not withdrawn: no withdrawal, though its detail reads as one.
     expect(keyWithdrawal(record({ signing_key: { kid: 'old', alg: 'ES256' }, detail: 'withdrew signing key old (ES256) for …' }))).toBeUndefined();
     expect(keyWithdrawal(record({ signing_key, reason: 'signing_key_rotation_requested' }))).toBeUndefined();
+    // A time that is none names no withdrawal: read as one, it would never compare, and stand for the key's in place of a readable one.
+    expect(keyWithdrawal(record({ signing_key: { ...signing_key, withdrawn_at: 'not a time' } }))).toBeUndefined();
     // A record written before keyway named the key in signing_key: read from its detail.
     expect(keyWithdrawal(record({ detail: 'withdrew signing key leaked (ES256) for operator x; transitions: withdraw leaked' }))).toEqual({
       kid: 'leaked',
