@@ -363,11 +363,12 @@ describe('passing an answer on', () => {
     // held back whether or not they could begin it: an event of a stream of server-sent events reached the caller only
     // with the next one, and each piece's held bytes were read again with it.
     const secret = 'ghs_SECRETsecret';
-    const pieces = ['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ghs_', `SECRETsecret\n\n`, 'data: {"n":3}\n\n'];
+    // A piece that ends with the whole credential is passed on whole: nothing of it can begin a longer occurrence.
+    const pieces = ['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ghs_', `SECRETsecret\n\n`, 'data: {"n":3}\n\ndata: ghs_SECRETsecret', '\n\n'];
     const reader = redactedStream(streamOf(pieces), secret).getReader();
     const passed: string[] = [];
     for (let read = await reader.read(); !read.done; read = await reader.read()) passed.push(new TextDecoder().decode(read.value));
-    expect(passed).toEqual(['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ', '[redacted]\n\n', 'data: {"n":3}\n\n']);
+    expect(passed).toEqual(['data: {"n":1}\n\n', 'data: {"n":2}\n\ndata: ', '[redacted]\n\n', 'data: {"n":3}\n\ndata: [redacted]', '\n\n']);
   });
 
   it('passes on a piece that is only a replacement as bytes of its own: a reader that transfers them empties no later answer', async () => {
