@@ -75,8 +75,10 @@ describe('keyWithdrawal', () => {
     // A key removed by upkeep, not withdrawn: no withdrawal, though its detail reads as one.
     expect(keyWithdrawal(record({ signing_key: { kid: 'old', alg: 'ES256' }, detail: 'withdrew signing key old (ES256) for …' }))).toBeUndefined();
     expect(keyWithdrawal(record({ signing_key, reason: 'signing_key_rotation_requested' }))).toBeUndefined();
-    // A time that is none names no withdrawal: read as one, it would never compare, and stand for the key's in place of a readable one.
-    expect(keyWithdrawal(record({ signing_key: { ...signing_key, withdrawn_at: 'not a time' } }))).toBeUndefined();
+    // A time that is none counts from the record's own time: read as it is, it would never compare, and stand for the key's in
+    // place of a readable one; left out, the withdrawal would be lost.
+    const unreadable = record({ signing_key: { ...signing_key, withdrawn_at: 'not a time' } });
+    expect(keyWithdrawal(unreadable)).toEqual({ kid: signing_key.kid, seq: unreadable.chain.seq, time: unreadable.event.time });
     // A record written before keyway named the key in signing_key: read from its detail.
     expect(keyWithdrawal(record({ detail: 'withdrew signing key leaked (ES256) for operator x; transitions: withdraw leaked' }))).toEqual({
       kid: 'leaked',
@@ -95,6 +97,10 @@ describe('keyWithdrawal and a withdrawal time later than its record', () => {
     const later = '2100-01-01T00:00:00.000Z';
     expect(keyWithdrawal(record({ signing_key: { kid: 'leaked', alg: 'ES256', withdrawn_at: later } }))?.time).toBe('2026-12-07T12:00:30.250Z');
     expect(keyWithdrawal(record({ detail: `signing key leaked (ES256) was withdrawn already at ${later}: nothing changed; asked by x` }))?.time).toBe(
+      '2026-12-07T12:00:30.250Z',
+    );
+    // And one that is no time at all, there too.
+    expect(keyWithdrawal(record({ detail: 'signing key leaked (ES256) was withdrawn already at soon: nothing changed; asked by x' }))?.time).toBe(
       '2026-12-07T12:00:30.250Z',
     );
   });

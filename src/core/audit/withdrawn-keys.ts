@@ -57,14 +57,16 @@ export function keyWithdrawal(record: Pick<AuditRecord, 'event'> & { readonly ch
   const key = event.signing_key;
   if (key !== undefined) {
     const time = key.withdrawn_at;
-    return time === undefined || Number.isNaN(Date.parse(time)) ? undefined : at(key.kid, time);
+    // None: a key upkeep removed, not withdrawn. One that is no time (keyway writes none) counts from the record's own.
+    if (time === undefined) return undefined;
+    return at(key.kid, Number.isNaN(Date.parse(time)) ? event.time : time);
   }
   const detail = event.detail ?? '';
   const withdrew = WITHDREW.exec(detail);
   if (withdrew?.[1] !== undefined) return at(withdrew[1], event.time);
   const already = WITHDRAWN_ALREADY.exec(detail);
-  if (already?.[1] === undefined || already[2] === undefined || Number.isNaN(Date.parse(already[2]))) return undefined;
-  return at(already[1], already[2]);
+  if (already?.[1] === undefined || already[2] === undefined) return undefined;
+  return at(already[1], Number.isNaN(Date.parse(already[2])) ? event.time : already[2]);
 }
 
 /**
