@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { callerAccount, tenantOf } from '../../src/core/claims/caller-account.ts';
+import { accountBucketKey, callerAccount, subjectBucketKey, tenantOf } from '../../src/core/claims/caller-account.ts';
 
 describe('callerAccount', () => {
   const issuer = 'https://token.actions.githubusercontent.com';
@@ -29,5 +29,13 @@ describe('callerAccount', () => {
   it('reads the first tenant claim only: a later one is never the tenant', () => {
     expect(tenantOf(['repository_owner_id', 'repository_id'], { repository_id: '734201' })).toBeUndefined();
     expect(tenantOf([], { repository_owner_id: '1' })).toBeUndefined();
+  });
+
+  it("keys no two callers' buckets alike, whatever line feeds their account and subject hold", () => {
+    const account = (name: string) => ({ issuer, account: name });
+    expect(subjectBucketKey(account('tenant a\nb'), 'c')).not.toBe(subjectBucketKey(account('tenant a'), 'b\nc'));
+    expect(accountBucketKey(account('tenant a\nb'))).not.toBe(subjectBucketKey(account('tenant a'), 'b'));
+    // A subject's bucket for one audience (request-limits.ts adds it after a line feed) is no other subject's own.
+    expect(`${subjectBucketKey(account('tenant a'), 'main')}\n"x"`).not.toBe(subjectBucketKey(account('tenant a'), 'main\n"x"'));
   });
 });

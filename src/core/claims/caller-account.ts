@@ -24,12 +24,16 @@ export interface VerifiedCaller extends CallerAccount {
 
 /** A verified identity in a limit's buckets: its account, and its `sub` (another account's token may carry the same `sub`). */
 export function subjectBucketKey(caller: CallerAccount, subject: string): string {
-  return `${accountBucketKey(caller)}\n${subject}`;
+  return `${accountBucketKey(caller)}\n${JSON.stringify(subject)}`;
 }
 
-/** A verified account in a limit's buckets: one for all its subjects. */
+/**
+ * A verified account in a limit's buckets: one for all its subjects. The account and a subject are written as JSON, so that
+ * neither holds the line feed between the parts: a token's claims may hold one, which would let one caller's key spell
+ * another's (an account `a\nb` with subject `c`, the account `a` with subject `b\nc`; a subject with an audience).
+ */
 export function accountBucketKey({ issuer, account }: CallerAccount): string {
-  return `${issuer}\n${account}`;
+  return `${issuer}\n${JSON.stringify(account)}`;
 }
 
 /** Filled in once a caller's token verified: the account its refusals' records are charged to (refusalToAnswer). */
