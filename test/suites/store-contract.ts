@@ -797,6 +797,35 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       }
     });
 
+    it('prunes no further past an anchor the broker signed for another place: an earlier one would drop the withdrawals named since', async () => {
+      const { audit, tamper } = await open();
+      const { sign, check } = await signer();
+      const now = Date.now();
+      const time = new Date(now - 40 * 24 * HOUR).toISOString();
+      const prune = () => maintainAuditLog(audit, sign, { now, retentionDays: 30, verify: check });
+      await audit.append(auditEvent({ time }));
+      expect((await prune()).pruned).toBe(1);
+      const [earlier] = await audit.checkpoints(0, 1);
+      const withdrawn_at = new Date(Date.parse(time) - 1000).toISOString();
+      await audit.append(
+        auditEvent({ time, decision: 'granted', reason: 'signing_key_withdrawn', signing_key: { kid: 'leaked', alg: 'ES256', withdrawn_at } }),
+      );
+      await audit.append(auditEvent({ time }));
+      expect((await prune()).pruned).toBe(2);
+      const [anchor] = await audit.checkpoints(0, 1);
+      expect(anchor?.seq).toBe(3);
+      expect((await check(anchor as Checkpoint)).withdrawals).toEqual([{ kid: 'leaked', time: withdrawn_at }]);
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent({ time }));
+      // Whoever can write the store (no key) puts the broker's own anchor of the first round, which names no withdrawal, in
+      // the row of the second's: its seq and hash columns stay, so the records still start there as stored.
+      await tamper('UPDATE audit_checkpoints SET jws = ? WHERE seq = 3', [earlier?.jws ?? '']);
+      await expect(prune()).rejects.toMatchObject({
+        name: 'ChainConflictError',
+        message: 'the records start after seq 3, but no anchor the broker signed stands there: pruning past it would drop the withdrawals it named',
+      });
+      expect((await audit.checkpoints(0, 1))[0]?.jws).toBe(earlier?.jws);
+    });
+
     it('signs the head only when it moved since the latest checkpoint', async () => {
       const { audit } = await open();
       const { sign, check } = await signer();

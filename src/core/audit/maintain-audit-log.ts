@@ -167,7 +167,8 @@ async function keptUpTo(store: AuditStore, signed: ChainHead): Promise<ChainHead
 /**
  * The withdrawals the anchor the kept records start after names (none at the genesis): the anchor pruning signs next names
  * them too, since that one is deleted with the records it prunes, and the key store may no longer name them. One the keys do
- * not verify as an anchor is refused: pruning past it would drop what the broker's named.
+ * not verify as an anchor of that record, as it signs it (its seq and hash, never the row's), is refused: pruning past it
+ * would drop what the broker's named. An anchor the broker signed in an earlier round, put in that row, names none since.
  */
 async function anchorWithdrawals(store: AuditStore, verified: (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint | undefined>): Promise<KeyWithdrawn[]> {
   const [first] = (await store.query({ order: 'asc', limit: 1 })).records;
@@ -175,7 +176,7 @@ async function anchorWithdrawals(store: AuditStore, verified: (checkpoint: Check
   const start = first.chain.seq - 1;
   const [stored] = await store.checkpoints(start - 1, 1);
   const anchor = stored?.seq === start ? await verified(stored) : undefined;
-  if (anchor === undefined || anchor.role === 'head') {
+  if (anchor === undefined || anchor.role === 'head' || anchor.seq !== start || anchor.hash !== first.chain.prev_hash) {
     throw new ChainConflictError(
       `the records start after seq ${start}, but no anchor the broker signed stands there: pruning past it would drop the withdrawals it named`,
     );
