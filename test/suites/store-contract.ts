@@ -816,6 +816,7 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(anchor?.seq).toBe(3);
       expect((await check(anchor as Checkpoint)).withdrawals).toEqual([{ kid: 'leaked', time: withdrawn_at }]);
       for (let i = 0; i < 2; i += 1) await audit.append(auditEvent({ time }));
+      expect((await maintainAuditLog(audit, sign, { now, retentionDays: 0, verify: check })).checkpoint?.seq).toBe(5);
       // Whoever can write the store (no key) puts the broker's own anchor of the first round, which names no withdrawal, in
       // the row of the second's: its seq and hash columns stay, so the records still start there as stored.
       await tamper('UPDATE audit_checkpoints SET jws = ? WHERE seq = 3', [earlier?.jws ?? '']);
@@ -1309,6 +1310,25 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       await tamper('DELETE FROM audit_events', []);
       await tamper('UPDATE audit_checkpoints SET hash = ?, jws = ? WHERE seq = 3', [elsewhere.hash, elsewhere.jws]);
       await expect(maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check, signedSoFar })).rejects.toThrow(gone);
+    });
+
+    it('signs no head over records deleted up to a row holding an anchor the broker signed for an earlier record', async () => {
+      // Whoever can write the store (no key) deletes the records up to 4 and puts in the row before the first left an anchor
+      // the broker signed when it pruned up to record 1 (an earlier round's): an anchor, but of another place. The newest
+      // checkpoint is then that one, whose record is gone; a round with no memory (a restarted broker) holds it to it.
+      const { audit, tamper, sign, check, keys } = await checkpointedAtThree();
+      const [first] = (await audit.query({ order: 'asc', limit: 1 })).records;
+      const earlier = await sign({ seq: 1, hash: first?.chain.hash ?? '' }, 'anchor');
+      for (let i = 0; i < 2; i += 1) await audit.append(auditEvent());
+      const [fourth] = (await audit.query({ order: 'asc', limit: 1, after: '3' })).records;
+      await tamper('DELETE FROM audit_events WHERE seq <= 4', []);
+      await tamper('DELETE FROM audit_checkpoints', []);
+      await tamper('INSERT INTO audit_checkpoints (seq, hash, time, jws) VALUES (?, ?, ?, ?)', [4, fourth?.chain.hash ?? '', Date.now(), earlier.jws]);
+      await expect(maintainAuditLog(audit, sign, { now: Date.now(), retentionDays: 0, verify: check })).rejects.toThrow(
+        /^record 1 is gone, and no anchor pruning signed stands for it: it was deleted$/,
+      );
+      expect((await audit.checkpoints(0, 10)).map((checkpoint) => checkpoint.jws)).toEqual([earlier.jws]);
+      expect(await verify(audit, keys)).toMatchObject({ ok: false, problem: { kind: 'deleted', seq: 5 } });
     });
 
     it('holds a log pruned of every record to its anchor, round after round: the checkpointed record pruning took is no deletion', async () => {

@@ -166,17 +166,16 @@ async function keptUpTo(store: AuditStore, signed: ChainHead): Promise<ChainHead
 
 /**
  * The withdrawals the anchor the kept records start after names (none at the genesis): the anchor pruning signs next names
- * them too, since that one is deleted with the records it prunes, and the key store may no longer name them. One the keys do
- * not verify as an anchor of that record, as it signs it (its seq and hash, never the row's), is refused: pruning past it
- * would drop what the broker's named. An anchor the broker signed in an earlier round, put in that row, names none since.
+ * them too, since that one is deleted with the records it prunes, and the key store may no longer name them. Without one
+ * standing there (anchorAt) the round refuses: pruning past it would drop what the broker's named, and an earlier round's
+ * anchor put in its row names none since.
  */
 async function anchorWithdrawals(store: AuditStore, verified: (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint | undefined>): Promise<KeyWithdrawn[]> {
   const [first] = (await store.query({ order: 'asc', limit: 1 })).records;
   if (first === undefined || first.chain.seq === 1) return [];
   const start = first.chain.seq - 1;
-  const [stored] = await store.checkpoints(start - 1, 1);
-  const anchor = stored?.seq === start ? await verified(stored) : undefined;
-  if (anchor === undefined || anchor.role === 'head' || anchor.seq !== start || anchor.hash !== first.chain.prev_hash) {
+  const anchor = await anchorAt(store, start, first.chain.prev_hash, verified);
+  if (anchor === undefined) {
     throw new ChainConflictError(
       `the records start after seq ${start}, but no anchor the broker signed stands there: pruning past it would drop the withdrawals it named`,
     );
@@ -197,11 +196,28 @@ async function holdSigned(store: AuditStore, signed: ChainHead, verified: (check
   if (signed.seq > 0 && (await next(signed.seq - 1))?.chain.seq === signed.seq) return;
   const first = await next(0);
   const start = first === undefined ? (await store.head()).seq : first.chain.seq - 1;
-  const [stored] = signed.seq > start ? [] : await store.checkpoints(start - 1, 1);
-  const anchor = stored?.seq === start ? await verified(stored) : undefined;
-  if (anchor === undefined || anchor.role === 'head' || (anchor.seq === signed.seq && anchor.hash !== signed.hash)) {
+  const anchor = signed.seq > start ? undefined : await anchorAt(store, start, first?.chain.prev_hash, verified);
+  if (anchor === undefined || (anchor.seq === signed.seq && anchor.hash !== signed.hash)) {
     throw new ChainConflictError(`record ${signed.seq} is gone, and no anchor pruning signed stands for it: it was deleted`);
   }
+}
+
+/**
+ * The anchor pruning left where the kept records start (after `start`; `prevHash`: what the first of them links to, none
+ * when none is kept), as the keys verify it: signed as an anchor (or by an older keyway, which named no role) over that seq
+ * and hash, as it signs them, never as the row's columns say. Undefined for a head checkpoint, a forged row, or an anchor the
+ * broker signed for another place (an earlier round's) put in that row.
+ */
+async function anchorAt(
+  store: AuditStore,
+  start: number,
+  prevHash: string | undefined,
+  verified: (checkpoint: Checkpoint) => Promise<VerifiedCheckpoint | undefined>,
+): Promise<VerifiedCheckpoint | undefined> {
+  const [stored] = await store.checkpoints(start - 1, 1);
+  const anchor = stored?.seq === start ? await verified(stored) : undefined;
+  const placed = anchor !== undefined && anchor.role !== 'head' && anchor.seq === start && (prevHash === undefined || anchor.hash === prevHash);
+  return placed ? anchor : undefined;
 }
 
 /** The newest stored checkpoint the broker's keys verify, as it signed it: the latest, else the others newest first. */
