@@ -68,10 +68,27 @@ export class RedirectRefusedError extends KeywayError {
 }
 
 /**
+ * What `retryingFetch` gives: a fetch that sends the same request on every try, and `renewing` for a request that must be
+ * made anew for each.
+ */
+export interface RetryingFetch extends FetchLike {
+  /**
+   * Tries `send` as the fetch tries a request (the same tries, backoff, Retry-After, deadline, notices, redirects refused,
+   * answers bounded), but `send` makes its request anew for every try, through the one-try fetch it is given. For a
+   * request carrying something its server uses up on reading it (a DPoP proof, a single-use CI token), which a 5xx
+   * answered after that leaves spent. A try is retried when the last request it made failed on the network or was
+   * answered a 5xx (not on the last try); `send`'s own result or error is then set aside. `earlier` is the 5xx answer of
+   * the latest try before this one, read, undefined when there was none.
+   */
+  renewing<T>(send: (once: FetchLike, earlier: Response | undefined) => Promise<T>): Promise<T>;
+}
+
+/**
  * `fetch` that retries network errors and 5xx answers, never 4xx: a 4xx is an answer (a
  * refusal, a missing permission), and asking again would only repeat it. After the last try
  * the last 5xx response is returned as it is, so the caller still reads its error body.
- * Requests are replayed as given, so bodies must be replayable (strings, URLSearchParams).
+ * Requests are replayed as given, so bodies must be replayable (strings, URLSearchParams);
+ * a request that must not be sent twice goes through `renewing`.
  *
  * Redirects are not followed unless the caller passes its own `redirect`: a redirect answer is thrown as a
  * RedirectRefusedError, at once, with the status and where it pointed in the message.
@@ -79,32 +96,55 @@ export class RedirectRefusedError extends KeywayError {
  * The answer returned has been read whole within its try's deadline, up to MAX_ANSWER_BYTES: a longer one, or one that
  * breaks off or outlasts the deadline, is a FetchError (not retried), its rest cancelled unread.
  */
-export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice) => void, fetchImpl: FetchLike = fetch): FetchLike {
-  return async (url, init = {}) => {
-    const method = init.method ?? 'GET';
+export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice) => void, fetchImpl: FetchLike = fetch): RetryingFetch {
+  const renewing = async <T>(send: (once: FetchLike, earlier: Response | undefined) => Promise<T>): Promise<T> => {
+    let earlier: Response | undefined;
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
-      let response: Response;
+      // What the try's latest request met that is worth another try; each request of the try clears it.
+      let retry: { method: string; url: string; reason: string; retryAfter: string | null; answer?: Response } | undefined;
+      const once: FetchLike = async (url, init = {}) => {
+        const method = init.method ?? 'GET';
+        retry = undefined;
+        let response: Response;
+        try {
+          const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...(init.signal ? [init.signal] : [])];
+          // 'manual' rather than 'error': the answer is seen, so the error can say what it was; it is never followed either way.
+          response = await fetchImpl(url, { ...init, redirect: init.redirect ?? 'manual', signal: AbortSignal.any(signals) });
+        } catch (error) {
+          if (!last && init.signal?.aborted !== true) retry = { method, url, reason: describeNetworkError(error), retryAfter: null };
+          throw error;
+        }
+        const location = response.headers.get('location');
+        if (init.redirect === undefined && REDIRECT_STATUSES.has(response.status) && location !== null) {
+          await response.body?.cancel();
+          throw new RedirectRefusedError(method, url, response.status, location);
+        }
+        if (response.status < 500 || last) return readWhole(response, `${method} ${url.split('?')[0]}`);
+        // Kept for the next try to name; one that cannot be read whole is retried all the same, unread.
+        const answer = await readWhole(response, `${method} ${url.split('?')[0]}`).catch(async () => {
+          await response.body?.cancel().catch(() => {});
+          return new Response(null, { status: response.status, headers: response.headers });
+        });
+        retry = { method, url, reason: `answered ${response.status}`, retryAfter: response.headers.get('retry-after'), answer };
+        return answer.clone();
+      };
+      let outcome: { value: T } | { error: unknown };
       try {
-        const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...(init.signal ? [init.signal] : [])];
-        // 'manual' rather than 'error': the answer is seen, so the error can say what it was; it is never followed either way.
-        response = await fetchImpl(url, { ...init, redirect: init.redirect ?? 'manual', signal: AbortSignal.any(signals) });
+        outcome = { value: await send(once, earlier) };
       } catch (error) {
-        if (last || init.signal?.aborted === true) throw error;
-        await pause(policy, onRetry, { method, url, attempt, reason: describeNetworkError(error), retryAfter: null });
-        continue;
+        outcome = { error };
       }
-      const location = response.headers.get('location');
-      if (init.redirect === undefined && REDIRECT_STATUSES.has(response.status) && location !== null) {
-        await response.body?.cancel();
-        throw new RedirectRefusedError(method, url, response.status, location);
+      if (retry === undefined) {
+        if ('error' in outcome) throw outcome.error;
+        return outcome.value;
       }
-      if (response.status < 500 || last) return readWhole(response, `${method} ${url.split('?')[0]}`);
-      const retryAfter = response.headers.get('retry-after');
-      await response.body?.cancel();
-      await pause(policy, onRetry, { method, url, attempt, reason: `answered ${response.status}`, retryAfter });
+      earlier = retry.answer ?? earlier;
+      await pause(policy, onRetry, { ...retry, attempt });
     }
   };
+  const retrying = (url: string, init?: RequestInit) => renewing((once) => once(url, init));
+  return Object.assign(retrying, { renewing });
 }
 
 /** The answer with its body read through readBounded, so that no caller reads an unbounded one. */
