@@ -83,30 +83,52 @@ var RedirectRefusedError = class extends KeywayError {
   }
 };
 function retryingFetch(policy, onRetry, fetchImpl = fetch) {
-  return async (url, init = {}) => {
-    const method = init.method ?? "GET";
+  const renewing = async (send) => {
+    let earlier;
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
-      let response;
+      let retry2;
+      const once = async (url, init = {}) => {
+        const method = init.method ?? "GET";
+        retry2 = void 0;
+        let response;
+        try {
+          const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
+          response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
+        } catch (error) {
+          if (!last && init.signal?.aborted !== true) retry2 = { method, url, reason: describeNetworkError(error), retryAfter: null };
+          throw error;
+        }
+        const location = response.headers.get("location");
+        if (init.redirect === void 0 && REDIRECT_STATUSES.has(response.status) && location !== null) {
+          await response.body?.cancel();
+          throw new RedirectRefusedError(method, url, response.status, location);
+        }
+        if (response.status < 500 || last) return readWhole(response, `${method} ${url.split("?")[0]}`);
+        const answer = await readWhole(response, `${method} ${url.split("?")[0]}`).catch(async () => {
+          await response.body?.cancel().catch(() => {
+          });
+          return new Response(null, { status: response.status, headers: response.headers });
+        });
+        retry2 = { method, url, reason: `answered ${response.status}`, retryAfter: response.headers.get("retry-after"), answer };
+        return answer.clone();
+      };
+      let outcome;
       try {
-        const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
-        response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
+        outcome = { value: await send(once, earlier) };
       } catch (error) {
-        if (last || init.signal?.aborted === true) throw error;
-        await pause(policy, onRetry, { method, url, attempt, reason: describeNetworkError(error), retryAfter: null });
-        continue;
+        outcome = { error };
       }
-      const location = response.headers.get("location");
-      if (init.redirect === void 0 && REDIRECT_STATUSES.has(response.status) && location !== null) {
-        await response.body?.cancel();
-        throw new RedirectRefusedError(method, url, response.status, location);
+      if (retry2 === void 0) {
+        if ("error" in outcome) throw outcome.error;
+        return outcome.value;
       }
-      if (response.status < 500 || last) return readWhole(response, `${method} ${url.split("?")[0]}`);
-      const retryAfter = response.headers.get("retry-after");
-      await response.body?.cancel();
-      await pause(policy, onRetry, { method, url, attempt, reason: `answered ${response.status}`, retryAfter });
+      earlier = retry2.answer ?? earlier;
+      await pause(policy, onRetry, { ...retry2, attempt });
     }
   };
+  const retrying = (url, init) => renewing((once) => once(url, init));
+  return Object.assign(retrying, { renewing });
 }
 async function readWhole(response, request) {
   if (response.body === null) return response;
@@ -177,6 +199,7 @@ var NO_GITHUB_ID_TOKEN = "GitHub Actions offers this job no OIDC token: give the
 function githubActions({ env, fetch: fetch2 }) {
   return {
     name: "GitHub Actions",
+    renews: true,
     async read(audience) {
       const requestUrl = env["ACTIONS_ID_TOKEN_REQUEST_URL"];
       const requestToken = env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"];
@@ -3253,13 +3276,16 @@ var BrokerUnavailableError = class extends KeywayError {
 var CLIENT_ID = "keyway-cli";
 async function exchangeWithBroker(request) {
   const { config, tokenEndpoint, subjectToken, parameters } = await prepareExchange(request);
-  let response;
-  try {
-    const options = request.dpop === void 0 ? void 0 : { DPoP: getDPoPHandle(config, request.dpop) };
-    response = await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters, options);
-  } catch (error) {
-    throw await classify(error, tokenEndpoint, subjectToken);
-  }
+  const options = request.dpop === void 0 ? void 0 : { DPoP: getDPoPHandle(config, request.dpop) };
+  const response = await request.fetch.renewing(async (once, earlier) => {
+    const sent = await subjectToken();
+    config[customFetch2] = once;
+    try {
+      return await genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, withSubjectToken(parameters, sent), options);
+    } catch (error) {
+      throw await classify(error, tokenEndpoint, sent, earlier);
+    }
+  });
   const body = response;
   const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
   if (request.dpop !== void 0 && response.token_type !== "dpop") {
@@ -3316,18 +3342,21 @@ async function exchangeForTokenMap(request) {
   const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
   parameters.set("grant_type", TOKEN_EXCHANGE_GRANT);
   parameters.set("client_id", CLIENT_ID);
-  let response;
-  try {
-    response = await request.fetch(tokenEndpoint, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-      body: parameters.toString()
-    });
-  } catch (error) {
-    throw await classify(error, tokenEndpoint, subjectToken);
-  }
+  const { response, sent, earlier } = await request.fetch.renewing(async (once, earlier2) => {
+    const sent2 = await subjectToken();
+    try {
+      const response2 = await once(tokenEndpoint, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: withSubjectToken(parameters, sent2).toString()
+      });
+      return { response: response2, sent: sent2, earlier: earlier2 };
+    } catch (error) {
+      throw await classify(error, tokenEndpoint, sent2, earlier2);
+    }
+  });
   const body = await response.json().catch(() => ({}));
-  if (response.status >= 400 && response.status < 500) throw new BrokerRefusedError(response.status, body, subjectToken);
+  if (response.status >= 400 && response.status < 500) throw await refusalAfter(new BrokerRefusedError(response.status, body, sent), earlier, tokenEndpoint);
   const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
   if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
   const parsed = safeParse(TokenMapAnswer, body);
@@ -3356,17 +3385,39 @@ async function prepareExchange(request) {
   const endpoint2 = new URL(tokenEndpoint);
   if (endpoint2.protocol !== "https:" && !isLoopbackHttpUrl(endpoint2)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
   const audience = request.subjectAudience ?? issuer;
-  const subjectToken = await request.source.read(audience);
-  request.mask(subjectToken);
-  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
+  let held;
+  const subjectToken = async () => {
+    if (held !== void 0 && request.source.renews !== true) return held;
+    held = await request.source.read(audience);
+    request.mask(held);
+    request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(held)}`);
+    return held;
+  };
   const parameters = new URLSearchParams({
-    subject_token: subjectToken,
     subject_token_type: TOKEN_TYPE.idToken,
     requested_token_type: request.requestedTokenType ?? TOKEN_TYPE.accessToken
   });
   for (const item of request.audiences) parameters.append("audience", item);
   if (request.scopes.length > 0) parameters.set("scope", request.scopes.join(" "));
   return { config, tokenEndpoint, subjectToken, parameters };
+}
+function withSubjectToken(parameters, subjectToken) {
+  const sent = new URLSearchParams(parameters);
+  sent.set("subject_token", subjectToken);
+  return sent;
+}
+function refusedAsUsedUp(refusal) {
+  const description = refusal.description ?? "";
+  return refusal.error === "invalid_request" && / was already exchanged, in audit event /.test(description) || refusal.error === "invalid_dpop_proof" && / was already used, in audit event /.test(description);
+}
+async function refusalAfter(refusal, earlier, tokenEndpoint) {
+  if (earlier === void 0 || !refusedAsUsedUp(refusal)) return refusal;
+  const body = await earlier.clone().json().catch(() => ({}));
+  const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
+  return new BrokerUnavailableError(
+    `${tokenEndpoint} answered ${earlier.status}${oauthErrorOf(body)}${auditEventId === void 0 ? "" : ` in audit event ${auditEventId}`}, having used up what that try sent; the retry was then refused (HTTP ${refusal.status}): ${refusal.message}`,
+    { cause: refusal, auditEventId }
+  );
 }
 function oauthErrorOf(body) {
   return typeof body["error"] === "string" ? `: ${body["error"]}${typeof body["error_description"] === "string" ? ` (${body["error_description"]})` : ""}` : "";
@@ -3386,13 +3437,13 @@ async function discover(request, insecure) {
     throw new BrokerUnavailableError(`cannot discover the broker at ${request.url.href}: ${reason}`, { cause: error });
   }
 }
-async function classify(error, tokenEndpoint, subjectToken) {
-  if (error instanceof ResponseBodyError) return new BrokerRefusedError(error.status, error.cause, subjectToken);
+async function classify(error, tokenEndpoint, subjectToken, earlier) {
+  if (error instanceof ResponseBodyError) return refusalAfter(new BrokerRefusedError(error.status, error.cause, subjectToken), earlier, tokenEndpoint);
   if (error instanceof ClientError && error.cause instanceof Response) {
     const status = error.cause.status;
     const body = await error.cause.json().catch(() => ({}));
     const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
-    if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
+    if (status >= 400 && status < 500) return refusalAfter(new BrokerRefusedError(status, body), earlier, tokenEndpoint);
     return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthErrorOf(body)}`, { cause: error, auditEventId });
   }
   if (error instanceof ClientError || isNetworkError(error))

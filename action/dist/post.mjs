@@ -98,30 +98,52 @@ var RedirectRefusedError = class extends KeywayError {
   }
 };
 function retryingFetch(policy, onRetry, fetchImpl = fetch) {
-  return async (url, init = {}) => {
-    const method = init.method ?? "GET";
+  const renewing = async (send) => {
+    let earlier;
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
-      let response;
+      let retry;
+      const once = async (url, init = {}) => {
+        const method = init.method ?? "GET";
+        retry = void 0;
+        let response;
+        try {
+          const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
+          response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
+        } catch (error) {
+          if (!last && init.signal?.aborted !== true) retry = { method, url, reason: describeNetworkError(error), retryAfter: null };
+          throw error;
+        }
+        const location = response.headers.get("location");
+        if (init.redirect === void 0 && REDIRECT_STATUSES.has(response.status) && location !== null) {
+          await response.body?.cancel();
+          throw new RedirectRefusedError(method, url, response.status, location);
+        }
+        if (response.status < 500 || last) return readWhole(response, `${method} ${url.split("?")[0]}`);
+        const answer = await readWhole(response, `${method} ${url.split("?")[0]}`).catch(async () => {
+          await response.body?.cancel().catch(() => {
+          });
+          return new Response(null, { status: response.status, headers: response.headers });
+        });
+        retry = { method, url, reason: `answered ${response.status}`, retryAfter: response.headers.get("retry-after"), answer };
+        return answer.clone();
+      };
+      let outcome;
       try {
-        const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
-        response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
+        outcome = { value: await send(once, earlier) };
       } catch (error) {
-        if (last || init.signal?.aborted === true) throw error;
-        await pause(policy, onRetry, { method, url, attempt, reason: describeNetworkError(error), retryAfter: null });
-        continue;
+        outcome = { error };
       }
-      const location = response.headers.get("location");
-      if (init.redirect === void 0 && REDIRECT_STATUSES.has(response.status) && location !== null) {
-        await response.body?.cancel();
-        throw new RedirectRefusedError(method, url, response.status, location);
+      if (retry === void 0) {
+        if ("error" in outcome) throw outcome.error;
+        return outcome.value;
       }
-      if (response.status < 500 || last) return readWhole(response, `${method} ${url.split("?")[0]}`);
-      const retryAfter = response.headers.get("retry-after");
-      await response.body?.cancel();
-      await pause(policy, onRetry, { method, url, attempt, reason: `answered ${response.status}`, retryAfter });
+      earlier = retry.answer ?? earlier;
+      await pause(policy, onRetry, { ...retry, attempt });
     }
   };
+  const retrying = (url, init) => renewing((once) => once(url, init));
+  return Object.assign(retrying, { renewing });
 }
 async function readWhole(response, request) {
   if (response.body === null) return response;

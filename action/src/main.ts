@@ -5,7 +5,7 @@ import { exchangeForTokenMap, exchangeWithBroker } from '../../src/cli/pipeline/
 import { addMask, annotation, appendEnvironmentFile } from '../../src/cli/pipeline/github-commands.ts';
 import { describeFailure, grantLine, retryLine } from '../../src/cli/pipeline/job-log.ts';
 import { jobLogLine } from '../../src/cli/pipeline/job-log-line.ts';
-import { DEFAULT_RETRY_POLICY, retryingFetch, type FetchLike } from '../../src/cli/pipeline/retrying-fetch.ts';
+import { DEFAULT_RETRY_POLICY, retryingFetch, type RetryingFetch } from '../../src/cli/pipeline/retrying-fetch.ts';
 import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS } from '../../src/cli/pipeline/revoke-token.ts';
 import { CLOUD_TOKEN_TYPE } from '../../src/cli/pipeline/aws-delivery.ts';
 import { cloudDeliveryOf, deliverCloudCredentials } from '../../src/cli/pipeline/cloud-delivery-options.ts';
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
  * github-token-map: one GitHub installation token per owner of `repositories`, all or none. Each is masked first, then set
  * as output `token-<owner>` (and `expires-at-<owner>`), `owners` lists them; the post step revokes every one.
  */
-async function tokenMap(url: string, fetch: FetchLike): Promise<void> {
+async function tokenMap(url: string, fetch: RetryingFetch): Promise<void> {
   if (actionInput('cloud') !== '' || actionInput('github-token') === 'true' || actionInput('audience') !== '') {
     throw new Error('github-token-map asks for the owners of `repositories`: not with cloud, github-token or audience');
   }

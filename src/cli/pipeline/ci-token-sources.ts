@@ -9,6 +9,11 @@ export interface CiTokenSource {
   /** For the job log, e.g. "GitHub Actions". */
   readonly name: string;
   read(audience: string): Promise<string>;
+  /**
+   * Every read gives a new token (GitHub Actions' token service mints one per request): a retried exchange then asks for
+   * one, since the broker may have used up the one it sent. Where it is not set, a read gives the same token again.
+   */
+  readonly renews?: true;
 }
 
 /** The job has no OIDC token to offer: a missing permission, variable or file. Exit code 3. */
@@ -92,6 +97,7 @@ export const NO_GITHUB_ID_TOKEN =
 function githubActions({ env, fetch }: SourceContext): CiTokenSource {
   return {
     name: 'GitHub Actions',
+    renews: true,
     async read(audience) {
       const requestUrl = env['ACTIONS_ID_TOKEN_REQUEST_URL'];
       const requestToken = env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];

@@ -6,7 +6,7 @@ import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { FetchError } from '../../core/outbound/read-bounded.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
-import { describeNetworkError, RedirectRefusedError, type FetchLike } from './retrying-fetch.ts';
+import { describeNetworkError, RedirectRefusedError, type RetryingFetch } from './retrying-fetch.ts';
 import { revokeKeywayToken } from './revoke-token.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
 import type { DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
@@ -21,8 +21,8 @@ export interface BrokerExchangeRequest {
   readonly scopes: readonly string[];
   /** Default: a keyway access token. `TOKEN_TYPE.githubInstallationToken` asks for a GitHub App installation token (audiences are then OWNER/REPO, scopes permission:level). */
   readonly requestedTokenType?: string | undefined;
-  /** Used for discovery and the exchange: in practice a retryingFetch. */
-  readonly fetch: FetchLike;
+  /** Used for discovery and the exchange; the exchange is made anew for each try (a fresh DPoP proof, a fresh CI token where the source gives one). */
+  readonly fetch: RetryingFetch;
   /** Progress lines for the job log; never given a token. */
   readonly log: (line: string) => void;
   /** A key to bind the token to (RFC 9449): the exchange carries a DPoP proof, and only a DPoP-bound token is accepted back. */
@@ -111,14 +111,18 @@ const CLIENT_ID = 'keyway-cli';
  */
 export async function exchangeWithBroker(request: BrokerExchangeRequest): Promise<IssuedToken> {
   const { config, tokenEndpoint, subjectToken, parameters } = await prepareExchange(request);
-  let response: Awaited<ReturnType<typeof client.genericGrantRequest>>;
-  try {
-    // openid-client signs a fresh proof for the request, and retries once with the nonce of a `use_dpop_nonce` answer.
-    const options = request.dpop === undefined ? undefined : { DPoP: client.getDPoPHandle(config, request.dpop) };
-    response = await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters, options);
-  } catch (error) {
-    throw await classify(error, tokenEndpoint, subjectToken);
-  }
+  // One handle for every try, so that a nonce the broker handed out is kept; the proofs are not.
+  const options = request.dpop === undefined ? undefined : { DPoP: client.getDPoPHandle(config, request.dpop) };
+  const response = await request.fetch.renewing(async (once, earlier) => {
+    const sent = await subjectToken();
+    config[client.customFetch] = once;
+    try {
+      // openid-client signs a fresh proof for each request, and asks once more with the nonce of a `use_dpop_nonce` answer.
+      return await client.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, withSubjectToken(parameters, sent), options);
+    } catch (error) {
+      throw await classify(error, tokenEndpoint, sent, earlier);
+    }
+  });
   const body = response as unknown as Readonly<Record<string, unknown>>;
   const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
   if (request.dpop !== undefined && response.token_type !== 'dpop') {
@@ -221,18 +225,21 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
   const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
   parameters.set('grant_type', TOKEN_EXCHANGE_GRANT);
   parameters.set('client_id', CLIENT_ID);
-  let response: Response;
-  try {
-    response = await request.fetch(tokenEndpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: parameters.toString(),
-    });
-  } catch (error) {
-    throw await classify(error, tokenEndpoint, subjectToken);
-  }
+  const { response, sent, earlier } = await request.fetch.renewing(async (once, earlier) => {
+    const sent = await subjectToken();
+    try {
+      const response = await once(tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: withSubjectToken(parameters, sent).toString(),
+      });
+      return { response, sent, earlier };
+    } catch (error) {
+      throw await classify(error, tokenEndpoint, sent, earlier);
+    }
+  });
   const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-  if (response.status >= 400 && response.status < 500) throw new BrokerRefusedError(response.status, body, subjectToken);
+  if (response.status >= 400 && response.status < 500) throw await refusalAfter(new BrokerRefusedError(response.status, body, sent), earlier, tokenEndpoint);
   const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
   if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
   const parsed = v.safeParse(TokenMapAnswer, body);
@@ -256,10 +263,14 @@ function unreadable(issues: readonly v.BaseIssue<unknown>[]): string {
   return issues.map((issue) => `${v.getDotPath(issue) ?? 'the answer'}: expected ${issue.expected ?? issue.type}`).join('; ');
 }
 
-/** Discovery, the token endpoint (https, or http on loopback), the job's own CI token, and the RFC 8693 parameters. */
+/**
+ * Discovery, the token endpoint (https, or http on loopback), the RFC 8693 parameters but the subject token, and where each
+ * try gets the job's own CI token: read for the first, and read again for each retry from a source that gives a new one per
+ * read (the broker may have used up the one it was sent, even in a 5xx), the same one again from any other.
+ */
 async function prepareExchange(
   request: BrokerExchangeRequest,
-): Promise<{ config: client.Configuration; tokenEndpoint: string; subjectToken: string; parameters: URLSearchParams }> {
+): Promise<{ config: client.Configuration; tokenEndpoint: string; subjectToken: () => Promise<string>; parameters: URLSearchParams }> {
   const insecure = request.url.protocol === 'http:' && isLoopbackHttpUrl(request.url);
   const config = await discover(request, insecure);
   const { issuer, token_endpoint: tokenEndpoint } = config.serverMetadata();
@@ -268,18 +279,64 @@ async function prepareExchange(
   if (endpoint.protocol !== 'https:' && !isLoopbackHttpUrl(endpoint)) throw new BrokerUnavailableError(`the token endpoint ${tokenEndpoint} is not https`);
 
   const audience = request.subjectAudience ?? issuer;
-  const subjectToken = await request.source.read(audience);
-  request.mask(subjectToken);
-  request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(subjectToken)}`);
+  let held: string | undefined;
+  const subjectToken = async (): Promise<string> => {
+    if (held !== undefined && request.source.renews !== true) return held;
+    held = await request.source.read(audience);
+    request.mask(held);
+    request.log(`CI token from ${request.source.name} (audience ${audience}), sha256 ${sha256Hex(held)}`);
+    return held;
+  };
 
   const parameters = new URLSearchParams({
-    subject_token: subjectToken,
     subject_token_type: TOKEN_TYPE.idToken,
     requested_token_type: request.requestedTokenType ?? TOKEN_TYPE.accessToken,
   });
   for (const item of request.audiences) parameters.append('audience', item);
   if (request.scopes.length > 0) parameters.set('scope', request.scopes.join(' '));
   return { config, tokenEndpoint, subjectToken, parameters };
+}
+
+function withSubjectToken(parameters: URLSearchParams, subjectToken: string): URLSearchParams {
+  const sent = new URLSearchParams(parameters);
+  sent.set('subject_token', subjectToken);
+  return sent;
+}
+
+/**
+ * The broker's refusal of a CI token or a DPoP proof that an earlier request used up (reasons `replayed` and
+ * `dpop_proof_replayed`), known by its error and its description's wording (src/core/replay/claim-single-use.ts,
+ * src/core/exchange/dpop-binding.ts): the broker names no reason code to a pipeline.
+ */
+function refusedAsUsedUp(refusal: BrokerRefusedError): boolean {
+  const description = refusal.description ?? '';
+  return (
+    (refusal.error === 'invalid_request' && / was already exchanged, in audit event /.test(description)) ||
+    (refusal.error === 'invalid_dpop_proof' && / was already used, in audit event /.test(description))
+  );
+}
+
+/**
+ * A retry's refusal, unless it refuses what the 5xx of an earlier try used up (a broker answers some 5xx after it claimed a
+ * single-use CI token or the proof: GitHub failing to mint, the audit record not written). Then the 5xx is the cause, and
+ * the error is that answer's (exit code 5), naming the refusal it led to.
+ */
+async function refusalAfter(
+  refusal: BrokerRefusedError,
+  earlier: Response | undefined,
+  tokenEndpoint: string,
+): Promise<BrokerRefusedError | BrokerUnavailableError> {
+  if (earlier === undefined || !refusedAsUsedUp(refusal)) return refusal;
+  const body = (await earlier
+    .clone()
+    .json()
+    .catch(() => ({}))) as Record<string, unknown>;
+  const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
+  return new BrokerUnavailableError(
+    `${tokenEndpoint} answered ${earlier.status}${oauthErrorOf(body)}${auditEventId === undefined ? '' : ` in audit event ${auditEventId}`}, ` +
+      `having used up what that try sent; the retry was then refused (HTTP ${refusal.status}): ${refusal.message}`,
+    { cause: refusal, auditEventId },
+  );
 }
 
 function oauthErrorOf(body: Readonly<Record<string, unknown>>): string {
@@ -302,14 +359,14 @@ async function discover(request: Omit<BrokerExchangeRequest, 'mask'>, insecure: 
   }
 }
 
-async function classify(error: unknown, tokenEndpoint: string, subjectToken: string): Promise<Error> {
-  if (error instanceof client.ResponseBodyError) return new BrokerRefusedError(error.status, error.cause, subjectToken);
+async function classify(error: unknown, tokenEndpoint: string, subjectToken: string, earlier: Response | undefined): Promise<Error> {
+  if (error instanceof client.ResponseBodyError) return refusalAfter(new BrokerRefusedError(error.status, error.cause, subjectToken), earlier, tokenEndpoint);
   // A 5xx (after the retries): openid-client hands back the response unread, so its RFC 6749 body can still be read.
   if (error instanceof client.ClientError && error.cause instanceof Response) {
     const status = error.cause.status;
     const body = (await error.cause.json().catch(() => ({}))) as Record<string, unknown>;
     const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
-    if (status >= 400 && status < 500) return new BrokerRefusedError(status, body);
+    if (status >= 400 && status < 500) return refusalAfter(new BrokerRefusedError(status, body), earlier, tokenEndpoint);
     return new BrokerUnavailableError(`${tokenEndpoint} answered ${status}${oauthErrorOf(body)}`, { cause: error, auditEventId });
   }
   if (error instanceof client.ClientError || isNetworkError(error))
