@@ -9,6 +9,7 @@ import type { CiTokenSource } from './ci-token-sources.ts';
 import { describeNetworkError, RedirectRefusedError, type RetryingFetch } from './retrying-fetch.ts';
 import { revokeKeywayToken } from './revoke-token.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
+import { REASONS } from '../../core/errors/reasons.ts';
 import type { DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
 
 export interface BrokerExchangeRequest {
@@ -304,17 +305,10 @@ function withSubjectToken(parameters: URLSearchParams, subjectToken: string): UR
 }
 
 /**
- * The broker's refusal of a CI token or a DPoP proof that an earlier request used up (reasons `replayed` and
- * `dpop_proof_replayed`), known by its error and its description's wording (src/core/replay/claim-single-use.ts,
- * src/core/exchange/dpop-binding.ts): the broker names no reason code to a pipeline.
+ * What the broker tells a pipeline when it refuses a CI token or a DPoP proof that an earlier request used up (reasons
+ * `replayed` and `dpop_proof_replayed`; it names no reason code to a pipeline, only these descriptions).
  */
-function refusedAsUsedUp(refusal: BrokerRefusedError): boolean {
-  const description = refusal.description ?? '';
-  return (
-    (refusal.error === 'invalid_request' && / was already exchanged, in audit event /.test(description)) ||
-    (refusal.error === 'invalid_dpop_proof' && / was already used, in audit event /.test(description))
-  );
-}
+const USED_UP: ReadonlySet<string> = new Set([REASONS.replayed.description, REASONS.dpop_proof_replayed.description]);
 
 /**
  * A retry's refusal, unless it refuses what the 5xx of an earlier try used up (a broker answers some 5xx after it claimed a
@@ -326,7 +320,7 @@ async function refusalAfter(
   earlier: Response | undefined,
   tokenEndpoint: string,
 ): Promise<BrokerRefusedError | BrokerUnavailableError> {
-  if (earlier === undefined || !refusedAsUsedUp(refusal)) return refusal;
+  if (earlier === undefined || !USED_UP.has(refusal.description ?? '')) return refusal;
   const body = (await earlier
     .clone()
     .json()
