@@ -2,14 +2,26 @@ import { join } from 'node:path';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { REASONS } from '../../src/core/errors/reasons.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import { startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
+import { startFlakyProxy, type FlakyProxy } from '../support/flaky-proxy.ts';
+import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
-import { runProcess, type Environment, type ProcessResult } from './node-harness.ts';
+import { runProcess, testConfig, writeTree, type Environment, type ProcessResult } from './node-harness.ts';
 
 const CLI = join(process.cwd(), 'src/cli/main.ts');
 const FIRST_EVENT = 'evt-first-try';
 const FIRST_DESCRIPTION = 'GitHub could not mint the installation token: answered 502';
+
+/** `keyway exchange --url URL …` in a fresh job directory whose file `ci-token` holds `token`. */
+function exchange(url: string, args: readonly string[], env: Environment = {}, token = ciToken()): Promise<ProcessResult> {
+  const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
+  writeFileSync(join(cwd, 'ci-token'), token);
+  return runProcess(process.execPath, [CLI, 'exchange', '--url', url, ...args], { cwd, env: { PATH: process.env['PATH'], HOME: cwd, TMPDIR: cwd, ...env } });
+}
 
 /** A JWT-shaped CI token the fake never verifies; each one different. */
 function ciToken(): string {
@@ -54,7 +66,7 @@ describe('a retried exchange does not replay what the broker used up', () => {
         return Response.json(
           {
             error: 'invalid_dpop_proof',
-            error_description: `the DPoP proof (jti ${jti}) was already used, in audit event ${FIRST_EVENT}`,
+            error_description: REASONS.dpop_proof_replayed.description,
             audit_event_id: 'evt-retry',
           },
           { status: 400 },
@@ -64,7 +76,7 @@ describe('a retried exchange does not replay what the broker used up', () => {
         return Response.json(
           {
             error: 'invalid_request',
-            error_description: `token (by jti) was already exchanged, in audit event ${FIRST_EVENT} at 2026-12-07T23:40:00.000Z`,
+            error_description: REASONS.replayed.description,
             audit_event_id: 'evt-retry',
           },
           { status: 400 },
@@ -100,14 +112,7 @@ describe('a retried exchange does not replay what the broker used up', () => {
     singleUseSubject = true;
   });
 
-  function keyway(args: readonly string[], env: Environment = {}): Promise<ProcessResult> {
-    const cwd = mkdtempSync(join(tmpdir(), 'keyway-job-'));
-    writeFileSync(join(cwd, 'ci-token'), ciToken());
-    return runProcess(process.execPath, [CLI, 'exchange', '--url', server.base, ...args], {
-      cwd,
-      env: { PATH: process.env['PATH'], HOME: cwd, TMPDIR: cwd, ...env },
-    });
-  }
+  const keyway = (args: readonly string[], env: Environment = {}) => exchange(server.base, args, env);
 
   it('--dpop: the retry carries a new proof (another jti, signed anew), so the 503 is followed by the token', async () => {
     singleUseSubject = false;
@@ -159,9 +164,71 @@ describe('a retried exchange does not replay what the broker used up', () => {
       expect(result.code).toBe(5);
       const failure = result.stderr.slice(result.stderr.indexOf('broker unavailable:'));
       expect(failure).toContain(`answered 503: temporarily_unavailable (${FIRST_DESCRIPTION}) in audit event ${FIRST_EVENT}`);
-      expect(failure).toContain('the retry was then refused (HTTP 400): invalid_request: token (by jti) was already exchanged');
-      expect(failure).toMatch(new RegExp(`audit_event_id=${FIRST_EVENT}\\n`));
-      expect(result.stderr).not.toMatch(/^refused/m);
+      expect(failure).toContain(
+        `the retry was then refused (HTTP 400): invalid_request: ${REASONS.replayed.description}\nkeyway: audit_event_id=${FIRST_EVENT}\n`,
+      );
+      expect(result.stderr).not.toMatch(/^keyway: refused/m);
     });
   }
+});
+
+/**
+ * The real broker behind a proxy that passes the first token request on and answers 503 in place of the broker's answer:
+ * the broker has claimed the proof and the single-use token, as it has when it answers a 503 of its own after the claim.
+ */
+describe('a retried exchange, against the real broker', () => {
+  const AUDIENCE = 'https://deploy.acme.dev';
+  let issuer: TestIssuer;
+  let proxy: FlakyProxy;
+  let broker: NodeBroker;
+
+  beforeAll(async () => {
+    issuer = new TestIssuer(inject('testIssuerBase'), `retry-renewal-${crypto.randomUUID().slice(0, 8)}`);
+    proxy = await startFlakyProxy();
+    const policy = (repositoryId: string, singleUse: boolean) => `
+version: 1
+issuer: { kind: github, url: "${issuer.url}" }
+single_use: ${singleUse}
+match:
+  repository_owner_id: "1200934"
+  repository_id: "${repositoryId}"
+  ref: refs/heads/main
+grant:
+  audience: ${AUDIENCE}
+`;
+    const root = writeTree({ 'policies/once.yaml': policy('5001', true), 'policies/bound.yaml': policy('5002', false) });
+    broker = await startNodeBroker(testConfig(root, { issuer: proxy.url }), { log: silentLogger });
+    proxy.target = broker.url;
+  });
+  afterAll(async () => {
+    await Promise.all([proxy?.close(), broker?.close()]);
+  });
+  beforeEach(() => {
+    proxy.faults.length = 0;
+    proxy.tokenRequests = 0;
+  });
+
+  const token = (repositoryId: string) => issuer.sign(ciClaims(issuer.url, proxy.url, { repository_id: repositoryId }));
+
+  it('--dpop: the broker grants the retry, whose proof is not the one it claimed', async () => {
+    proxy.faults.push('lost');
+    const result = await exchange(
+      proxy.url,
+      ['--subject-token-file', 'ci-token', '--dpop', '--exec', '--', process.execPath, '-e', ''],
+      {},
+      await token('5002'),
+    );
+    expect(result.stderr).toMatch(/answered 503; try 2 of 4/);
+    expect(result.code).toBe(0);
+    expect(proxy.tokenRequests).toBe(2);
+  });
+
+  it('a single-use token from a file: its refusal as replayed ends in the 503 before it, exit 5', async () => {
+    proxy.faults.push('lost');
+    const result = await exchange(proxy.url, ['--subject-token-file', 'ci-token'], {}, await token('5001'));
+    expect(proxy.tokenRequests).toBe(2);
+    expect(result.code).toBe(5);
+    expect(result.stderr).toContain('answered 503: temporarily_unavailable (proxy fault: the answer was lost), having used up what that try sent');
+    expect(result.stderr).toContain(`the retry was then refused (HTTP 400): invalid_request: ${REASONS.replayed.description}\n`);
+  });
 });

@@ -1,8 +1,11 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** What the proxy does to one POST /token: drop the connection, answer a status itself, or pass it on. */
-export type Fault = 'drop' | 503 | 502;
+/**
+ * What the proxy does to one POST /token: drop the connection, answer a status itself, or pass it on; `lost` passes it on
+ * and answers 503 in place of the broker's answer, as when the broker's answer does not come back.
+ */
+export type Fault = 'drop' | 'lost' | 503 | 502;
 
 export interface FlakyProxy {
   readonly url: string;
@@ -32,17 +35,28 @@ export async function startFlakyProxy(): Promise<FlakyProxy> {
       response.writeHead(307, { location: redirect });
       return response.end();
     }
+    const forward = () => {
+      const headers = Object.fromEntries(Object.entries(request.headers).filter(([name]) => name !== 'host' && name !== 'connection')) as Record<
+        string,
+        string
+      >;
+      return fetch(`${proxy.target}${request.url}`, { method: request.method ?? 'GET', headers, ...(body.length > 0 ? { body } : {}) });
+    };
     if (request.method === 'POST' && request.url === '/token') {
       proxy.tokenRequests += 1;
       const fault = proxy.faults.shift();
       if (fault === 'drop') return request.socket.destroy();
+      if (fault === 'lost') {
+        await (await forward()).arrayBuffer();
+        response.writeHead(503, { 'content-type': 'application/json' });
+        return response.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'proxy fault: the answer was lost' }));
+      }
       if (fault !== undefined) {
         response.writeHead(fault, { 'content-type': 'application/json' });
         return response.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: `proxy fault ${fault}` }));
       }
     }
-    const headers = Object.fromEntries(Object.entries(request.headers).filter(([name]) => name !== 'host' && name !== 'connection')) as Record<string, string>;
-    const upstream = await fetch(`${proxy.target}${request.url}`, { method: request.method ?? 'GET', headers, ...(body.length > 0 ? { body } : {}) });
+    const upstream = await forward();
     response.writeHead(
       upstream.status,
       Object.fromEntries([...upstream.headers].filter(([name]) => name !== 'content-length' && name !== 'transfer-encoding')),
