@@ -168,14 +168,17 @@ function grantChanges(a: Policy, b: Policy): { what: string; widening: Widening 
   const ga = a.grant;
   const gb = b.grant;
   if (ga === undefined || gb === undefined) return changes;
+  // Looked up, not searched: a grant may list thousands of scopes or audiences, each compared with the other side's.
   const lists = (what: string, before: readonly string[], after: readonly string[]): void => {
-    for (const item of after.filter((value) => !before.includes(value))) changes.push({ what: `${what}: + ${item}`, widening: 'wider' });
-    for (const item of before.filter((value) => !after.includes(value))) changes.push({ what: `${what}: - ${item}`, widening: 'narrower' });
+    const [was, now] = [new Set(before), new Set(after)];
+    for (const item of after.filter((value) => !was.has(value))) changes.push({ what: `${what}: + ${item}`, widening: 'wider' });
+    for (const item of before.filter((value) => !now.has(value))) changes.push({ what: `${what}: - ${item}`, widening: 'narrower' });
   };
   lists('grant.audience', ga.audiences, gb.audiences);
   if (ga.requireDpop !== gb.requireDpop)
     changes.push({ what: `grant.require_dpop: ${ga.requireDpop} → ${gb.requireDpop}`, widening: gb.requireDpop ? 'narrower' : 'wider' });
-  const sameAudiences = ga.audiences.length === gb.audiences.length && ga.audiences.every((audience) => gb.audiences.includes(audience));
+  const audiences = new Set(gb.audiences);
+  const sameAudiences = ga.audiences.length === gb.audiences.length && ga.audiences.every((audience) => audiences.has(audience));
   if (sameAudiences && ga.audiences[0] !== gb.audiences[0]) {
     changes.push({ what: `grant.audience: default ${show(ga.audiences[0])} → ${show(gb.audiences[0])}`, widening: 'changed' });
   }
