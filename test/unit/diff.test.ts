@@ -31,6 +31,14 @@ describe('diffPolicies', () => {
     expect(diff({ 'd.yaml': DEPLOY, 'g.yaml': GUARD }, { 'd.yaml': DEPLOY, 'g.yaml': GUARD })).toEqual([]);
   });
 
+  it('reports no change of a line written the same, however long its list: past the tries a diff makes, comparing would not show it', () => {
+    const globs = `[${Array.from({ length: 300 }, (_, i) => `{ glob: "env-${i}/*" }`).join(', ')}]`;
+    const policy = DEPLOY.replace('environment: production', `environment: ${globs}`);
+    expect(diff({ 'd.yaml': policy }, { 'd.yaml': policy.replace('ttl: 10m', 'ttl: 5m') })).toEqual([
+      { id: 'd', status: 'narrowed', access: 'none', changes: [{ what: 'grant.ttl: 600s → 300s', access: 'narrowed' }] },
+    ]);
+  });
+
   it('a removed line widens an allow policy; an added one narrows it', () => {
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('  environment: production\n', '') })).toEqual([
       { id: 'd', status: 'widened', access: 'none', changes: [{ what: 'match.environment: line "production" removed', access: 'widened' }] },

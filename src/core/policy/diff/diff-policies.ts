@@ -1,7 +1,7 @@
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { Policy } from '../policy.ts';
 import { PERMISSION_LEVELS, type PermissionLevel } from '../github-permissions.ts';
-import { compareMatchers, type Widening } from './matcher-inclusion.ts';
+import { compareMatchers, type InclusionBudget, type Widening } from './matcher-inclusion.ts';
 
 /** What a policy contributes to decisions: nothing (disabled, audit, does not load), allows, or denies. */
 type Role = 'allow' | 'deny' | 'audit' | 'off';
@@ -52,6 +52,7 @@ export function diffPolicies(before: PolicyCompilation, after: PolicyCompilation
   const now = new Map(after.files.map((entry) => [entry.id, entry]));
   const ids = [...new Set([...old.keys(), ...now.keys()])].sort();
   const diffs: PolicyDiff[] = [];
+  const budget: InclusionBudget = { tries: 0 };
   for (const id of ids) {
     const a = old.get(id);
     const b = now.get(id);
@@ -70,7 +71,7 @@ export function diffPolicies(before: PolicyCompilation, after: PolicyCompilation
         changes: [{ what: `was ${describeRole(roleOf(a))}`, access: roleAccess(roleOf(a), false) }, ...organizationGrant(a, roleAccess(roleOf(a), false))],
       });
     } else if (a !== undefined && b !== undefined) {
-      const changes = changesOf(a, b);
+      const changes = changesOf(a, b, budget);
       if (changes.length > 0) diffs.push({ id, status: statusOf(changes), access: 'none', changes });
     }
   }
@@ -97,7 +98,7 @@ function statusOf(changes: readonly PolicyChange[]): PolicyDiffStatus {
   return 'edited';
 }
 
-function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[] {
+function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile, budget: InclusionBudget): PolicyChange[] {
   const changes: PolicyChange[] = [];
   const roleA = roleOf(a);
   const roleB = roleOf(b);
@@ -133,7 +134,7 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[]
     const audience = (policy: Policy): string => (policy.everyAudience ? 'every audience (a deny policy that names none)' : show(policy.subjectAudience));
     changes.push({ what: `subject_audience: ${audience(policyA)} → ${audience(policyB)}`, access: toAccess('changed') });
   }
-  for (const change of lineChanges(policyA, policyB)) changes.push({ what: change.what, access: toAccess(change.widening) });
+  for (const change of lineChanges(policyA, policyB, budget)) changes.push({ what: change.what, access: toAccess(change.widening) });
   if (show(a.document.match_actor) !== show(b.document.match_actor)) {
     changes.push({ what: `match_actor: ${show(a.document.match_actor)} → ${show(b.document.match_actor)}`, access: toAccess('changed') });
   }
@@ -142,7 +143,7 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile): PolicyChange[]
   return changes;
 }
 
-function lineChanges(a: Policy, b: Policy): { what: string; widening: Widening }[] {
+function lineChanges(a: Policy, b: Policy, budget: InclusionBudget): { what: string; widening: Widening }[] {
   const changes: { what: string; widening: Widening }[] = [];
   const before = new Map(a.conditions.map((condition) => [condition.key, condition]));
   const after = new Map(b.conditions.map((condition) => [condition.key, condition]));
@@ -152,10 +153,10 @@ function lineChanges(a: Policy, b: Policy): { what: string; widening: Widening }
       changes.push({ what: `match.${key}: line ${show(condition.written)} removed`, widening: 'wider' });
       continue;
     }
-    const widening = compareMatchers(condition.written, next.written, next.fold, key === 'sub' ? b.issuer.preset.subjectRefKeys : undefined);
-    if (widening !== 'same' || show(condition.written) !== show(next.written)) {
-      changes.push({ what: `match.${key}: ${show(condition.written)} → ${show(next.written)}`, widening });
-    }
+    // A line written the same is not compared: it is the same, where a comparison of long lists may not show it (MAX_INCLUSION_TRIES).
+    if (show(condition.written) === show(next.written)) continue;
+    const widening = compareMatchers(condition.written, next.written, next.fold, key === 'sub' ? b.issuer.preset.subjectRefKeys : undefined, budget);
+    changes.push({ what: `match.${key}: ${show(condition.written)} → ${show(next.written)}`, widening });
   }
   for (const [key, condition] of after) {
     if (!before.has(key)) changes.push({ what: `match.${key}: line ${show(condition.written)} added`, widening: 'narrower' });

@@ -14,33 +14,69 @@ import type { Matcher } from '../schema.ts';
  */
 const isList = (matcher: Matcher): matcher is readonly Matcher[] => Array.isArray(matcher);
 
-export function matcherIncludes(outer: Matcher, inner: Matcher, fold: CaseFold, subjectRefKeys?: readonly string[]): boolean {
-  return includes(outer, inner, fold, subjectRefKeys, new Map());
+/**
+ * The most entries of lists one diff tries another line's matcher against, each an inclusion question of its own: a line may
+ * write thousands of globs, each tried against each of the other line's (5,000 against as many took 85 s of the thread that
+ * serves /token at every push of a pull request's review), and a file many such lines. Past it a question is not shown, as
+ * between two different regexes: a diff of lines of lists of globs says `changed` of them rather than which way they moved.
+ */
+const MAX_INCLUSION_TRIES = 20_000;
+
+/** How many entries of lists the questions sharing it have tried (MAX_INCLUSION_TRIES); a new one for each diff. */
+export interface InclusionBudget {
+  tries: number;
 }
 
-/**
- * matcherIncludes, each outer matcher compiled once (`compiled`) however many exact values the inner one lists: compiling a
- * regex estimates how it backtracks, and a pull request's review compares a line of thousands of values with the base's.
- */
-function includes(
+/** A question past MAX_INCLUSION_TRIES. */
+class TooManyTries extends Error {}
+
+export function matcherIncludes(
   outer: Matcher,
   inner: Matcher,
   fold: CaseFold,
-  subjectRefKeys: readonly string[] | undefined,
-  compiled: Map<Matcher, CompiledMatcher>,
+  subjectRefKeys?: readonly string[],
+  budget: InclusionBudget = { tries: 0 },
 ): boolean {
-  const within = (outer: Matcher, inner: Matcher): boolean => includes(outer, inner, fold, subjectRefKeys, compiled);
+  try {
+    return includes(outer, inner, { fold, subjectRefKeys, compiled: new Map(), budget });
+  } catch (error) {
+    if (!(error instanceof TooManyTries)) throw error;
+    return false;
+  }
+}
+
+/**
+ * One inclusion question: each outer matcher compiled once (`compiled`) however many exact values the inner one lists (compiling
+ * a regex estimates how it backtracks, and a pull request's review compares a line of thousands of values with the base's), and
+ * the entries of lists it tries counted in `budget`.
+ */
+interface Question {
+  readonly fold: CaseFold;
+  readonly subjectRefKeys: readonly string[] | undefined;
+  readonly compiled: Map<Matcher, CompiledMatcher>;
+  readonly budget: InclusionBudget;
+}
+
+function includes(outer: Matcher, inner: Matcher, question: Question): boolean {
+  const within = (outer: Matcher, inner: Matcher): boolean => includes(outer, inner, question);
+  const anyOf = (entries: readonly Matcher[], inner: Matcher): boolean =>
+    entries.some((entry) => {
+      question.budget.tries += 1;
+      if (question.budget.tries > MAX_INCLUSION_TRIES) throw new TooManyTries();
+      return within(entry, inner);
+    });
+  const { fold, subjectRefKeys, compiled } = question;
   if (isList(inner)) return inner.every((entry) => within(outer, entry));
   // An exact value is included exactly when the outer matcher accepts it.
   if (typeof inner !== 'object') {
     if (subjectRefKeys !== undefined && typeof outer === 'object' && atAfterSubjectRef(String(inner), subjectRefKeys)) {
-      return isList(outer) && outer.some((entry) => within(entry, inner));
+      return isList(outer) && anyOf(outer, inner);
     }
     const matcher = compiled.get(outer) ?? compileMatcher(outer, fold, false);
     compiled.set(outer, matcher);
     return matcher.test(inner);
   }
-  if (isList(outer)) return outer.some((entry) => within(entry, inner));
+  if (isList(outer)) return anyOf(outer, inner);
   if (typeof outer !== 'object') return false;
   if ('exists' in inner) return 'exists' in outer && outer.exists === inner.exists;
   // Globs, regexes and `not` all require the claim to be present.
@@ -57,9 +93,15 @@ function includes(
 export type Widening = 'same' | 'wider' | 'narrower' | 'changed';
 
 /** How a line's matcher moved: wider accepts everything the old one did and more. */
-export function compareMatchers(before: Matcher, after: Matcher, fold: CaseFold, subjectRefKeys?: readonly string[]): Widening {
-  const grew = matcherIncludes(after, before, fold, subjectRefKeys);
-  const shrank = matcherIncludes(before, after, fold, subjectRefKeys);
+export function compareMatchers(
+  before: Matcher,
+  after: Matcher,
+  fold: CaseFold,
+  subjectRefKeys?: readonly string[],
+  budget: InclusionBudget = { tries: 0 },
+): Widening {
+  const grew = matcherIncludes(after, before, fold, subjectRefKeys, budget);
+  const shrank = matcherIncludes(before, after, fold, subjectRefKeys, budget);
   if (grew && shrank) return 'same';
   if (grew) return 'wider';
   if (shrank) return 'narrower';
