@@ -39,6 +39,19 @@ describe('diffPolicies', () => {
     ]);
   });
 
+  it('tells apart lines that JSON writes alike: YAML\'s .inf and -.inf match the texts "Infinity" and "-Infinity"', () => {
+    const line = (value: string) => DEPLOY.replace('environment: production', `environment: [staging, ${value}]`);
+    expect(diff({ 'd.yaml': line('.inf') }, { 'd.yaml': line('-.inf') })).toEqual([
+      {
+        id: 'd',
+        status: 'changed',
+        access: 'none',
+        changes: [{ what: 'match.environment: ["staging","Infinity"] → ["staging","-Infinity"]', access: 'changed' }],
+      },
+    ]);
+    expect(diff({ 'd.yaml': line('.inf') }, { 'd.yaml': line('"Infinity"') })).toEqual([]);
+  });
+
   it('a removed line widens an allow policy; an added one narrows it', () => {
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('  environment: production\n', '') })).toEqual([
       { id: 'd', status: 'widened', access: 'none', changes: [{ what: 'match.environment: line "production" removed', access: 'widened' }] },

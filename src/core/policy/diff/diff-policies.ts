@@ -22,7 +22,12 @@ export interface PolicyDiff {
   readonly changes: readonly PolicyChange[];
 }
 
-const show = (value: unknown): string => JSON.stringify(value);
+/**
+ * A value as written, in JSON, but a number JSON has no spelling for (YAML's `.inf`, `-.inf`) as the text it matches
+ * ("Infinity"): JSON writes each `null`, and a line written the same is not compared, so `.inf` → `-.inf` would show nothing.
+ */
+const show = (value: unknown): string =>
+  JSON.stringify(value, (_key, item: unknown) => (typeof item === 'number' && !Number.isFinite(item) ? String(item) : item));
 
 function roleOf(entry: CompiledPolicyFile): Role {
   const policy = entry.policy;
