@@ -52,6 +52,22 @@ describe('diffPolicies', () => {
     expect(diff({ 'd.yaml': line('.inf') }, { 'd.yaml': line('"Infinity"') })).toEqual([]);
   });
 
+  it("reads an issuer's rules at the same URL: a longer max_token_age or another algorithm widens, another kind changes", () => {
+    const GHES = 'url: "https://ghes.example/_services/token"';
+    const issued = (issuer: string) => DEPLOY.replace('issuer: github', `issuer: { ${issuer} }`);
+    const changes = (before: string, after: string) => diff({ 'd.yaml': issued(before) }, { 'd.yaml': issued(after) })[0]?.changes;
+    expect(changes(`kind: github, ${GHES}`, `kind: github, ${GHES}, max_token_age: 24h`)).toEqual([
+      { what: 'issuer.max_token_age: 600s → 86400s', access: 'widened' },
+    ]);
+    expect(changes(`kind: github, ${GHES}, max_token_age: 24h`, `kind: github, ${GHES}`)).toEqual([
+      { what: 'issuer.max_token_age: 86400s → 600s', access: 'narrowed' },
+    ]);
+    expect(changes(`kind: github, ${GHES}`, `kind: github, ${GHES}, extra_algorithms: [ES256]`)).toEqual([
+      { what: 'issuer.algorithms: + ES256', access: 'widened' },
+    ]);
+    expect(changes(`kind: github, ${GHES}`, `kind: gitlab, ${GHES}`)).toContainEqual({ what: 'issuer.kind: github → gitlab', access: 'changed' });
+  });
+
   it('a removed line widens an allow policy; an added one narrows it', () => {
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('  environment: production\n', '') })).toEqual([
       { id: 'd', status: 'widened', access: 'none', changes: [{ what: 'match.environment: line "production" removed', access: 'widened' }] },

@@ -1,5 +1,6 @@
 import type { CompiledPolicyFile, PolicyCompilation } from '../load-policies.ts';
 import type { Policy } from '../policy.ts';
+import type { TrustedIssuer } from '../../verify/trusted-issuer.ts';
 import { PERMISSION_LEVELS, type PermissionLevel } from '../github-permissions.ts';
 import { compareMatchers, type InclusionBudget, type Widening } from './matcher-inclusion.ts';
 
@@ -135,6 +136,7 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile, budget: Inclusi
   const policyB = b.policy;
 
   if (policyA.issuer.url !== policyB.issuer.url) changes.push({ what: `issuer: ${policyA.issuer.url} → ${policyB.issuer.url}`, access: toAccess('changed') });
+  for (const change of issuerRuleChanges(policyA.issuer, policyB.issuer)) changes.push({ what: change.what, access: toAccess(change.widening) });
   if (policyA.subjectAudience !== policyB.subjectAudience || policyA.everyAudience !== policyB.everyAudience) {
     const audience = (policy: Policy): string => (policy.everyAudience ? 'every audience (a deny policy that names none)' : show(policy.subjectAudience));
     changes.push({ what: `subject_audience: ${audience(policyA)} → ${audience(policyB)}`, access: toAccess('changed') });
@@ -146,6 +148,34 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile, budget: Inclusi
   if (effect === 'allow') changes.push(...grantChanges(policyA, policyB).map((change) => ({ what: change.what, access: toAccess(change.widening) })));
   else if (show(a.document.grant) !== show(b.document.grant)) changes.push({ what: 'grant changed', access: 'none' });
   return changes;
+}
+
+/**
+ * The rules an issuer's tokens are verified by, which `issuer: { kind, url, … }` may change at the same URL: older tokens or
+ * another algorithm accepted widen; another kind (its case folds, its claims) cannot be ranked.
+ */
+function issuerRuleChanges(a: TrustedIssuer, b: TrustedIssuer): { what: string; widening: Widening }[] {
+  const changes: { what: string; widening: Widening }[] = [];
+  if (a.preset.name !== b.preset.name) changes.push({ what: `issuer.kind: ${a.preset.name} → ${b.preset.name}`, widening: 'changed' });
+  if (a.maxTokenAgeSeconds !== b.maxTokenAgeSeconds) {
+    changes.push({
+      what: `issuer.max_token_age: ${a.maxTokenAgeSeconds}s → ${b.maxTokenAgeSeconds}s`,
+      widening: b.maxTokenAgeSeconds > a.maxTokenAgeSeconds ? 'wider' : 'narrower',
+    });
+  }
+  return [...changes, ...listChanges('issuer.algorithms', a.algorithms, b.algorithms)];
+}
+
+/**
+ * What a list that grants more the more it holds gained (wider) and lost (narrower). Looked up, not searched: a grant may
+ * list thousands of scopes or audiences, each compared with the other side's.
+ */
+function listChanges(what: string, before: readonly string[], after: readonly string[]): { what: string; widening: Widening }[] {
+  const [was, now] = [new Set(before), new Set(after)];
+  return [
+    ...after.filter((value) => !was.has(value)).map((item) => ({ what: `${what}: + ${item}`, widening: 'wider' as const })),
+    ...before.filter((value) => !now.has(value)).map((item) => ({ what: `${what}: - ${item}`, widening: 'narrower' as const })),
+  ];
 }
 
 function lineChanges(a: Policy, b: Policy, budget: InclusionBudget): { what: string; widening: Widening }[] {
@@ -174,11 +204,8 @@ function grantChanges(a: Policy, b: Policy): { what: string; widening: Widening 
   const ga = a.grant;
   const gb = b.grant;
   if (ga === undefined || gb === undefined) return changes;
-  // Looked up, not searched: a grant may list thousands of scopes or audiences, each compared with the other side's.
   const lists = (what: string, before: readonly string[], after: readonly string[]): void => {
-    const [was, now] = [new Set(before), new Set(after)];
-    for (const item of after.filter((value) => !was.has(value))) changes.push({ what: `${what}: + ${item}`, widening: 'wider' });
-    for (const item of before.filter((value) => !now.has(value))) changes.push({ what: `${what}: - ${item}`, widening: 'narrower' });
+    for (const change of listChanges(what, before, after)) changes.push(change);
   };
   lists('grant.audience', ga.audiences, gb.audiences);
   if (ga.requireDpop !== gb.requireDpop)
