@@ -113,6 +113,19 @@ describe('reviewPolicyChange', () => {
     expect(review.output.summary).toContain('#### Lint of `policies`: 0 errors');
   });
 
+  it('names in its title and headline a policy changed in a way no direction can be proven of, as it names one that widens', () => {
+    const review = reviewPolicyChange({
+      base: [deploy('{ regex: "prod-[a-z]+" }'), guard],
+      proposed: [deploy('{ regex: ".+" }'), guard],
+      events: [],
+      loadOptions: OPTIONS,
+      directory: 'policies',
+    });
+    expect(review.output.title).toBe('would newly allow 0, newly deny 0; 1 policy changes access in a way keyway cannot rank');
+    expect(review.output.summary).toContain('**1 policy changes access in a way keyway cannot rank.**');
+    expect(review.output.summary).toContain('| `deploy` | **changed** |');
+  });
+
   it("fails a change that does not load, with an annotation on each problem's line, and shows a failed switch", () => {
     const broken = { path: 'deploy.yaml', text: deploy('production').text.replace('  scopes:', '  scope:') };
     const review = reviewPolicyChange({

@@ -45,6 +45,22 @@ export function wideningDiffs(diffs: readonly PolicyDiff[]): PolicyDiff[] {
 }
 
 /**
+ * How many policies widen access, and how many change it where no direction can be proven (`changed`: two different regexes,
+ * another issuer, lists too long to try each against each), which a reviewer must read as a widening may be among them; empty
+ * for neither. The headline of the diff and of the policy review's title.
+ */
+export function accessHeadline(diffs: readonly PolicyDiff[]): string {
+  const widening = wideningDiffs(diffs).length;
+  const unranked = diffs.filter((diff) => diff.status === 'changed').length;
+  return [
+    widening === 0 ? '' : `${widening} polic${widening === 1 ? 'y widens' : 'ies widen'} access`,
+    unranked === 0 ? '' : `${unranked} polic${unranked === 1 ? 'y changes' : 'ies change'} access in a way keyway cannot rank`,
+  ]
+    .filter((part) => part !== '')
+    .join('; ');
+}
+
+/**
  * A policy diff and the lint of the new directory as Markdown: `keyway policy diff --format
  * markdown` prints it for a pull request comment, and the policy review check run shows it.
  * Files are shown under `dir`.
@@ -54,8 +70,8 @@ export function renderDiffMarkdown(diffs: readonly PolicyDiff[], findings: reado
   if (diffs.length === 0) {
     out.push('No policy changed.');
   } else {
-    const widened = wideningDiffs(diffs);
-    if (widened.length > 0) out.push(`**${widened.length} polic${widened.length === 1 ? 'y widens' : 'ies widen'} access.**`, '');
+    const headline = accessHeadline(diffs);
+    if (headline !== '') out.push(`**${headline}.**`, '');
     out.push('| policy | change | details |', '|---|---|---|');
     for (const diff of diffs) {
       const status = diff.status === 'added' || diff.status === 'removed' ? `${diff.status} (${DIFF_ARROW[diff.access]})` : diff.status;

@@ -2,7 +2,7 @@ import type { AuditEvent } from '../../../core/audit/audit-event.ts';
 import type { CheckRunAnnotation } from '../app/check-run.ts';
 import { diffPolicies, type PolicyDiff } from '../../../core/policy/diff/diff-policies.ts';
 import { grantUsage, windowText, type UsageEvidence } from '../../../core/policy/suggest-narrowing.ts';
-import { cell, codeCell, renderDiffMarkdown, summarizeFindings, wideningDiffs } from '../../../core/policy/diff/render-diff-markdown.ts';
+import { accessHeadline, cell, codeCell, renderDiffMarkdown, summarizeFindings } from '../../../core/policy/diff/render-diff-markdown.ts';
 import { checkPolicies, type LintFinding } from '../../../core/policy/lint/lint-policies.ts';
 import { INVALID_POLICY } from '../../../core/policy/lint/lint-rules.ts';
 import {
@@ -274,8 +274,7 @@ export function reviewPolicyChange(input: PolicyReviewInput): PolicyReview {
   let summary = out.join('\n');
   if (summary.length > CHECK_RUN_LIMITS.summaryChars) summary = `${summary.slice(0, CHECK_RUN_LIMITS.summaryChars - 40)}\n\n… (summary cut at GitHub's limit)`;
 
-  const widening = wideningDiffs(diffs).length;
-  const widens = widening > 0 ? `${widening} polic${widening === 1 ? 'y widens' : 'ies widen'} access` : '';
+  const widens = accessHeadline(diffs);
   const title =
     errors > 0
       ? `${plural(errors, 'error')}: the proposed policies do not load`
