@@ -68,6 +68,38 @@ describe('diffPolicies', () => {
     expect(changes(`kind: github, ${GHES}`, `kind: gitlab, ${GHES}`)).toContainEqual({ what: 'issuer.kind: github → gitlab', access: 'changed' });
   });
 
+  it('shows single_use dropped as widening, a proxy grant or a cloud grant edited as changed, and the diagnostics a pipeline learns', () => {
+    const changes = (before: string, after: string) =>
+      diff({ 'd.yaml': DEPLOY.replace('grant:\n', before) }, { 'd.yaml': DEPLOY.replace('grant:\n', after) })[0]?.changes;
+    expect(changes('single_use: true\ngrant:\n', 'grant:\n')).toEqual([{ what: 'single_use: true → false', access: 'widened' }]);
+    expect(changes('grant:\n', 'single_use: true\ngrant:\n')).toEqual([{ what: 'single_use: false → true', access: 'narrowed' }]);
+    expect(changes('diagnostics: none\ngrant:\n', 'diagnostics: claim-names\ngrant:\n')).toEqual([
+      { what: 'diagnostics: "none" → "claim-names"', access: 'none' },
+    ]);
+    const CLOUD = (tags: string) =>
+      `version: 1\nissuer: github\nmatch: { repository_owner_id: "1", repository_id: "2" }\ngrant:\n  cloud: { provider: aws, roles: ["arn:aws:iam::123456789012:role/deploy"], session_tags: { ${tags} } }\n`;
+    expect(diff({ 'c.yaml': CLOUD('team: "{repository_owner}"') }, { 'c.yaml': CLOUD('team: admins') })[0]?.changes).toEqual([
+      { what: expect.stringMatching(/^grant\.cloud: .*"team":"\{repository_owner\}".* → .*"team":"admins"/), access: 'changed' },
+    ]);
+    const PROXY = (allow: string) =>
+      `version: 1\nissuer: github\nmatch: { repository_owner_id: "1", repository_id: "2" }\ngrant:\n  proxy: { upstream: github, allow: [${allow}] }\n`;
+    const READ = '{ method: GET, path: "/repos/{repository}/issues" }';
+    const DELETE = '{ method: DELETE, path: "/repos/{repository}", permissions: { administration: write } }';
+    expect(diff({ 'p.yaml': PROXY(READ) }, { 'p.yaml': PROXY(`${READ}, ${DELETE}`) })).toEqual([
+      {
+        id: 'p',
+        status: 'changed',
+        access: 'none',
+        changes: [
+          {
+            what: 'grant.proxy: {"upstream":"github","allow":[{"method":"GET","path":"/repos/{repository}/issues"}]} → {"upstream":"github","allow":[{"method":"GET","path":"/repos/{repository}/issues"},{"method":"DELETE","path":"/repos/{repository}","permissions":{"administration":"write"}}]}',
+            access: 'changed',
+          },
+        ],
+      },
+    ]);
+  });
+
   it('a removed line widens an allow policy; an added one narrows it', () => {
     expect(diff({ 'd.yaml': DEPLOY }, { 'd.yaml': DEPLOY.replace('  environment: production\n', '') })).toEqual([
       { id: 'd', status: 'widened', access: 'none', changes: [{ what: 'match.environment: line "production" removed', access: 'widened' }] },

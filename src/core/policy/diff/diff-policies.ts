@@ -113,6 +113,8 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile, budget: Inclusi
   };
   field('description', a.document.description, b.document.description);
   field('lint', a.document.lint, b.document.lint);
+  // What a refused pipeline learns of why, not what it gets.
+  field('diagnostics', a.document.diagnostics, b.document.diagnostics);
   if (roleA !== roleB) {
     const leaving = roleAccess(roleA, false);
     const arriving = roleAccess(roleB, true);
@@ -145,8 +147,19 @@ function changesOf(a: CompiledPolicyFile, b: CompiledPolicyFile, budget: Inclusi
   if (show(a.document.match_actor) !== show(b.document.match_actor)) {
     changes.push({ what: `match_actor: ${show(a.document.match_actor)} → ${show(b.document.match_actor)}`, access: toAccess('changed') });
   }
-  if (effect === 'allow') changes.push(...grantChanges(policyA, policyB).map((change) => ({ what: change.what, access: toAccess(change.widening) })));
-  else if (show(a.document.grant) !== show(b.document.grant)) changes.push({ what: 'grant changed', access: 'none' });
+  if (policyA.singleUse !== policyB.singleUse) {
+    // Only a grant uses a token up: one no longer used up, copied from a job's log or artifact, is worth as much as the job's own.
+    const widening = policyB.singleUse ? 'narrower' : 'wider';
+    changes.push({ what: `single_use: ${policyA.singleUse} → ${policyB.singleUse}`, access: effect === 'allow' ? toAccess(widening) : 'none' });
+  }
+  if (effect === 'allow') {
+    changes.push(...grantChanges(policyA, policyB).map((change) => ({ what: change.what, access: toAccess(change.widening) })));
+    // Requests made through an upstream for the caller, and a cloud's token: rules and templates no direction is proven of.
+    for (const part of ['proxy', 'cloud'] as const) {
+      const [was, now] = [show(a.document.grant?.[part] ?? null), show(b.document.grant?.[part] ?? null)];
+      if (was !== now) changes.push({ what: `grant.${part}: ${was} → ${now}`, access: 'changed' });
+    }
+  } else if (show(a.document.grant) !== show(b.document.grant)) changes.push({ what: 'grant changed', access: 'none' });
   return changes;
 }
 
