@@ -12,9 +12,10 @@ import { inert } from '../core/inert-text.ts';
 const USAGE = `usage: keyway policy diff OLD_DIR NEW_DIR [--format text|markdown]
 
 What a change to the policies does to access, policy by policy (matched by id): added,
-removed, widened (a line removed or broadened, audiences, scopes or TTL added, the issuer's
-max_token_age lengthened or an algorithm added), narrowed, or changed where no direction can
-be proven (two different regexes, a new issuer or issuer kind, a new subject template). A deny policy that matches more narrows access; one in mode: audit or
+removed, widened (a line removed or broadened, audiences, scopes or TTL added, single_use
+dropped, the issuer's max_token_age lengthened or an algorithm added), narrowed, or changed
+where no direction can be proven (two different regexes, a new issuer or issuer kind, a new
+subject template, a proxy or cloud grant edited). A deny policy that matches more narrows access; one in mode: audit or
 disabled changes none. Then the lint of NEW_DIR, as keyway policy check prints it.
 Exits 1 when NEW_DIR has errors (it would not load).
 
