@@ -6,16 +6,17 @@
 // line per decision appended to a file. RFC 8693 form in, JSON out, like keyway's POST /token.
 // No audit chain, no policies, no replay checks, no rate limits: the point of comparison.
 // Started by bench/broker-process.ts (startBaselineBroker) in a process of its own; prints its URL
-// once it listens; SIGTERM closes it.
+// once it listens; SIGTERM closes it. On several cores, bench/baseline-processes.ts runs copies of it.
 // Environment: bench/one-rule-settings.ts's (issuer, audience, the rule), BASELINE_LOG (the log
-// file), PORT.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+// file), PORT, BASELINE_SIGNING_KEY (see signingKeyPem).
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import jwt, { type JwtPayload } from 'jsonwebtoken';
 import jwksClient from 'jwks-rsa';
-import { AUDIENCE, ISSUER, RULE, setting } from './one-rule-settings.ts';
+import { AUDIENCE, ISSUER, RULE, setting, signingKeyPem } from './one-rule-settings.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const TOKEN_TTL_SECONDS = 600;
@@ -28,12 +29,7 @@ const getKey: jwt.GetPublicKeyOrSecret = (header, callback) => {
     (error: Error) => callback(error),
   );
 };
-// As if read from a mounted secret at start.
-const { privateKey } = generateKeyPairSync('ec', {
-  namedCurve: 'P-256',
-  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-  publicKeyEncoding: { type: 'spki', format: 'pem' },
-});
+const privateKey = signingKeyPem();
 const log = createWriteStream(setting('BASELINE_LOG'), { flags: 'a' });
 
 /** The decision's log line: who asked and what was decided, never the token. */
@@ -77,6 +73,7 @@ app.post('/token', express.urlencoded({ extended: false }), (req, res) => {
 });
 
 const server = app.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`http://127.0.0.1:${(server.address() as AddressInfo).port}\n`);
+  // A copy under node:cluster leaves the URL to its primary, which prints it once every copy listens.
+  if (cluster.isPrimary) process.stdout.write(`http://127.0.0.1:${(server.address() as AddressInfo).port}\n`);
 });
 process.once('SIGTERM', () => server.close(() => log.end(() => process.exit(0))));

@@ -3,7 +3,7 @@
 // issuer of the test suite; keyway's brokers in processes of their own with the durable audit
 // log (exactly `npm start`: hash chain, writer thread, WAL with synchronous=FULL, every alert
 // rule), on one core and, with KEYWAY_PROCESSES, on every core; beside them, in the same rounds, the hand-rolled express + jsonwebtoken + jwks-rsa
-// baseline (bench/baseline-broker.ts) and the HTTP + crypto floor (bench/http-floor-broker.ts: Hono on
+// baseline (bench/baseline-broker.ts; on every core too, bench/baseline-processes.ts) and the HTTP + crypto floor (bench/http-floor-broker.ts: Hono on
 // @hono/node-server with only the two signatures and the claims checks); both crypto floors
 // (bench/crypto-floor.ts: jose, and node:crypto alone); the load generator in this process. It reports what it measures and
 // exits 0; a run that breaks (a broker refusing exchanges in warm-up, wrangler failing) exits 1.
@@ -198,22 +198,25 @@ try {
     };
   }
   // Granting exactly what keyway's 10-policy broker grants, it shares that broker's tokens: no cache spans two processes.
-  const baselineServer = await startBaselineBroker({ issuer, claims: claimsGrantedIn(POLICY_SIZES[0]), ...cpu });
-  servers.push(baselineServer);
-  const baseline: Target = {
-    label: 'hand-rolled baseline',
-    server: baselineServer,
-    tokens: (supplies[0] as TokenSupply).reader(),
-    runs: [],
-    granted: () => {
-      const lines = readFileSync(baselineServer.logFile, 'utf8')
+  const baselineTarget = async (label: string, where: { cpu?: number | string; processes?: number }): Promise<Target> => {
+    const server = await startBaselineBroker({ issuer, claims: claimsGrantedIn(POLICY_SIZES[0]), ...where });
+    servers.push(server);
+    const granted = () => {
+      const lines = readFileSync(server.logFile, 'utf8')
         .trimEnd()
         .split('\n')
         .map((line) => JSON.parse(line) as { decision: string; jti?: string });
       const grants = lines.filter((line) => line.decision === 'granted');
       return { exchanges: grants.length, distinctTokens: new Set(grants.map((line) => line.jti)).size };
-    },
+    };
+    return { label, server, tokens: (supplies[0] as TokenSupply).reader(), runs: [], granted };
   };
+  const baseline = await baselineTarget('hand-rolled baseline', cpu);
+  // The baseline on every core too: how far these CPUs, shared with the load generator, let a server scale whose processes never hand work to each other.
+  const baselineAllCores =
+    plan === undefined
+      ? undefined
+      : await baselineTarget(`hand-rolled baseline, ${machine.cpus} processes`, { cpu: `0-${machine.cpus - 1}`, processes: machine.cpus });
   // Granting what the baseline grants, it shares those tokens too.
   const httpFloorServer = await startHttpFloorBroker({ issuer, claims: claimsGrantedIn(POLICY_SIZES[0]), ...cpu });
   servers.push(httpFloorServer);
@@ -224,15 +227,22 @@ try {
     runs: [],
     granted: () => httpFloorServer.granted(),
   };
-  const targets = [...keyway, ...(allCores === undefined ? [] : [allCores]), baseline, httpFloor];
+  const targets = [
+    ...keyway,
+    ...(allCores === undefined ? [] : [allCores]),
+    baseline,
+    ...(baselineAllCores === undefined ? [] : [baselineAllCores]),
+    httpFloor,
+  ];
   for (const target of targets) {
     await target.tokens.reserve(WARM_UP);
     await warmUp(target.server.url, target.tokens, WARM_UP);
   }
-  if (allCores !== undefined) {
+  for (const target of [allCores, baselineAllCores]) {
+    if (target === undefined) continue;
     // node:cluster hands each connection to the next process: over many connections, every process fetches the JWKS and warms up.
-    await allCores.tokens.reserve(WARM_UP * machine.cpus);
-    await runLoad({ url: allCores.server.url, tokens: firstTokens(allCores.tokens, WARM_UP * machine.cpus), seconds: 60, connections: CONNECTIONS });
+    await target.tokens.reserve(WARM_UP * machine.cpus);
+    await runLoad({ url: target.server.url, tokens: firstTokens(target.tokens, WARM_UP * machine.cpus), seconds: 60, connections: CONNECTIONS });
   }
   const jwksAfterWarmUp = await issuer.hits();
   /** keyway's JWKS fetches after warm-up: counted around its own runs only (the baseline's jwks-rsa has a cache of its own). */
@@ -247,7 +257,7 @@ try {
   // Interleaved rounds, so that a neighbour's load on a shared machine hits every server alike; best round counts.
   for (let round = 1; round <= ROUNDS; round += 1) {
     for (const target of targets) {
-      const run = target === baseline || target === httpFloor ? await measuredRun(target) : await keywayRun(target);
+      const run = [baseline, baselineAllCores, httpFloor].includes(target) ? await measuredRun(target) : await keywayRun(target);
       target.runs.push(run);
       const dry = target.tokens.remaining === 0 ? ' (ran out of tokens before the time was up: the next round signs more)' : '';
       console.log(`  round ${round}, ${target.label.padEnd(24)}: ${runLine(run)}${dry}`);
@@ -320,6 +330,15 @@ try {
     ...(allCoresBest === undefined || allCoresPerCpu === undefined ? {} : { [machine.cpus]: coresEntry(allCoresBest, allCoresPerCpu) }),
   };
   const scalingFactor = allCoresPerCpu === undefined ? undefined : (machine.cpus * allCoresPerCpu) / keywayPerCpu;
+  const baselineAllCoresBest = baselineAllCores === undefined ? undefined : best(baselineAllCores);
+  const baselineAllCoresPerCpu = baselineAllCores === undefined ? undefined : perCpuSecond(baselineAllCores);
+  const baselineScaling = baselineAllCoresPerCpu === undefined ? undefined : (machine.cpus * baselineAllCoresPerCpu) / baselinePerCpu;
+  const baselineByCores: Record<string, CoresEntry> = {
+    1: coresEntry(baselineBest, baselinePerCpu),
+    ...(baselineAllCoresBest === undefined || baselineAllCoresPerCpu === undefined
+      ? {}
+      : { [machine.cpus]: coresEntry(baselineAllCoresBest, baselineAllCoresPerCpu) }),
+  };
   const wallClockScaling = allCoresBest === undefined ? undefined : allCoresBest.rate / throughput.rate;
   const scalingTarget = 1 + TARGET.addedCoreShare * (Math.max(2, machine.cpus) - 1);
   const policyCost = 1 - (best(large) as Run).rate / throughput.rate;
@@ -345,7 +364,8 @@ try {
       ? 'one CPU: no second core to scale to'
       : `${times(scalingFactor ?? 0)} per CPU-second on ${machine.cpus} processes (${Math.round(allCoresPerCpu)} exchanges per CPU-second against one process's ` +
         `${Math.round(keywayPerCpu)}); wall clock ${times(wallClockScaling ?? 0)}: ${Math.round(allCoresBest.rate)} /s on ${allCoresBest.cpuCores.toFixed(2)} cores ` +
-        `while the load generator took ${allCoresBest.loadGeneratorCores.toFixed(2)}`;
+        `while the load generator took ${allCoresBest.loadGeneratorCores.toFixed(2)}; the hand-rolled baseline, whose processes share nothing, ` +
+        `${times(baselineScaling ?? 0)} per CPU-second on the same CPUs in the same rounds`;
   const targetsSummary = {
     baselineRatio: ratioTarget(ratios.baseline, times, `the baseline's ${Math.round(baselinePerCpu)}, both on one core`, TARGET.baseline, TARGET.baselineGoal),
     nodeCryptoFloorRatio: ratioTarget(
@@ -398,7 +418,8 @@ try {
       transport:
         'HTTP/1.1 on 127.0.0.1 from the bench process (a second process): autocannon for the throughput runs, evenly spaced requests for the fixed rate',
       broker: 'bench/serve-broker.ts on: exactly npm start (durable audit log, every alert rule), one process; and KEYWAY_PROCESSES=<CPUs> on every CPU',
-      baseline: 'bench/baseline-broker.ts: express + jsonwebtoken + jwks-rsa, one hard-coded rule, ES256 minting, a log line per decision to a file; one core',
+      baseline:
+        'bench/baseline-broker.ts: express + jsonwebtoken + jwks-rsa, one hard-coded rule, ES256 minting, a log line per decision to a file; one core, and on every CPU as <CPUs> copies under node:cluster (bench/baseline-processes.ts)',
       httpFloor:
         'bench/http-floor-broker.ts: Hono on @hono/node-server, node:crypto RS256 verify + ES256 sign, the claims checks and one rule, nothing else; one core',
       brokerCpu:
@@ -439,7 +460,12 @@ try {
     },
     cpuMicrosPerExchange: { keyway: cpuMicros(keywayPerCpu), baseline: cpuMicros(baselinePerCpu), httpFloor: cpuMicros(httpFloorPerCpu) },
     ratios,
-    scaling: { cores: machine.cpus, keyway: keywayByCores, baseline: { 1: Math.round(baselineBest.rate) } },
+    scaling: {
+      cores: machine.cpus,
+      keyway: keywayByCores,
+      baseline: baselineByCores,
+      perCpuSecondFactor: { keyway: scalingFactor ?? null, baseline: baselineScaling ?? null },
+    },
     fixedRate: {
       rate: RATE,
       seconds: RATE_SECONDS,
@@ -506,7 +532,8 @@ try {
       allCoresBest === undefined || scalingFactor === undefined || wallClockScaling === undefined
         ? `keyway ${Math.round(throughput.rate)} /s on 1 core; one CPU, nothing to scale to`
         : `keyway ${Math.round(throughput.rate)} /s on 1, ${Math.round(allCoresBest.rate)} /s with ${machine.cpus} processes: ` +
-            `${times(scalingFactor)} per CPU-second; ${times(wallClockScaling)} wall clock (load generator on the same CPUs: ${allCoresBest.loadGeneratorCores.toFixed(2)} cores)`,
+            `${times(scalingFactor)} per CPU-second; ${times(wallClockScaling)} wall clock (load generator on the same CPUs: ${allCoresBest.loadGeneratorCores.toFixed(2)} cores); ` +
+            `the baseline ${times(baselineScaling ?? 0)} per CPU-second`,
       targetsSummary.coreScaling,
     ),
     row(

@@ -211,11 +211,22 @@ function oneRuleEnv(options: { issuer: TestIssuer; claims: Record<string, unknow
 /**
  * The hand-rolled baseline (bench/baseline-broker.ts) trusting `issuer`, with its one rule
  * granting exactly the tokens of `claims` (their repository and ref), its log file in a fresh
- * temp dir. Pinned like startBenchBroker when `cpu` is given.
+ * temp dir. Pinned like startBenchBroker when `cpu` is given; `processes` copies of it under
+ * node:cluster (bench/baseline-processes.ts) when more than one.
  */
-export async function startBaselineBroker(options: { issuer: TestIssuer; claims: Record<string, unknown>; cpu?: number }): Promise<BaselineBroker> {
+export async function startBaselineBroker(options: {
+  issuer: TestIssuer;
+  claims: Record<string, unknown>;
+  cpu?: number | string;
+  processes?: number;
+}): Promise<BaselineBroker> {
   const logFile = join(mkdtempSync(join(tmpdir(), 'keyway-bench-baseline-')), 'decisions.log');
-  const { server } = await startServerProcess(['bench/baseline-broker.ts'], { ...oneRuleEnv(options), BASELINE_LOG: logFile }, options.cpu);
+  const processes = options.processes ?? 1;
+  const { server } = await startServerProcess(
+    [processes > 1 ? 'bench/baseline-processes.ts' : 'bench/baseline-broker.ts'],
+    { ...oneRuleEnv(options), BASELINE_LOG: logFile, BASELINE_PROCESSES: String(processes) },
+    options.cpu,
+  );
   return { ...server, logFile };
 }
 

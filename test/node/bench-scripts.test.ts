@@ -73,7 +73,12 @@ describe('the benchmark scripts', () => {
       nodeCryptoFloor: { unitsPerCpuSecond: number };
       ratios: Record<string, { perCpuSecond: number; wallClock: number }>;
       tokens: { repeated: number; grantedByServer: Record<string, { exchanges: number; distinctTokens: number }> };
-      scaling: { cores: number; keyway: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number }> };
+      scaling: {
+        cores: number;
+        keyway: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number }>;
+        baseline: Record<string, { exchangesPerSecond: number; exchangesPerCpuSecond: number; brokerCpuCores: number }>;
+        perCpuSecondFactor: { keyway: number | null; baseline: number | null };
+      };
       targets: Record<string, { verdict: string; reason: string }>;
       fixedRate: FixedRateSummary;
     };
@@ -125,12 +130,24 @@ describe('the benchmark scripts', () => {
     const allCores = cores > 1 ? [`keyway, ${cores} processes`] : [];
     expect(Object.keys(summary.scaling.keyway)).toEqual(cores > 1 ? ['1', String(cores)] : ['1']);
     for (const entry of Object.values(summary.scaling.keyway)) expect(entry.exchangesPerCpuSecond).toBeGreaterThan(0);
+    // So is the baseline, its copies under node:cluster sharing nothing: what these CPUs allow a server that hands no work between processes.
+    expect(Object.keys(summary.scaling.baseline)).toEqual(cores > 1 ? ['1', String(cores)] : ['1']);
+    for (const entry of Object.values(summary.scaling.baseline)) expect(entry.exchangesPerCpuSecond).toBeGreaterThan(0);
+    if (cores > 1) {
+      for (const factor of Object.values(summary.scaling.perCpuSecondFactor)) expect(factor).toBeGreaterThan(0);
+      expect(summary.targets['coreScaling']?.reason).toMatch(
+        /; the hand-rolled baseline, whose processes share nothing, [\d.]+× per CPU-second on the same CPUs in the same rounds$/,
+      );
+    } else {
+      expect(summary.scaling.perCpuSecondFactor).toEqual({ keyway: null, baseline: null });
+    }
     // No server was sent a token twice, by its own records (keyway's audit logs, the baseline's decision log, the floor's list of granted jti).
     expect(Object.keys(summary.tokens.grantedByServer)).toEqual([
       'keyway, 10 policies',
       'keyway, 100 policies',
       ...allCores,
       'hand-rolled baseline',
+      ...(cores > 1 ? [`hand-rolled baseline, ${cores} processes`] : []),
       'HTTP + crypto floor',
     ]);
     for (const use of Object.values(summary.tokens.grantedByServer)) expect(use.exchanges).toBeGreaterThan(0);
