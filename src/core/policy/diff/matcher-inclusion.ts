@@ -1,7 +1,7 @@
 import type { CaseFold } from '../../claims/case-fold.ts';
 import { atAfterSubjectRef } from '../../claims/subject-refs.ts';
 import { compileMatcher, type CompiledMatcher } from '../compile-matcher.ts';
-import { globIncludes } from '../glob.ts';
+import { globInclusion } from '../glob.ts';
 import type { Matcher } from '../schema.ts';
 
 /**
@@ -38,7 +38,7 @@ export function matcherIncludes(
   budget: InclusionBudget = { tries: 0 },
 ): boolean {
   try {
-    return includes(outer, inner, { fold, subjectRefKeys, compiled: new Map(), budget });
+    return includes(outer, inner, { fold, subjectRefKeys, compiled: new Map(), globIncludes: globInclusion(fold), budget });
   } catch (error) {
     if (!(error instanceof TooManyTries)) throw error;
     return false;
@@ -47,13 +47,14 @@ export function matcherIncludes(
 
 /**
  * One inclusion question: each outer matcher compiled once (`compiled`) however many exact values the inner one lists (compiling
- * a regex estimates how it backtracks, and a pull request's review compares a line of thousands of values with the base's), and
- * the entries of lists it tries counted in `budget`.
+ * a regex estimates how it backtracks, and a pull request's review compares a line of thousands of values with the base's), each
+ * glob tokenized once (`globIncludes`), and the entries of lists it tries counted in `budget`.
  */
 interface Question {
   readonly fold: CaseFold;
   readonly subjectRefKeys: readonly string[] | undefined;
   readonly compiled: Map<Matcher, CompiledMatcher>;
+  readonly globIncludes: (outer: string, inner: string) => boolean;
   readonly budget: InclusionBudget;
 }
 
@@ -84,7 +85,7 @@ function includes(outer: Matcher, inner: Matcher, question: Question): boolean {
   if ('glob' in inner) {
     if (!('glob' in outer)) return false;
     const pinned = subjectRefKeys !== undefined && (outer.glob.includes('@') || inner.glob.includes('@'));
-    return pinned ? outer.glob === inner.glob : globIncludes(outer.glob, inner.glob, fold);
+    return pinned ? outer.glob === inner.glob : question.globIncludes(outer.glob, inner.glob);
   }
   if ('regex' in inner) return 'regex' in outer && outer.regex === inner.regex;
   return 'not' in outer && within(inner.not, outer.not);
