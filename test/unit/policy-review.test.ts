@@ -126,6 +126,23 @@ describe('reviewPolicyChange', () => {
     expect(review.output.summary).toContain('| `deploy` | **changed** |');
   });
 
+  it("shows a policy's widening whatever a large edit of a policy before it in the change tries: each policy tries lists of its own", () => {
+    const globs = (prefix: string, n: number, last: readonly string[] = []): string =>
+      JSON.stringify([...Array.from({ length: n }, (_, i) => `${prefix}${i}-*`), ...last].map((glob) => ({ glob })));
+    // A guardrail's 140 globs, each tried against the 141 that replace them, the last of which includes it: 19,880 tries to rank.
+    const block = (line: string): PolicyFile => ({ path: 'block.yaml', text: guard.text.replace('[pull_request_target, workflow_run]', line) });
+    const review = reviewPolicyChange({
+      base: [block(globs('e', 140)), deploy(globs('prod', 20))],
+      proposed: [block(globs('f', 140, ['e*'])), deploy(globs('prod', 20, ['stag-*']))],
+      events: [],
+      loadOptions: OPTIONS,
+      directory: 'policies',
+    });
+    expect(review.output.title).toBe('would newly allow 0, newly deny 0; 1 policy widens access');
+    expect(review.output.summary).toContain('| `block` | **narrowed** |');
+    expect(review.output.summary).toContain('| `deploy` | **widened** |');
+  });
+
   it("fails a change that does not load, with an annotation on each problem's line, and shows a failed switch", () => {
     const broken = { path: 'deploy.yaml', text: deploy('production').text.replace('  scopes:', '  scope:') };
     const review = reviewPolicyChange({

@@ -15,14 +15,14 @@ import type { Matcher } from '../schema.ts';
 const isList = (matcher: Matcher): matcher is readonly Matcher[] => Array.isArray(matcher);
 
 /**
- * The most entries of lists one diff tries another line's matcher against, each an inclusion question of its own: a line may
- * write thousands of globs, each tried against each of the other line's (5,000 against as many took 85 s of the thread that
- * serves /token at every push of a pull request's review), and a file many such lines. Past it a question is not shown, as
+ * The most entries of lists a diff tries one policy's lines against the other side's, each an inclusion question of its own: a
+ * line may write thousands of globs, each tried against each of the other line's (5,000 against as many took 85 s of the thread
+ * that serves /token at every push of a pull request's review), and a file many such lines. Past it a question is not shown, as
  * between two different regexes: a diff of lines of lists of globs says `changed` of them rather than which way they moved.
  */
 const MAX_INCLUSION_TRIES = 20_000;
 
-/** How many entries of lists the questions sharing it have tried (MAX_INCLUSION_TRIES); a new one for each diff. */
+/** How many entries of lists the questions sharing it have tried (MAX_INCLUSION_TRIES); a new one for each policy a diff compares. */
 export interface InclusionBudget {
   tries: number;
 }
