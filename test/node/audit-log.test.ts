@@ -31,6 +31,7 @@ import { exchangeForm, freshIssuer, suitePolicies } from '../suites/exchange-sui
 import { auditEvent } from '../suites/store-contract.ts';
 import { ciClaims } from '../support/test-issuer.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
+import { operatedBroker } from './operated-broker.ts';
 import { BROKER_ISSUER, testConfig, writeTree, runKeyway } from './node-harness.ts';
 import { revocationList } from '../../src/core/revocation/revocation-list.ts';
 import { examinationRecord } from '../../src/core/revocation/examine-token.ts';
@@ -461,6 +462,58 @@ describe('the audit log in a real database file', () => {
     // The head's checkpoint, signed before the prune was checked; no anchor.
     expect(db.all('SELECT seq FROM audit_checkpoints')).toEqual([{ seq: 5 }]);
     db.close();
+  });
+
+  it('counts each refused upkeep round in /metrics by its class; /healthz is degraded once none succeeded for three intervals, /v1/health says why, until one does', async () => {
+    let clock = Date.now();
+    const { broker, tokenFor } = await operatedBroker({ olga: 'health:read', clock: () => clock });
+    running.push(broker);
+    const db = openSqliteFile(join(broker.config.dataDir, DATABASE_FILE), { existing: true });
+    try {
+      const metrics = async () => (await (await fetch(`${broker.url}/metrics`)).text()).split('\n');
+      const sample = async (series: string) => (await metrics()).find((line) => line.startsWith(`${series} `))?.slice(series.length + 1);
+      const failures = async () =>
+        (await metrics())
+          .filter((line) => line.startsWith('keyway_audit_upkeep_failures_total{'))
+          .map((line) => line.replace(/^\S+\{reason="(\w+)"\} /, '$1 '));
+      const healthz = async () => ((await (await fetch(`${broker.url}/healthz`)).json()) as { status: string }).status;
+      const interval = broker.config.audit.checkpointSeconds * 1000;
+      // Taken first: each exchange is a record, which would come after the one forged below.
+      const token = await tokenFor('olga@acme.dev', 'health:read');
+      await broker.auditUpkeep();
+      expect(await sample('keyway_audit_upkeep_since_success_seconds')).toBe('0');
+      expect(await failures()).toEqual(['signing_keys_unavailable 0', 'chain_conflict 0', 'checkpoints_rolled_back 0', 'error 0']);
+
+      // Whoever can write the file appends a record of their own: every round refuses to sign past it from now on.
+      const forged = appendForgedRecord(db);
+      clock += interval;
+      await broker.auditUpkeep();
+      expect(await failures()).toEqual(['signing_keys_unavailable 0', 'chain_conflict 1', 'checkpoints_rolled_back 0', 'error 0']);
+      // One failed round is tried again at the next interval: not yet degraded.
+      expect(await healthz()).toBe('ok');
+
+      clock += 2 * interval + 1000;
+      await broker.auditUpkeep();
+      const overdue = String((3 * interval + 1000) / 1000);
+      expect(await sample('keyway_audit_upkeep_since_success_seconds')).toBe(overdue);
+      expect(await failures()).toEqual(['signing_keys_unavailable 0', 'chain_conflict 2', 'checkpoints_rolled_back 0', 'error 0']);
+      expect(await healthz()).toBe('degraded');
+      const detail = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${token}` } });
+      expect(await detail.json()).toMatchObject({
+        status: 'degraded',
+        audit_upkeep: { since_success_seconds: Number(overdue), last_failure: 'chain_conflict' },
+      });
+
+      // The forged record taken out again: the next round succeeds, and the broker is healthy again.
+      db.run('DELETE FROM audit_events WHERE seq = ?', [forged]);
+      await broker.auditUpkeep();
+      expect(await sample('keyway_audit_upkeep_since_success_seconds')).toBe('0');
+      expect(await healthz()).toBe('ok');
+      const healthy = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${token}` } });
+      expect(await healthy.json()).not.toHaveProperty('audit_upkeep');
+    } finally {
+      db.close();
+    }
   });
 
   it(

@@ -111,7 +111,10 @@ describe('a Node process whose key ring cannot be reloaded', () => {
       expect(await health()).toEqual({ status: 200, body: { status: 'degraded' } });
       const metrics = await fetch(`${broker.url}/metrics`);
       expect(metrics.status).toBe(200);
-      expect(await metrics.text()).toContain(`\nkeyway_signing_keys_age_seconds ${KEY_RING_SERVED_MS / 1000}\n`);
+      const exposed = await metrics.text();
+      expect(exposed).toContain(`\nkeyway_signing_keys_age_seconds ${KEY_RING_SERVED_MS / 1000}\n`);
+      // The skipped round counted by its class.
+      expect(exposed).toContain('\nkeyway_audit_upkeep_failures_total{reason="signing_keys_unavailable"} 1\n');
 
       // The store answers again: the first request after the backoff reloads the ring, and the broker serves.
       db.run('UPDATE signing_keys SET private_jwk = ? WHERE kid = ?', [row?.private_jwk ?? '', row?.kid ?? '']);

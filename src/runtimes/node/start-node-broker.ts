@@ -25,6 +25,8 @@ import type { PolicySet } from '../../core/policy/policy-set.ts';
 import { policyHealth, type HealthReport } from '../../core/policy/policy-health.ts';
 import { migrate } from '../../storage/migrate.ts';
 import { maintainAuditLog, type SignedSoFar } from '../../core/audit/maintain-audit-log.ts';
+import { upkeepFailureOf } from '../../core/audit/upkeep-failure.ts';
+import { AuditUpkeepRounds } from './audit-upkeep-rounds.ts';
 import type { UsageRollUpLimits } from '../../storage/sqlite-audit-usage.ts';
 import { checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import { PlaintextKeyError, SqliteKeyStore } from '../../storage/sqlite-key-store.ts';
@@ -301,6 +303,8 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // Revocations (and completed CI work) are claims made on the writer thread; whether one stands is read on this thread's connection.
   const replayReads = new SqliteReplayGuard(db);
   const alerts = writerThreadAlertStore(audit, db);
+  // Only the leader runs audit upkeep, so only its rounds are counted and can leave /healthz degraded.
+  const upkeepRounds = leader ? new AuditUpkeepRounds(registry, { now, intervalSeconds: config.audit.checkpointSeconds }) : undefined;
   const { app, jwks } = createBroker({
     settings: config,
     policies: () => policies.current,
@@ -325,16 +329,13 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
     limiter: new MemoryRateLimiter(),
     crypto: NODE_JWT_CRYPTO,
     metrics: brokerMetrics(registry),
-    health: () =>
-      withKeyRingAge(
-        withAuditWriter(
-          withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
-          audit.oldestWaitSeconds(),
-        ),
-        live,
-        now(),
-        KEY_RING_SERVED_MS,
-      ),
+    health: () => {
+      const report = withAuditWriter(
+        withLeader(policyHealth(policies.current, policies.lastReload ?? livePolicyStore?.lastSwitch()), options.cluster?.leaderStatus()),
+        audit.oldestWaitSeconds(),
+      );
+      return withKeyRingAge(upkeepRounds?.health(report) ?? report, live, now(), KEY_RING_SERVED_MS);
+    },
     log,
     now,
     ...(github === undefined ? {} : { github }),
@@ -354,7 +355,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
   // withdrawal. Asked before each signature, not once a round: one that waited on the writer lock or pruned for long may
   // sign past that bound after it started.
   const signingRing = async () => (live.isOlderThan(now(), KEY_RING_SERVED_MS) ? live.refresh(now()) : live.ring);
-  // Checkpoints and pruning on a timer; a failed round is logged and tried again next time.
+  // Checkpoints and pruning on a timer; a failed round is logged, counted (upkeepRounds) and tried again next time.
   const sign = checkpointSigner(config.issuer, signingRing, now);
   const verify = checkpointVerifier(keys);
   // The last checkpoint this process signed: stored ones deleted behind its back are found while it runs.
@@ -365,6 +366,7 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       await signingRing();
     } catch (error) {
       log.error('audit log upkeep skipped: the signing keys are unavailable', { error: errorText(error) });
+      upkeepRounds?.failed('signing_keys_unavailable');
       return;
     }
     try {
@@ -373,8 +375,10 @@ async function startOn(listener: BrokerListener, config: NodeBrokerConfig, optio
       if (checkpoint !== undefined) log.info('audit checkpoint signed', { seq: checkpoint.seq, hash: checkpoint.hash });
       const alertsPruned = await pruneAlertsPastRetention(alerts, now(), config.audit.retentionDays);
       if (alertsPruned > 0) log.info('audit alerts pruned', { alerts: alertsPruned });
+      upkeepRounds?.succeeded();
     } catch (error) {
       log.error('audit log upkeep failed', { error: errorText(error) });
+      upkeepRounds?.failed(upkeepFailureOf(error));
     }
   };
   // One round at a time (the timer's, an operator's, the one at shutdown): one that read the checkpoints before another
