@@ -511,6 +511,11 @@ describe('the audit log in a real database file', () => {
       expect(await healthz()).toBe('ok');
       const healthy = await fetch(`${broker.url}/v1/health`, { headers: { authorization: `Bearer ${token}` } });
       expect(await healthy.json()).not.toHaveProperty('audit_upkeep');
+
+      // Checkpoints this broker signed deleted behind its back: counted by their own class.
+      db.run('DELETE FROM audit_checkpoints');
+      await broker.auditUpkeep();
+      expect(await failures()).toEqual(['signing_keys_unavailable 0', 'chain_conflict 2', 'checkpoints_rolled_back 1', 'error 0']);
     } finally {
       db.close();
     }
