@@ -191,9 +191,10 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
    * A Workers export (GET /v1/backup) of two shards of three records each, as the Workers state and each AuditShardState
    * keep them, in real SQLite files: the keys sealed, each chain's records MACed under its name, its head signed with
    * `macs_after` 0, and a root checkpoint over both heads signing where MACs start in each. `tamper` is what whoever
-   * writes the shards does to them after that round, before the export is taken.
+   * writes the shards does to them after that round, before the export is taken; `added` empty shards come after the two,
+   * which the root checkpoint does not name (added since it was signed).
    */
-  async function workersExport(tamper: (shards: readonly SqliteFile[]) => Promise<void> = async () => {}) {
+  async function workersExport(tamper: (shards: readonly SqliteFile[]) => Promise<void> = async () => {}, added = 0) {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-macs-export-'));
     const masterKey = generateMasterKey();
     const master = readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys;
@@ -220,6 +221,7 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
       heads,
       { '0': 0, '1': 0 },
     );
+    for (let count = 0; count < added; count += 1) shards.push(open(`shard-${shards.length}.db`));
     await tamper(shards);
     const file = join(dir, 'keyway-state.json');
     writeFileSync(
@@ -297,6 +299,31 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
       expect(verified.code).toBe(1);
       // Without --macs the chain and the root checkpoint hold: only the MACs tell.
       expect(await cli(['audit', 'verify', '--backup', file], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/intact: 2 chains\n$/) });
+    },
+    CLI_RUNS_TIMEOUT_MS,
+  );
+
+  it(
+    'holds a shard no root checkpoint names to MACs from its first record: records written into an export without the master key, its stored start raised past them, fail',
+    async () => {
+      // Whoever writes the export adds a third shard, which the root checkpoint (signed before it) does not name: two records
+      // dated after the root, chained right without the master key, and its stored start raised so that they read as
+      // written before keyway made MACs.
+      const { file, env } = await workersExport(async ([, , added]) => {
+        if (added === undefined) throw new Error('the export holds a third shard');
+        added.run('UPDATE audit_mac_start SET macs_after = 1000');
+        const writer = new SqliteAuditStore(added);
+        for (let count = 0; count < 2; count += 1) await writer.append(auditEvent({ time: new Date(Date.now() + 5_000).toISOString() }));
+      }, 1);
+
+      const verified = await cli(['audit', 'verify', '--backup', file, '--macs', '--json'], env);
+      expect(JSON.parse(verified.stdout)).toMatchObject({
+        ok: false,
+        problem: { kind: 'mac_missing', shard: '2', seq: 1, message: expect.stringContaining('though the broker has MACed every record after 0') },
+      });
+      expect(verified.code).toBe(1);
+      // Without --macs the chain holds, and a shard added since the newest root may hold records dated after it: only the MACs tell.
+      expect(await cli(['audit', 'verify', '--backup', file], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/intact: 3 chains\n$/) });
     },
     CLI_RUNS_TIMEOUT_MS,
   );

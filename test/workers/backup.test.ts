@@ -670,6 +670,37 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       expect(why).toContain(`(root_chain_unnamed in shard ${DEFAULT_AUDIT_SHARDS} at seq 1)`);
     });
 
+    it('an export with a shard past the count that no root checkpoint names, its records written without the master key and its stored MAC start raised past them', async () => {
+      const extra = JSON.parse(exported) as ShardedExport;
+      const copied = extra.shards.find((dump) => (dump.tables['audit_events'] ?? []).length > 0);
+      if (copied === undefined) throw new Error('a shard of the export holds records');
+      const [newest] = (extra.root_checkpoints ?? []).toSorted((a, b) => Date.parse(b.time) - Date.parse(a.time));
+      if (newest === undefined) throw new Error('the export holds a root checkpoint');
+      // Chained right from the genesis, dated after the newest root (as a shard added since holds), with no MAC.
+      let prev = '0'.repeat(64);
+      const records = (copied.tables['audit_events'] ?? []).map((row, index) => {
+        const event = {
+          ...(JSON.parse(String(row['event'])) as AuditEvent),
+          id: `01KAQN6Q00B3GQ1D5M0XW8T9${String(index).padStart(2, '0')}`,
+          time: new Date(Date.parse(newest.time) + 60_000 + index).toISOString(),
+          detail: 'forged',
+        };
+        const { text, index: columns } = canonicalEvent(event);
+        const hash = chainHash(prev, event);
+        const forged = { ...row, ...columns, seq: index + 1, prev_hash: prev, hash, event: text, mac: null };
+        prev = hash;
+        return forged;
+      });
+      const tables = { ...copied.tables, audit_events: records, audit_checkpoints: [], audit_mac_start: [{ slot: 1, macs_after: 1_000_000 }] };
+      extra.shards.push({ ...copied, tables });
+      const target = await deployment({ KEYWAY_AUDIT_SHARDS: String(DEFAULT_AUDIT_SHARDS + 1) });
+      expect(await refusedLeavesFresh(target, await restore(target, JSON.stringify(extra)), 400, 'audit_log_invalid')).toBe(
+        `audit shard ${DEFAULT_AUDIT_SHARDS}: audit record 1 in the export carries no MAC, though the root checkpoints sign that the broker has ` +
+          'MACed every record of the shard after 0: the broker did not append it',
+      );
+      expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual([]);
+    });
+
     it('with root checkpoints kept apart (a multipart form): an export older than them is refused, one that agrees is restored', async () => {
       const origin = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
       const backup = async () =>

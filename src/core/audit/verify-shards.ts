@@ -165,10 +165,13 @@ function newest(roots: readonly RootCheckpoint[]): RootCheckpoint | undefined {
  * Where MACs start in chain `name` as the root checkpoints sign it: the lowest start any of them signs. Upkeep never signs
  * a start past the one it was held to, so on a log as the broker kept it the lowest is the newest root's; a start raised
  * in the store since (its checkpoints deleted, an export edited and restored) and signed over by a later round is not.
- * A restore holds an export's shards to it too (worker-audit-log.ts).
+ * A restore holds an export's shards to it too (worker-audit-log.ts). A root that signs where MACs start was signed by a
+ * broker that MACs every record it appends, so for a chain it names no record of (its head at seq 0, or the chain not
+ * named at all: a shard added since) it signs a start of 0: else a shard added to an export, its records written without
+ * the master key and its stored start raised past them, would pass.
  */
 export function lowestMacsAfter(roots: readonly RootCheckpoint[], name: string): number | undefined {
-  return lowestMacsStart(roots.map((root) => root.macs_after?.[name]));
+  return lowestMacsStart(roots.map((root) => (root.macs_after !== undefined && (root.heads[name]?.seq ?? 0) === 0 ? 0 : root.macs_after?.[name])));
 }
 
 /**
