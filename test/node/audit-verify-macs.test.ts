@@ -191,10 +191,11 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
    * A Workers export (GET /v1/backup) of two shards of three records each, as the Workers state and each AuditShardState
    * keep them, in real SQLite files: the keys sealed, each chain's records MACed under its name, its head signed with
    * `macs_after` 0, and a root checkpoint over both heads signing where MACs start in each. `tamper` is what whoever
-   * writes the shards does to them after that round, before the export is taken; `added` empty shards come after the two,
-   * which the root checkpoint does not name (added since it was signed).
+   * writes the shards does to them after that round, before the export is taken. With `third`, an empty third shard comes
+   * after the two: `named` by the root checkpoint at seq 0, as a round names a shard that holds no record yet (its head,
+   * and no start of its own), or `unnamed`, added since the root was signed.
    */
-  async function workersExport(tamper: (shards: readonly SqliteFile[]) => Promise<void> = async () => {}, added = 0) {
+  async function workersExport(tamper: (shards: readonly SqliteFile[]) => Promise<void> = async () => {}, third?: 'named' | 'unnamed') {
     const dir = mkdtempSync(join(tmpdir(), 'keyway-macs-export-'));
     const masterKey = generateMasterKey();
     const master = readMasterKeys({ KEYWAY_MASTER_KEY: masterKey }) as MasterKeys;
@@ -216,12 +217,13 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
       await store.addCheckpoint(await checkpointSigner(ISSUER, () => ring, Date.now)(head, 'head', 0));
       Object.assign(heads, { [String(index)]: head });
     }
+    if (third !== undefined) shards.push(open('shard-2.db'));
+    if (third === 'named') Object.assign(heads, { '2': await new SqliteAuditStore(shards[2] as SqliteFile).head() });
     const root = await signRootCheckpoint(
       auditStatementSigner(ISSUER, () => ring, Date.now),
       heads,
       { '0': 0, '1': 0 },
     );
-    for (let count = 0; count < added; count += 1) shards.push(open(`shard-${shards.length}.db`));
     await tamper(shards);
     const file = join(dir, 'keyway-state.json');
     writeFileSync(
@@ -303,18 +305,20 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
     CLI_RUNS_TIMEOUT_MS,
   );
 
-  it(
-    'holds a shard no root checkpoint names to MACs from its first record: records written into an export without the master key, its stored start raised past them, fail',
-    async () => {
-      // Whoever writes the export adds a third shard, which the root checkpoint (signed before it) does not name: two records
-      // dated after the root, chained right without the master key, and its stored start raised so that they read as
-      // written before keyway made MACs.
+  it.each([
+    ['does not name', 'unnamed'],
+    ['names empty', 'named'],
+  ] as const)(
+    'holds a shard that the root checkpoint %s to MACs from its first record: records written into an export without the master key, its stored start raised past them, fail',
+    async (_, third) => {
+      // Whoever writes the export writes two records into the third shard, dated after the root, chained right without the
+      // master key, and raises its stored start so that they read as written before keyway made MACs.
       const { file, env } = await workersExport(async ([, , added]) => {
         if (added === undefined) throw new Error('the export holds a third shard');
         added.run('UPDATE audit_mac_start SET macs_after = 1000');
         const writer = new SqliteAuditStore(added);
         for (let count = 0; count < 2; count += 1) await writer.append(auditEvent({ time: new Date(Date.now() + 5_000).toISOString() }));
-      }, 1);
+      }, third);
 
       const verified = await cli(['audit', 'verify', '--backup', file, '--macs', '--json'], env);
       expect(JSON.parse(verified.stdout)).toMatchObject({
@@ -322,7 +326,7 @@ describe('keyway audit verify --macs: the records held to the MACs the broker wr
         problem: { kind: 'mac_missing', shard: '2', seq: 1, message: expect.stringContaining('though the broker has MACed every record after 0') },
       });
       expect(verified.code).toBe(1);
-      // Without --macs the chain holds, and a shard added since the newest root may hold records dated after it: only the MACs tell.
+      // Without --macs the chain holds, and a shard empty or added since the newest root may hold records dated after it: only the MACs tell.
       expect(await cli(['audit', 'verify', '--backup', file], env)).toMatchObject({ code: 0, stdout: expect.stringMatching(/intact: 3 chains\n$/) });
     },
     CLI_RUNS_TIMEOUT_MS,
