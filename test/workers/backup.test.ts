@@ -23,10 +23,12 @@ import { createWorkerBroker, scheduledAuditUpkeep, type WorkerEnv } from '../../
 import worker from '../../src/runtimes/workers/main.ts';
 import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
 import { sqliteAuditLogSource } from '../../src/storage/sqlite-audit-log-source.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { exportedAuditLog } from '../../src/storage/sharded-state-export.ts';
 import { restoreDump, StateRestoreError, type StateDump } from '../../src/storage/state-dump.ts';
 import { exchangeForm } from '../suites/exchange-suite.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
+import { auditEvent } from '../support/audit-event.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
 import { ownStateNamespace, workerEnv } from './workers-harness.ts';
 
@@ -322,6 +324,36 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       const db = durableObjectSql(state.storage);
       for (const sql of ['DELETE FROM audit_checkpoints', 'UPDATE audit_mac_start SET macs_after = 1000000', 'UPDATE audit_events SET mac = NULL']) db.run(sql);
       appendForgedRecord(db);
+    });
+    const failures: unknown[] = [];
+    const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
+    expect(await scheduledAuditUpkeep(afterRestore(target), Date.now(), log)).toBeUndefined();
+    expect(failures).toEqual([
+      {
+        message: 'audit shard upkeep failed; no root checkpoint this round',
+        failed: [
+          {
+            chain: String(index),
+            error: 'ChainConflictError: record 1 carries no MAC, though the broker has MACed every record after 0: the broker did not append it',
+          },
+        ],
+      },
+    ]);
+    expect(await auditShard(target.env.AUDIT, index).checkpoints(0, 10)).toEqual([]);
+    expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual(roots);
+  });
+
+  it('holds the first Cron round after a restore to MACs from the first record of a shard the root checkpoints name empty: one given a record without a MAC and a raised start is not signed', async () => {
+    const target = await deployment();
+    expect((await restore(target, exported)).status).toBe(200);
+    const roots = await keywayState(target.env.STATE).allRootCheckpoints();
+    const index = (JSON.parse(exported) as ShardedExport).shards.findIndex((dump) => (dump.tables['audit_events'] ?? []).length === 0);
+    expect(roots.at(-1)?.heads[String(index)]?.seq).toBe(0);
+    // Whoever writes the shard before the first round: a record written without the master key, its start raised past it.
+    await runInDurableObject(auditShard(target.env.AUDIT, index), async (_instance, state) => {
+      const db = durableObjectSql(state.storage);
+      await new SqliteAuditStore(db).append(auditEvent());
+      db.run('UPDATE audit_mac_start SET macs_after = 1000000');
     });
     const failures: unknown[] = [];
     const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };

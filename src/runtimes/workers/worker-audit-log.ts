@@ -114,9 +114,9 @@ export async function shardedAuditUpkeep(
   // Each shard's memory of its checkpoints outlives the round in another object: checkpoints deleted from a shard between
   // rounds fail the next round (CheckpointsRolledBackError), as on a Node broker that signed them.
   const remembered = await audit.signedHeads.read();
-  // Where MACs start in each shard as the newest root signs it: a restore forgets the memory above, and a start raised in a
-  // shard whose checkpoints were deleted would otherwise be signed by this round.
-  const rootStarts = (await audit.api.latestRoot())?.macs_after ?? {};
+  // Where MACs start in each shard as the newest root signs it (0 for a shard it names empty or not at all): a restore
+  // forgets the memory above, and a start raised in a shard whose checkpoints were deleted would otherwise be signed by this round.
+  const latestRoot = await audit.api.latestRoot();
   const settled = await Promise.allSettled(
     audit.log.chains.map(async ({ name, store }): Promise<{ head: [string, ChainHead]; signed?: [string, ChainHead]; macsAfter?: [string, number] }> => {
       // The legacy chain is kept by KeywayState's own alarm; its head no longer moves.
@@ -129,7 +129,7 @@ export async function shardedAuditUpkeep(
         () => now,
         name,
       );
-      const rootStart = rootStarts[name];
+      const rootStart = latestRoot === undefined ? undefined : lowestMacsAfter([latestRoot], name);
       const { macsAfter } = await maintainAuditLog(store, sign, {
         now,
         retentionDays,
