@@ -21,6 +21,31 @@ function claimTextSql(name: string, of = '$.claims'): string {
     END`;
 }
 
+/**
+ * A verified record's account as accountOf spells it (migration 25): the first tenant claim of its issuer's kind as the
+ * presets named them at that migration, as claimText reads it, else its subject.
+ */
+const CALLER_ACCOUNT_SQL = (() => {
+  const tenant = `CASE json_extract(event, '$.issuer_kind')
+      ${Object.entries({
+        github: 'repository_owner_id',
+        dev: 'repository_owner_id',
+        forgejo: 'repository_owner_id',
+        gitlab: 'project_id',
+        circleci: 'oidc.circleci.com/org-id',
+        buildkite: 'organization_id',
+        bitbucket: 'workspaceUuid',
+        'azure-devops': 'org_id',
+        google: 'sub',
+        kubernetes: '/kubernetes.io/namespace',
+        terraform: 'terraform_organization_id',
+      })
+        .map(([kind, claim]) => `WHEN '${kind}' THEN ${claimTextSql(`"${claim}"`)}`)
+        .join('\n      ')}
+    END`;
+  return `coalesce('tenant ' || ${tenant}, 'subject ' || subject)`;
+})();
+
 const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   {
     id: 1,
@@ -382,6 +407,44 @@ const MIGRATIONS: readonly { readonly id: number; readonly sql: string }[] = [
   // An operator withdraws a signing key whose private part leaked (`keyway keys withdraw`): removed at once, and marked so
   // an auditor tells it from a key upkeep removed once its tokens had expired. Keys removed before were not withdrawn.
   { id: 24, sql: 'ALTER TABLE signing_keys ADD COLUMN withdrawn_at INTEGER;' },
+  {
+    // The alert rules keep a caller's history by its account (recordedCaller: issuer, account, subject), not by its issuer
+    // and `sub`, which two accounts share under a customised GitHub `sub` or an issuer whose `sub` is not unique per
+    // tenant. The policy that last granted each caller is taken from its records, its account spelled as accountOf spells
+    // it from the first tenant claim of the record's issuer kind as the presets named them then. The networks each issuer
+    // and `sub` were granted from carry over to every account granted under it: none of them is new to any of those after
+    // the upgrade, as none was before it.
+    id: 25,
+    sql: `
+      CREATE TABLE audit_caller_networks (
+        issuer TEXT NOT NULL,
+        account TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        network TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        PRIMARY KEY (issuer, account, subject, network)
+      ) WITHOUT ROWID;
+      CREATE TABLE audit_caller_grants (
+        issuer TEXT NOT NULL,
+        account TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        policy_id TEXT NOT NULL,
+        PRIMARY KEY (issuer, account, subject)
+      ) WITHOUT ROWID;
+      INSERT INTO audit_caller_grants (issuer, account, subject, policy_id)
+        SELECT issuer, account, subject, policy_id FROM (
+          SELECT issuer, ${CALLER_ACCOUNT_SQL} AS account, subject, policy_id, max(seq) FROM audit_events
+            WHERE decision = 'granted' AND json_type(event, '$.issuer') IS NOT NULL AND subject IS NOT NULL
+            GROUP BY 1, 2, 3
+        ) WHERE policy_id IS NOT NULL;
+      INSERT OR IGNORE INTO audit_caller_networks (issuer, account, subject, network, time)
+        SELECT callers.issuer, callers.account, callers.subject, seen.value, seen.time FROM (
+          SELECT DISTINCT issuer, ${CALLER_ACCOUNT_SQL} AS account, subject FROM audit_events
+            WHERE decision = 'granted' AND json_type(event, '$.issuer') IS NOT NULL AND subject IS NOT NULL
+        ) AS callers JOIN audit_first_seen AS seen ON seen.kind = 'network' AND seen.scope = callers.issuer || '#' || callers.subject;
+      DELETE FROM audit_first_seen WHERE kind = 'network';
+    `,
+  },
 ];
 
 /** The schema this code writes: the id of its last migration. */

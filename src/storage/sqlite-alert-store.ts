@@ -1,5 +1,5 @@
 import type { AlertDelivery, AlertDraft, StoredAlert } from '../features/alerts/alert.ts';
-import { isOperatorRefusal, type AlertObservation, type AlertStore, type ObserveOptions } from '../features/alerts/alert-store.ts';
+import { isOperatorRefusal, recordedCaller, type AlertObservation, type AlertStore, type ObserveOptions } from '../features/alerts/alert-store.ts';
 import { grantingPolicies } from '../core/audit/granting-policies.ts';
 import type { AuditEvent, ChainLink } from '../core/audit/audit-event.ts';
 import { clientNetwork } from '../core/limits/network-of.ts';
@@ -56,8 +56,11 @@ export class SqliteAlertStore implements AlertStore {
         ? await this.#refusals.count(refusalKey.address(clientNetwork(ip)), time, options.windowStart)
         : 0;
     if (isOperatorRefusal(event)) return { ...NOTHING_ELSE, addressDenials };
+    const caller = recordedCaller(event);
     const identityDenials =
-      event.decision === 'denied' && subject !== undefined ? await this.#refusals.count(refusalKey.identity(issuer, subject), time, options.windowStart) : 0;
+      event.decision === 'denied' && subject !== undefined
+        ? await this.#refusals.count(refusalKey.identity(issuer, subject, caller?.account), time, options.windowStart)
+        : 0;
     // Housekeeping (an /audit sign-in with it, its revocation, its introspection) names the token but is no use of it.
     const [presented] =
       sha256 === undefined
@@ -69,25 +72,32 @@ export class SqliteAlertStore implements AlertStore {
           );
 
     // Read first: in the steady state nothing is new, and a read costs no commit.
-    const remember = (kind: string, scope: string, value: string) =>
-      this.#db.all('SELECT 1 FROM audit_first_seen WHERE kind = ? AND scope = ? AND value = ?', [kind, scope, value]).length === 0 &&
-      this.#db.run('INSERT OR IGNORE INTO audit_first_seen (kind, scope, value, time) VALUES (?, ?, ?, ?)', [kind, scope, value, Date.parse(event.time)])
-        .changes > 0;
-    const identity = `${event.issuer ?? ''}#${event.subject ?? ''}`;
-    const firstForPolicies = grantingPolicies(event).filter((policy) => remember('policy', '', policy));
+    const remember = (table: 'audit_first_seen' | 'audit_caller_networks', row: Readonly<Record<string, string>>) => {
+      const columns = Object.keys(row);
+      const values = Object.values(row);
+      return (
+        this.#db.all(`SELECT 1 FROM ${table} WHERE ${columns.map((column) => `${column} = ?`).join(' AND ')}`, values).length === 0 &&
+        this.#db.run(`INSERT OR IGNORE INTO ${table} (${columns.join(', ')}, time) VALUES (${columns.map(() => '?').join(', ')}, ?)`, [...values, time])
+          .changes > 0
+      );
+    };
+    const firstForPolicies = grantingPolicies(event).filter((policy) => remember('audit_first_seen', { kind: 'policy', scope: '', value: policy }));
+    const callerIs = 'issuer = ? AND account = ? AND subject = ?';
+    const key = caller === undefined ? [] : [caller.issuer, caller.account, caller.subject];
     const newNetwork =
       granted &&
+      caller !== undefined &&
       options.network !== undefined &&
-      remember('network', identity, options.network) &&
-      count("SELECT count(*) AS n FROM audit_first_seen WHERE kind = 'network' AND scope = ?", [identity]) > 1;
+      remember('audit_caller_networks', { issuer: caller.issuer, account: caller.account, subject: caller.subject, network: options.network }) &&
+      count(`SELECT count(*) AS n FROM audit_caller_networks WHERE ${callerIs}`, key) > 1;
 
-    const [last] =
-      event.decision === 'denied' && event.issuer !== undefined && event.subject !== undefined
-        ? this.#db.all<{ policy_id: string | null }>(
-            "SELECT policy_id FROM audit_events WHERE subject = ? AND issuer = ? AND decision = 'granted' AND seq < ? ORDER BY seq DESC LIMIT 1",
-            [event.subject, event.issuer, link.seq],
-          )
-        : [];
+    // Remembered as grants are observed, not read back from the log: its index has no account, and one subject may have
+    // any number of another account's grants to pass over.
+    const grantedBy = event.policy?.granted_by;
+    const [last] = caller === undefined ? [] : this.#db.all<{ policy_id: string }>(`SELECT policy_id FROM audit_caller_grants WHERE ${callerIs}`, key);
+    if (granted && caller !== undefined && grantedBy !== undefined && last?.policy_id !== grantedBy) {
+      this.#db.run('INSERT OR REPLACE INTO audit_caller_grants (issuer, account, subject, policy_id) VALUES (?, ?, ?, ?)', [...key, grantedBy]);
+    }
     return {
       identityDenials,
       addressDenials,
@@ -95,7 +105,7 @@ export class SqliteAlertStore implements AlertStore {
       earlierGrant: presented?.granted === 1,
       firstForPolicies,
       newNetwork,
-      ...(last?.policy_id == null ? {} : { lastGrantedPolicy: last.policy_id }),
+      ...(event.decision !== 'denied' || last === undefined ? {} : { lastGrantedPolicy: last.policy_id }),
     };
   }
 

@@ -319,6 +319,30 @@ describe('alerts on anomalies', () => {
     );
   });
 
+  it("counts an identity's denial burst per account: two owners' jobs of one shared workflow's sub neither add up to a burst nor hide one", async () => {
+    const { exchange, sign, sent, raisedBy, deliveriesSettled } = await setup({ KEYWAY_ALERT_RULES: 'denial_burst_identity' });
+    const sub = 'job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0';
+    const deny = async (owner: string) => {
+      const answer = await exchange(await sign({ sub, ref: 'refs/heads/feature', repository_owner_id: owner }));
+      expect(answer.status).toBe(400);
+      return answer;
+    };
+    // Two of each account's: four refusals of the sub, none a burst (the deliveries below are the only two).
+    for (const owner of ['1200934', '7700001', '1200934', '7700001']) await deny(owner);
+    expect(await raisedBy(await deny('1200934'))).toEqual(['denial_burst_identity']);
+    // The second account's third refusal is its own burst, though the sub's count is past the threshold.
+    expect(await raisedBy(await deny('7700001'))).toEqual(['denial_burst_identity']);
+    await deliveriesSettled();
+    const bursts = sent('denial_burst_identity').map((delivery) => JSON.parse(delivery.body).details as Record<string, unknown>);
+    expect(bursts).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ account: 'tenant 1200934', denials: 3 }),
+        expect.objectContaining({ account: 'tenant 7700001', denials: 3 }),
+      ]),
+    );
+    expect(bursts).toHaveLength(2);
+  });
+
   it("raises an address's denial burst for an IPv6 client spreading its refusals over its /64, as the per-client rate limit counts it, and names the network", async () => {
     const { exchangeFor, sign, sent, raisedBy, stored, deliveriesSettled } = await setup(
       { KEYWAY_ALERT_RULES: 'denial_burst_address' },
@@ -750,5 +774,59 @@ describe('the alert raiser and its webhook, over a real store', () => {
     hook.behaviour.hold = new Promise(() => {});
     expect(await deliverWebhook(alert, target(hook.url, { timeoutMs: 200 }))).toEqual({ delivered: false, attempts: 2 });
     expect(hook.received).toHaveLength(2);
+  });
+});
+
+describe('alert history by account across the upgrade to schema version 25', () => {
+  it("carries each account's last granting policy over from its records, spelled as the store spells it for every kind of issuer, and the networks of its sub", async () => {
+    const db = openSqliteMemory();
+    migrate(db, 24);
+    const audit = new SqliteAuditStore(db);
+    const sub = 'job_workflow_ref:acme/workflows/.github/workflows/deploy.yml@refs/tags/v1.4.0';
+    const gh = 'https://token.actions.githubusercontent.com';
+    const callers: Record<string, Partial<AuditEvent>> = {
+      owner1: { issuer: gh, issuer_kind: 'github', subject: sub, claims: { repository_owner_id: '1' } },
+      owner2: { issuer: gh, issuer_kind: 'github', subject: sub, claims: { repository_owner_id: '2' } },
+      kubernetes: {
+        issuer: 'https://k8s.example',
+        issuer_kind: 'kubernetes',
+        subject: 'system:serviceaccount:ns:x',
+        claims: { '/kubernetes.io/namespace': 'ns' },
+      },
+      circleci: {
+        issuer: 'https://oidc.circleci.com/org/o',
+        issuer_kind: 'circleci',
+        subject: 'org/o/project/p/user/u',
+        claims: { 'oidc.circleci.com/org-id': 'o' },
+      },
+      gitlab: { issuer: 'https://gitlab.com', issuer_kind: 'gitlab', subject: 'project_path:acme/api:ref_type:branch:ref:main', claims: { project_id: 42 } },
+      oidc: { issuer: 'https://idp.example', issuer_kind: 'oidc', subject: 'svc', claims: {} },
+      unkinded: { issuer: 'https://old.example', subject: 'svc', claims: { repository_owner_id: '9' } },
+    };
+    const grant = (caller: Partial<AuditEvent>, policy: string, ip = '203.0.113.1') =>
+      auditEvent({
+        ...caller,
+        decision: 'granted',
+        reason: 'granted',
+        request: { id: 'r', client_ip: ip },
+        policy: { granted_by: policy, candidates: [], matched: [], denied_by: [], audit_mode: [] },
+      });
+    for (const [name, caller] of Object.entries(callers)) await audit.append(grant(caller, `old-${name}`));
+    await audit.append(grant(callers['owner1'] ?? {}, 'last-owner1'));
+    // What the release before kept: the networks of an issuer and sub, whichever account was granted from them.
+    db.run("INSERT INTO audit_first_seen (kind, scope, value, time) VALUES ('network', ?, '198.51.100.0/24', 1)", [`${gh}#${sub}`]);
+    migrate(db);
+
+    const alerts = new SqliteAlertStore(db);
+    const observe = async (event: AuditEvent, network?: string) =>
+      alerts.observe(event, await audit.append(event), { windowStart: 0, ...(network === undefined ? {} : { network }) });
+    const lastGranted = async (name: string) => (await observe(auditEvent({ ...callers[name] }))).lastGrantedPolicy;
+    expect(await lastGranted('owner1')).toBe('last-owner1');
+    for (const name of Object.keys(callers).filter((name) => name !== 'owner1')) expect(await lastGranted(name)).toBe(`old-${name}`);
+    expect(db.all("SELECT 1 FROM audit_first_seen WHERE kind = 'network'")).toEqual([]);
+    // Each account granted under the sub knows its networks: the one seen is not new to it, another is.
+    expect(await observe(grant(callers['owner2'] ?? {}, 'p', '198.51.100.7'), '198.51.100.0/24')).toMatchObject({ newNetwork: false });
+    expect(await observe(grant(callers['owner2'] ?? {}, 'p', '192.0.2.7'), '192.0.2.0/24')).toMatchObject({ newNetwork: true });
+    db.close();
   });
 });

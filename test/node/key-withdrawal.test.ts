@@ -12,7 +12,7 @@ import { MASTER_KEY_FILE } from '../../src/storage/master-key-file.ts';
 import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { DATABASE_FILE, startNodeBroker, type NodeBroker } from '../../src/runtimes/node/start-node-broker.ts';
 import { readAuditSettings } from '../../src/core/audit/audit-settings.ts';
-import { checkSchema, migrate, SCHEMA_VERSION } from '../../src/storage/migrate.ts';
+import { checkSchema, migrate } from '../../src/storage/migrate.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { openSqliteFile } from '../../src/storage/sqlite-file.ts';
 import { SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
@@ -704,9 +704,8 @@ describe('the upgrade to schema 24 (withdrawn keys)', () => {
       await store.advanceKeys({ now: start + cycle.leadMs + cycle.retainMs, cycle, rotate: false, upkeep: true });
       expect((await store.describeKeys()).find((key) => key.kid === first.signing.kid)?.state).toBe('removed');
 
-      migrate(db);
-      expect(checkSchema(db)).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(24);
+      migrate(db, 24);
+      expect(checkSchema(db)).toBe(24);
       const keys = await store.describeKeys();
       expect(keys.find((key) => key.kid === first.signing.kid)).not.toHaveProperty('withdrawnAt');
       const current = keys.find((key) => key.state === 'current' && key.alg === 'ES256')?.kid ?? '';

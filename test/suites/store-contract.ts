@@ -1447,6 +1447,41 @@ export function storeContract(runtime: string, open: () => Promise<Stores>): voi
       expect(refused.lastGrantedPolicy).toBe('p');
     });
 
+    it("keeps each account's history apart under one subject (a shared reusable workflow's sub): its networks, its refusals, the policy that last granted it", async () => {
+      const { audit, alerts } = await open();
+      const now = Date.now();
+      const observe = async (event: AuditEvent, network?: string) =>
+        alerts.observe(event, await audit.append(event), { windowStart: now - 60_000, ...(network === undefined ? {} : { network }) });
+      const sub = 'repo:acme/workflows/.github/workflows/deploy.yml@refs/heads/main';
+      const of = (owner: string) => ({
+        issuer: 'https://token.actions.githubusercontent.com',
+        issuer_kind: 'github',
+        subject: sub,
+        claims: { repository_owner_id: owner },
+      });
+      const grant = (owner: string, ip: string, policy: string) =>
+        auditEvent({
+          ...of(owner),
+          decision: 'granted',
+          reason: 'granted',
+          request: { id: 'r', client_ip: ip },
+          policy: { granted_by: policy, candidates: [], matched: [], denied_by: [], audit_mode: [] },
+        });
+      const denial = (owner: string) => auditEvent({ ...of(owner), request: { id: 'r', client_ip: '203.0.113.9' } });
+
+      expect(await observe(grant('1', '198.51.100.1', 'a'), '198.51.100.0/24')).toMatchObject({ newNetwork: false });
+      expect(await observe(grant('2', '192.0.2.1', 'b'), '192.0.2.0/24')).toMatchObject({ newNetwork: false });
+      // Each account's second network is new to it, though the other account was granted from it.
+      expect(await observe(grant('1', '192.0.2.2', 'a'), '192.0.2.0/24')).toMatchObject({ newNetwork: true });
+      expect(await observe(grant('2', '198.51.100.2', 'b'), '198.51.100.0/24')).toMatchObject({ newNetwork: true });
+
+      expect(await observe(denial('1'))).toMatchObject({ identityDenials: 1, lastGrantedPolicy: 'a' });
+      expect(await observe(denial('1'))).toMatchObject({ identityDenials: 2, lastGrantedPolicy: 'a' });
+      expect(await observe(denial('2'))).toMatchObject({ identityDenials: 1, lastGrantedPolicy: 'b' });
+      // An account never granted has no policy that last granted it, though another account of its subject has one.
+      expect((await observe(denial('3'))).lastGrantedPolicy).toBeUndefined();
+    });
+
     it('sees no earlier use of a token in housekeeping that names it: an /audit sign-in with it, its introspection, its revocation', async () => {
       const { audit, alerts } = await open();
       const now = Date.now();

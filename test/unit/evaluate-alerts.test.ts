@@ -46,6 +46,25 @@ describe('the alert rules on one event', () => {
     expect(burst({ subject_token: token('c') })).toBe('repo:acme/api (claimed, from https://ci.example)');
     expect(burst({ issuer: 'https://gh.example', subject: 'repo:acme/web' })).toBe('repo:acme/web (https://gh.example)');
   });
+
+  it("keep one retired-policy alert per account of a subject, and name the account: another account's use of the same sub is raised too", () => {
+    const retired = (owner: string) =>
+      evaluateAlerts(
+        auditEvent({
+          issuer: 'https://token.actions.githubusercontent.com',
+          issuer_kind: 'github',
+          subject: 'repo:acme/workflows/.github/workflows/deploy.yml@refs/heads/main',
+          claims: { repository_owner_id: owner },
+        }),
+        { ...quiet, lastGrantedPolicy: 'deploy' },
+        noPolicies,
+        settings,
+      ).find((draft) => draft.rule === 'retired_policy');
+    expect(retired('1')?.details['account']).toBe('tenant 1');
+    expect(retired('2')?.details['account']).toBe('tenant 2');
+    expect(retired('1')?.dedupe).toBe(retired('1')?.dedupe);
+    expect(retired('1')?.dedupe).not.toBe(retired('2')?.dedupe);
+  });
 });
 
 describe('KEYWAY_ALERT_RULES', () => {

@@ -58,6 +58,10 @@ export function tenantOf(tenantClaims: readonly string[], claims: Readonly<Recor
  * tells apart). The two are spelled apart, so a tenant never shares a subject's budget.
  */
 export function callerAccount(issuer: string, tenantClaims: readonly string[], claims: Readonly<Record<string, unknown>>): CallerAccount {
-  const tenant = tenantOf(tenantClaims, claims);
-  return tenant === undefined ? { issuer, account: `subject ${String(claims['sub'])}` } : { issuer, account: `tenant ${tenant}`, tenant };
+  return accountOf(issuer, tenantOf(tenantClaims, claims), String(claims['sub']));
+}
+
+/** The account of a caller of `issuer` whose tenant is `tenant` (undefined: its token names none), as callerAccount spells it. */
+export function accountOf(issuer: string, tenant: string | undefined, subject: string): CallerAccount {
+  return tenant === undefined ? { issuer, account: `subject ${subject}` } : { issuer, account: `tenant ${tenant}`, tenant };
 }

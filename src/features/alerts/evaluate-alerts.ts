@@ -4,7 +4,7 @@ import { clientNetwork } from '../../core/limits/network-of.ts';
 import { replacedReason, spendsPastUnverifiedBudget } from '../../core/limits/unverified-record-budget.ts';
 import type { PolicySet } from '../../core/policy/policy-set.ts';
 import type { AlertDraft, AlertRule } from './alert.ts';
-import type { AlertObservation } from './alert-store.ts';
+import { recordedCaller, type AlertObservation } from './alert-store.ts';
 import type { AlertSettings } from './alert-settings.ts';
 
 type Draft = Omit<AlertDraft, 'id' | 'time' | 'event_id'>;
@@ -17,6 +17,9 @@ type Draft = Omit<AlertDraft, 'id' | 'time' | 'event_id'>;
 export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, policies: PolicySet, settings: AlertSettings, shard?: number): Draft[] {
   const drafts: (Draft & { rule: AlertRule })[] = [];
   const identity = describeIdentity(event);
+  // Two accounts may share a subject (recordedCaller): the alert names whose it is.
+  const account = recordedCaller(event)?.account;
+  const whose: { account?: string } = account === undefined ? {} : { account: inert(account) };
   const window = `${settings.burstWindowSeconds}s`;
   const ip = event.request.client_ip;
 
@@ -24,7 +27,7 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
     drafts.push({
       rule: 'denial_burst_identity',
       summary: `${facts.identityDenials} denied exchanges for ${identity} within ${window}`,
-      details: { identity, denials: facts.identityDenials, window_seconds: settings.burstWindowSeconds, last_reason: event.reason },
+      details: { identity, ...whose, denials: facts.identityDenials, window_seconds: settings.burstWindowSeconds, last_reason: event.reason },
     });
   }
   if (ip !== undefined && facts.addressDenials === settings.burstThreshold) {
@@ -55,7 +58,7 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
     drafts.push({ rule: 'first_policy_exchange', summary: `first exchange ever granted by policy ${policy}, to ${identity}`, details: { policy, identity } });
   }
   if (facts.newNetwork && ip !== undefined) {
-    drafts.push({ rule: 'new_network', summary: `${identity} exchanged from a new network (${ip})`, details: { identity, client_ip: ip } });
+    drafts.push({ rule: 'new_network', summary: `${identity} exchanged from a new network (${ip})`, details: { identity, ...whose, client_ip: ip } });
   }
   const last = facts.lastGrantedPolicy;
   if (last !== undefined && !policies.policies.some((active) => active.id === last)) {
@@ -64,8 +67,8 @@ export function evaluateAlerts(event: AuditEvent, facts: AlertObservation, polic
     drafts.push({
       rule: 'retired_policy',
       summary: `${identity} is still exchanging, but policy ${last} that granted it is now ${state}`,
-      details: { identity, policy: last, policy_state: state, reason: event.reason },
-      dedupe: `retired_policy:${identity}:${last}`,
+      details: { identity, ...whose, policy: last, policy_state: state, reason: event.reason },
+      dedupe: `retired_policy:${JSON.stringify([identity, account ?? null, last])}`,
     });
   }
   if (spendsPastUnverifiedBudget(event)) {

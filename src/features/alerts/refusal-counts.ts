@@ -13,14 +13,14 @@ export interface RefusalCounter {
 
 /**
  * The key refusals are counted by: a client network as the per-client rate limit counts it (clientNetwork: an IPv4 address,
- * an IPv6 /64; `denial_burst_address`), an identity, verified or claimed
+ * an IPv6 /64; `denial_burst_address`), an identity, verified (with its account: recordedCaller) or claimed
  * (`denial_burst_identity`). A claimed identity is a stranger's choice, up to some 500 characters: it is held as 128
  * bits of its SHA-256.
  */
 export const refusalKey = {
   address: (client: string): string => `address ${client}`,
-  identity: (issuer: string | undefined, subject: string): string =>
-    `identity ${bytesToHex(sha256(utf8ToBytes(JSON.stringify([issuer ?? null, subject])))).slice(0, 32)}`,
+  identity: (issuer: string | undefined, subject: string, account?: string): string =>
+    `identity ${bytesToHex(sha256(utf8ToBytes(JSON.stringify(account === undefined ? [issuer ?? null, subject] : [issuer ?? null, account, subject])))).slice(0, 32)}`,
 };
 
 /** Keys RefusalCounts holds at most: some 25 MB. */
