@@ -12,6 +12,7 @@ import { deliverWebhook, type WebhookTarget } from '../../src/features/alerts/de
 import type { AuditEvent } from '../../src/core/audit/audit-event.ts';
 import { policySetOf } from '../../src/core/policy/load-policies.ts';
 import { migrate } from '../../src/storage/migrate.ts';
+import { PRESETS } from '../../src/core/verify/presets.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite-audit-store.ts';
 import { auditEvent } from '../support/audit-event.ts';
 import { readAlertSettings } from '../../src/features/alerts/alert-settings.ts';
@@ -802,6 +803,14 @@ describe('alert history by account across the upgrade to schema version 25', () 
       gitlab: { issuer: 'https://gitlab.com', issuer_kind: 'gitlab', subject: 'project_path:acme/api:ref_type:branch:ref:main', claims: { project_id: 42 } },
       oidc: { issuer: 'https://idp.example', issuer_kind: 'oidc', subject: 'svc', claims: {} },
       unkinded: { issuer: 'https://old.example', subject: 'svc', claims: { repository_owner_id: '9' } },
+      // Every kind's tenant claim as the presets name it now: one the migration spells otherwise is a caller it loses.
+      ...Object.fromEntries(
+        [...PRESETS.values()].flatMap(({ name, tenantClaims: [claim] }) =>
+          claim === undefined
+            ? []
+            : [[`kind-${name}`, { issuer: `https://${name}.example`, issuer_kind: name, subject: 's', claims: { [claim]: `t-${name}` } }]],
+        ),
+      ),
     };
     const grant = (caller: Partial<AuditEvent>, policy: string, ip = '203.0.113.1') =>
       auditEvent({
