@@ -372,6 +372,31 @@ describe('the sharded audit log on Workers (workerd)', () => {
     ]);
   });
 
+  it('prunes a shard up to its newest checkpoint under a record after it without a MAC, keeps that record, and fails the round for that shard, as on Node', async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });
+    const errors: LogFields[] = [];
+    const log: Logger = { ...silentLogger, error: (_message, fields = {}) => void errors.push(fields) };
+    const started = Date.now();
+    const sub = subjectIn(0, 2, 'unsigned-tail');
+    for (let index = 0; index < 2; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
+    expect(await broker.upkeep(started)).toBeDefined();
+    const signed = (await auditShard(deployment.shards, 0).latestCheckpoint())?.seq ?? 0;
+    expect(signed).toBeGreaterThanOrEqual(2);
+    // A record after the checkpoint that the broker did not append, dated as the others: past the window a day and a half on.
+    const forged = await runInDurableObject(auditShard(deployment.shards, 0), (_instance, state) => appendForgedRecord(durableObjectSql(state.storage)));
+    expect(forged).toBe(signed + 1);
+    expect(await broker.upkeep(started + 1.5 * 86_400_000, log)).toBeUndefined();
+    const refused = `ChainConflictError: record ${forged} carries no MAC, though the broker has MACed every record after 0: the broker did not append it`;
+    expect(errors).toEqual([{ failed: [{ chain: '0', error: refused }] }]);
+    // Pruned up to the checkpoint (now the anchor), not past it: the record nothing vouches for stays for audit verify.
+    const left = await runInDurableObject(auditShard(deployment.shards, 0), (_instance, state) =>
+      state.storage.sql.exec<{ seq: number }>('SELECT seq FROM audit_events ORDER BY seq').toArray(),
+    );
+    expect(left).toEqual([{ seq: forged }]);
+    expect((await auditShard(deployment.shards, 0).checkpoints(0, 10)).map((checkpoint) => checkpoint.seq)).toEqual([signed]);
+  });
+
   it("holds every chain to a withdrawal no record of is left (pruned, or never written): each shard's anchor pruning signed names the withdrawn key", async () => {
     const deployment = fresh();
     const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });

@@ -14,6 +14,7 @@ import type { SecretBox } from '../../core/secrets/secret-box.ts';
 import { readMasterKeys } from '../../core/secrets/master-keys.ts';
 import { RecordMacs, recordMacKeys, type RecordMacKey } from '../../core/audit/record-mac.ts';
 import { dumpDatabase, parseStateDump, restoreDump, StateRestoreError, usedTables, type RestoredState } from '../../storage/state-dump.ts';
+import { ChainConflictError } from '../../core/audit/chain-conflict-error.ts';
 
 /**
  * A SQLite-backed Durable Object holding one audit hash chain with the store the Node SQLite file
@@ -138,16 +139,16 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
     return this.audit.addCheckpoint(checkpoint);
   }
 
-  pruneCandidate(before: number, maxRecords: number): Promise<PruneCandidate | undefined> {
-    return this.audit.pruneCandidate(before, maxRecords);
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainCheck<PruneCandidate | undefined>> {
+    return chainCheck(() => this.audit.pruneCandidate(before, maxRecords));
   }
 
-  chainHolds(from: ChainHead, to: ChainHead): Promise<void> {
-    return this.audit.chainHolds(from, to);
+  chainHolds(from: ChainHead, to: ChainHead): Promise<ChainCheck<void>> {
+    return chainCheck(() => this.audit.chainHolds(from, to));
   }
 
-  recordMacsHold(chain: string, afterSeq: number, toSeq: number, macsAfter?: number): Promise<number> {
-    return this.chainAudit(chain).recordMacsHold(afterSeq, toSeq, macsAfter);
+  recordMacsHold(chain: string, afterSeq: number, toSeq: number, macsAfter?: number): Promise<ChainCheck<number>> {
+    return chainCheck(() => this.chainAudit(chain).recordMacsHold(afterSeq, toSeq, macsAfter));
   }
 
   prune(anchor: Checkpoint): Promise<number> {
@@ -210,9 +211,9 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>, chai
     checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
     latestCheckpoint: () => stub().latestCheckpoint(),
     addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
-    pruneCandidate: (before, maxRecords) => stub().pruneCandidate(before, maxRecords),
-    chainHolds: (from, to) => stub().chainHolds(from, to),
-    recordMacsHold: (afterSeq, toSeq, macsAfter) => stub().recordMacsHold(chain, afterSeq, toSeq, macsAfter),
+    pruneCandidate: async (before, maxRecords) => checked(await stub().pruneCandidate(before, maxRecords)),
+    chainHolds: async (from, to) => checked(await stub().chainHolds(from, to)),
+    recordMacsHold: async (afterSeq, toSeq, macsAfter) => checked(await stub().recordMacsHold(chain, afterSeq, toSeq, macsAfter)),
     prune: (anchor) => stub().prune(anchor),
   };
 }
@@ -223,4 +224,24 @@ export type UsageAnswer<T> = { readonly rows: T[] } | { readonly catchingUp: Usa
 function usageRows<T>(answer: UsageAnswer<T>): T[] {
   if ('catchingUp' in answer) throw new UsageCatchingUpError(answer.catchingUp);
   return answer.rows;
+}
+
+/**
+ * A check of a chain's records, or the ChainConflictError it found, as a value: an error crosses RPC as a plain Error, and
+ * upkeep tells records that do not hold (it prunes, then fails) from a failure to check them (it stops) by the class alone.
+ */
+export type ChainCheck<T> = { readonly value: T } | { readonly conflict: string };
+
+async function chainCheck<T>(check: () => Promise<T>): Promise<ChainCheck<T>> {
+  try {
+    return { value: await check() };
+  } catch (error) {
+    if (!(error instanceof ChainConflictError)) throw error;
+    return { conflict: error.message };
+  }
+}
+
+function checked<T>(answer: ChainCheck<T>): T {
+  if ('conflict' in answer) throw new ChainConflictError(answer.conflict);
+  return answer.value;
 }
