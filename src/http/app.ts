@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type NotFoundHandler } from 'hono';
 import { AuditShardUnavailableError } from '../core/audit/sharded-audit-log.ts';
 import { HTTPException } from 'hono/http-exception';
 import { requestId, type RequestIdVariables } from 'hono/request-id';
@@ -55,6 +55,9 @@ export interface AppDeps {
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
+
+/** The answer to a path no route serves: also that of an app the broker's is mounted in, whose own would be plain text. */
+export const notFound: NotFoundHandler = (c) => c.json({ error: 'not_found' }, 404);
 
 /** The HTTP face of the broker: it mounts routes and middleware, nothing more. Runtimes build `deps` and serve this. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -115,7 +118,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/audit', auditPage({ ...deps.audit, revocations: deps.revocations, limits: deps.exchange.limits, clientIp: deps.clientIp, refusals }));
   if (deps.webhooks !== undefined) app.route('/webhooks', deps.webhooks);
 
-  app.notFound((c) => c.json({ error: 'not_found' }, 404));
+  app.notFound(notFound);
   app.onError((error, c) => {
     // Hono's middleware refuses a request by throwing one (csrf() its 403): the answer it chose. A 5xx one is a fault like any other.
     if (error instanceof HTTPException && error.status < 500) return error.getResponse();

@@ -183,3 +183,29 @@ describe('a Worker following a policy repository while KeywayState cannot say wh
     expect(failures[2]).toMatchObject({ failures: 1, retry_in_ms: 1000 });
   });
 });
+
+describe('a Worker whose broker is mounted behind its own middleware (a policy repository, a restore)', () => {
+  const following = {
+    KEYWAY_GITHUB_WEBHOOK_SECRET: 'a-webhook-secret-of-enough-chars',
+    KEYWAY_GITHUB_POLICY_REPOSITORY: 'org/policies',
+    KEYWAY_GITHUB_POLICY_REPOSITORY_ID: '1',
+  };
+  const restoring = { KEYWAY_RESTORE_TOKEN: 'a'.repeat(64) };
+  it.each([
+    ['following a policy repository', following, '/v1/no-such-route'],
+    ['in restore mode', restoring, '/v1/backup/restore'],
+  ])('answers a request no route serves %s as the broker does: JSON not_found, not plain text', async (_, settings, path) => {
+    const env = {
+      ...workerEnv,
+      ...settings,
+      STATE: ownStateNamespace(),
+      AUDIT: ownStateNamespace(workerEnv.AUDIT),
+      LIMITS: ownStateNamespace(workerEnv.LIMITS),
+    };
+    const broker = await createWorkerBroker(env, [], { log: silentLogger });
+    const response = await broker.app.fetch(new Request(`${workerEnv.KEYWAY_ISSUER}${path}`), env, createExecutionContext());
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await response.json()).toEqual({ error: 'not_found' });
+  });
+});

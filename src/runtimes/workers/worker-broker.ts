@@ -20,7 +20,7 @@ import { rateLimitShards, type RateLimitState } from './rate-limit-state.ts';
 import type { Broker } from '../create-broker.ts';
 import type { JwksCachePolicy } from '../../core/verify/jwks-cache.ts';
 import { Hono } from 'hono';
-import type { AppEnv } from '../../http/app.ts';
+import { notFound, type AppEnv } from '../../http/app.ts';
 import { WorkerLivePolicies } from './live-policies.ts';
 import { FailureBackoff, retryAfter } from '../failure-backoff.ts';
 import { policyHealth } from '../../core/policy/policy-health.ts';
@@ -177,6 +177,7 @@ export async function createWorkerBroker(env: WorkerEnv, policyFiles: readonly P
     });
   }
   app.route('/', broker.app);
+  app.notFound(notFound);
   return { ...broker, app, keys, audit };
 }
 
