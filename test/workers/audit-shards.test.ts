@@ -397,6 +397,18 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect((await auditShard(deployment.shards, 0).checkpoints(0, 10)).map((checkpoint) => checkpoint.seq)).toEqual([signed]);
   });
 
+  it("refuses a cursor one shard's export cannot read with a 400, as the whole log's export does, not a 500", async () => {
+    const broker = await start(fresh(), 2);
+    expect((await broker.exchange(subjectIn(0, 2, 'cursor'))).status).toBe(200);
+    // A shard's export pages by seq: a record id is a cursor of the whole log, not of one chain.
+    for (const cursor of ['01KAQN6Q00B3GQ1D5M0XW8T9ZB', 'ABC', '1234567890123456']) {
+      const response = await broker.get(`/v1/audit/export?shard=0&cursor=${cursor}`);
+      expect(response.status, cursor).toBe(400);
+      expect(await response.json()).toEqual({ error: 'invalid_request', error_description: 'cursor is not one this API returned' });
+    }
+    expect((await broker.get('/v1/audit/export?shard=0&cursor=0')).status).toBe(200);
+  });
+
   it("holds every chain to a withdrawal no record of is left (pruned, or never written): each shard's anchor pruning signed names the withdrawn key", async () => {
     const deployment = fresh();
     const broker = await start(deployment, 2, { KEYWAY_AUDIT_RETENTION_DAYS: '1' });

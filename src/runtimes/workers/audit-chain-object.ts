@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { UsageCatchingUpError, type ClaimUsageRow, type UsageProgress, type UsageQuery, type UsageRow, type UsageWindow } from '../../core/audit/inventory.ts';
 import type { AuditEvent, AuditRecord, AuditStore, ChainLink, PruneCandidate } from '../../core/audit/audit-event.ts';
-import type { AuditPage, AuditQuery, AuditStats, AuditStatsQuery } from '../../core/audit/audit-query.ts';
+import { AuditQueryError, type AuditPage, type AuditQuery, type AuditStats, type AuditStatsQuery } from '../../core/audit/audit-query.ts';
 import type { ChainHead, Checkpoint } from '../../core/audit/checkpoint.ts';
 import type { RunGrant } from '../../core/audit/run-grants.ts';
 import { migrate } from '../../storage/migrate.ts';
@@ -76,8 +76,8 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
     return this.audit.record(id);
   }
 
-  query(query: AuditQuery): Promise<AuditPage> {
-    return this.audit.query(query);
+  query(query: AuditQuery): Promise<ChainAnswer<AuditPage>> {
+    return answered(() => this.audit.query(query));
   }
 
   stats(query: AuditStatsQuery): Promise<AuditStats> {
@@ -139,16 +139,16 @@ export abstract class AuditChainObject extends DurableObject<WorkerEnv> {
     return this.audit.addCheckpoint(checkpoint);
   }
 
-  pruneCandidate(before: number, maxRecords: number): Promise<ChainCheck<PruneCandidate | undefined>> {
-    return chainCheck(() => this.audit.pruneCandidate(before, maxRecords));
+  pruneCandidate(before: number, maxRecords: number): Promise<ChainAnswer<PruneCandidate | undefined>> {
+    return answered(() => this.audit.pruneCandidate(before, maxRecords));
   }
 
-  chainHolds(from: ChainHead, to: ChainHead): Promise<ChainCheck<void>> {
-    return chainCheck(() => this.audit.chainHolds(from, to));
+  chainHolds(from: ChainHead, to: ChainHead): Promise<ChainAnswer<void>> {
+    return answered(() => this.audit.chainHolds(from, to));
   }
 
-  recordMacsHold(chain: string, afterSeq: number, toSeq: number, macsAfter?: number): Promise<ChainCheck<number>> {
-    return chainCheck(() => this.chainAudit(chain).recordMacsHold(afterSeq, toSeq, macsAfter));
+  recordMacsHold(chain: string, afterSeq: number, toSeq: number, macsAfter?: number): Promise<ChainAnswer<number>> {
+    return answered(() => this.chainAudit(chain).recordMacsHold(afterSeq, toSeq, macsAfter));
   }
 
   prune(anchor: Checkpoint): Promise<number> {
@@ -202,7 +202,7 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>, chai
     appendAll: (events) => stub().appendAll(events, chain),
     get: (id) => stub().get(id),
     record: (id) => stub().record(id),
-    query: (query) => stub().query(query),
+    query: async (query) => unwrapped(await stub().query(query)),
     stats: (query) => stub().stats(query),
     usage: async (query) => usageRows(await stub().usage(query)),
     claimUsage: async (window) => usageRows(await stub().claimUsage(window)),
@@ -211,9 +211,9 @@ export function chainStore(stub: () => DurableObjectStub<AuditChainObject>, chai
     checkpoints: (afterSeq, limit) => stub().checkpoints(afterSeq, limit),
     latestCheckpoint: () => stub().latestCheckpoint(),
     addCheckpoint: (checkpoint) => stub().addCheckpoint(checkpoint),
-    pruneCandidate: async (before, maxRecords) => checked(await stub().pruneCandidate(before, maxRecords)),
-    chainHolds: async (from, to) => checked(await stub().chainHolds(from, to)),
-    recordMacsHold: async (afterSeq, toSeq, macsAfter) => checked(await stub().recordMacsHold(chain, afterSeq, toSeq, macsAfter)),
+    pruneCandidate: async (before, maxRecords) => unwrapped(await stub().pruneCandidate(before, maxRecords)),
+    chainHolds: async (from, to) => unwrapped(await stub().chainHolds(from, to)),
+    recordMacsHold: async (afterSeq, toSeq, macsAfter) => unwrapped(await stub().recordMacsHold(chain, afterSeq, toSeq, macsAfter)),
     prune: (anchor) => stub().prune(anchor),
   };
 }
@@ -227,21 +227,23 @@ function usageRows<T>(answer: UsageAnswer<T>): T[] {
 }
 
 /**
- * A check of a chain's records, or the ChainConflictError it found, as a value: an error crosses RPC as a plain Error, and
- * upkeep tells records that do not hold (it prunes, then fails) from a failure to check them (it stops) by the class alone.
+ * A chain object's answer, or its refusal as a value: an error crosses RPC as a plain Error, and the caller tells a
+ * refusal from a failure by its class alone. Upkeep prunes, then fails, over records that do not hold (ChainConflictError)
+ * and stops at any other error; the audit API answers a query the store cannot read (AuditQueryError) 400, anything else 5xx.
  */
-export type ChainCheck<T> = { readonly value: T } | { readonly conflict: string };
+export type ChainAnswer<T> = { readonly value: T } | { readonly refused: 'chain_conflict' | 'audit_query'; readonly message: string };
 
-async function chainCheck<T>(check: () => Promise<T>): Promise<ChainCheck<T>> {
+async function answered<T>(call: () => Promise<T>): Promise<ChainAnswer<T>> {
   try {
-    return { value: await check() };
+    return { value: await call() };
   } catch (error) {
-    if (!(error instanceof ChainConflictError)) throw error;
-    return { conflict: error.message };
+    if (error instanceof ChainConflictError) return { refused: 'chain_conflict', message: error.message };
+    if (error instanceof AuditQueryError) return { refused: 'audit_query', message: error.message };
+    throw error;
   }
 }
 
-function checked<T>(answer: ChainCheck<T>): T {
-  if ('conflict' in answer) throw new ChainConflictError(answer.conflict);
-  return answer.value;
+function unwrapped<T>(answer: ChainAnswer<T>): T {
+  if (!('refused' in answer)) return answer.value;
+  throw answer.refused === 'chain_conflict' ? new ChainConflictError(answer.message) : new AuditQueryError(answer.message);
 }
