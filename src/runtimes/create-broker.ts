@@ -275,7 +275,7 @@ export function createBroker(parts: BrokerParts): Broker {
 function auditParts(audit: BrokerParts['audit']): Pick<AuditApiDeps, 'chain' | 'shards'> & { readonly log: AuditLog } {
   if (!('sharded' in audit)) return { log: audit, chain: (name) => (name === undefined ? audit : undefined) };
   const { sharded, api } = audit;
-  return { log: sharded, chain: (name) => sharded.chains.find((chain) => chain.name === name)?.store, shards: api };
+  return { log: sharded, chain: (name) => sharded.chain(name), shards: api };
 }
 
 /** How long a repository's own policy is used before it is fetched again, and how many are kept. */

@@ -228,6 +228,13 @@ describe('the sharded audit log on Workers (workerd)', () => {
       const read = await broker.get('/v1/audit/events');
       expect(read.status).toBe(503);
       expect(await read.json()).toMatchObject({ error: 'temporarily_unavailable', error_description: expect.stringContaining('audit shard 2 cannot be read') });
+      // So does reading that one chain on its own: its export.
+      const chain = await broker.get('/v1/audit/export?shard=2');
+      expect(chain.status).toBe(503);
+      expect(await chain.json()).toMatchObject({
+        error: 'temporarily_unavailable',
+        error_description: expect.stringContaining('audit shard 2 cannot be read'),
+      });
       // The /audit page says so too: a 503 page for the signed-in auditor, not a 500.
       for (const path of ['/audit', `/audit/events/${String(before.body['audit_event_id'])}`, '/audit/inventory']) {
         const page = await broker.client.request(path, { headers: { cookie } });

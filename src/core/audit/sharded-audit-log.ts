@@ -29,6 +29,15 @@ export interface AuditChain {
   readonly store: AuditStore;
 }
 
+/** What is read of one chain on its own: its checkpoints and, in chain order, its records. */
+export type ChainReads = Pick<AuditStore, 'query' | 'checkpoints' | 'latestCheckpoint'>;
+
+/** A chain that could not be read, named: answered 503. */
+function unreadable(chain: string | undefined, reason: unknown): AuditShardUnavailableError {
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return new AuditShardUnavailableError(`audit shard ${chain} cannot be read: ${why}`, { cause: reason });
+}
+
 /** The name of the sealed single chain of before the shards. */
 export const LEGACY_CHAIN = 'legacy';
 
@@ -80,6 +89,27 @@ export class ShardedAuditLog implements AuditLog {
     return (await this.#readEvery((store) => store.record(id))).find((record) => record !== undefined);
   }
 
+  /**
+   * The reads of the chain named `name` (`legacy`, `0`, …) that a `shard=` request makes, failing as a read of the whole
+   * log does when that chain cannot be read; a query it refuses stays the caller's (AuditQueryError). Undefined for no chain.
+   */
+  chain(name: string | undefined): ChainReads | undefined {
+    const store = this.chains.find((chain) => chain.name === name)?.store;
+    if (store === undefined) return undefined;
+    const read = async <T>(call: () => Promise<T>): Promise<T> => {
+      try {
+        return await call();
+      } catch (error) {
+        throw error instanceof AuditQueryError ? error : unreadable(name, error);
+      }
+    };
+    return {
+      query: (query) => read(() => store.query(query)),
+      checkpoints: (afterSeq, limit) => read(() => store.checkpoints(afterSeq, limit)),
+      latestCheckpoint: () => read(() => store.latestCheckpoint()),
+    };
+  }
+
   /** `read` of every chain, in chain order; an AuditShardUnavailableError naming the first chain that could not be read. */
   async #readEvery<T>(read: (store: AuditStore, chain: number) => Promise<T>): Promise<T[]> {
     const settled = await Promise.allSettled(this.chains.map(({ store }, chain) => read(store, chain)));
@@ -90,10 +120,7 @@ export class ShardedAuditLog implements AuditLog {
     }
     const failed = settled.findIndex((outcome) => outcome.status === 'rejected');
     const reason = settled[failed];
-    if (reason?.status === 'rejected') {
-      const why = reason.reason instanceof Error ? reason.reason.message : String(reason.reason);
-      throw new AuditShardUnavailableError(`audit shard ${this.chains[failed]?.name} cannot be read: ${why}`, { cause: reason.reason });
-    }
+    if (reason?.status === 'rejected') throw unreadable(this.chains[failed]?.name, reason.reason);
     return settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
   }
 

@@ -2,7 +2,8 @@ import { Hono, type Context } from 'hono';
 import { operatorAuth, type OwnTokens } from '../middleware/operator-auth.ts';
 import type { AlertStore } from '../../features/alerts/alert-store.ts';
 import { allRecords } from '../../core/audit/all-records.ts';
-import type { AuditLog, AuditRecord, AuditStore } from '../../core/audit/audit-event.ts';
+import type { AuditLog, AuditRecord } from '../../core/audit/audit-event.ts';
+import type { ChainReads } from '../../core/audit/sharded-audit-log.ts';
 import type { AuditShardsApi } from '../../core/audit/audit-shards.ts';
 import { ROOT_CHECKPOINT_POSITION, rootCheckpointPosition } from '../../core/audit/root-checkpoint.ts';
 import { AuditQueryError, parseAuditQuery, parseAuditStatsQuery, QUERY_LIMITS, type AuditPage, type AuditQuery } from '../../core/audit/audit-query.ts';
@@ -24,7 +25,7 @@ export interface AuditApiDeps {
    * The hash chain checkpoints and a `shard=` export read: the one chain (Node) for no name, or on a
    * sharded log (Workers) the shard named; undefined where the name names none.
    */
-  readonly chain: (shard: string | undefined) => AuditStore | undefined;
+  readonly chain: (shard: string | undefined) => ChainReads | undefined;
   /** A sharded log's chains and root checkpoints (Workers). */
   readonly shards?: AuditShardsApi;
   readonly alerts: AlertStore;
@@ -55,7 +56,7 @@ function invalid(c: Context, error: unknown): Response {
 export function auditRoutes(deps: AuditApiDeps, own: OwnTokens): Hono<{ Variables: KeywayAuthVariables }> {
   const api = new Hono<{ Variables: KeywayAuthVariables }>();
 
-  const chainOf = (c: Context): AuditStore | Response => {
+  const chainOf = (c: Context): ChainReads | Response => {
     const shard = c.req.query('shard');
     const chain = deps.chain(shard === '' ? undefined : shard);
     if (chain !== undefined) return chain;
