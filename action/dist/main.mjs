@@ -123,7 +123,7 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
         if ("error" in outcome) throw outcome.error;
         return outcome.value;
       }
-      earlier = retry2.answer ?? earlier;
+      earlier = { reason: retry2.reason, answer: retry2.answer };
       await pause(policy, onRetry, { ...retry2, attempt });
     }
   };
@@ -3538,10 +3538,16 @@ function withSubjectToken(parameters, subjectToken) {
 var USED_UP = /* @__PURE__ */ new Set([REASONS.replayed.description, REASONS.dpop_proof_replayed.description]);
 async function refusalAfter(refusal, earlier, tokenEndpoint) {
   if (earlier === void 0 || !USED_UP.has(refusal.description ?? "")) return refusal;
-  const body = await earlier.clone().json().catch(() => ({}));
+  const retried = `the retry was then refused (HTTP ${refusal.status}): ${refusal.message}`;
+  if (earlier.answer === void 0) {
+    return new BrokerUnavailableError(`${tokenEndpoint}: ${earlier.reason}, perhaps after the broker used up what that try sent; ${retried}`, {
+      cause: refusal
+    });
+  }
+  const body = await earlier.answer.clone().json().catch(() => ({}));
   const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
   return new BrokerUnavailableError(
-    `${tokenEndpoint} answered ${earlier.status}${oauthErrorOf(body)}${auditEventId === void 0 ? "" : ` in audit event ${auditEventId}`}, having used up what that try sent; the retry was then refused (HTTP ${refusal.status}): ${refusal.message}`,
+    `${tokenEndpoint} answered ${earlier.answer.status}${oauthErrorOf(body)}${auditEventId === void 0 ? "" : ` in audit event ${auditEventId}`}, having used up what that try sent; ${retried}`,
     { cause: refusal, auditEventId }
   );
 }

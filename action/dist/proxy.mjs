@@ -146,7 +146,7 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
         if ("error" in outcome) throw outcome.error;
         return outcome.value;
       }
-      earlier = retry.answer ?? earlier;
+      earlier = { reason: retry.reason, answer: retry.answer };
       await pause(policy, onRetry, { ...retry, attempt });
     }
   };

@@ -231,4 +231,18 @@ grant:
     expect(result.stderr).toContain('answered 503: temporarily_unavailable (proxy fault: the answer was lost), having used up what that try sent');
     expect(result.stderr).toContain(`the retry was then refused (HTTP 400): invalid_request: ${REASONS.replayed.description}\n`);
   });
+
+  it('a single-use token from a file, its connection cut once the broker had it: the refusal as replayed ends in the network error, exit 5', async () => {
+    proxy.faults.push('cut');
+    const result = await exchange(proxy.url, ['--subject-token-file', 'ci-token'], {}, await token('5001'));
+    expect(proxy.tokenRequests).toBe(2);
+    expect(result.stderr).toMatch(/token fetch failed \([A-Za-z_ ]+\); try 2 of 4/);
+    expect(result.code).toBe(5);
+    const failure = result.stderr.slice(result.stderr.indexOf('broker unavailable:'));
+    expect(failure).toMatch(
+      /^broker unavailable: http:\/\/127\.0\.0\.1:\d+\/token: fetch failed \([A-Za-z_ ]+\), perhaps after the broker used up what that try sent; /,
+    );
+    expect(failure).toContain(`the retry was then refused (HTTP 400): invalid_request: ${REASONS.replayed.description}\n`);
+    expect(result.stderr).not.toMatch(/^keyway: refused/m);
+  });
 });

@@ -3,9 +3,10 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * What the proxy does to one POST /token: drop the connection, answer a status itself, or pass it on; `lost` passes it on
- * and answers 503 in place of the broker's answer, as when the broker's answer does not come back.
+ * and answers 503 in place of the broker's answer, as when the broker's answer does not come back; `cut` passes it on and
+ * then drops the connection, the broker's answer unsent, as a reset or a timeout after the request went out does.
  */
-export type Fault = 'drop' | 'lost' | 503 | 502;
+export type Fault = 'drop' | 'lost' | 'cut' | 503 | 502;
 
 export interface FlakyProxy {
   readonly url: string;
@@ -46,6 +47,10 @@ export async function startFlakyProxy(): Promise<FlakyProxy> {
       proxy.tokenRequests += 1;
       const fault = proxy.faults.shift();
       if (fault === 'drop') return request.socket.destroy();
+      if (fault === 'cut') {
+        await (await forward()).arrayBuffer();
+        return request.socket.destroy();
+      }
       if (fault === 'lost') {
         await (await forward()).arrayBuffer();
         response.writeHead(503, { 'content-type': 'application/json' });

@@ -6,7 +6,7 @@ import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { FetchError } from '../../core/outbound/read-bounded.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
 import type { CiTokenSource } from './ci-token-sources.ts';
-import { describeNetworkError, RedirectRefusedError, type RetryingFetch } from './retrying-fetch.ts';
+import { describeNetworkError, RedirectRefusedError, type EarlierTry, type RetryingFetch } from './retrying-fetch.ts';
 import { revokeKeywayToken } from './revoke-token.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
 import { REASONS } from '../../core/errors/reasons.ts';
@@ -311,24 +311,31 @@ function withSubjectToken(parameters: URLSearchParams, subjectToken: string): UR
 const USED_UP: ReadonlySet<string> = new Set([REASONS.replayed.description, REASONS.dpop_proof_replayed.description]);
 
 /**
- * A retry's refusal, unless it refuses what the 5xx of an earlier try used up (a broker answers some 5xx after it claimed a
- * single-use CI token or the proof: GitHub failing to mint, the audit record not written). Then the 5xx is the cause, and
- * the error is that answer's (exit code 5), naming the refusal it led to.
+ * A retry's refusal, unless it refuses what an earlier try used up: a 5xx the broker answered after it claimed a
+ * single-use CI token or the proof (GitHub failing to mint, the audit record not written), or a connection lost after the
+ * request went out (a reset, a timeout), the broker's answer never read. Then the earlier failure is the cause, and the
+ * error is that failure's (exit code 5), naming the refusal it led to.
  */
 async function refusalAfter(
   refusal: BrokerRefusedError,
-  earlier: Response | undefined,
+  earlier: EarlierTry | undefined,
   tokenEndpoint: string,
 ): Promise<BrokerRefusedError | BrokerUnavailableError> {
   if (earlier === undefined || !USED_UP.has(refusal.description ?? '')) return refusal;
-  const body = (await earlier
+  const retried = `the retry was then refused (HTTP ${refusal.status}): ${refusal.message}`;
+  if (earlier.answer === undefined) {
+    return new BrokerUnavailableError(`${tokenEndpoint}: ${earlier.reason}, perhaps after the broker used up what that try sent; ${retried}`, {
+      cause: refusal,
+    });
+  }
+  const body = (await earlier.answer
     .clone()
     .json()
     .catch(() => ({}))) as Record<string, unknown>;
   const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
   return new BrokerUnavailableError(
-    `${tokenEndpoint} answered ${earlier.status}${oauthErrorOf(body)}${auditEventId === undefined ? '' : ` in audit event ${auditEventId}`}, ` +
-      `having used up what that try sent; the retry was then refused (HTTP ${refusal.status}): ${refusal.message}`,
+    `${tokenEndpoint} answered ${earlier.answer.status}${oauthErrorOf(body)}${auditEventId === undefined ? '' : ` in audit event ${auditEventId}`}, ` +
+      `having used up what that try sent; ${retried}`,
     { cause: refusal, auditEventId },
   );
 }
@@ -353,7 +360,7 @@ async function discover(request: Omit<BrokerExchangeRequest, 'mask'>, insecure: 
   }
 }
 
-async function classify(error: unknown, tokenEndpoint: string, subjectToken: string, earlier: Response | undefined): Promise<Error> {
+async function classify(error: unknown, tokenEndpoint: string, subjectToken: string, earlier: EarlierTry | undefined): Promise<Error> {
   if (error instanceof client.ResponseBodyError) return refusalAfter(new BrokerRefusedError(error.status, error.cause, subjectToken), earlier, tokenEndpoint);
   // A 5xx (after the retries): openid-client hands back the response unread, so its RFC 6749 body can still be read.
   if (error instanceof client.ClientError && error.cause instanceof Response) {

@@ -25,6 +25,14 @@ export interface RetryNotice {
 
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
+/** What the latest retried try met: an answer it got, or the network error that cut it off, perhaps after its request was sent. */
+export interface EarlierTry {
+  /** As the retry notice says it: `answered 503`, or the network error described. */
+  readonly reason: string;
+  /** The 5xx answer, read; undefined when the try failed on the network. */
+  readonly answer: Response | undefined;
+}
+
 /**
  * The most the pipeline side reads of one answer. Everything it asks for is a few kilobytes: a token or a token map, the
  * broker's metadata, the CI's token, a cloud's credentials, an error. Whoever answers in its place (a mistyped URL, a
@@ -76,11 +84,11 @@ export interface RetryingFetch extends FetchLike {
    * Tries `send` as the fetch tries a request (the same tries, backoff, Retry-After, deadline, notices, redirects refused,
    * answers bounded), but `send` makes its request anew for every try, through the one-try fetch it is given. For a
    * request carrying something its server uses up on reading it (a DPoP proof, a single-use CI token), which a 5xx
-   * answered after that leaves spent. A try is retried when the last request it made failed on the network or was
-   * answered a 5xx (not on the last try); `send`'s own result or error is then set aside. `earlier` is the 5xx answer of
-   * the latest try before this one, read, undefined when there was none.
+   * answered after that leaves spent, as does a connection lost once the request was sent. A try is retried when the last
+   * request it made failed on the network or was answered a 5xx (not on the last try); `send`'s own result or error is
+   * then set aside. `earlier` is what the latest try before this one met, undefined when there was none.
    */
-  renewing<T>(send: (once: FetchLike, earlier: Response | undefined) => Promise<T>): Promise<T>;
+  renewing<T>(send: (once: FetchLike, earlier: EarlierTry | undefined) => Promise<T>): Promise<T>;
 }
 
 /**
@@ -97,8 +105,8 @@ export interface RetryingFetch extends FetchLike {
  * breaks off or outlasts the deadline, is a FetchError (not retried), its rest cancelled unread.
  */
 export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice) => void, fetchImpl: FetchLike = fetch): RetryingFetch {
-  const renewing = async <T>(send: (once: FetchLike, earlier: Response | undefined) => Promise<T>): Promise<T> => {
-    let earlier: Response | undefined;
+  const renewing = async <T>(send: (once: FetchLike, earlier: EarlierTry | undefined) => Promise<T>): Promise<T> => {
+    let earlier: EarlierTry | undefined;
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
       // What the try's latest request met that is worth another try; each request of the try clears it.
@@ -139,7 +147,7 @@ export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice
         if ('error' in outcome) throw outcome.error;
         return outcome.value;
       }
-      earlier = retry.answer ?? earlier;
+      earlier = { reason: retry.reason, answer: retry.answer };
       await pause(policy, onRetry, { ...retry, attempt });
     }
   };
