@@ -3355,6 +3355,11 @@ async function revokeAtBroker(token, { url, fetch: fetch2, proof }) {
   return response.headers;
 }
 
+// src/core/claims/case-fold.ts
+function asciiLowerCase(text3) {
+  return text3.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+}
+
 // src/cli/pipeline/exchange-with-broker.ts
 var BrokerRefusedError = class extends KeywayError {
   name = "BrokerRefusedError";
@@ -3448,9 +3453,13 @@ async function refuseUnbound(request, key, token, tokenType, auditEventId) {
   );
 }
 var B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
-function expiryOf(expiresIn, tokenEndpoint, auditEventId) {
+function expiryDate(expiresIn) {
   const expiresAt = new Date(Date.now() + expiresIn * 1e3);
-  if (Number.isNaN(expiresAt.getTime()))
+  return Number.isNaN(expiresAt.getTime()) ? void 0 : expiresAt;
+}
+function expiryOf(expiresIn, tokenEndpoint, auditEventId) {
+  const expiresAt = expiryDate(expiresIn);
+  if (expiresAt === void 0)
     throw new BrokerUnavailableError(`${tokenEndpoint} answered an expires_in of ${expiresIn} s: not a token's lifetime`, { auditEventId });
   return expiresAt;
 }
@@ -3488,12 +3497,20 @@ async function exchangeForTokenMap(request) {
   if (response.status >= 400 && response.status < 500) throw await refusalAfter(new BrokerRefusedError(response.status, body, sent), earlier, tokenEndpoint);
   const auditEventId = typeof body["audit_event_id"] === "string" ? body["audit_event_id"] : void 0;
   if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
+  const asked = new Set(request.audiences.map(askedOwner));
+  const unused = (problem) => refuseTokenMap(request, body, asked, `${tokenEndpoint} answered ${problem}`, auditEventId);
   const parsed = safeParse(TokenMapAnswer, body);
-  if (!parsed.success)
-    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${unreadable(parsed.issues)}`, { auditEventId });
+  if (!parsed.success) throw await unused(`a token map keyway cannot read: ${unreadable(parsed.issues)}`);
+  const owners = Object.keys(parsed.output.github_tokens);
+  if (owners.length !== asked.size || owners.some((owner) => !asked.has(owner))) {
+    throw await unused(`a token map for the owners ${owners.join(", ")}, not for those asked: ${[...asked].join(", ")}`);
+  }
+  const entries = Object.entries(parsed.output.github_tokens);
+  const timeless = entries.find(([, token]) => expiryDate(token.expires_in) === void 0);
+  if (timeless !== void 0) throw await unused(`a token map whose ${timeless[0]} token has an expires_in no date holds`);
   return {
     auditEventId,
-    tokens: Object.entries(parsed.output.github_tokens).map(([owner, token]) => ({
+    tokens: entries.map(([owner, token]) => ({
       owner,
       accessToken: token.access_token,
       expiresAt: expiryOf(token.expires_in, tokenEndpoint, auditEventId),
@@ -3502,6 +3519,24 @@ async function exchangeForTokenMap(request) {
       sha256: sha256Hex(token.access_token)
     }))
   };
+}
+function askedOwner(repository) {
+  const path = URL.canParse(repository) ? new URL(repository).pathname.replace(/^\//, "") : repository;
+  return asciiLowerCase(path.split("/")[0] ?? "");
+}
+async function refuseTokenMap(request, body, asked, problem, auditEventId) {
+  const map = body["github_tokens"];
+  const tokens = [...asked].flatMap((owner) => {
+    const entry = typeof map === "object" && map !== null && Object.hasOwn(map, owner) ? map[owner] : void 0;
+    const token = typeof entry === "object" && entry !== null ? entry["access_token"] : void 0;
+    return typeof token === "string" && B64TOKEN.test(token) ? [token] : [];
+  });
+  for (const token of tokens) request.mask(token);
+  const handBack = REVOCATIONS.get(GITHUB_INSTALLATION_TOKEN_TYPE);
+  const outcomes = await Promise.allSettled(tokens.map((token) => handBack(token, { broker: request.url, env: request.env, fetch: request.fetch })));
+  const failures = outcomes.flatMap((outcome) => outcome.status === "rejected" ? [describeNetworkError(outcome.reason)] : []);
+  const done = tokens.length === 0 ? "it holds no token of an owner asked for" : failures.length === 0 ? `its ${tokens.length} token(s) of owners asked for were not used, and were revoked` : `${failures.length} of its ${tokens.length} token(s) of owners asked for could not be revoked (${failures.join("; ")}): they stay live until they expire`;
+  return new BrokerUnavailableError(`${problem}; ${done}`, { auditEventId });
 }
 function unreadable(issues) {
   return issues.map((issue) => `${getDotPath(issue) ?? "the answer"}: expected ${issue.expected ?? issue.type}`).join("; ");
@@ -4273,7 +4308,8 @@ async function tokenMap(url, fetch2) {
     scopes: actionInput("scope").split(/\s+/).filter(Boolean),
     fetch: fetch2,
     log,
-    mask
+    mask,
+    env: process.env
   });
   for (const token of issued.tokens) mask(token.accessToken);
   const tokens = issued.tokens.map((token) => token.accessToken);

@@ -77,6 +77,7 @@ async function tokenMap(url: string, fetch: RetryingFetch): Promise<void> {
     fetch,
     log,
     mask,
+    env: process.env,
   });
   for (const token of issued.tokens) mask(token.accessToken);
   // Saved for the post step before anything else can fail: a token minted is a token to take back.

@@ -186,7 +186,16 @@ export const exchange: Command = {
       if (process.env['GITHUB_ACTIONS'] === 'true' || deliveries.length > 0) process.stderr.write(addMask(token));
     };
     if (map) {
-      const asked = { url: new URL(url), subjectAudience: values['subject-audience'], audiences: values.repository, scopes, fetch, log, mask };
+      const asked = {
+        url: new URL(url),
+        subjectAudience: values['subject-audience'],
+        audiences: values.repository,
+        scopes,
+        fetch,
+        log,
+        mask,
+        env: process.env,
+      };
       return runTokenMap(() => exchangeForTokenMap({ ...asked, source: source() }), { values, command, deliveries, broker: asked.url, fetch, log });
     }
     let issued;

@@ -99,7 +99,7 @@ describe('the pipeline side reads no answer past its cap', () => {
 
   it('the token-map exchange and a refusal: the answer is read no further than the cap, whatever its status', async () => {
     const { error } = await failure(() =>
-      exchangeForTokenMap({ url: new URL(broker.base), source, audiences: ['acme/api'], scopes: [], fetch, log: () => {}, mask: () => {} }),
+      exchangeForTokenMap({ url: new URL(broker.base), source, audiences: ['acme/api'], scopes: [], fetch, log: () => {}, mask: () => {}, env: {} }),
     );
     expect(error).toBeInstanceOf(BrokerUnavailableError);
     expect((error as Error).message).toMatch(tooLarge(/POST http:\/\/127\.0\.0\.1:\d+\/token/));

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TOKEN_TYPE } from '../../src/core/exchange/token-exchange-request.ts';
+import { HANDED_BACK_HEADER } from '../../src/core/revocation/handed-back-tokens.ts';
 import { actionStep, readEnvironmentFile } from '../support/github-runner.ts';
 import { serveOnLoopback } from '../support/serve-on-loopback.ts';
 import { REPOSITORY_ROOT, runProcess } from './node-harness.ts';
@@ -27,7 +28,7 @@ describe('the pipeline side uses a broker token answer only as far as it is a to
       if (path === '/idtoken') return Response.json({ value: CI_TOKEN });
       if (path === '/revoke') {
         revoked.push(new URLSearchParams(await request.text()).get('token') ?? '');
-        return new Response(null, { status: 200 });
+        return new Response(null, { status: 200, headers: { [HANDED_BACK_HEADER]: TOKEN_TYPE.githubInstallationToken } });
       }
       return Response.json(answer, { headers: { 'cache-control': 'no-store' } });
     });
@@ -87,5 +88,60 @@ describe('the pipeline side uses a broker token answer only as far as it is a to
       expect(readEnvironmentFile(step.files.GITHUB_OUTPUT)['token']).toBe(GOOD_TOKEN);
       expect(readFileSync(step.files.GITHUB_STATE, 'utf8')).toBe('');
     }
+  });
+
+  const tokenMap = (tokens: Record<string, unknown>) => ({ issued_token_type: TOKEN_TYPE.githubInstallationTokenMap, github_tokens: tokens });
+  const mapAction = (repositories: string) =>
+    actionStep(
+      { githubRequestUrl: `${broker.base}/idtoken`, githubRequestToken: 'request-token', githubApiUrl: broker.base },
+      { url: broker.base, 'github-token-map': 'true', repositories },
+    );
+
+  it('a token map keyway cannot read (an expires_in of 0): exit 5, and each token of an owner asked for is revoked, printed nowhere', async () => {
+    answer = tokenMap({ acme: { access_token: 'ghs_acme', expires_in: 600 }, 'octo-org': { access_token: 'ghs_octo', expires_in: 0 } });
+    const cli = await exchange('--github-token-map', '--repository', 'acme/api', '--repository', 'Octo-Org/site');
+    expect(cli.code, cli.stderr).toBe(5);
+    expect(cli.stdout).toBe('');
+    expect(cli.stderr).toMatch(
+      /broker unavailable: http:\/\/127\.0\.0\.1:\d+\/token answered a token map keyway cannot read: github_tokens\.octo-org\.expires_in: expected >=1; its 2 token\(s\) of owners asked for were not used, and were revoked\n/,
+    );
+    expect(revoked.toSorted()).toEqual(['ghs_acme', 'ghs_octo']);
+
+    revoked.length = 0;
+    answer = tokenMap({ acme: { access_token: 'ghs_acme', expires_in: 1e300 }, 'octo-org': { access_token: 'ghs_octo', expires_in: 600 } });
+    const timeless = await exchange('--github-token-map', '--repository', 'acme/api', '--repository', 'Octo-Org/site');
+    expect(timeless.code, timeless.stderr).toBe(5);
+    expect(timeless.stderr).toMatch(
+      /answered a token map whose acme token has an expires_in no date holds; its 2 token\(s\) of owners asked for were not used, and were revoked\n/,
+    );
+    expect(revoked.toSorted()).toEqual(['ghs_acme', 'ghs_octo']);
+
+    revoked.length = 0;
+    answer = tokenMap({ acme: { access_token: 'ghs_acme', expires_in: 600 }, 'octo-org': { access_token: 'ghs_octo', expires_in: 0 } });
+    const step = mapAction('acme/api Octo-Org/site');
+    const main = await step.run('main');
+    expect(main.code).toBe(1);
+    expect(revoked.toSorted()).toEqual(['ghs_acme', 'ghs_octo']);
+    for (const token of ['ghs_acme', 'ghs_octo']) expect(main.stdout.split('\n').filter((line) => line.includes(token))).toEqual([`::add-mask::${token}`]);
+    expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
+    expect(readFileSync(step.files.GITHUB_STATE, 'utf8')).toBe('');
+  });
+
+  it("a token map keyed by an owner not asked for (preload, after --exec-env LD): exit 5, the command never run; the asked owner's token revoked, the other sent nowhere", async () => {
+    answer = tokenMap({ acme: { access_token: 'ghs_acme', expires_in: 600 }, preload: { access_token: '/tmp/keyway-no-such.so', expires_in: 600 } });
+    const cli = await exchange('--github-token-map', '--repository', 'acme/api', '--exec-env', 'LD', '--exec', '--', 'sh', '-c', 'exit 7');
+    expect(cli.code, cli.stderr).toBe(5);
+    expect(cli.stderr).toMatch(
+      /broker unavailable: http:\/\/127\.0\.0\.1:\d+\/token answered a token map for the owners acme, preload, not for those asked: acme; its 1 token\(s\) of owners asked for were not used, and were revoked\n/,
+    );
+    expect(revoked).toEqual(['ghs_acme']);
+
+    revoked.length = 0;
+    const step = mapAction('acme/api');
+    const main = await step.run('main');
+    expect(main.code).toBe(1);
+    expect(revoked).toEqual(['ghs_acme']);
+    expect(readFileSync(step.files.GITHUB_OUTPUT, 'utf8')).toBe('');
+    expect(readFileSync(step.files.GITHUB_STATE, 'utf8')).toBe('');
   });
 });

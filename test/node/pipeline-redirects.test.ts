@@ -58,7 +58,7 @@ describe('the pipeline side never follows a redirect with a token', () => {
 
   it('the token-map exchange: the CI token is posted to the broker once, and a 307 fails it as the broker unavailable', async () => {
     const source = { name: 'test CI', read: async () => CI_TOKEN };
-    const asked = exchangeForTokenMap({ url: new URL(broker.url), source, audiences: ['acme/api'], scopes: [], fetch, log: () => {}, mask: () => {} });
+    const asked = exchangeForTokenMap({ url: new URL(broker.url), source, audiences: ['acme/api'], scopes: [], fetch, log: () => {}, mask: () => {}, env: {} });
     const error = await asked.then(
       () => undefined,
       (thrown: unknown) => thrown,

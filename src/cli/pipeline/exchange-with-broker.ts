@@ -5,9 +5,10 @@ import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from '../../core/exchange/token-exch
 import { isLoopbackHttpUrl } from '../../core/outbound/loopback-http-url.ts';
 import { FetchError } from '../../core/outbound/read-bounded.ts';
 import { sha256Hex } from '../../core/mint/sha256-hex.ts';
-import type { CiTokenSource } from './ci-token-sources.ts';
+import type { CiTokenSource, Environment } from './ci-token-sources.ts';
 import { describeNetworkError, RedirectRefusedError, type EarlierTry, type RetryingFetch } from './retrying-fetch.ts';
-import { revokeKeywayToken } from './revoke-token.ts';
+import { GITHUB_INSTALLATION_TOKEN_TYPE, REVOCATIONS, revokeKeywayToken } from './revoke-token.ts';
+import { asciiLowerCase } from '../../core/claims/case-fold.ts';
 import { KeywayError } from '../../core/errors/keyway-error.ts';
 import { REASONS } from '../../core/errors/reasons.ts';
 import type { DpopKeyPair } from '../../core/dpop/dpop-fetch.ts';
@@ -193,10 +194,16 @@ export interface IssuedTokenMap {
 /** RFC 6750's b64token: what every token keyway issues is (a JWT, a GitHub token); no quote, space, line break or shell syntax. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-/** When a token given `expiresIn` seconds expires; an answer so far off that no date holds it is not a token answer. */
-function expiryOf(expiresIn: number, tokenEndpoint: string, auditEventId: string | undefined): Date {
+/** When a token given `expiresIn` seconds expires; undefined for an answer so far off that no date holds it. */
+function expiryDate(expiresIn: number): Date | undefined {
   const expiresAt = new Date(Date.now() + expiresIn * 1000);
-  if (Number.isNaN(expiresAt.getTime()))
+  return Number.isNaN(expiresAt.getTime()) ? undefined : expiresAt;
+}
+
+/** expiryDate, for a token answer: one with no date is not a token answer. */
+function expiryOf(expiresIn: number, tokenEndpoint: string, auditEventId: string | undefined): Date {
+  const expiresAt = expiryDate(expiresIn);
+  if (expiresAt === undefined)
     throw new BrokerUnavailableError(`${tokenEndpoint} answered an expires_in of ${expiresIn} s: not a token's lifetime`, { auditEventId });
   return expiresAt;
 }
@@ -221,8 +228,13 @@ const TokenMapAnswer = v.object({
  * A GitHub token map (requested_token_type …github-installation-token-map): one installation token per owner of the
  * repositories asked for, all or none. Its answer has no top-level access_token (RFC 8693 wants one, which an OAuth
  * client library insists on), so it is posted and read here rather than through openid-client.
+ *
+ * The map must name exactly the owners asked for, as the broker keys them: each key becomes part of a variable's or an
+ * output's name (--exec-env and --github-env name a prefix), and a map that chose its own (`preload` after the prefix
+ * `LD`) would set what the job never asked for. A map that is not used is refused with its tokens handed back
+ * (refuseTokenMap).
  */
-export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType'>): Promise<IssuedTokenMap> {
+export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, 'requestedTokenType'> & { readonly env: Environment }): Promise<IssuedTokenMap> {
   const { tokenEndpoint, subjectToken, parameters } = await prepareExchange({ ...request, requestedTokenType: TOKEN_TYPE.githubInstallationTokenMap });
   parameters.set('grant_type', TOKEN_EXCHANGE_GRANT);
   parameters.set('client_id', CLIENT_ID);
@@ -243,12 +255,20 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
   if (response.status >= 400 && response.status < 500) throw await refusalAfter(new BrokerRefusedError(response.status, body, sent), earlier, tokenEndpoint);
   const auditEventId = typeof body['audit_event_id'] === 'string' ? body['audit_event_id'] : undefined;
   if (response.status !== 200) throw new BrokerUnavailableError(`${tokenEndpoint} answered ${response.status}${oauthErrorOf(body)}`, { auditEventId });
+  const asked = new Set(request.audiences.map(askedOwner));
+  const unused = (problem: string) => refuseTokenMap(request, body, asked, `${tokenEndpoint} answered ${problem}`, auditEventId);
   const parsed = v.safeParse(TokenMapAnswer, body);
-  if (!parsed.success)
-    throw new BrokerUnavailableError(`${tokenEndpoint} answered a token map keyway cannot read: ${unreadable(parsed.issues)}`, { auditEventId });
+  if (!parsed.success) throw await unused(`a token map keyway cannot read: ${unreadable(parsed.issues)}`);
+  const owners = Object.keys(parsed.output.github_tokens);
+  if (owners.length !== asked.size || owners.some((owner) => !asked.has(owner))) {
+    throw await unused(`a token map for the owners ${owners.join(', ')}, not for those asked: ${[...asked].join(', ')}`);
+  }
+  const entries = Object.entries(parsed.output.github_tokens);
+  const timeless = entries.find(([, token]) => expiryDate(token.expires_in) === undefined);
+  if (timeless !== undefined) throw await unused(`a token map whose ${timeless[0]} token has an expires_in no date holds`);
   return {
     auditEventId,
-    tokens: Object.entries(parsed.output.github_tokens).map(([owner, token]) => ({
+    tokens: entries.map(([owner, token]) => ({
       owner,
       accessToken: token.access_token,
       expiresAt: expiryOf(token.expires_in, tokenEndpoint, auditEventId),
@@ -257,6 +277,43 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
       sha256: sha256Hex(token.access_token),
     })),
   };
+}
+
+/** The key the broker gives an asked repository's token (OWNER/REPO, or its URL as `resource`): the owner's login in lower case. */
+function askedOwner(repository: string): string {
+  const path = URL.canParse(repository) ? new URL(repository).pathname.replace(/^\//, '') : repository;
+  return asciiLowerCase(path.split('/')[0] ?? '');
+}
+
+/**
+ * A token map keyway does not use: the tokens it holds for owners the job asked for are live at GitHub for an hour, and no
+ * one will use them. Each is masked before anything could print it and handed back as `--exec` hands one back when its
+ * command ends, best effort; the error says what was done. A token under a key no one asked for is not sent anywhere.
+ */
+async function refuseTokenMap(
+  request: Pick<BrokerExchangeRequest, 'url' | 'fetch' | 'mask'> & { readonly env: Environment },
+  body: Readonly<Record<string, unknown>>,
+  asked: ReadonlySet<string>,
+  problem: string,
+  auditEventId: string | undefined,
+): Promise<BrokerUnavailableError> {
+  const map = body['github_tokens'];
+  const tokens = [...asked].flatMap((owner) => {
+    const entry = typeof map === 'object' && map !== null && Object.hasOwn(map, owner) ? (map as Record<string, unknown>)[owner] : undefined;
+    const token = typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>)['access_token'] : undefined;
+    return typeof token === 'string' && B64TOKEN.test(token) ? [token] : [];
+  });
+  for (const token of tokens) request.mask(token);
+  const handBack = REVOCATIONS.get(GITHUB_INSTALLATION_TOKEN_TYPE)!;
+  const outcomes = await Promise.allSettled(tokens.map((token) => handBack(token, { broker: request.url, env: request.env, fetch: request.fetch })));
+  const failures = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [describeNetworkError(outcome.reason)] : []));
+  const done =
+    tokens.length === 0
+      ? 'it holds no token of an owner asked for'
+      : failures.length === 0
+        ? `its ${tokens.length} token(s) of owners asked for were not used, and were revoked`
+        : `${failures.length} of its ${tokens.length} token(s) of owners asked for could not be revoked (${failures.join('; ')}): they stay live until they expire`;
+  return new BrokerUnavailableError(`${problem}; ${done}`, { auditEventId });
 }
 
 /** Where an answer is not as expected, and what was: never the value received, which may be a live token not yet masked. */
