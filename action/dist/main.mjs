@@ -3873,22 +3873,33 @@ import { constants } from "node:os";
 function execWithEnvironment(command, variables, report) {
   return execInEnvironment(command, { ...process.env, ...variables }, report);
 }
+var FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"];
 function execInEnvironment(command, env, report) {
   const [file, ...args] = command;
   if (file === void 0) return Promise.resolve(2);
-  const child = spawn(file, args, { stdio: "inherit", env });
-  const forward = (signal3) => child.kill(signal3);
-  process.on("SIGINT", forward).on("SIGTERM", forward);
+  let child;
+  const forward = (signal3) => child?.kill(signal3);
+  const stopForwarding = () => {
+    for (const signal3 of FORWARDED) process.off(signal3, forward);
+  };
+  for (const signal3 of FORWARDED) process.on(signal3, forward);
+  try {
+    child = spawn(file, args, { stdio: "inherit", env });
+  } catch (error) {
+    stopForwarding();
+    throw error;
+  }
+  const started = child;
   return new Promise((resolve2) => {
     const done = (status) => {
-      process.off("SIGINT", forward).off("SIGTERM", forward);
+      stopForwarding();
       resolve2(status);
     };
-    child.once("error", (error) => {
+    started.once("error", (error) => {
       report(`cannot run ${file}: ${error.message}`);
       done(error.code === "ENOENT" ? 127 : 126);
     });
-    child.once("exit", (code, signal3) => done(code ?? 128 + (signal3 === null ? 0 : constants.signals[signal3])));
+    started.once("exit", (code, signal3) => done(code ?? 128 + (signal3 === null ? 0 : constants.signals[signal3])));
   });
 }
 
@@ -4047,11 +4058,15 @@ function writePrivate(path, text3) {
   writeFileSync2(path, text3, { mode: 384 });
   chmodSync(path, 384);
 }
-async function handOverFiles(directory, variables, command, io) {
+async function handOverFiles(parent, prefix, write, command, io) {
+  const directory = privateDirectory(parent, io.env, prefix);
+  let kept = false;
   try {
-    return await handOverEnvironment(variables, command, io);
+    const status = await handOverEnvironment(write(directory), command, io);
+    kept = command.length === 0;
+    return status;
   } finally {
-    if (command.length > 0) rmSync2(directory, { recursive: true, force: true });
+    if (!kept) rmSync2(directory, { recursive: true, force: true });
   }
 }
 async function deliverGoogleCredentials(delivery, keywayToken, io) {
@@ -4060,29 +4075,31 @@ async function deliverGoogleCredentials(delivery, keywayToken, io) {
   io.log(
     `Google accepted the token${access.serviceAccount === void 0 ? "" : ` and ${access.serviceAccount} was impersonated`} (access until ${access.expiresAt})`
   );
-  const directory = privateDirectory(delivery.directory, io.env, "keyway-gcp-");
-  const tokenFile2 = join3(directory, "keyway-token.jwt");
-  const credentialFile = join3(directory, "credentials.json");
-  writePrivate(tokenFile2, keywayToken);
-  const credential = {
-    type: "external_account",
-    audience: googleStsAudience(keywayToken),
-    subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
-    token_url: delivery.stsUrl,
-    credential_source: { file: tokenFile2 },
-    ...access.serviceAccount === void 0 ? {} : {
-      service_account_impersonation_url: `${delivery.iamCredentialsUrl}/v1/projects/-/serviceAccounts/${encodeURIComponent(access.serviceAccount)}:generateAccessToken`
-    }
-  };
-  writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}
-`);
-  io.log(`external-account credential file ${credentialFile}`);
   return handOverFiles(
-    directory,
-    [
-      ["GOOGLE_APPLICATION_CREDENTIALS", credentialFile],
-      ["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", credentialFile]
-    ],
+    delivery.directory,
+    "keyway-gcp-",
+    (directory) => {
+      const tokenFile2 = join3(directory, "keyway-token.jwt");
+      const credentialFile = join3(directory, "credentials.json");
+      writePrivate(tokenFile2, keywayToken);
+      const credential = {
+        type: "external_account",
+        audience: googleStsAudience(keywayToken),
+        subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+        token_url: delivery.stsUrl,
+        credential_source: { file: tokenFile2 },
+        ...access.serviceAccount === void 0 ? {} : {
+          service_account_impersonation_url: `${delivery.iamCredentialsUrl}/v1/projects/-/serviceAccounts/${encodeURIComponent(access.serviceAccount)}:generateAccessToken`
+        }
+      };
+      writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}
+`);
+      io.log(`external-account credential file ${credentialFile}`);
+      return [
+        ["GOOGLE_APPLICATION_CREDENTIALS", credentialFile],
+        ["CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", credentialFile]
+      ];
+    },
     delivery.command,
     io
   );
@@ -4091,17 +4108,19 @@ async function deliverAzureCredentials(delivery, keywayToken, io) {
   const access = await entraAccess({ keywayToken, ...delivery, fetch: io.fetch });
   maskInActions([access.accessToken], io.env);
   io.log(`Entra ID accepted the token for ${delivery.clientId} (${delivery.scope}, ${access.expiresIn} s)`);
-  const directory = privateDirectory(delivery.directory, io.env, "keyway-azure-");
-  const tokenFile2 = join3(directory, "keyway-token.jwt");
-  writePrivate(tokenFile2, keywayToken);
   return handOverFiles(
-    directory,
-    [
-      ["AZURE_CLIENT_ID", delivery.clientId],
-      ["AZURE_TENANT_ID", delivery.tenantId],
-      ["AZURE_FEDERATED_TOKEN_FILE", tokenFile2],
-      ...delivery.authorityUrl === DEFAULT_ENTRA_URL ? [] : [["AZURE_AUTHORITY_HOST", delivery.authorityUrl]]
-    ],
+    delivery.directory,
+    "keyway-azure-",
+    (directory) => {
+      const tokenFile2 = join3(directory, "keyway-token.jwt");
+      writePrivate(tokenFile2, keywayToken);
+      return [
+        ["AZURE_CLIENT_ID", delivery.clientId],
+        ["AZURE_TENANT_ID", delivery.tenantId],
+        ["AZURE_FEDERATED_TOKEN_FILE", tokenFile2],
+        ...delivery.authorityUrl === DEFAULT_ENTRA_URL ? [] : [["AZURE_AUTHORITY_HOST", delivery.authorityUrl]]
+      ];
+    },
     delivery.command,
     io
   );

@@ -316,22 +316,33 @@ function checkJwtShape(value, from) {
 // src/cli/pipeline/exec-with-token.ts
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
+var FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"];
 function execInEnvironment(command, env, report) {
   const [file, ...args] = command;
   if (file === void 0) return Promise.resolve(2);
-  const child = spawn(file, args, { stdio: "inherit", env });
-  const forward2 = (signal) => child.kill(signal);
-  process.on("SIGINT", forward2).on("SIGTERM", forward2);
+  let child;
+  const forward2 = (signal) => child?.kill(signal);
+  const stopForwarding = () => {
+    for (const signal of FORWARDED) process.off(signal, forward2);
+  };
+  for (const signal of FORWARDED) process.on(signal, forward2);
+  try {
+    child = spawn(file, args, { stdio: "inherit", env });
+  } catch (error) {
+    stopForwarding();
+    throw error;
+  }
+  const started = child;
   return new Promise((resolve) => {
     const done = (status) => {
-      process.off("SIGINT", forward2).off("SIGTERM", forward2);
+      stopForwarding();
       resolve(status);
     };
-    child.once("error", (error) => {
+    started.once("error", (error) => {
       report(`cannot run ${file}: ${error.message}`);
       done(error.code === "ENOENT" ? 127 : 126);
     });
-    child.once("exit", (code, signal) => done(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
+    started.once("exit", (code, signal) => done(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
   });
 }
 

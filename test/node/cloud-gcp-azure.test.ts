@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,7 +8,7 @@ import { FakeEntra } from '../support/fake-entra.ts';
 import { FakeGoogleSts } from '../support/fake-google-sts.ts';
 import { ciClaims, TestIssuer } from '../support/test-issuer.ts';
 import { AZURE_CLIENT, AZURE_TENANT, cloudPolicies, GCP_PROVIDER, GCP_SERVICE_ACCOUNT } from '../suites/cloud-exchange-suite.ts';
-import { OWN_URL_ISSUER, runProcess, testConfig, writeTree, type ProcessResult } from './node-harness.ts';
+import { OWN_URL_ISSUER, REPOSITORY_ROOT, runProcess, testConfig, writeTree, type Environment, type ProcessResult } from './node-harness.ts';
 
 const JWT = /eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/;
 
@@ -41,17 +42,21 @@ describe('keyway exchange --cloud gcp | azure, end to end (Node broker, CLI proc
     await broker?.close();
   });
 
+  /** `node src/cli/main.ts exchange …` with a CI token for `environment` from a file, as a process's file and arguments. */
+  async function exchangeCommand(environment: string, args: readonly string[], claims: Record<string, unknown> = {}): Promise<string[]> {
+    const tokenFile = join(dir, `ci-${crypto.randomUUID()}.jwt`);
+    writeFileSync(tokenFile, await github.sign(ciClaims(github.url, broker.config.issuer, { environment, ...claims })));
+    return [process.execPath, 'src/cli/main.ts', 'exchange', '--url', broker.url, '--subject-token-file', tokenFile, ...args];
+  }
   async function exchange(
     environment: string,
     args: readonly string[],
     env: Record<string, string> = {},
     claims: Record<string, unknown> = {},
+    launcher: readonly string[] = [],
   ): Promise<ProcessResult> {
-    const tokenFile = join(dir, `ci-${crypto.randomUUID()}.jwt`);
-    writeFileSync(tokenFile, await github.sign(ciClaims(github.url, broker.config.issuer, { environment, ...claims })));
-    return runProcess(process.execPath, ['src/cli/main.ts', 'exchange', '--url', broker.url, '--subject-token-file', tokenFile, ...args], {
-      env: { PATH: process.env['PATH'], HOME: dir, ...env },
-    });
+    const [file, ...rest] = [...launcher, ...(await exchangeCommand(environment, args, claims))];
+    return runProcess(file ?? '', rest, { env: { PATH: process.env['PATH'], HOME: dir, ...env } });
   }
   const gcpArgs = (...more: string[]) => [
     ...['--cloud', 'gcp', '--google-sts-url', `${google.url}/v1/token`, '--google-iam-credentials-url', google.url],
@@ -70,6 +75,8 @@ describe('keyway exchange --cloud gcp | azure, end to end (Node broker, CLI proc
     dir,
     ...more,
   ];
+  /** Cloud arguments with another --credentials-dir. */
+  const inDirectory = (args: readonly string[], parent: string) => args.map((arg, index) => (args[index - 1] === '--credentials-dir' ? parent : arg));
   const githubEnv = () => {
     const file = join(dir, `github-env-${crypto.randomUUID()}`);
     writeFileSync(file, '');
@@ -219,6 +226,60 @@ describe('keyway exchange --cloud gcp | azure, end to end (Node broker, CLI proc
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toMatch(/^\//);
       expect(existsSync(dirname(result.stdout)), `${environment}: ${dirname(result.stdout)} is left behind`).toBe(false);
+    }
+  });
+
+  it('--exec: the files are gone when the credential file cannot be written after the token file, the command never run', async () => {
+    // Written under a path so long that the credential file, which names the token file, outgrows a file size limit the token file fits in.
+    const parent = join(mkdtempSync(join(dir, 'long-')), ...Array.from({ length: 12 }, (_, index) => `${index}`.padEnd(200, 'd')));
+    mkdirSync(parent, { recursive: true });
+    const args = [...inDirectory(gcpArgs('--service-account', GCP_SERVICE_ACCOUNT), parent), '--exec', '--', 'sh', '-c', 'exit 7'];
+    const result = await exchange('cloud-gcp', args, {}, {}, ['prlimit', '--fsize=2048']);
+    expect(result.stderr).toMatch(/EFBIG/);
+    expect(result.code).toBe(1);
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it('without --exec: the files are removed when the variables naming them cannot be set for later steps', async () => {
+    for (const [environment, args] of [
+      ['cloud-gcp', gcpArgs('--service-account', GCP_SERVICE_ACCOUNT)],
+      ['cloud-azure', azureArgs()],
+    ] as const) {
+      const parent = mkdtempSync(join(dir, 'unset-'));
+      // A directory where the runner's environment file should be: appending to it fails.
+      const result = await exchange(environment, inDirectory(args, parent), { GITHUB_ACTIONS: 'true', GITHUB_ENV: parent });
+      expect(result.stderr).toMatch(/EISDIR/);
+      expect(result.code).not.toBe(0);
+      expect(readdirSync(parent), environment).toEqual([]);
+    }
+  });
+
+  it('--exec: SIGHUP to keyway is passed on to the command, and the files are gone once it ends', async () => {
+    for (const [environment, args, variable] of [
+      ['cloud-gcp', gcpArgs('--service-account', GCP_SERVICE_ACCOUNT), 'GOOGLE_APPLICATION_CREDENTIALS'],
+      ['cloud-azure', azureArgs(), 'AZURE_FEDERATED_TOKEN_FILE'],
+    ] as const) {
+      const [file, ...rest] = await exchangeCommand(environment, [...args, '--exec', '--', 'sh', '-c', `printf '%s\\n' "$${variable}"; exec sleep 30`]);
+      const jobEnv: Environment = { PATH: process.env['PATH'], HOME: dir };
+      const child = spawn(file ?? '', rest, {
+        cwd: REPOSITORY_ROOT,
+        env: jobEnv as NodeJS.ProcessEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+      const written = await new Promise<string>((resolve) => {
+        let stdout = '';
+        child.stdout.on('data', (chunk) => {
+          stdout += chunk;
+          if (stdout.endsWith('\n')) resolve(stdout.trim());
+        });
+      });
+      expect(existsSync(written), stderr).toBe(true);
+      child.kill('SIGHUP');
+      expect(await exited, stderr).toBe(129);
+      expect(existsSync(dirname(written)), `${environment}: ${dirname(written)} is left behind`).toBe(false);
     }
   });
 });

@@ -44,15 +44,26 @@ function writePrivate(path: string, text: string): void {
 }
 
 /**
- * The variables naming the files in `directory` to whoever runs next (handOverEnvironment). With --exec they are the
- * command's alone: the directory goes when it ends, since the keyway token in it stays good at the cloud until it expires
- * and a process run after the command (a later step, anything of the same user) would find it.
+ * Writes the credential files into a new private directory under `parent`, and hands the variables naming them to whoever
+ * runs next (handOverEnvironment). The keyway token in the directory stays good at the cloud until it expires, and a process
+ * run after (a later step, anything of the same user) would find it, so the directory goes whenever no one is to read it:
+ * with --exec when the command ends, and when a file could not be written or the variables could not be handed over.
  */
-async function handOverFiles(directory: string, variables: readonly (readonly [string, string])[], command: readonly string[], io: Io): Promise<number> {
+async function handOverFiles(
+  parent: string | undefined,
+  prefix: string,
+  write: (directory: string) => readonly (readonly [string, string])[],
+  command: readonly string[],
+  io: Io,
+): Promise<number> {
+  const directory = privateDirectory(parent, io.env, prefix);
+  let kept = false;
   try {
-    return await handOverEnvironment(variables, command, io);
+    const status = await handOverEnvironment(write(directory), command, io);
+    kept = command.length === 0;
+    return status;
   } finally {
-    if (command.length > 0) rmSync(directory, { recursive: true, force: true });
+    if (!kept) rmSync(directory, { recursive: true, force: true });
   }
 }
 
@@ -68,30 +79,32 @@ export async function deliverGoogleCredentials(delivery: GoogleDelivery, keywayT
   io.log(
     `Google accepted the token${access.serviceAccount === undefined ? '' : ` and ${access.serviceAccount} was impersonated`} (access until ${access.expiresAt})`,
   );
-  const directory = privateDirectory(delivery.directory, io.env, 'keyway-gcp-');
-  const tokenFile = join(directory, 'keyway-token.jwt');
-  const credentialFile = join(directory, 'credentials.json');
-  writePrivate(tokenFile, keywayToken);
-  const credential = {
-    type: 'external_account',
-    audience: googleStsAudience(keywayToken),
-    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-    token_url: delivery.stsUrl,
-    credential_source: { file: tokenFile },
-    ...(access.serviceAccount === undefined
-      ? {}
-      : {
-          service_account_impersonation_url: `${delivery.iamCredentialsUrl}/v1/projects/-/serviceAccounts/${encodeURIComponent(access.serviceAccount)}:generateAccessToken`,
-        }),
-  };
-  writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}\n`);
-  io.log(`external-account credential file ${credentialFile}`);
   return handOverFiles(
-    directory,
-    [
-      ['GOOGLE_APPLICATION_CREDENTIALS', credentialFile],
-      ['CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', credentialFile],
-    ],
+    delivery.directory,
+    'keyway-gcp-',
+    (directory) => {
+      const tokenFile = join(directory, 'keyway-token.jwt');
+      const credentialFile = join(directory, 'credentials.json');
+      writePrivate(tokenFile, keywayToken);
+      const credential = {
+        type: 'external_account',
+        audience: googleStsAudience(keywayToken),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        token_url: delivery.stsUrl,
+        credential_source: { file: tokenFile },
+        ...(access.serviceAccount === undefined
+          ? {}
+          : {
+              service_account_impersonation_url: `${delivery.iamCredentialsUrl}/v1/projects/-/serviceAccounts/${encodeURIComponent(access.serviceAccount)}:generateAccessToken`,
+            }),
+      };
+      writePrivate(credentialFile, `${JSON.stringify(credential, null, 2)}\n`);
+      io.log(`external-account credential file ${credentialFile}`);
+      return [
+        ['GOOGLE_APPLICATION_CREDENTIALS', credentialFile],
+        ['CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE', credentialFile],
+      ];
+    },
     delivery.command,
     io,
   );
@@ -107,17 +120,19 @@ export async function deliverAzureCredentials(delivery: AzureDelivery, keywayTok
   const access = await entraAccess({ keywayToken, ...delivery, fetch: io.fetch });
   maskInActions([access.accessToken], io.env);
   io.log(`Entra ID accepted the token for ${delivery.clientId} (${delivery.scope}, ${access.expiresIn} s)`);
-  const directory = privateDirectory(delivery.directory, io.env, 'keyway-azure-');
-  const tokenFile = join(directory, 'keyway-token.jwt');
-  writePrivate(tokenFile, keywayToken);
   return handOverFiles(
-    directory,
-    [
-      ['AZURE_CLIENT_ID', delivery.clientId],
-      ['AZURE_TENANT_ID', delivery.tenantId],
-      ['AZURE_FEDERATED_TOKEN_FILE', tokenFile],
-      ...(delivery.authorityUrl === DEFAULT_ENTRA_URL ? [] : ([['AZURE_AUTHORITY_HOST', delivery.authorityUrl]] as [string, string][])),
-    ],
+    delivery.directory,
+    'keyway-azure-',
+    (directory) => {
+      const tokenFile = join(directory, 'keyway-token.jwt');
+      writePrivate(tokenFile, keywayToken);
+      return [
+        ['AZURE_CLIENT_ID', delivery.clientId],
+        ['AZURE_TENANT_ID', delivery.tenantId],
+        ['AZURE_FEDERATED_TOKEN_FILE', tokenFile],
+        ...(delivery.authorityUrl === DEFAULT_ENTRA_URL ? [] : ([['AZURE_AUTHORITY_HOST', delivery.authorityUrl]] as [string, string][])),
+      ];
+    },
     delivery.command,
     io,
   );
