@@ -1,4 +1,4 @@
-import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
@@ -23,13 +23,14 @@ import { KeyRing } from '../../src/core/mint/key-ring.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
 import { shardedAuditUpkeep } from '../../src/runtimes/workers/worker-audit-log.ts';
 import { createWorkerBroker, type WorkerBroker } from '../../src/runtimes/workers/worker-broker.ts';
+import worker from '../../src/runtimes/workers/main.ts';
 import { auditorPolicies, auditorToken } from '../suites/audit-api-suite.ts';
 import { pageCookie } from '../support/audit-page-sign-in.ts';
 import { exchangeForm, freshIssuer } from '../suites/exchange-suite.ts';
 import { auditEvent } from '../suites/store-contract.ts';
 import type { TestIssuer } from '../support/test-issuer.ts';
 import type { RateLimitState } from '../../src/runtimes/workers/rate-limit-state.ts';
-import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+import { failedAuditRound, ownStateNamespace, workerEnv } from './workers-harness.ts';
 
 /** A deployment of its own: a KeywayState, audit shards and rate-limit buckets no other test reaches. */
 interface Deployment {
@@ -88,6 +89,8 @@ describe('the sharded audit log on Workers (workerd)', () => {
         return { status: response.status, body: (await response.json()) as Record<string, unknown> };
       },
       upkeep: (now = Date.now(), log: Logger = silentLogger) => shardedAuditUpkeep(broker.audit, { env, keys: broker.keys.ring, now, log }),
+      /** The Worker's own `scheduled` handler, as the Cron Trigger calls it: key upkeep, then the audit round. */
+      cron: (scheduledTime = Date.now()) => worker.scheduled(createScheduledController({ scheduledTime, cron: '*/5 * * * *' }), env),
       verify: async () => {
         const log = await remoteAuditLog((path, params, authorized = true) =>
           get(`${path}${params === undefined ? '' : `?${params}`}`, authorized ? token : null),
@@ -286,7 +289,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     expect((await broker.exchange(sub)).status).toBe(200);
     const head = await shard.head();
     // Forty days on, every record is past the retention: a round that held would prune them all.
-    expect(await broker.upkeep(Date.now() + 40 * 86_400_000, log)).toBeUndefined();
+    await expect(broker.upkeep(Date.now() + 40 * 86_400_000, log)).rejects.toMatchObject(failedAuditRound(1, 2));
     expect(errors).toEqual([
       {
         failed: [
@@ -320,11 +323,41 @@ describe('the sharded audit log on Workers (workerd)', () => {
     // Between two rounds, the head moves on, and the record the newest checkpoint signs goes from the shard's rows.
     for (let index = 0; index < 2; index += 1) expect((await broker.exchange(sub)).status).toBe(200);
     await editRecord(deployment, 0, 'DELETE FROM audit_events WHERE seq = ?', [newest.seq]);
-    expect(await broker.upkeep(Date.now(), log)).toBeUndefined();
+    await expect(broker.upkeep(Date.now(), log)).rejects.toMatchObject(failedAuditRound(1, 2));
     expect(errors).toEqual([
       { failed: [{ chain: '0', error: `ChainConflictError: record ${newest.seq} is gone, and no anchor pruning signed stands for it: it was deleted` }] },
     ]);
     expect(await shard.checkpoints(0, 100)).toEqual(signed);
+    expect(await broker.broker.audit.api.latestRoot()).toEqual(root);
+  });
+
+  it("ends the Cron invocation failed when upkeep fails for a shard, so Cloudflare's Cron history shows it: one error line names the chain, and no root checkpoint is signed", async () => {
+    const deployment = fresh();
+    const broker = await start(deployment, 2);
+    for (let index = 0; index < 2; index += 1) expect((await broker.exchange(subjectIn(0, 2, 'cron-failed'))).status).toBe(200);
+    const root = await broker.upkeep();
+    if (root === undefined) throw new Error('the round signed a root checkpoint');
+    // A record after shard 0's checkpoint that the broker did not append; and shard 1's head moves, so a round that passed would sign a root.
+    const forged = await runInDurableObject(auditShard(deployment.shards, 0), (_instance, state) => appendForgedRecord(durableObjectSql(state.storage)));
+    expect((await broker.exchange(subjectIn(1, 2, 'cron-failed'))).status).toBe(200);
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await expect(broker.cron()).rejects.toMatchObject(failedAuditRound(1, 2));
+      expect(logged.mock.calls.map(([line]) => JSON.parse(String(line)) as LogFields)).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          message: 'audit shard upkeep failed; no root checkpoint this round',
+          failed: [
+            {
+              chain: '0',
+              error: `ChainConflictError: record ${forged} carries no MAC, though the broker has MACed every record after 0: the broker did not append it`,
+            },
+          ],
+        }),
+      ]);
+    } finally {
+      logged.mockRestore();
+    }
     expect(await broker.broker.audit.api.latestRoot()).toEqual(root);
   });
 
@@ -393,7 +426,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
     // A record after the checkpoint that the broker did not append, dated as the others: past the window a day and a half on.
     const forged = await runInDurableObject(auditShard(deployment.shards, 0), (_instance, state) => appendForgedRecord(durableObjectSql(state.storage)));
     expect(forged).toBe(signed + 1);
-    expect(await broker.upkeep(started + 1.5 * 86_400_000, log)).toBeUndefined();
+    await expect(broker.upkeep(started + 1.5 * 86_400_000, log)).rejects.toMatchObject(failedAuditRound(1, 2));
     const refused = `ChainConflictError: record ${forged} carries no MAC, though the broker has MACed every record after 0: the broker did not append it`;
     expect(errors).toEqual([{ failed: [{ chain: '0', error: refused }] }]);
     // Pruned up to the checkpoint (now the anchor), not past it: the record nothing vouches for stays for audit verify.
@@ -583,7 +616,7 @@ describe('the sharded audit log on Workers (workerd)', () => {
         Object.values(row),
       );
     }
-    expect(await broker.upkeep(Date.now(), log)).toBeUndefined();
+    await expect(broker.upkeep(Date.now(), log)).rejects.toMatchObject(failedAuditRound(1, 4));
     expect(errors).toEqual([
       { failed: [{ chain: target, error: 'ChainConflictError: record 1 carries a MAC the master key did not make: the broker did not append it' }] },
     ]);

@@ -18,7 +18,7 @@ import { SecretBox } from '../../src/core/secrets/secret-box.ts';
 import { SIGNING_KEY_PURPOSE, SqliteKeyStore } from '../../src/storage/sqlite-key-store.ts';
 import { durableObjectSql } from '../../src/runtimes/workers/durable-object-sql.ts';
 import { keywayState, stateStores } from '../../src/runtimes/workers/keyway-state.ts';
-import { auditShard, DEFAULT_AUDIT_SHARDS } from '../../src/runtimes/workers/audit-shard-state.ts';
+import { auditShard, DEFAULT_AUDIT_SHARDS, readAuditShards } from '../../src/runtimes/workers/audit-shard-state.ts';
 import { createWorkerBroker, scheduledAuditUpkeep, type WorkerEnv } from '../../src/runtimes/workers/worker-broker.ts';
 import worker from '../../src/runtimes/workers/main.ts';
 import { SCHEMA_VERSION } from '../../src/storage/migrate.ts';
@@ -30,7 +30,7 @@ import { exchangeForm } from '../suites/exchange-suite.ts';
 import { appendForgedRecord } from '../support/forged-record.ts';
 import { auditEvent } from '../support/audit-event.ts';
 import { TestIssuer } from '../support/test-issuer.ts';
-import { ownStateNamespace, workerEnv } from './workers-harness.ts';
+import { failedAuditRound, ownStateNamespace, workerEnv } from './workers-harness.ts';
 
 const issuer = workerEnv.KEYWAY_ISSUER;
 const RESTORE_TOKEN = `restore-${crypto.randomUUID()}`;
@@ -327,7 +327,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     });
     const failures: unknown[] = [];
     const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
-    expect(await scheduledAuditUpkeep(afterRestore(target), Date.now(), log)).toBeUndefined();
+    await expect(scheduledAuditUpkeep(afterRestore(target), Date.now(), log)).rejects.toMatchObject(failedAuditRound(1, readAuditShards(target.env)));
     expect(failures).toEqual([
       {
         message: 'audit shard upkeep failed; no root checkpoint this round',
@@ -357,7 +357,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     });
     const failures: unknown[] = [];
     const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
-    expect(await scheduledAuditUpkeep(afterRestore(target), Date.now(), log)).toBeUndefined();
+    await expect(scheduledAuditUpkeep(afterRestore(target), Date.now(), log)).rejects.toMatchObject(failedAuditRound(1, readAuditShards(target.env)));
     expect(failures).toEqual([
       {
         message: 'audit shard upkeep failed; no root checkpoint this round',

@@ -159,3 +159,10 @@ export function sharedAuditShardObjects(): DurableObjectStub<AuditShardState>[] 
 export function sharedAuditShards(): AuditStore[] {
   return sharedAuditShardObjects().map((shard, index) => chainStore(() => shard, String(index)));
 }
+
+/** What a Cron round of the sharded audit log rejects with once upkeep failed for `failed` of its `chains` chains. */
+export const failedAuditRound = (failed: number, chains: number) => ({
+  name: 'AuditShardUpkeepError',
+  code: 'audit_shard_upkeep_failed',
+  message: `upkeep failed for ${failed} of ${chains} audit chains; no root checkpoint this round`,
+});

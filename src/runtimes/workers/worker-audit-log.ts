@@ -10,6 +10,7 @@ import { LEGACY_CHAIN, ShardedAuditLog } from '../../core/audit/sharded-audit-lo
 import type { RecordsWithoutMac } from '../../core/audit/record-mac.ts';
 import { auditStatementSigner, checkpointSigner, checkpointVerifier } from '../../core/audit/sign-checkpoint.ts';
 import type { Logger } from '../../core/log.ts';
+import { KeywayError } from '../../core/errors/keyway-error.ts';
 import type { KeyRing } from '../../core/mint/key-ring.ts';
 import { ConfigError } from '../../core/settings/read-settings.ts';
 import { pruneAlertsPastRetention, type AlertObservation, type AlertStore, type ObserveOptions } from '../../features/alerts/alert-store.ts';
@@ -98,12 +99,19 @@ export async function openWorkerAuditLog(env: WorkerEnv, state: () => DurableObj
   };
 }
 
+/** A Cron round in which upkeep failed for one or more chains (each logged): it signed no root checkpoint and pruned none. */
+export class AuditShardUpkeepError extends KeywayError {
+  override readonly name = 'AuditShardUpkeepError';
+  readonly code = 'audit_shard_upkeep_failed';
+}
+
 /**
  * The Cron round of the sharded log: each shard's upkeep (prune past the retention, sign a
  * checkpoint of a head that moved), then the root checkpoints past the retention pruned (the
- * newest kept), and a root checkpoint over every chain's head when one moved. A shard that cannot
- * be reached is logged and leaves this round without a root checkpoint, and prunes none: a root
- * checkpoint always covers every chain.
+ * newest kept), and a root checkpoint over every chain's head when one moved; undefined when none
+ * moved. A shard that cannot be reached, or whose records or checkpoints do not hold, is logged and
+ * leaves this round without a root checkpoint, and prunes none (a root checkpoint always covers
+ * every chain): the round then throws AuditShardUpkeepError, so the Cron invocation ends failed.
  */
 export async function shardedAuditUpkeep(
   audit: WorkerAuditLog,
@@ -152,7 +160,7 @@ export async function shardedAuditUpkeep(
   );
   if (failed.length > 0) {
     log.error('audit shard upkeep failed; no root checkpoint this round', { failed });
-    return undefined;
+    throw new AuditShardUpkeepError(`upkeep failed for ${failed.length} of ${settled.length} audit chains; no root checkpoint this round`);
   }
   const heads = Object.fromEntries(held.map(({ head }) => head));
   const macsAfter = Object.fromEntries(held.flatMap(({ macsAfter }) => (macsAfter === undefined ? [] : [macsAfter])));
