@@ -99,8 +99,18 @@ type GlobInput = string | GlobToken;
  * either is surely in the folded part), `?` or a star; `?` by `?` or a star; `*` by a star;
  * `**` by `**` alone (`/` never by `?` or `*`; `@`, or a wildcard that may match it, never by
  * an `atFree` wildcard). A value's `refAts` (offsets into `input`) are matched by no `beforeAt` wildcard.
+ *
+ * `spend` is told of the live states each input steps, which may throw to stop the simulation: a step is cheap, but
+ * `*a*a*a…` against `aaa…b` keeps hundreds of states live at each of hundreds of inputs.
  */
-function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, foldedUnits: number, start = 0, refAts: readonly number[] = []): boolean {
+function simulate(
+  tokens: readonly GlobToken[],
+  input: Iterable<GlobInput>,
+  foldedUnits: number,
+  start = 0,
+  refAts: readonly number[] = [],
+  spend?: (steps: number) => void,
+): boolean {
   // seen[state] === step marks a state already live at this step: no Set per character.
   const seen = new Int32Array(tokens.length + 1).fill(-1);
   let step = 0;
@@ -108,6 +118,7 @@ function simulate(tokens: readonly GlobToken[], input: Iterable<GlobInput>, fold
   let live = closure(tokens, [start], seen, step);
   for (const item of input) {
     step += 1;
+    spend?.(live.length);
     const char = typeof item === 'string' ? item : item.kind === 'literal' ? item.char : undefined;
     const folds = typeof item === 'string' ? units < foldedUnits : item.kind === 'literal' && item.folds;
     const refAt = typeof item === 'string' && refAts.length > 0 && refAts.includes(units);
@@ -147,16 +158,17 @@ export function globIncludes(outer: string, inner: string, fold: CaseFold): bool
 
 /**
  * globIncludes for many pairs under one fold, each glob tokenized once however many others it is compared with: a policy diff
- * tries each glob of a line against each of another's, and tokenizing both at each try took four fifths of it.
+ * tries each glob of a line against each of another's, and tokenizing both at each try took four fifths of it. `spend` as
+ * simulate takes it, for all the pairs.
  */
-export function globInclusion(fold: CaseFold): (outer: string, inner: string) => boolean {
+export function globInclusion(fold: CaseFold, spend?: (steps: number) => void): (outer: string, inner: string) => boolean {
   const tokenized = new Map<string, GlobToken[]>();
   const tokensOf = (pattern: string): GlobToken[] => {
     const tokens = tokenized.get(pattern) ?? tokenize(pattern, fold);
     tokenized.set(pattern, tokens);
     return tokens;
   };
-  return (outer, inner) => simulate(tokensOf(outer), tokensOf(inner), 0);
+  return (outer, inner) => simulate(tokensOf(outer), tokensOf(inner), 0, 0, [], spend);
 }
 
 function literalMatches(token: { readonly char: string; readonly lower: string; readonly folds: boolean }, char: string, folds: boolean): boolean {

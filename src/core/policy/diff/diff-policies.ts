@@ -194,12 +194,13 @@ function listChanges(what: string, before: readonly string[], after: readonly st
  * Each policy's lines share tries of their own (MAX_INCLUSION_TRIES), not the diff's: an author who spent a diff's tries on a large
  * edit of one file made a widening in another read `changed`, which the review's title counts as a change it cannot rank, not as
  * a widening. Only policies both sides hold are compared: a review of a repository's own policies holds at most POLICY_REVIEW_LIMITS.files (64) a side, so
- * at most 64 × 20,000 entries are tried (1.3 M, 0.4-0.7 s of CPU), and a fork's change to the central set compares no more
+ * at most 64 × 20,000 entries are tried (1.3 M, 0.4-0.7 s of CPU) in at most 64 × 2,000,000 steps of globs (MAX_INCLUSION_STEPS,
+ * 50-90 ms each when globs keep hundreds of states live), and a fork's change to the central set compares no more
  * policies than the operator's base holds.
  */
 function lineChanges(a: Policy, b: Policy): { what: string; widening: Widening }[] {
   const changes: { what: string; widening: Widening }[] = [];
-  const budget: InclusionBudget = { tries: 0 };
+  const budget: InclusionBudget = { tries: 0, steps: 0 };
   const before = new Map(a.conditions.map((condition) => [condition.key, condition]));
   const after = new Map(b.conditions.map((condition) => [condition.key, condition]));
   for (const [key, condition] of before) {

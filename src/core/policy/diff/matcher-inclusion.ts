@@ -22,12 +22,24 @@ const isList = (matcher: Matcher): matcher is readonly Matcher[] => Array.isArra
  */
 const MAX_INCLUSION_TRIES = 20_000;
 
-/** How many entries of lists the questions sharing it have tried (MAX_INCLUSION_TRIES); a new one for each policy a diff compares. */
+/**
+ * The most steps of glob simulation (live states × inputs) the questions sharing a budget take. A try costs as much as its two
+ * globs' lengths multiplied when one keeps many states live: `*a*a*a…` against `aaa…b`, 512 characters each, took 3.5-8 ms a try,
+ * so lines of 141 of them a side spent 70-160 s of the thread that serves /token within the tries. Tries of globs of 40 characters
+ * take a few dozen steps each, so 20,000 of them stay well within it; past it a question is not shown, as past the tries.
+ */
+const MAX_INCLUSION_STEPS = 2_000_000;
+
+/**
+ * How many entries of lists (MAX_INCLUSION_TRIES) and steps of glob simulation (MAX_INCLUSION_STEPS) the questions sharing it
+ * have spent; a new one for each policy a diff compares.
+ */
 export interface InclusionBudget {
   tries: number;
+  steps: number;
 }
 
-/** A question past MAX_INCLUSION_TRIES. */
+/** A question past MAX_INCLUSION_TRIES or MAX_INCLUSION_STEPS. */
 class TooManyTries extends Error {}
 
 export function matcherIncludes(
@@ -35,10 +47,14 @@ export function matcherIncludes(
   inner: Matcher,
   fold: CaseFold,
   subjectRefKeys?: readonly string[],
-  budget: InclusionBudget = { tries: 0 },
+  budget: InclusionBudget = { tries: 0, steps: 0 },
 ): boolean {
+  const spend = (steps: number): void => {
+    budget.steps += steps;
+    if (budget.steps > MAX_INCLUSION_STEPS) throw new TooManyTries();
+  };
   try {
-    return includes(outer, inner, { fold, subjectRefKeys, compiled: new Map(), globIncludes: globInclusion(fold), budget });
+    return includes(outer, inner, { fold, subjectRefKeys, compiled: new Map(), globIncludes: globInclusion(fold, spend), budget });
   } catch (error) {
     if (!(error instanceof TooManyTries)) throw error;
     return false;
@@ -48,7 +64,7 @@ export function matcherIncludes(
 /**
  * One inclusion question: each outer matcher compiled once (`compiled`) however many exact values the inner one lists (compiling
  * a regex estimates how it backtracks, and a pull request's review compares a line of thousands of values with the base's), each
- * glob tokenized once (`globIncludes`), and the entries of lists it tries counted in `budget`.
+ * glob tokenized once (`globIncludes`), and the entries of lists it tries and the steps its globs take counted in `budget`.
  */
 interface Question {
   readonly fold: CaseFold;
@@ -99,7 +115,7 @@ export function compareMatchers(
   after: Matcher,
   fold: CaseFold,
   subjectRefKeys?: readonly string[],
-  budget: InclusionBudget = { tries: 0 },
+  budget: InclusionBudget = { tries: 0, steps: 0 },
 ): Widening {
   const grew = matcherIncludes(after, before, fold, subjectRefKeys, budget);
   const shrank = matcherIncludes(before, after, fold, subjectRefKeys, budget);
