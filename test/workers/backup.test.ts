@@ -373,6 +373,33 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual(roots);
   });
 
+  it("signs where MACs start in every shard in a fresh deployment's first root checkpoint, of empty shards: a shard then given a record without a MAC and a raised start is not signed", async () => {
+    const target = await deployment();
+    const env = afterRestore(target);
+    await scheduledAuditUpkeep(env, Date.now(), silentLogger);
+    const roots = await keywayState(target.env.STATE).allRootCheckpoints();
+    expect(roots.map((root) => root.macs_after)).toEqual([Object.fromEntries(Array.from({ length: DEFAULT_AUDIT_SHARDS }, (_, shard) => [String(shard), 0]))]);
+    // Whoever writes a shard before the next round: a record written without the master key, its start raised past it.
+    await runInDurableObject(auditShard(target.env.AUDIT, 1), async (_instance, state) => {
+      const db = durableObjectSql(state.storage);
+      await new SqliteAuditStore(db).append(auditEvent());
+      db.run('UPDATE audit_mac_start SET macs_after = 1000000');
+    });
+    const failures: unknown[] = [];
+    const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
+    expect(await scheduledAuditUpkeep(env, Date.now() + 1000, log)).toBeUndefined();
+    expect(failures).toEqual([
+      {
+        message: 'audit shard upkeep failed; no root checkpoint this round',
+        failed: [
+          { chain: '1', error: 'ChainConflictError: record 1 carries no MAC, though the broker has MACed every record after 0: the broker did not append it' },
+        ],
+      },
+    ]);
+    expect(await auditShard(target.env.AUDIT, 1).checkpoints(0, 10)).toEqual([]);
+    expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual(roots);
+  });
+
   it('exports the root checkpoints; verify reads the export file: intact, then names the shard and record of an edit', async () => {
     const dump = JSON.parse(exported) as ShardedExport;
     const box = await SecretBox.fromMasterKeys(readMasterKeys(source.env) as MasterKeys);

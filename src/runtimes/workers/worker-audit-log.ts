@@ -145,10 +145,14 @@ export async function shardedAuditUpkeep(
         signedSoFar,
         ...(rootStart === undefined ? {} : { macsAfter: rootStart }),
       });
+      const head = await store.head();
+      // An empty shard's records are all to come, each MACed: its start is 0. Signed, it makes the root one that signs where
+      // MACs start even over a fresh deployment's empty shards, which one without macs_after would leave to each shard's store.
+      const start = macsAfter ?? (head.seq === 0 ? 0 : undefined);
       return {
-        head: [name, await store.head()],
+        head: [name, head],
         ...(signedSoFar.last === undefined ? {} : { signed: [name, signedSoFar.last] }),
-        ...(macsAfter === undefined ? {} : { macsAfter: [name, macsAfter] }),
+        ...(start === undefined ? {} : { macsAfter: [name, start] }),
       };
     }),
   );
