@@ -760,6 +760,59 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
       expect(await keywayState(target.env.STATE).allRootCheckpoints()).toEqual([]);
     });
 
+    it('an export with a shard no record came to since keyway made MACs, that the root checkpoints name but sign no start of, a record appended to it without a MAC and its stored start raised', async () => {
+      const idle = JSON.parse(exported) as { state: EditableDump; shards: EditableDump[]; root_checkpoints: RootCheckpoint[] };
+      const index = idle.shards.findIndex((dump) => (dump.tables['audit_checkpoints'] ?? []).length > 0);
+      const dump = idle.shards[index];
+      const [newest] = (dump?.tables['audit_checkpoints'] ?? []).toSorted((a, b) => Number(b['seq']) - Number(a['seq']));
+      if (dump === undefined || newest === undefined) throw new Error('a shard of the export holds a checkpoint');
+      // The records up to the head its checkpoint and the root checkpoints signed: none came to it since.
+      const records = (dump.tables['audit_events'] ?? []).filter((row) => Number(row['seq']) <= Number(newest['seq']));
+      dump.tables['audit_events'] = records;
+      const last = records.at(-1);
+      if (last === undefined) throw new Error('the shard holds the record its checkpoint signs');
+      const chain = String(index);
+      // As an older keyway left the shard, and no record came to it since the upgrade: no MACs, its head signed without a
+      // start, the migration's start at the head; the root checkpoints sign the other shards' starts, and none of its own.
+      const ring = await KeyRing.from(await stateStores(() => keywayState(source.env.STATE)).keys.listKeys());
+      for (const row of records) row['mac'] = null;
+      const signed = await checkpointSigner(
+        issuer,
+        () => ring,
+        () => Number(newest['time']),
+        chain,
+      )({ seq: Number(last['seq']), hash: String(last['hash']) });
+      dump.tables['audit_checkpoints'] = [{ ...newest, jws: signed.jws }];
+      dump.tables['audit_mac_start'] = [{ slot: 1, macs_after: records.length }];
+      idle.root_checkpoints = await Promise.all(
+        idle.root_checkpoints.map(({ time, heads, macs_after }) =>
+          signRootCheckpoint(
+            auditStatementSigner(
+              issuer,
+              () => ring,
+              () => Date.parse(time),
+            ),
+            heads,
+            Object.fromEntries(Object.entries(macs_after ?? {}).filter(([name]) => name !== chain)),
+          ),
+        ),
+      );
+      expect(idle.root_checkpoints.every((root) => root.macs_after !== undefined && (root.heads[chain]?.seq ?? 0) > 0)).toBe(true);
+      expect((await restore(await deployment(), JSON.stringify(idle))).status).toBe(200);
+
+      // Whoever writes the export: a record chained right after the head, without a MAC, and the start raised past it.
+      const event = { ...(JSON.parse(String(last['event'])) as AuditEvent), id: '01KAQN6Q00B3GQ1D5M0XW8T9ZZ', detail: 'forged' };
+      const { text, index: columns } = canonicalEvent(event);
+      const hash = chainHash(String(last['hash']), event);
+      records.push({ ...last, ...columns, seq: Number(last['seq']) + 1, prev_hash: last['hash'], hash, event: text, mac: null });
+      dump.tables['audit_mac_start'] = [{ slot: 1, macs_after: 1_000_000 }];
+      const target = await deployment();
+      expect(await refusedLeavesFresh(target, await restore(target, JSON.stringify(idle)), 400, 'audit_log_invalid')).toBe(
+        `audit shard ${chain}: audit record ${records.length} in the export carries no MAC, though the root checkpoints sign that the broker has ` +
+          `MACed every record of the shard after ${records.length - 1}: the broker did not append it`,
+      );
+    });
+
     it('with root checkpoints kept apart (a multipart form): an export older than them is refused, one that agrees is restored', async () => {
       const origin = await deployment({ KEYWAY_RESTORE_TOKEN: undefined });
       const backup = async () =>

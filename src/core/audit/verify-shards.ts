@@ -2,6 +2,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { AuditRecord } from './audit-event.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { lowestMacsStart } from './record-mac.ts';
+import { LEGACY_CHAIN } from './sharded-audit-log.ts';
 import { verifyRootCheckpoint, type RootCheckpoint } from './root-checkpoint.ts';
 import { verifyAuditLog, type AuditLogSource, type ChainProblem, type ChainReport } from './verify-chain.ts';
 import { withdrawnKeyUse } from './withdrawn-keys.ts';
@@ -165,13 +166,26 @@ function newest(roots: readonly RootCheckpoint[]): RootCheckpoint | undefined {
  * Where MACs start in chain `name` as the root checkpoints sign it: the lowest start any of them signs. Upkeep never signs
  * a start past the one it was held to, so on a log as the broker kept it the lowest is the newest root's; a start raised
  * in the store since (its checkpoints deleted, an export edited and restored) and signed over by a later round is not.
- * A restore holds an export's shards to it too (worker-audit-log.ts). A root that signs where MACs start was signed by a
- * broker that MACs every record it appends, so for a chain it names no record of (its head at seq 0, or the chain not
- * named at all: a shard added since) it signs a start of 0: else a shard added to an export, its records written without
- * the master key and its stored start raised past them, would pass.
+ * A restore holds an export's shards to it too (worker-audit-log.ts).
  */
 export function lowestMacsAfter(roots: readonly RootCheckpoint[], name: string): number | undefined {
-  return lowestMacsStart(roots.map((root) => (root.macs_after !== undefined && (root.heads[name]?.seq ?? 0) === 0 ? 0 : root.macs_after?.[name])));
+  return lowestMacsStart(roots.map((root) => signedMacsStart(root, name)));
+}
+
+/**
+ * Where MACs start in shard `name` as one root checkpoint signs it. A root that signs where MACs start was signed by a
+ * broker that MACs every record it appends, so it signs a start no later than the head it names: 0 for a shard it names
+ * empty or not at all (added since), and that head for one whose upkeep signed no start (no record came to it since the
+ * upgrade). Else a shard added to an export, or one left idle, its records written after that head without the master key
+ * and its stored start raised past them, would pass. The legacy chain's head is named as it is, checked by no round: its
+ * own checkpoints sign its start.
+ */
+function signedMacsStart(root: RootCheckpoint, name: string): number | undefined {
+  if (root.macs_after === undefined) return undefined;
+  const head = root.heads[name]?.seq ?? 0;
+  const start = root.macs_after[name];
+  if (name === LEGACY_CHAIN) return head === 0 ? 0 : start;
+  return Math.min(start ?? head, head);
 }
 
 /**
