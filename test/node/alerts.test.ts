@@ -838,4 +838,34 @@ describe('alert history by account across the upgrade to schema version 25', () 
     expect(await observe(grant(callers['owner2'] ?? {}, 'p', '192.0.2.7'), '192.0.2.0/24')).toMatchObject({ newNetwork: true });
     db.close();
   });
+
+  it('carries the networks of thousands of callers over in a moment, each caller looking its own up', async () => {
+    const db = openSqliteMemory();
+    migrate(db, 24);
+    const audit = new SqliteAuditStore(db);
+    const gh = 'https://token.actions.githubusercontent.com';
+    const callers = 2000;
+    for (let n = 0; n < callers; n++) {
+      const subject = `repo:acme/r${n}:ref:refs/heads/main`;
+      await audit.append(
+        auditEvent({
+          issuer: gh,
+          issuer_kind: 'github',
+          subject,
+          claims: { repository_owner_id: '1' },
+          decision: 'granted',
+          reason: 'granted',
+          request: { id: 'r', client_ip: '203.0.113.1' },
+          policy: { granted_by: 'p', candidates: [], matched: [], denied_by: [], audit_mode: [] },
+        }),
+      );
+      db.run("INSERT INTO audit_first_seen (kind, scope, value, time) VALUES ('network', ?, '203.0.113.0/24', 1)", [`${gh}#${subject}`]);
+    }
+    const start = performance.now();
+    migrate(db);
+    // Well under a second; scanning every caller again for each network took some 12 s.
+    expect(performance.now() - start).toBeLessThan(2000);
+    expect(db.all<{ n: number }>('SELECT count(*) AS n FROM audit_caller_networks')).toEqual([{ n: callers }]);
+    db.close();
+  }, 60_000);
 });
