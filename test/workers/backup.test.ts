@@ -387,7 +387,7 @@ describe('export and restore of a Workers deployment (workerd, real state Durabl
     });
     const failures: unknown[] = [];
     const log = { ...silentLogger, error: (message: string, fields?: Record<string, unknown>) => void failures.push({ message, ...fields }) };
-    expect(await scheduledAuditUpkeep(env, Date.now() + 1000, log)).toBeUndefined();
+    await expect(scheduledAuditUpkeep(env, Date.now() + 1000, log)).rejects.toMatchObject(failedAuditRound(1, DEFAULT_AUDIT_SHARDS));
     expect(failures).toEqual([
       {
         message: 'audit shard upkeep failed; no root checkpoint this round',
