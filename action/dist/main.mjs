@@ -82,6 +82,11 @@ var RedirectRefusedError = class extends KeywayError {
     this.locationOrigin = origin;
   }
 };
+var UNSENT = /* @__PURE__ */ new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+function neverSent(error) {
+  const code = error instanceof Error ? error.cause?.code : void 0;
+  return typeof code === "string" && UNSENT.has(code);
+}
 function retryingFetch(policy, onRetry, fetchImpl = fetch) {
   const renewing = async (send) => {
     let earlier;
@@ -96,7 +101,9 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
           const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
           response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
         } catch (error) {
-          if (!last && init.signal?.aborted !== true) retry2 = { method, url, reason: describeNetworkError(error), retryAfter: null };
+          if (!last && init.signal?.aborted !== true) {
+            retry2 = { method, url, reason: describeNetworkError(error), retryAfter: null, ...neverSent(error) ? { unsent: true } : {} };
+          }
           throw error;
         }
         const location = response.headers.get("location");
@@ -123,7 +130,7 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
         if ("error" in outcome) throw outcome.error;
         return outcome.value;
       }
-      earlier = { reason: retry2.reason, answer: retry2.answer };
+      if (retry2.unsent === void 0) earlier = { reason: retry2.reason, answer: retry2.answer };
       await pause(policy, onRetry, { ...retry2, attempt });
     }
   };

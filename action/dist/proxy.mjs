@@ -105,6 +105,11 @@ var RedirectRefusedError = class extends KeywayError {
     this.locationOrigin = origin;
   }
 };
+var UNSENT = /* @__PURE__ */ new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+function neverSent(error) {
+  const code = error instanceof Error ? error.cause?.code : void 0;
+  return typeof code === "string" && UNSENT.has(code);
+}
 function retryingFetch(policy, onRetry, fetchImpl = fetch) {
   const renewing = async (send2) => {
     let earlier;
@@ -119,7 +124,9 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
           const signals = [AbortSignal.timeout(policy.attemptTimeoutMs), ...init.signal ? [init.signal] : []];
           response = await fetchImpl(url, { ...init, redirect: init.redirect ?? "manual", signal: AbortSignal.any(signals) });
         } catch (error) {
-          if (!last && init.signal?.aborted !== true) retry = { method, url, reason: describeNetworkError(error), retryAfter: null };
+          if (!last && init.signal?.aborted !== true) {
+            retry = { method, url, reason: describeNetworkError(error), retryAfter: null, ...neverSent(error) ? { unsent: true } : {} };
+          }
           throw error;
         }
         const location = response.headers.get("location");
@@ -146,7 +153,7 @@ function retryingFetch(policy, onRetry, fetchImpl = fetch) {
         if ("error" in outcome) throw outcome.error;
         return outcome.value;
       }
-      earlier = { reason: retry.reason, answer: retry.answer };
+      if (retry.unsent === void 0) earlier = { reason: retry.reason, answer: retry.answer };
       await pause(policy, onRetry, { ...retry, attempt });
     }
   };

@@ -25,7 +25,11 @@ export interface RetryNotice {
 
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
-/** What the latest retried try met: an answer it got, or the network error that cut it off, perhaps after its request was sent. */
+/**
+ * What the latest retried try whose request may have reached its server met: an answer it got, or the network error that
+ * cut it off, perhaps after its request was sent. A try that never connected (refused, no such host) used nothing up, so
+ * it is not one: the retry's refusal is then the retry's own, or judged by a try before.
+ */
 export interface EarlierTry {
   /** As the retry notice says it: `answered 503`, or the network error described. */
   readonly reason: string;
@@ -86,9 +90,18 @@ export interface RetryingFetch extends FetchLike {
    * request carrying something its server uses up on reading it (a DPoP proof, a single-use CI token), which a 5xx
    * answered after that leaves spent, as does a connection lost once the request was sent. A try is retried when the last
    * request it made failed on the network or was answered a 5xx (not on the last try); `send`'s own result or error is
-   * then set aside. `earlier` is what the latest try before this one met, undefined when there was none.
+   * then set aside. `earlier` is what the latest try before this one that may have reached its server met (EarlierTry),
+   * undefined when there was none.
    */
   renewing<T>(send: (once: FetchLike, earlier: EarlierTry | undefined) => Promise<T>): Promise<T>;
+}
+
+/** Network errors met before a connection was made: the request, and what it carried, never left this machine. */
+const UNSENT: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function neverSent(error: unknown): boolean {
+  const code = error instanceof Error ? (error.cause as { code?: unknown } | undefined)?.code : undefined;
+  return typeof code === 'string' && UNSENT.has(code);
 }
 
 /**
@@ -110,7 +123,7 @@ export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice
     for (let attempt = 1; ; attempt += 1) {
       const last = attempt >= policy.attempts;
       // What the try's latest request met that is worth another try; each request of the try clears it.
-      let retry: { method: string; url: string; reason: string; retryAfter: string | null; answer?: Response } | undefined;
+      let retry: { method: string; url: string; reason: string; retryAfter: string | null; answer?: Response; unsent?: true } | undefined;
       const once: FetchLike = async (url, init = {}) => {
         const method = init.method ?? 'GET';
         retry = undefined;
@@ -120,7 +133,9 @@ export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice
           // 'manual' rather than 'error': the answer is seen, so the error can say what it was; it is never followed either way.
           response = await fetchImpl(url, { ...init, redirect: init.redirect ?? 'manual', signal: AbortSignal.any(signals) });
         } catch (error) {
-          if (!last && init.signal?.aborted !== true) retry = { method, url, reason: describeNetworkError(error), retryAfter: null };
+          if (!last && init.signal?.aborted !== true) {
+            retry = { method, url, reason: describeNetworkError(error), retryAfter: null, ...(neverSent(error) ? { unsent: true as const } : {}) };
+          }
           throw error;
         }
         const location = response.headers.get('location');
@@ -147,7 +162,7 @@ export function retryingFetch(policy: RetryPolicy, onRetry: (notice: RetryNotice
         if ('error' in outcome) throw outcome.error;
         return outcome.value;
       }
-      earlier = { reason: retry.reason, answer: retry.answer };
+      if (retry.unsent === undefined) earlier = { reason: retry.reason, answer: retry.answer };
       await pause(policy, onRetry, { ...retry, attempt });
     }
   };
