@@ -1036,12 +1036,12 @@ function appendWellKnown(url, wellKnown) {
   url.pathname = replaceDoubleSlash(`${url.pathname}/${wellKnown}`);
   return url;
 }
-async function performDiscovery(input, urlName, transform, options) {
+async function performDiscovery(input, urlName, transform2, options) {
   if (!(input instanceof URL)) {
     throw CodedTypeError(`"${urlName}" must be an instance of URL`, ERR_INVALID_ARG_TYPE);
   }
   checkProtocol(input, options?.[allowInsecureRequests] !== true);
-  const url = transform(new URL(input.href));
+  const url = transform2(new URL(input.href));
   const headers2 = prepareHeaders(options?.headers);
   headers2.set("accept", "application/json");
   return (options?.[customFetch] || fetch)(url.href, {
@@ -2054,8 +2054,8 @@ function handleB2Clogin(server, options) {
 }
 async function discovery(server, clientId, metadata, clientAuthentication, options) {
   const as = await performDiscovery2(server, options);
-  const instance = new Configuration(as, clientId, metadata, clientAuthentication);
-  let internals = int(instance);
+  const instance2 = new Configuration(as, clientId, metadata, clientAuthentication);
+  let internals = int(instance2);
   if (options?.[customFetch2]) {
     internals.fetch = options[customFetch2];
   }
@@ -2064,10 +2064,10 @@ async function discovery(server, clientId, metadata, clientAuthentication, optio
   }
   if (options?.execute) {
     for (const extension of options.execute) {
-      extension(instance);
+      extension(instance2);
     }
   }
-  return instance;
+  return instance2;
 }
 async function performDiscovery2(server, options) {
   if (!(server instanceof URL)) {
@@ -2348,10 +2348,6 @@ function _addIssue(context, label, dataset, config$1, other) {
 function _isSameValueZero(value1, value2) {
   return value1 === value2 || Number.isNaN(value1) && Number.isNaN(value2);
 }
-// @__NO_SIDE_EFFECTS__
-function _isValidObjectKey(object$1, key) {
-  return Object.prototype.hasOwnProperty.call(object$1, key) && key !== "__proto__" && key !== "prototype" && key !== "constructor";
-}
 function _standardSchema(schema) {
   schema["~standard"] = {
     version: 1,
@@ -2389,19 +2385,17 @@ function integer(message$1) {
   };
 }
 // @__NO_SIDE_EFFECTS__
-function minEntries(requirement, message$1) {
+function minSize(requirement, message$1) {
   return {
     kind: "validation",
-    type: "min_entries",
-    reference: minEntries,
+    type: "min_size",
+    reference: minSize,
     async: false,
     expects: `>=${requirement}`,
     requirement,
     message: message$1,
     "~run"(dataset, config$1) {
-      if (!dataset.typed) return dataset;
-      const count = Object.keys(dataset.value).length;
-      if (dataset.typed && count < this.requirement) _addIssue(this, "entries", dataset, config$1, { received: `${count}` });
+      if (dataset.typed && dataset.value.size < this.requirement) _addIssue(this, "size", dataset, config$1, { received: `${dataset.value.size}` });
       return dataset;
     }
   };
@@ -2434,6 +2428,20 @@ function regex(requirement, message$1) {
     message: message$1,
     "~run"(dataset, config$1) {
       if (dataset.typed && !this.requirement.test(dataset.value)) _addIssue(this, "format", dataset, config$1);
+      return dataset;
+    }
+  };
+}
+// @__NO_SIDE_EFFECTS__
+function transform(operation) {
+  return {
+    kind: "transformation",
+    type: "transform",
+    reference: transform,
+    async: false,
+    operation,
+    "~run"(dataset) {
+      dataset.value = this.operation(dataset.value);
       return dataset;
     }
   };
@@ -2492,6 +2500,23 @@ function array(item, message$1) {
   });
 }
 // @__NO_SIDE_EFFECTS__
+function instance(class_, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "instance",
+    reference: instance,
+    expects: class_.name,
+    async: false,
+    class: class_,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      if (dataset.value instanceof this.class) dataset.typed = true;
+      else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
 function literal(literal_, message$1) {
   return _standardSchema({
     kind: "schema",
@@ -2504,6 +2529,71 @@ function literal(literal_, message$1) {
     "~run"(dataset, config$1) {
       if (/* @__PURE__ */ _isSameValueZero(dataset.value, this.literal)) dataset.typed = true;
       else _addIssue(this, "type", dataset, config$1);
+      return dataset;
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function map(key, value$1, message$1) {
+  return _standardSchema({
+    kind: "schema",
+    type: "map",
+    reference: map,
+    expects: "Map",
+    async: false,
+    key,
+    value: value$1,
+    message: message$1,
+    "~run"(dataset, config$1) {
+      const input = dataset.value;
+      if (input instanceof Map) {
+        dataset.typed = true;
+        dataset.value = /* @__PURE__ */ new Map();
+        for (const [inputKey, inputValue] of input) {
+          const keyDataset = this.key["~run"]({ value: inputKey }, config$1);
+          if (keyDataset.issues) {
+            const pathItem = {
+              type: "map",
+              origin: "key",
+              input,
+              key: inputKey,
+              value: inputValue
+            };
+            for (const issue of keyDataset.issues) {
+              if (issue.path) issue.path.unshift(pathItem);
+              else issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = keyDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          const valueDataset = this.value["~run"]({ value: inputValue }, config$1);
+          if (valueDataset.issues) {
+            const pathItem = {
+              type: "map",
+              origin: "value",
+              input,
+              key: inputKey,
+              value: inputValue
+            };
+            for (const issue of valueDataset.issues) {
+              if (issue.path) issue.path.unshift(pathItem);
+              else issue.path = [pathItem];
+              dataset.issues?.push(issue);
+            }
+            if (!dataset.issues) dataset.issues = valueDataset.issues;
+            if (config$1.abortEarly) {
+              dataset.typed = false;
+              break;
+            }
+          }
+          if (!keyDataset.typed || !valueDataset.typed) dataset.typed = false;
+          dataset.value.set(keyDataset.value, valueDataset.value);
+        }
+      } else _addIssue(this, "type", dataset, config$1);
       return dataset;
     }
   });
@@ -2605,71 +2695,6 @@ function optional(wrapped, default_) {
         }
       }
       return this.wrapped["~run"](dataset, config$1);
-    }
-  });
-}
-// @__NO_SIDE_EFFECTS__
-function record(key, value$1, message$1) {
-  return _standardSchema({
-    kind: "schema",
-    type: "record",
-    reference: record,
-    expects: "Object",
-    async: false,
-    key,
-    value: value$1,
-    message: message$1,
-    "~run"(dataset, config$1) {
-      const input = dataset.value;
-      if (input && typeof input === "object") {
-        dataset.typed = true;
-        dataset.value = {};
-        for (const entryKey in input) if (/* @__PURE__ */ _isValidObjectKey(input, entryKey)) {
-          const entryValue = input[entryKey];
-          const keyDataset = this.key["~run"]({ value: entryKey }, config$1);
-          if (keyDataset.issues) {
-            const pathItem = {
-              type: "object",
-              origin: "key",
-              input,
-              key: entryKey,
-              value: entryValue
-            };
-            for (const issue of keyDataset.issues) {
-              issue.path = [pathItem];
-              dataset.issues?.push(issue);
-            }
-            if (!dataset.issues) dataset.issues = keyDataset.issues;
-            if (config$1.abortEarly) {
-              dataset.typed = false;
-              break;
-            }
-          }
-          const valueDataset = this.value["~run"]({ value: entryValue }, config$1);
-          if (valueDataset.issues) {
-            const pathItem = {
-              type: "object",
-              origin: "value",
-              input,
-              key: entryKey,
-              value: entryValue
-            };
-            for (const issue of valueDataset.issues) {
-              if (issue.path) issue.path.unshift(pathItem);
-              else issue.path = [pathItem];
-              dataset.issues?.push(issue);
-            }
-            if (!dataset.issues) dataset.issues = valueDataset.issues;
-            if (config$1.abortEarly) {
-              dataset.typed = false;
-              break;
-            }
-          }
-          if (!keyDataset.typed || !valueDataset.typed) dataset.typed = false;
-          if (keyDataset.typed) dataset.value[keyDataset.value] = valueDataset.value;
-        }
-      } else _addIssue(this, "type", dataset, config$1);
-      return dataset;
     }
   });
 }
@@ -2921,15 +2946,15 @@ var aopts = (value, label) => {
   if (Object.hasOwn(value, "__proto__"))
     throw new TypeError(`"${label}.__proto__" is not allowed`);
 };
-function aexists(instance, checkFinished = true) {
-  if (instance.destroyed)
+function aexists(instance2, checkFinished = true) {
+  if (instance2.destroyed)
     throw new Error("hash was destroyed");
-  if (checkFinished && instance.finished)
+  if (checkFinished && instance2.finished)
     throw new Error("digest() was already called");
 }
-function aoutput(out, instance) {
+function aoutput(out, instance2) {
   abytes(out, void 0, "output");
-  const min = instance.outputLen;
+  const min = instance2.outputLen;
   if (!(out.length >= min)) {
     throw new RangeError('"output" expected length >= ' + min);
   }
@@ -3480,7 +3505,14 @@ var OwnerTokenAnswer = object({
 });
 var TokenMapAnswer = object({
   issued_token_type: literal(TOKEN_TYPE.githubInstallationTokenMap),
-  github_tokens: pipe(record(pipe(string(), regex(OWNER_KEY)), OwnerTokenAnswer), minEntries(1)),
+  // Read as a Map of the object's own entries: valibot's record skips the keys `constructor` and `prototype` (and
+  // `__proto__`), GitHub logins the broker keys like any other, and a map would lack that owner's token.
+  github_tokens: pipe(
+    instance(Object),
+    transform((tokens) => new Map(Object.entries(tokens))),
+    map(pipe(string(), regex(OWNER_KEY)), OwnerTokenAnswer),
+    minSize(1)
+  ),
   audit_event_id: optional(string())
 });
 async function exchangeForTokenMap(request) {
@@ -3508,11 +3540,11 @@ async function exchangeForTokenMap(request) {
   const unused = (problem) => refuseTokenMap(request, body, asked, `${tokenEndpoint} answered ${problem}`, auditEventId);
   const parsed = safeParse(TokenMapAnswer, body);
   if (!parsed.success) throw await unused(`a token map keyway cannot read: ${unreadable(parsed.issues)}`);
-  const owners = Object.keys(parsed.output.github_tokens);
+  const owners = [...parsed.output.github_tokens.keys()];
   if (owners.length !== asked.size || owners.some((owner) => !asked.has(owner))) {
     throw await unused(`a token map for the owners ${owners.join(", ")}, not for those asked: ${[...asked].join(", ")}`);
   }
-  const entries = Object.entries(parsed.output.github_tokens);
+  const entries = [...parsed.output.github_tokens];
   const timeless = entries.find(([, token]) => expiryDate(token.expires_in) === void 0);
   if (timeless !== void 0) throw await unused(`a token map whose ${timeless[0]} token has an expires_in no date holds`);
   return {
@@ -3532,9 +3564,9 @@ function askedOwner(repository) {
   return asciiLowerCase(path.split("/")[0] ?? "");
 }
 async function refuseTokenMap(request, body, asked, problem, auditEventId) {
-  const map = body["github_tokens"];
+  const map2 = body["github_tokens"];
   const tokens = [...asked].flatMap((owner) => {
-    const entry = typeof map === "object" && map !== null && Object.hasOwn(map, owner) ? map[owner] : void 0;
+    const entry = typeof map2 === "object" && map2 !== null && Object.hasOwn(map2, owner) ? map2[owner] : void 0;
     const token = typeof entry === "object" && entry !== null ? entry["access_token"] : void 0;
     return typeof token === "string" && B64TOKEN.test(token) ? [token] : [];
   });
@@ -4223,9 +4255,9 @@ function deliverCloudCredentials(cloud, issued, io) {
 function ownerOutput(prefix, owner) {
   return `${prefix}-${owner}`;
 }
-function tokenMapGrantLines(map) {
-  return map.tokens.map(
-    (token) => `granted: audit_event_id=${map.auditEventId ?? "-"} owner=${token.owner} access_token_sha256=${token.sha256} expires_at=${token.expiresAt.toISOString()} scope="${token.scope ?? ""}" repositories="${token.repositories.join(" ")}"`
+function tokenMapGrantLines(map2) {
+  return map2.tokens.map(
+    (token) => `granted: audit_event_id=${map2.auditEventId ?? "-"} owner=${token.owner} access_token_sha256=${token.sha256} expires_at=${token.expiresAt.toISOString()} scope="${token.scope ?? ""}" repositories="${token.repositories.join(" ")}"`
   );
 }
 

@@ -20,6 +20,14 @@ const OCTO_INSTALLATION = {
   permissions: { contents: 'write', metadata: 'read' },
 };
 
+/** An account whose login is the name of a member every object has (valibot's records skip it as a key). */
+const CONSTRUCTOR_INSTALLATION = {
+  id: 7271,
+  owner: 'constructor',
+  repositories: [{ id: 890102, name: 'site' }],
+  permissions: { contents: 'read', metadata: 'read' },
+};
+
 /** A job step that lists, for each owner's variable, what its token can see on the (fake) GitHub API. */
 const LIST_REPOSITORIES = `const list = (name) => fetch(process.env.GITHUB_API_URL + '/installation/repositories', { headers: { authorization: 'Bearer ' + process.env[name], accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' } })
   .then((response) => response.json()).then((body) => name + ': ' + body.repositories.map((repository) => repository.name).join(','));
@@ -41,11 +49,13 @@ describe('GitHub token maps in a pipeline', () => {
     github = await FakeGitHub.create(inject('fakeGitHubBase'));
     await github.install(ACME_INSTALLATION);
     await github.install(OCTO_INSTALLATION);
+    await github.install(CONSTRUCTOR_INSTALLATION);
     const policy = (grant: string) =>
       `version: 1\nissuer: { kind: github, url: "${issuer.url}" }\n` +
       `match: { repository_id: "734201", ref: refs/heads/main }\ngrant:\n  github: ${grant}\n  ttl: 10m\n`;
     policies = {
       'policies/acme.yaml': policy('{ owner: acme, repositories: [api, docs], permissions: { contents: write } }'),
+      'policies/constructor.yaml': policy('{ owner: constructor, owner_id: "72710", repositories: [site], permissions: { contents: read } }'),
       'policies/octo.yaml': policy('{ owner: Octo-Org, owner_id: "72700", repositories: [site], permissions: { contents: read } }'),
     };
     broker = await startBroker(OWN_URL_ISSUER);
@@ -171,6 +181,18 @@ describe('GitHub token maps in a pipeline', () => {
     });
     await broker.revokeDueGitHubTokens();
     for (const token of tokens) expect((await github.repositoriesVisibleTo(token)).status).toBe(401);
+  });
+
+  it('the GitHub Action: an owner whose login is constructor gets its token-constructor output like any other', async () => {
+    const step = actionStep(
+      { ...ci, githubApiUrl: github.apiUrl },
+      { url: broker.url, 'github-token-map': 'true', repositories: 'acme/api Constructor/site', scope: 'contents:read' },
+    );
+    const main = await step.run('main');
+    expect(main.code, main.stdout + main.stderr).toBe(0);
+    const outputs = readEnvironmentFile(step.files.GITHUB_OUTPUT);
+    expect(outputs['owners']).toBe('acme constructor');
+    expect(await github.repositoriesVisibleTo(outputs['token-constructor'] ?? '')).toEqual({ status: 200, names: ['site'] });
   });
 
   it('the GitHub Action: a map whose outputs cannot be written still leaves every token for the post step to revoke', async () => {

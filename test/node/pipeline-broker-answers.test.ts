@@ -127,6 +127,20 @@ describe('the pipeline side uses a broker token answer only as far as it is a to
     expect(readFileSync(step.files.GITHUB_STATE, 'utf8')).toBe('');
   });
 
+  it('a token map of the owners constructor and prototype, GitHub logins like any other: each token given to the command, and revoked', async () => {
+    answer = tokenMap({
+      acme: { access_token: 'ghs_acme', expires_in: 600 },
+      constructor: { access_token: 'ghs_constructor', expires_in: 600 },
+      prototype: { access_token: 'ghs_prototype', expires_in: 600 },
+    });
+    const print = 'printf "%s %s %s" "$KEYWAY_GITHUB_TOKEN_ACME" "$KEYWAY_GITHUB_TOKEN_CONSTRUCTOR" "$KEYWAY_GITHUB_TOKEN_PROTOTYPE"';
+    const repositories = ['--repository', 'acme/api', '--repository', 'constructor/site', '--repository', 'Prototype/docs'];
+    const cli = await exchange('--github-token-map', ...repositories, '--exec', '--', 'sh', '-c', print);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toBe('ghs_acme ghs_constructor ghs_prototype');
+    expect(revoked.toSorted()).toEqual(['ghs_acme', 'ghs_constructor', 'ghs_prototype']);
+  });
+
   it("a token map keyed by an owner not asked for (preload, after --exec-env LD): exit 5, the command never run; the asked owner's token revoked, the other sent nowhere", async () => {
     answer = tokenMap({ acme: { access_token: 'ghs_acme', expires_in: 600 }, preload: { access_token: '/tmp/keyway-no-such.so', expires_in: 600 } });
     const cli = await exchange('--github-token-map', '--repository', 'acme/api', '--exec-env', 'LD', '--exec', '--', 'sh', '-c', 'exit 7');

@@ -220,7 +220,14 @@ const OwnerTokenAnswer = v.object({
 });
 const TokenMapAnswer = v.object({
   issued_token_type: v.literal(TOKEN_TYPE.githubInstallationTokenMap),
-  github_tokens: v.pipe(v.record(v.pipe(v.string(), v.regex(OWNER_KEY)), OwnerTokenAnswer), v.minEntries(1)),
+  // Read as a Map of the object's own entries: valibot's record skips the keys `constructor` and `prototype` (and
+  // `__proto__`), GitHub logins the broker keys like any other, and a map would lack that owner's token.
+  github_tokens: v.pipe(
+    v.instance(Object),
+    v.transform((tokens) => new Map<string, unknown>(Object.entries(tokens))),
+    v.map(v.pipe(v.string(), v.regex(OWNER_KEY)), OwnerTokenAnswer),
+    v.minSize(1),
+  ),
   audit_event_id: v.optional(v.string()),
 });
 
@@ -259,11 +266,11 @@ export async function exchangeForTokenMap(request: Omit<BrokerExchangeRequest, '
   const unused = (problem: string) => refuseTokenMap(request, body, asked, `${tokenEndpoint} answered ${problem}`, auditEventId);
   const parsed = v.safeParse(TokenMapAnswer, body);
   if (!parsed.success) throw await unused(`a token map keyway cannot read: ${unreadable(parsed.issues)}`);
-  const owners = Object.keys(parsed.output.github_tokens);
+  const owners = [...parsed.output.github_tokens.keys()];
   if (owners.length !== asked.size || owners.some((owner) => !asked.has(owner))) {
     throw await unused(`a token map for the owners ${owners.join(', ')}, not for those asked: ${[...asked].join(', ')}`);
   }
-  const entries = Object.entries(parsed.output.github_tokens);
+  const entries = [...parsed.output.github_tokens];
   const timeless = entries.find(([, token]) => expiryDate(token.expires_in) === undefined);
   if (timeless !== undefined) throw await unused(`a token map whose ${timeless[0]} token has an expires_in no date holds`);
   return {
