@@ -476,6 +476,19 @@ describe("what a repository's own policies may use", () => {
     ]);
   });
 
+  it('counts the positions its globs may keep live in the work its regexes together may do: 200 globs of a wildcard every other character do not load, 200 of branches do', () => {
+    const line = (globs: readonly string[]) =>
+      own('{ contents: read }').text.replace('ref: refs/heads/main', `ref: ${JSON.stringify(globs.map((glob) => ({ glob })))}`);
+    // Each keeps up to 504 positions live on `aaa…b`: 1.2 s of the thread an exchange on a 1,000-character branch.
+    const starry = Array.from({ length: 200 }, (_, i) => `${'*a'.repeat(250)}*-${i}`);
+    expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: line(starry) })).toEqual([
+      expect.stringMatching(/the regexes of this policy together can try a value of 1024 characters in \d+ ways, more than the 16810000/),
+    ]);
+    // Two positions each: a branch's head, then its wildcard and the match.
+    const branches = Array.from({ length: 200 }, (_, i) => `refs/heads/release-${i}/*`);
+    expect(problems({ path: 'acme/api/.github/keyway/release.yaml', text: line(branches) })).toEqual([]);
+  });
+
   it('pins the organisations of KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS by ids, and refuses an entry without them', () => {
     expect(readRepositoryPolicySettings({}).orgGuardrails).toEqual([]);
     expect(readRepositoryPolicySettings({ KEYWAY_REPOSITORY_POLICY_ORG_GUARDRAILS: 'acme:1200934:88001122, globex:3300:990' }).orgGuardrails).toEqual([

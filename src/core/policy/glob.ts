@@ -39,6 +39,16 @@ export function compileGlob(pattern: string, fold: CaseFold, subjectRefKeys?: re
 }
 
 /**
+ * The most live states simulate may step for each character of a value: one for each token after the pattern's literal head, and
+ * the match. None for a pattern of literals alone, which compares its characters and never simulates.
+ */
+export function globLiveStates(pattern: string): number {
+  const tokens = tokenize(pattern, 'exact');
+  const head = tokens.findIndex((token) => token.kind !== 'literal');
+  return head === -1 ? 0 : tokens.length - head + 1;
+}
+
+/**
  * The NFA over a value. Until the pattern's first wildcard it has one live state, the characters
  * matched so far: those `literals` are compared one by one, without a step of the simulation each
  * (a pattern like `acme/workflows/deploy.yml@refs/tags/v*` is mostly its head), and the rest of the

@@ -14,6 +14,7 @@ import {
   type RegexBound,
 } from '../../../core/policy/load-policies.ts';
 import { PolicySet } from '../../../core/policy/policy-set.ts';
+import { GLOB_STEP_WORK } from '../../../core/policy/compile-matcher.ts';
 import { MAX_BACKTRACKING_WORK, REGEX_MAX_INPUT } from '../../../core/policy/safe-regex.ts';
 import type { Refusal } from '../../../core/errors/reasons.ts';
 import type { VerifiedCaller } from '../../../core/claims/caller-account.ts';
@@ -164,13 +165,13 @@ export function repositoryPolicyProblems(compilation: PolicyCompilation, reposit
  */
 export const MAX_REPOSITORY_REGEX_WORK = MAX_BACKTRACKING_WORK;
 
-/** Where the regexes of `files`' policies, in file order, first come to more than MAX_REPOSITORY_REGEX_WORK; `whose` names them. */
+/** Where the regexes and globs of `files`' policies (CompiledMatcher.work), in file order, first come to more than MAX_REPOSITORY_REGEX_WORK; `whose` names them. */
 export function regexWorkProblem(files: readonly CompiledPolicyFile[], whose: string): PolicyProblem | undefined {
   let work = 0;
   for (const entry of files) {
     for (const condition of [...(entry.policy?.conditions ?? []), ...(entry.policy?.actorConditions ?? [])]) work += condition.matcher.work;
     if (work <= MAX_REPOSITORY_REGEX_WORK) continue;
-    const message = `the regexes of ${whose} together can try a value of ${REGEX_MAX_INPUT} characters in ${Math.ceil(work)} ways, more than the ${MAX_REPOSITORY_REGEX_WORK} one regex at the limit may: an exchange tests them all. Write fewer regexes, globs, or repetitions that exclude the separator after them ([^/]*/ for .*/)`;
+    const message = `the regexes of ${whose} together can try a value of ${REGEX_MAX_INPUT} characters in ${Math.ceil(work)} ways, more than the ${MAX_REPOSITORY_REGEX_WORK} one regex at the limit may (each glob counted too, as ${GLOB_STEP_WORK} ways for each character of the value and each of its positions from its first wildcard on): an exchange tests them all. Write fewer regexes, globs, or repetitions that exclude the separator after them ([^/]*/ for .*/)`;
     return { file: entry.file, ...entry.locate(['match']), message };
   }
   return undefined;
